@@ -1,0 +1,3 @@
+from raycg.cli import main
+
+raise SystemExit(main())
