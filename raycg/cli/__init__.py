@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "raycg.cli.sim",
     "raycg.cli.train",
     "raycg.cli.evaluate",
+    "raycg.cli.analyze",
     "raycg.cli.study",
     "raycg.cli.cluster",
     "raycg.cli.allatom",
