@@ -1,0 +1,73 @@
+"""Configuration of the prior fit (:class:`PriorConfig`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from raycg.config import StrictModel
+
+TermKind = Literal["bonds", "angles", "dihedrals", "repulsion"]
+TERM_KINDS: tuple[str, ...] = ("bonds", "angles", "dihedrals", "repulsion")
+
+
+class PriorConfig(StrictModel):
+    """How the classical prior terms are chosen and fitted.
+
+    Energy forms (kcal/mol; lengths Å, angles rad):
+    bonds ``½ k (r − r0)²``; angles ``½ k (θ − θ0)²``;
+    dihedrals ``Σ_n [c_n cos(nφ) + s_n sin(nφ)]``, n = 1..dihedral_order;
+    repulsion ``(σ / r)⁶`` over pairs at least ``repulsion_min_bond_separation`` bonds apart.
+    """
+
+    bonds: bool = True
+    angles: bool = True
+    dihedrals: bool = True
+    repulsion: bool = True
+    #: Number of Fourier terms n = 1..order of the dihedral series.
+    dihedral_order: int = Field(3, ge=1, le=6)
+    #: Repulsion acts on bead pairs whose shortest bond path has at least this many bonds
+    #: (disconnected pairs included). 3 excludes 1-2 and 1-3 pairs, as mlcg does.
+    repulsion_min_bond_separation: int = Field(3, ge=2)
+    #: σ of a repulsion group = this percentile (in %) of its non-bonded distances, so that
+    #: U(σ) = 1 kcal/mol at a distance the data reaches only this rarely.
+    repulsion_percentile: float = Field(1.0, gt=0.0, lt=50.0)
+    #: "term": one parameter set per individual bond/angle/dihedral/pair (good for one protein);
+    #: "bead_types": one per unique bead-type tuple (mlcg style; transferable).
+    grouping: Literal["term", "bead_types"] = "term"
+    #: Histogram bins for bonds, angles and dihedrals.
+    bins: int = Field(200, ge=10, le=100_000)
+    #: Histogram bins for repulsion distances (range 0..max distance), used for the percentile.
+    repulsion_bins: int = Field(2000, ge=10, le=1_000_000)
+    #: Bins with fewer (effective) samples than this are left out of the fit.
+    min_bin_count: float = Field(5.0, gt=0)
+    #: Fit only bins whose free energy is within this many k_BT of the minimum (None: all bins).
+    fit_max_kT: float | None = Field(None, gt=0)
+    #: The fit needs at least this many frames.
+    min_frames: int = Field(50, ge=2)
+    #: Divide distance histograms by r² and angle histograms by sin θ (keep True; False only to
+    #: reproduce libraries that omit the correction).
+    jacobian: bool = True
+    #: Fraction of the observed span added below and above it to form the histogram range.
+    range_padding: float = Field(0.25, ge=0.0, le=5.0)
+    #: Frames (evenly spaced) used to find the histogram ranges before the full pass.
+    range_sample_frames: int = Field(100_000, ge=10)
+    #: Fixed histogram ranges per kind, e.g. {"bonds": [3.0, 4.6]} (Å or rad); overrides the
+    #: data-driven range (dihedrals always span −π..π).
+    ranges: dict[Literal["bonds", "angles", "repulsion"], tuple[float, float]] = Field(default_factory=dict)
+    #: Frames processed at a time (memory bound: ~ chunk_frames × (beads×24 + terms×24) bytes).
+    chunk_frames: int = Field(100_000, ge=1)
+    #: Use at most this many frames, evenly spaced over the dataset (None: all).
+    max_frames: int | None = Field(None, ge=2)
+    #: Fit at this temperature in K instead of the dataset's (None: dataset temperature).
+    temperature_K: float | None = Field(None, gt=0)
+    #: Store the fit histograms in the JSON (needed to re-plot with ``raycg priors show --plot``).
+    store_histograms: bool = True
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> PriorConfig:
+        for kind, (lo, hi) in self.ranges.items():
+            if not hi > lo:
+                raise ValueError(f"ranges.{kind}: upper bound {hi} must exceed lower bound {lo}")
+        return self

@@ -1,0 +1,369 @@
+"""Fit priors by Boltzmann inversion of streamed, Jacobian-corrected float64 histograms.
+
+For each parameter group the data free energy is F(x) = −k_BT ln[p(x) / J(x)] with J = r² for
+distances, sin θ for angles and 1 for dihedrals (the volume element of the coordinate: an
+unconstrained distance is r²-weighted even without any force). The functional form is then
+fitted by weighted linear least squares (weights = effective bin counts, since
+Var F ≈ (k_BT)²/n): harmonic terms as a quadratic a t² + b t + c (k = 2a, x0 = x̄ − b/2a),
+dihedrals as a Fourier series. Repulsion σ is a low percentile of the pair's distances.
+
+Memory and time: coordinates are read in chunks of ``chunk_frames`` (memory-mapped datasets
+are never loaded whole); each chunk adds to fixed-size histograms with one ``np.bincount``
+per term kind. A first, subsampled pass sets the histogram ranges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from raycg import units as U
+from raycg.errors import InputError
+from raycg.priors.config import PriorConfig
+from raycg.priors.geometry import np_angles, np_dihedrals, np_distances
+from raycg.priors.prior_set import PriorSet, TermFit, TermTable
+from raycg.priors.topology import build_topology
+
+_FEATURE = {"bonds": np_distances, "angles": np_angles, "dihedrals": np_dihedrals, "repulsion": np_distances}
+_SINGULAR = {"bonds": "bond", "angles": "angle", "dihedrals": "dihedral", "repulsion": "pair"}
+
+
+@dataclass
+class _Kind:
+    kind: str
+    atoms: np.ndarray          # [N, m]
+    group: np.ndarray          # [N] group index
+    labels: list[str]          # per group
+    members: list[list[list[int]]]  # per group: the terms' bead indices
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+    nbins: int = 0
+    counts: np.ndarray | None = None   # [G, nbins + 2] (under, bins..., over)
+    sumw2: np.ndarray | None = None
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.labels)
+
+
+def _bead_labels(ds) -> list[str]:
+    b = ds.meta.beads
+    if len(b.residue_names) == ds.n_beads and len(b.residue_ids) == ds.n_beads:
+        return [f"{b.residue_names[i]}{b.residue_ids[i]}" for i in range(ds.n_beads)]
+    return [str(i) for i in range(ds.n_beads)]
+
+
+def _type_names(ds) -> dict[int, str]:
+    b = ds.meta.beads
+    types = [int(t) for t in b.types] if len(b.types) == ds.n_beads else list(range(ds.n_beads))
+    names: dict[int, str] = {}
+    for i, t in enumerate(types):
+        if b.type_names and 0 <= t < len(b.type_names):
+            names[t] = b.type_names[t]
+        elif t not in names:
+            names[t] = b.residue_names[i] if len(b.residue_names) == ds.n_beads else f"t{t}"
+    return names
+
+
+def _groups(kind: str, atoms: np.ndarray, cfg: PriorConfig, types: np.ndarray, bead_labels: list[str],
+            type_names: dict[int, str]) -> tuple[np.ndarray, list[str], list[list[list[int]]]]:
+    if cfg.grouping == "term":
+        labels = ["-".join(bead_labels[i] for i in a) for a in atoms]
+        return np.arange(len(atoms), dtype=np.int64), labels, [[a.tolist()] for a in atoms]
+    keys: dict[tuple, int] = {}
+    group = np.empty(len(atoms), dtype=np.int64)
+    members: list[list[list[int]]] = []
+    labels: list[str] = []
+    for n, a in enumerate(atoms):
+        t = tuple(int(types[i]) for i in a)
+        key = tuple(sorted((t[0], t[1]))) if kind == "repulsion" else min(t, t[::-1])
+        if key not in keys:
+            keys[key] = len(keys)
+            members.append([])
+            labels.append("-".join(type_names.get(x, f"t{x}") for x in key))
+        group[n] = keys[key]
+        members[keys[key]].append(a.tolist())
+    return group, labels, members
+
+
+def _selected_frames(n_frames: int, max_frames: int | None) -> np.ndarray | None:
+    if max_frames is None or n_frames <= max_frames:
+        return None
+    return np.unique(np.linspace(0, n_frames - 1, max_frames).round().astype(np.int64))
+
+
+def _read(ds, frames: np.ndarray | None, start: int, stop: int, where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Coordinates (float64) and weights of selected frames start:stop; checks finiteness."""
+    sel = slice(start, stop) if frames is None else frames[start:stop]
+    x = np.asarray(ds.coords[sel], dtype=np.float64)
+    if not np.isfinite(x).all():
+        f, b = np.argwhere(~np.isfinite(x).all(axis=2))[0]
+        frame = (start + int(f)) if frames is None else int(frames[start + int(f)])
+        raise InputError(f"non-finite coordinate at frame {frame}, bead {int(b)}", where=where,
+                         hint="run 'raycg data validate' and fix or drop the frame")
+    w = None
+    if ds.weights is not None:
+        w = np.asarray(ds.weights[sel], dtype=np.float64)
+        if not (np.isfinite(w).all() and (w >= 0).all()):
+            f = int(np.flatnonzero(~(np.isfinite(w) & (w >= 0)))[0])
+            frame = (start + f) if frames is None else int(frames[start + f])
+            raise InputError(f"frame weight at frame {frame} is {w[f]} (must be finite and >= 0)", where=where,
+                             hint="fix weights.npy")
+    return x, w
+
+
+def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, where: str) -> None:
+    g = k.group
+    gmin = np.full(k.n_groups, np.inf)
+    gmax = np.full(k.n_groups, -np.inf)
+    np.minimum.at(gmin, g, values.min(axis=0))
+    np.maximum.at(gmax, g, values.max(axis=0))
+    if k.kind == "dihedrals":
+        k.lo, k.hi, k.nbins = np.full(k.n_groups, -np.pi), np.full(k.n_groups, np.pi), cfg.bins
+        return
+    if k.kind in cfg.ranges:
+        lo, hi = cfg.ranges[k.kind]
+        k.lo, k.hi = np.full(k.n_groups, float(lo)), np.full(k.n_groups, float(hi))
+    elif k.kind == "repulsion":
+        k.lo, k.hi = np.zeros(k.n_groups), gmax * (1.0 + cfg.range_padding) + 1e-6
+    else:
+        span = gmax - gmin
+        flat = span <= 1e-9 * np.maximum(1.0, np.abs(gmax))
+        if flat.any():
+            i = int(np.flatnonzero(flat)[0])
+            unit = "A" if k.kind == "bonds" else "rad"
+            raise InputError(f"{_SINGULAR[k.kind]} {k.labels[i]} is constant ({gmin[i]:.6g} {unit} in every sampled "
+                             f"frame); a harmonic fit needs a distribution", where=where,
+                             hint=f"disable it (priors.{k.kind}: false) or use data where it fluctuates")
+        lo, hi = gmin - cfg.range_padding * span, gmax + cfg.range_padding * span
+        lo = np.maximum(lo, 0.0)
+        if k.kind == "angles":
+            hi = np.minimum(hi, np.pi)
+        k.lo, k.hi = lo, hi
+    k.nbins = cfg.repulsion_bins if k.kind == "repulsion" else cfg.bins
+
+
+def _accumulate(k: _Kind, values: np.ndarray, w: np.ndarray | None) -> None:
+    nb = k.nbins
+    lo = k.lo[k.group]
+    inv = nb / (k.hi - k.lo)[k.group]
+    b = np.floor((values - lo) * inv)
+    if k.kind == "dihedrals":   # periodic: φ = π belongs to the last bin
+        np.clip(b, 0, nb - 1, out=b)
+    else:
+        np.clip(b, -1, nb, out=b)
+    flat = (b.astype(np.int64) + 1 + (k.group * (nb + 2))).ravel()
+    size = k.n_groups * (nb + 2)
+    counts, sumw2 = k.counts.reshape(-1), k.sumw2.reshape(-1)   # views of the [G, nb+2] arrays
+    if w is None:
+        c = np.bincount(flat, minlength=size).astype(np.float64)
+        counts += c
+        sumw2 += c
+    else:
+        ww = np.broadcast_to(w[:, None], values.shape).ravel()
+        counts += np.bincount(flat, weights=ww, minlength=size)
+        sumw2 += np.bincount(flat, weights=ww * ww, minlength=size)
+
+
+# ----------------------------------------------------------------------------------------------
+# per-group fits
+
+
+def _too_few(kind: str, label: str, have: int, need: int, cfg: PriorConfig, n_frames: int, where: str) -> InputError:
+    return InputError(
+        f"{_SINGULAR[kind]} {label}: only {have} histogram bin(s) hold >= {cfg.min_bin_count:g} samples, the fit "
+        f"needs >= {need} ({n_frames} frames used)", where=where,
+        hint="use more frames, or fewer bins (priors.bins) / a lower priors.min_bin_count")
+
+
+def _free_energy(k: _Kind, g: int, kbt: float, cfg: PriorConfig):
+    nb = k.nbins
+    counts = k.counts[g]
+    total = counts.sum()
+    width = (k.hi[g] - k.lo[g]) / nb
+    centers = k.lo[g] + (np.arange(nb) + 0.5) * width
+    c = counts[1:-1]
+    s2 = k.sumw2[g][1:-1]
+    neff = np.divide(c * c, s2, out=np.zeros_like(c), where=s2 > 0)
+    if k.kind == "bonds" and cfg.jacobian:
+        jac = centers ** 2
+    elif k.kind == "angles" and cfg.jacobian:
+        jac = np.sin(centers)
+    else:
+        jac = np.ones_like(centers)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        free = -kbt * np.log(c / (total * width) / jac)
+    mask = (neff >= cfg.min_bin_count) & (c > 0) & np.isfinite(free) & (jac > 0)
+    if cfg.fit_max_kT is not None and mask.any():
+        mask &= free - free[mask].min() <= cfg.fit_max_kT * kbt
+    return centers, c, neff, jac, free, mask, total
+
+
+def _wlsq(design: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    sw = np.sqrt(w / w.max())
+    coef, *_ = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)
+    return coef
+
+
+def _residual_stats(free: np.ndarray, model: np.ndarray, weight: np.ndarray) -> dict[str, float]:
+    r = free - model
+    return {"rms_kcal": float(np.sqrt(np.sum(weight * r * r) / np.sum(weight))),
+            "rms_unweighted_kcal": float(np.sqrt(np.mean(r * r))), "max_abs_kcal": float(np.max(np.abs(r)))}
+
+
+def _fit_group(k: _Kind, g: int, kbt: float, cfg: PriorConfig, n_frames: int, where: str) -> TermFit:
+    nb = k.nbins
+    counts = k.counts[g]
+    total = float(counts.sum())
+    s2 = float(k.sumw2[g].sum())
+    base = dict(kind=k.kind, label=k.labels[g], members=k.members[g], range=(float(k.lo[g]), float(k.hi[g])),
+                bins=nb, n_samples=total, n_eff=(total * total / s2) if s2 > 0 else 0.0,
+                out_of_range=float((counts[0] + counts[-1]) / total) if total > 0 else 0.0,
+                histogram=[float(v) for v in counts[1:-1]] if cfg.store_histograms else None)
+    if k.kind == "repulsion":
+        return _fit_repulsion(k, g, cfg, base)
+    centers, c, neff, jac, free, mask, _ = _free_energy(k, g, kbt, cfg)
+    nfit = int(mask.sum())
+    if k.kind == "dihedrals":
+        order = cfg.dihedral_order
+        need = 2 * order + 3
+        if nfit < need:
+            raise _too_few(k.kind, k.labels[g], nfit, need, cfg, n_frames, where)
+        x = centers[mask]
+        n = np.arange(1, order + 1)
+        design = np.concatenate([np.ones((nfit, 1)), np.cos(np.outer(x, n)), np.sin(np.outer(x, n))], axis=1)
+        coef = _wlsq(design, free[mask], neff[mask])
+        stats = _residual_stats(free[mask], design @ coef, c[mask])
+        params = {"cos": coef[1:1 + order].tolist(), "sin": coef[1 + order:].tolist()}
+        return TermFit(params=params, method="fourier-lsq", n_fit_bins=nfit, **stats, **base)
+    need = 5
+    if nfit < need:
+        raise _too_few(k.kind, k.labels[g], nfit, need, cfg, n_frames, where)
+    x = centers[mask]
+    xm = float(np.average(x, weights=c[mask]))
+    t = x - xm
+    design = np.stack([t * t, t, np.ones_like(t)], axis=1)
+    a, b, c0 = _wlsq(design, free[mask], neff[mask])
+    note = ""
+    if a > 0:
+        kk, x0 = 2.0 * a, xm - b / (2.0 * a)
+        method = "harmonic-lsq"
+        model = design @ np.array([a, b, c0])
+    else:   # not convex (e.g. a multimodal angle): Gaussian moments of the corrected density
+        q = np.where(mask, c / jac, 0.0)
+        q /= q.sum()
+        x0 = float(np.sum(q * centers))
+        var = float(np.sum(q * (centers - x0) ** 2))
+        kk = kbt / var
+        method = "moments"
+        note = "quadratic fit was not convex; k = kT/variance, x0 = mean of the Jacobian-corrected density"
+        u = 0.5 * kk * (x - x0) ** 2
+        model = u + np.average(free[mask] - u, weights=c[mask])
+    stats = _residual_stats(free[mask], model, c[mask])
+    return TermFit(params={"k": float(kk), "x0": float(x0)}, method=method, n_fit_bins=nfit, note=note,
+                   **stats, **base)
+
+
+def _fit_repulsion(k: _Kind, g: int, cfg: PriorConfig, base: dict) -> TermFit:
+    counts = k.counts[g]
+    total = counts.sum()
+    width = (k.hi[g] - k.lo[g]) / k.nbins
+    target = cfg.repulsion_percentile / 100.0 * total
+    cum = np.cumsum(counts)
+    i = int(np.searchsorted(cum, target, side="left"))
+    note = ""
+    if i == 0:
+        sigma, note = float(k.lo[g]), "percentile below the histogram range"
+    elif i >= len(counts) - 1:
+        sigma, note = float(k.hi[g]), "percentile above the histogram range"
+    else:
+        before = cum[i - 1]
+        frac = (target - before) / counts[i] if counts[i] > 0 else 0.0
+        sigma = float(k.lo[g] + (i - 1 + frac) * width)
+    nz = np.flatnonzero(counts[1:-1])
+    min_seen = float(k.lo[g] + nz[0] * width) if len(nz) else float("nan")
+    params = {"sigma": sigma, "percentile": cfg.repulsion_percentile, "min_distance_A": min_seen}
+    return TermFit(params=params, method="percentile", note=note, **base)
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = False) -> PriorSet:
+    """Fit bonds, angles, Fourier dihedrals and (σ/r)⁶ repulsion to a :class:`CGDataset`.
+
+    Boltzmann inversion at the dataset temperature (or ``config.temperature_K``) with Jacobian
+    corrections, streamed in chunks of ``config.chunk_frames`` frames; frame weights are used
+    when the dataset has them. The dataset is never modified. Raises :class:`InputError` for a
+    dataset without bonds, too few frames/bins for a histogram fit, or non-finite input.
+    """
+    from raycg.utils.progress import Progress
+    from raycg.utils.provenance import provenance
+
+    cfg = config or PriorConfig()
+    where = f"dataset {dataset.path}" if getattr(dataset, "path", None) else f"dataset {dataset.meta.name!r}"
+    n_frames_all = int(dataset.n_frames)
+    n_beads = int(dataset.n_beads)
+    if n_frames_all < cfg.min_frames:
+        raise InputError(f"only {n_frames_all} frame(s); fitting priors from histograms needs >= {cfg.min_frames}",
+                         where=where, hint="use a larger dataset (or lower priors.min_frames)")
+    temperature = float(cfg.temperature_K or dataset.temperature)
+    kbt = U.kbt(temperature)
+    topo = build_topology(dataset.bonds, n_beads, cfg.repulsion_min_bond_separation, where=where)
+    bead_labels = _bead_labels(dataset)
+    types = dataset.bead_types if len(dataset.bead_types) == n_beads else np.arange(n_beads)
+    type_names = _type_names(dataset)
+    src = {"bonds": topo.bonds, "angles": topo.angles, "dihedrals": topo.dihedrals, "repulsion": topo.pairs}
+    enabled = {"bonds": cfg.bonds, "angles": cfg.angles, "dihedrals": cfg.dihedrals, "repulsion": cfg.repulsion}
+    kinds: list[_Kind] = []
+    for kind, atoms in src.items():
+        if enabled[kind] and len(atoms):
+            group, labels, members = _groups(kind, atoms, cfg, types, bead_labels, type_names)
+            kinds.append(_Kind(kind, atoms, group, labels, members))
+
+    frames = _selected_frames(n_frames_all, cfg.max_frames)
+    n_use = n_frames_all if frames is None else len(frames)
+    # pass 1: histogram ranges from an evenly spaced subsample
+    n_range = min(n_use, cfg.range_sample_frames)
+    pos_in_sel = np.unique(np.linspace(0, n_use - 1, n_range).round().astype(np.int64))
+    sample_frames = pos_in_sel if frames is None else frames[pos_in_sel]
+    x, _ = _read(dataset, sample_frames, 0, len(sample_frames), where)
+    for k in kinds:
+        _set_ranges(k, _FEATURE[k.kind](x, k.atoms), cfg, where)
+        k.counts = np.zeros((k.n_groups, k.nbins + 2))
+        k.sumw2 = np.zeros((k.n_groups, k.nbins + 2))
+    del x
+    # pass 2: histograms over all selected frames, chunk by chunk
+    with Progress(n_use, desc="priors", unit="frames", disable=not progress) as bar:
+        for start in range(0, n_use, cfg.chunk_frames):
+            stop = min(start + cfg.chunk_frames, n_use)
+            x, w = _read(dataset, frames, start, stop, where)
+            for k in kinds:
+                _accumulate(k, _FEATURE[k.kind](x, k.atoms), w)
+            bar.update(stop - start)
+    if dataset.weights is not None and all(k.counts.sum() <= 0 for k in kinds):
+        raise InputError("all frame weights are zero", where=where, hint="fix weights.npy")
+
+    terms: dict[str, TermTable] = {}
+    fits: dict[str, list[TermFit]] = {}
+    for k in kinds:
+        gf = [_fit_group(k, g, kbt, cfg, n_use, where) for g in range(k.n_groups)]
+        fits[k.kind] = gf
+        if k.kind == "dihedrals":
+            params = {"cos": np.array([gf[g].params["cos"] for g in k.group]).reshape(len(k.atoms), -1),
+                      "sin": np.array([gf[g].params["sin"] for g in k.group]).reshape(len(k.atoms), -1)}
+        elif k.kind == "repulsion":
+            params = {"sigma": np.array([gf[g].params["sigma"] for g in k.group], dtype=np.float64)}
+        else:
+            params = {"k": np.array([gf[g].params["k"] for g in k.group], dtype=np.float64),
+                      "x0": np.array([gf[g].params["x0"] for g in k.group], dtype=np.float64)}
+        terms[k.kind] = TermTable(k.kind, k.atoms, k.group, params)
+
+    info = {"name": dataset.meta.name, "path": str(dataset.path) if getattr(dataset, "path", None) else None,
+            "content_hash": dataset.content_hash, "n_frames": n_frames_all, "n_frames_used": n_use,
+            "weighted": dataset.weights is not None, "temperature_K": float(dataset.temperature)}
+    return PriorSet(n_beads=n_beads, temperature_K=temperature, terms=terms, fits=fits, config=cfg,
+                    bead_types=[int(t) for t in types], bead_labels=bead_labels,
+                    bonds=topo.bonds.tolist(), dataset=info,
+                    provenance=provenance(cfg, info["content_hash"]))
