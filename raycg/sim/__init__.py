@@ -9,8 +9,10 @@ from raycg.sim.config import SimulationConfig, make_config
 from raycg.sim.engine import simulate
 from raycg.sim.integrators import REASONS, internal_mass, kinetic_temperature, maxwell_boltzmann
 from raycg.sim.output import SimulationResult, load_simulation, read_replica
+from raycg.sim.starts import max_bond_from_data, select_start_frames
 
 __all__ = [
     "REASONS", "SimulationConfig", "SimulationResult", "internal_mass", "kinetic_temperature",
-    "load_simulation", "make_config", "maxwell_boltzmann", "read_replica", "simulate",
+    "load_simulation", "make_config", "max_bond_from_data", "maxwell_boltzmann", "read_replica",
+    "select_start_frames", "simulate",
 ]
