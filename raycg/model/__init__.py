@@ -1,0 +1,9 @@
+"""CG energy models: exact neighbour lists, CGSchNet, prior + network energy, model files."""
+
+from raycg.model.energy import EnergyModel, forces_of
+from raycg.model.io import load_model, read_model_meta, save_model
+from raycg.model.neighbours import neighbour_pairs
+from raycg.model.schnet import CGSchNet, CGSchNetConfig
+
+__all__ = ["CGSchNet", "CGSchNetConfig", "EnergyModel", "forces_of", "load_model", "neighbour_pairs",
+           "read_model_meta", "save_model"]
