@@ -146,7 +146,8 @@ def write_dataset_streaming(out: str | os.PathLike, meta: DatasetMeta, traj_offs
                             validate: bool = True, progress: bool = True, desc: str = "import"):
     """Write a dataset from ``chunks`` of (coords Å, forces kcal/mol/Å or None), frames in order.
 
-    ``meta`` must have n_frames/n_beads/has_forces set. The directory appears at ``out`` only after
+    ``meta`` must have n_frames/n_beads/has_forces set; it is completed in place (counts, hash) after
+    the last chunk, so a chunk generator may still fill in provenance (source hashes). The directory appears at ``out`` only after
     every frame is written, the content hash computed and (with ``validate``) the dataset checked by
     :func:`raycg.data.validate.validate_dataset`. Returns ``(path, ValidationReport | None)``.
     """
@@ -156,7 +157,6 @@ def write_dataset_streaming(out: str | os.PathLike, meta: DatasetMeta, traj_offs
     n, b = meta.n_frames, meta.n_beads
     offsets = np.asarray(traj_offsets, np.int64)
     check_offsets(offsets, n, "trajectory boundaries")
-    meta = meta.model_copy(deep=True)
     meta.n_trajectories = int(len(offsets) - 1)
     meta.has_weights = weights is not None
     if out.exists() and not overwrite:
