@@ -26,7 +26,7 @@ import numpy as np
 from raycg import units as U
 from raycg.errors import InputError
 from raycg.priors.config import TERM_KINDS, PriorConfig
-from raycg.utils.io import atomic_write_text
+from raycg.utils.io import _json_default, atomic_write_text
 
 FORMAT_NAME = "raycg-priors"
 FORMAT_VERSION = 1
@@ -186,8 +186,9 @@ class PriorSet:
                 if f.get("histogram") is not None:
                     f["histogram"] = hide(f["histogram"])
                 f["params"] = {k: hide(v) if isinstance(v, list) else v for k, v in f["params"].items()}
-        d["bonds"] = hide(d["bonds"])
-        text = json.dumps(d, indent=2, default=_default)
+        for key in ("bonds", "bead_types", "bead_labels"):
+            d[key] = hide(d[key])
+        text = json.dumps(d, indent=2, default=_json_default)
         for key, value in compact.items():
             text = text.replace(f'"{key}"', value)
         return text + "\n"
@@ -277,12 +278,3 @@ class PriorSet:
                 lines.append(f"  {f.label:<24s} {shown}{rms}  n_eff={f.n_eff:.4g}{oor}{note}")
         return lines
 
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
