@@ -10,6 +10,7 @@ from raycg.stats.summary import (
     format_group,
     group_symbol,
     metric_label,
+    sorted_groups,
     summarize,
     summarize_all,
     summary_table,
@@ -18,6 +19,6 @@ from raycg.stats.summary import (
 
 __all__ = [
     "TESTS", "cliffs_delta", "default_direction", "format_group", "group_symbol", "hedges_correction", "hedges_g",
-    "holm", "metric_label", "pairwise_tests", "power_two_sample", "seeds_for_power", "summarize", "summarize_all",
+    "holm", "metric_label", "pairwise_tests", "power_two_sample", "seeds_for_power", "sorted_groups", "summarize", "summarize_all",
     "summary_table", "verdict",
 ]

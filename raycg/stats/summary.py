@@ -71,7 +71,8 @@ def group_symbol(group: str) -> str:
     return "w_E" if group in ("energy_weight", "train.energy_weight", "loss.energy_weight") else group
 
 
-def _sorted_groups(values: Iterable[Any]) -> list[Any]:
+def sorted_groups(values: Iterable[Any]) -> list[Any]:
+    """Distinct values in ascending order (by text when they do not compare)."""
     vals = list(dict.fromkeys(values))
     try:
         return sorted(vals)
@@ -139,7 +140,7 @@ def summarize(df: pd.DataFrame, metric: str, group: str = "energy_weight", basel
     sub = df[[group, metric]].copy()
     sub = sub[sub[group].notna()]
     values = pd.to_numeric(sub[metric], errors="coerce").to_numpy(dtype=float)
-    groups = _sorted_groups(sub[group].tolist())
+    groups = sorted_groups(sub[group].tolist())
     if not groups:
         raise InputError(f"no trials with a value for {group!r}")
     base = _resolve_baseline(groups, baseline)
@@ -332,7 +333,8 @@ def verdict(results: Mapping[str, pd.DataFrame], metric: str | None = None, *, l
         else:
             what = f"{'lower' if diff < 0 else 'higher'} by {_fmt(abs(diff))}"
             if math.isfinite(r["rel_diff"]):
-                what += f" ({_fmt(abs(r['rel_diff']) * 100, 2)}%)"
+                pct = abs(r["rel_diff"]) * 100
+                what += f" ({pct:.0f}%)" if pct >= 10 else f" ({pct:.2g}%)"
             if pd.notna(r["better"]):
                 what += ", better" if r["better"] else ", worse"
         p_holm = float(r[f"{primary}_p_holm"])

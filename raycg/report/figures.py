@@ -1,0 +1,242 @@
+"""Report figures (matplotlib Agg, PNG, large fonts). Each function writes one PNG atomically.
+
+FES panels are F = -k_BT ln p in kcal/mol on the reference TIC grid (min 0; white = empty bin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raycg.utils.io import atomic_path
+
+_RC = {"font.size": 14, "axes.titlesize": 15, "axes.labelsize": 14, "xtick.labelsize": 12,
+       "ytick.labelsize": 12, "legend.fontsize": 11, "figure.dpi": 100}
+DPI = 110
+
+
+@contextlib.contextmanager
+def _figure(width: float, height: float) -> Iterator[Any]:
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        yield fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    return path
+
+
+def _colors(n: int) -> list[Any]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return [cmap(i % 10) for i in range(n)]
+
+
+def free_energy(hist: np.ndarray, kt: float) -> np.ndarray:
+    """F = -kT ln(p) in kcal/mol from counts, shifted to min 0; NaN where the bin is empty."""
+    h = np.asarray(hist, dtype=float)
+    total = h.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = -kt * np.log(h / total) if total > 0 else np.full(h.shape, np.nan)
+    f[~np.isfinite(f)] = np.nan
+    if np.isfinite(f).any():
+        f -= np.nanmin(f)
+    return f
+
+
+def infer_kt(fes: np.ndarray, hist: np.ndarray) -> float | None:
+    """k_BT (kcal/mol) that maps ``hist`` onto ``fes`` (least squares of F vs -ln p), or None."""
+    h, f = np.asarray(hist, dtype=float), np.asarray(fes, dtype=float)
+    m = (h > 0) & np.isfinite(f)
+    if m.sum() < 3:
+        return None
+    x = -np.log(h[m] / h[m].sum())
+    if np.ptp(x) == 0:
+        return None
+    slope = np.polyfit(x, f[m], 1)[0]
+    return float(slope) if slope > 0 else None
+
+
+def _vmax(maps: Sequence[np.ndarray]) -> float:
+    vals = np.concatenate([m[np.isfinite(m)].ravel() for m in maps] or [np.zeros(1)])
+    return float(np.percentile(vals, 99)) if vals.size else 1.0
+
+
+def _grid(n: int, ncols: int = 4) -> tuple[int, int]:
+    ncols = min(ncols, n)
+    return -(-n // ncols), ncols
+
+
+def _map_panels(panels: Sequence[tuple[str, np.ndarray]], edges_x: np.ndarray, edges_y: np.ndarray, cmap_name: str,
+                vmin: float, vmax: float, label: str, path: Path) -> Path:
+    import matplotlib
+
+    rows, cols = _grid(len(panels))
+    cmap = matplotlib.colormaps[cmap_name].with_extremes(bad="white")
+    with _figure(4.6 * cols + 1.0, 4.2 * rows) as fig:
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+        mesh = None
+        for ax, (title, f) in zip(axes, panels, strict=False):
+            mesh = ax.pcolormesh(edges_x, edges_y, np.asarray(f, float).T, cmap=cmap, vmin=vmin, vmax=vmax,
+                                 shading="flat")
+            ax.set_title(title)
+            ax.set_xlabel("TIC 1")
+            ax.set_ylabel("TIC 2")
+        for ax in axes[len(panels):]:
+            ax.set_visible(False)
+        fig.colorbar(mesh, ax=list(axes[:len(panels)]), label=label, shrink=0.9)
+        return _save(fig, path)
+
+
+def plot_fes(reference: np.ndarray, pooled: Mapping[str, np.ndarray], edges_x: np.ndarray,
+             edges_y: np.ndarray, path: Path) -> Path:
+    """Reference FES and the pooled model FES of each group beside it (shared colour scale)."""
+    panels = [("reference", reference)] + list(pooled.items())
+    vmax = max(_vmax([p for _, p in panels]), 1e-6)
+    return _map_panels(panels, edges_x, edges_y, "viridis", 0.0, vmax, "F (kcal/mol)", path)
+
+
+def plot_fes_difference(reference: np.ndarray, pooled: Mapping[str, np.ndarray], edges_x: np.ndarray,
+                        edges_y: np.ndarray, path: Path) -> Path:
+    """F_model - F_reference (kcal/mol) per group, over bins populated in both (white elsewhere)."""
+    panels = [(f"{k} − reference", np.asarray(v, float) - np.asarray(reference, float)) for k, v in pooled.items()]
+    lim = max(_vmax([np.abs(d) for _, d in panels]), 1e-6)
+    return _map_panels(panels, edges_x, edges_y, "RdBu_r", -lim, lim, "ΔF (kcal/mol), red = model higher", path)
+
+
+def _stars(p: float, alpha: float) -> str:
+    if not np.isfinite(p) or p > alpha:
+        return "n.s."
+    return "***" if p <= alpha / 50 else "**" if p <= alpha / 5 else "*"
+
+
+def plot_metrics(data: pd.DataFrame, results: Mapping[str, pd.DataFrame], metrics: Sequence[str], group: str,
+                 labels: Mapping[str, str], symbol: str, path: Path) -> Path:
+    """Each metric vs group: seeds as dots, mean with bootstrap 95% CI, Holm significance vs baseline."""
+    from raycg.stats import format_group
+
+    rows, cols = _grid(len(metrics), 3)
+    desc, comp = results["descriptives"], results["comparisons"]
+    with _figure(5.4 * cols, 4.4 * rows) as fig:
+        axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+        rng = np.random.default_rng(0)
+        for ax, m in zip(axes, metrics, strict=False):
+            d = desc[desc["metric"] == m].reset_index(drop=True)
+            c = comp[comp["metric"] == m].set_index("group")
+            groups = d["group"].tolist()
+            xs = np.arange(len(groups))
+            for i, g in enumerate(groups):
+                v = data.loc[data[group] == g, m].to_numpy(float)
+                v = v[np.isfinite(v)]
+                ax.scatter(i + rng.uniform(-0.12, 0.12, v.size), v, s=28, color="0.55", zorder=2,
+                           label="seeds" if i == 0 else None)
+            mean = d["mean"].to_numpy(float)
+            lo = np.clip(mean - d["ci_low"].to_numpy(float), 0, None)
+            hi = np.clip(d["ci_high"].to_numpy(float) - mean, 0, None)
+            ax.errorbar(xs, mean, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o-", color="C3", ms=8,
+                        capsize=6, lw=2, zorder=3, label="mean, 95% CI")
+            ymin, ymax = ax.get_ylim()
+            top = ymax + 0.02 * (ymax - ymin)
+            for i, g in enumerate(groups):
+                if g in c.index:
+                    r = c.loc[g]
+                    ax.annotate(_stars(float(r[f"{r['primary_test']}_p_holm"]), float(r["alpha"])), (i, top),
+                                ha="center", va="bottom", fontsize=13)
+                else:
+                    ax.annotate("base", (i, top), ha="center", va="bottom", fontsize=11, color="0.4")
+            ax.set_ylim(ymin, ymax + 0.14 * (ymax - ymin))
+            ax.set_xticks(xs, [f"{format_group(g)}\nn={n}" + (f" ({k} missing)" if k else "")
+                               for g, n, k in zip(groups, d["n"], d["n_missing"], strict=True)])
+            direction = c["direction"].iloc[0] if len(c) else None
+            ax.set_title(labels.get(m, m) + {"lower": " (↓ better)", "higher": " (↑ better)"}.get(direction, ""))
+            ax.set_xlabel(symbol)
+            ax.grid(alpha=0.3)
+        axes[0].legend(loc="best")
+        for ax in axes[len(metrics):]:
+            ax.set_visible(False)
+        fig.suptitle("Metrics vs weight: * Holm-corrected p ≤ α (** ≤ α/5, *** ≤ α/50) vs baseline")
+        return _save(fig, path)
+
+
+def plot_trapping(transitions: Mapping[str, np.ndarray], wells: Mapping[str, np.ndarray],
+                  well_reference: float | None, symbol: str, path: Path) -> Path:
+    """Basin transitions per replica by group (box + replicas) and deepest-well population per trial."""
+    labels = list(transitions)
+    colors = _colors(len(labels))
+    with _figure(12.0, 4.8) as fig:
+        ax1, ax2 = fig.subplots(1, 2)
+        rng = np.random.default_rng(0)
+        data = [np.asarray(transitions[k], float) for k in labels]
+        ax1.boxplot([d[np.isfinite(d)] for d in data], positions=range(len(labels)), widths=0.5,
+                    showfliers=False)
+        for i, d in enumerate(data):
+            ax1.scatter(i + rng.uniform(-0.15, 0.15, d.size), d, s=14, alpha=0.6, color=colors[i])
+        ax1.set_xticks(range(len(labels)), labels)
+        ax1.set_xlabel(symbol)
+        ax1.set_ylabel("basin transitions per replica")
+        ax1.set_title("Trapping: transitions per replica\n(few = trapped)")
+        ax1.grid(alpha=0.3)
+        for i, k in enumerate(labels):
+            w = np.asarray(wells.get(k, []), float)
+            ax2.scatter(np.full(w.size, i) + rng.uniform(-0.1, 0.1, w.size), w, s=40, color=colors[i])
+            if w.size:
+                ax2.plot([i - 0.25, i + 0.25], [np.nanmean(w)] * 2, color="k", lw=2)
+        if well_reference is not None and np.isfinite(well_reference):
+            ax2.axhline(well_reference, color="C3", ls="--", lw=2, label="reference")
+            ax2.legend(loc="best")
+        ax2.set_xticks(range(len(labels)), labels)
+        ax2.set_xlabel(symbol)
+        ax2.set_ylabel("population of deepest well")
+        ax2.set_title("Deepest-well population per trial\n(above reference = over-populated)")
+        ax2.grid(alpha=0.3)
+        return _save(fig, path)
+
+
+def plot_training(histories: Sequence[tuple[str, str, pd.DataFrame]], symbol: str, path: Path) -> Path:
+    """Force (and energy, when present) loss vs epoch per trial; colour = group, solid train, dashed val."""
+    groups = list(dict.fromkeys(g for g, _, _ in histories))
+    colors = dict(zip(groups, _colors(len(groups)), strict=True))
+    panels = [("force", "force loss")]
+    if any(_has(h, "train_energy_loss") or _has(h, "val_energy_loss") for _, _, h in histories):
+        panels.append(("energy", "energy loss"))
+    with _figure(6.2 * len(panels), 4.8) as fig:
+        axes = np.atleast_1d(fig.subplots(1, len(panels)))
+        for ax, (kind, title) in zip(axes, panels, strict=True):
+            positive = True
+            for g, _tid, h in histories:
+                for split, ls in (("train", "-"), ("val", "--")):
+                    col = f"{split}_{kind}_loss"
+                    if _has(h, col):
+                        y = h[col].to_numpy(float)
+                        positive &= bool(np.all(y[np.isfinite(y)] > 0))
+                        ax.plot(h["epoch"], y, ls=ls, color=colors[g], lw=1.8, alpha=0.85)
+            if positive:
+                from matplotlib.ticker import FormatStrFormatter
+
+                ax.set_yscale("log")
+                ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+                ax.yaxis.set_minor_formatter(FormatStrFormatter("%.3g"))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(title)
+            ax.set_title(f"{title} (solid train, dashed validation)", fontsize=13)
+            ax.grid(alpha=0.3)
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color=colors[g], lw=2.5, label=f"{symbol}={g}") for g in groups]
+        axes[0].legend(handles=handles, loc="best")
+        return _save(fig, path)
+
+
+def _has(h: pd.DataFrame, col: str) -> bool:
+    return col in h.columns and bool(np.isfinite(pd.to_numeric(h[col], errors="coerce")).any())
