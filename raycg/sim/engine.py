@@ -211,15 +211,13 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
     brownian = cfg.integrator == "brownian"
 
     def health(xn, vn, fn_, en):
-        """Per-replica blow-up code (0 = healthy)."""
-        zero = torch.zeros((), dtype=torch.int64, device=xn.device)
-        code = torch.where(~torch.isfinite(vn).flatten(1).all(1), zero + 4, zero)
-        code = torch.where(~torch.isfinite(en), zero + 3, code)
-        code = torch.where(~torch.isfinite(fn_).flatten(1).all(1), zero + 2, code)
-        code = torch.where(~torch.isfinite(xn).flatten(1).all(1), zero + 1, code)
+        """Per-replica blow-up code (0 = healthy; see REASONS). A NaN/inf anywhere poisons the sums."""
+        sums = torch.stack((xn.sum(dim=(1, 2)), fn_.sum(dim=(1, 2)), en, vn.sum(dim=(1, 2))))  # [4, R]
+        bad = ~torch.isfinite(sums)
+        code = torch.where(bad.any(0), bad.to(sums.dtype).argmax(0) + 1, 0)
         if max_bond is not None:
             d = (xn[:, bi] - xn[:, bj]).norm(dim=-1)
-            code = torch.where((code == 0) & (d > max_bond).any(1), zero + 5, code)
+            code = torch.where((code == 0) & (d > max_bond).any(1), 5, code)
         return code
 
     def guarded(x, v, f, e, alive, died, reason, noise, step_t):
@@ -233,7 +231,7 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
         x = torch.where(keep, xn, x)
         v = torch.where(keep, vn, 0.0)
         f = torch.where(keep, fn_, 0.0)
-        e = torch.where(alive, en.to(e.dtype), e)
+        e = torch.where(alive, en, e)
         return x, v, f, e, alive, died, reason
 
     if ck is None:  # replicas whose start is already broken die at step 0

@@ -80,7 +80,7 @@ def make_force_fn(potential) -> ForceFn:
         def fn(x: torch.Tensor):
             with torch.enable_grad():
                 energy, forces = eaf(x)
-            return energy.detach(), forces.detach()
+            return energy.detach().to(x.dtype), forces.detach().to(x.dtype)
 
         return fn
     if not callable(potential):
@@ -92,11 +92,11 @@ def make_force_fn(potential) -> ForceFn:
             xr = x.detach().requires_grad_(True)
             energy = potential(xr)
             if not energy.requires_grad:
-                return energy.detach(), torch.zeros_like(x)
+                return energy.detach().to(x.dtype), torch.zeros_like(x)
             (grad,) = torch.autograd.grad(energy.sum(), xr, allow_unused=True)
         if grad is None:
             grad = torch.zeros_like(x)
-        return energy.detach(), -grad
+        return energy.detach().to(x.dtype), -grad
 
     return fn
 
