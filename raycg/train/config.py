@@ -1,0 +1,110 @@
+"""Training configuration (validated early; errors name the field)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from raycg.config import StrictModel
+from raycg.model.schnet import CGSchNetConfig
+from raycg.priors import PriorConfig
+
+
+class OptimConfig(StrictModel):
+    """AdamW, learning-rate schedule and gradient clipping."""
+
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    #: Clip the global gradient norm to this (None: no clipping).
+    grad_clip_norm: float | None = Field(10.0, gt=0)
+    schedule: Literal["plateau", "exponential", "none"] = "plateau"
+    #: plateau: multiply the lr by ``plateau_factor`` after ``plateau_patience`` epochs without
+    #: validation improvement.
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    plateau_patience: int = Field(3, ge=0)
+    #: exponential: lr *= gamma every epoch.
+    gamma: float = Field(0.95, gt=0, le=1)
+    min_lr: float = Field(1e-6, ge=0)
+
+
+class LossConfig(StrictModel):
+    """Loss = force_weight · MSE(forces) + energy_weight · MSE(energies)."""
+
+    force_weight: float = Field(1.0, ge=0)
+    energy_weight: float = Field(0.0, ge=0)
+    #: ``tica-marginal``: −k_BT Σ_c ln p_c(y_c) (the published form); ``tica-joint``: −k_BT ln p(y_1..y_k).
+    energy_target: Literal["none", "tica-marginal", "tica-joint"] = "none"
+    #: Loss on batch-centred energies (a free energy is defined up to a constant).
+    offset_invariant: bool = False
+    density: Literal["histogram", "kde"] = "histogram"
+    #: TICA components used (None: all for tica-marginal, 2 for tica-joint).
+    n_components: int | None = Field(None, ge=1)
+    #: Histogram bins per TICA component.
+    bins: int = Field(50, ge=2, le=100_000)
+    #: KDE bandwidth (scipy bw_method: a number, "scott" or "silverman"; None = scott).
+    kde_bandwidth: float | Literal["scott", "silverman"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LossConfig:
+        if self.energy_weight > 0 and self.energy_target == "none":
+            raise ValueError("energy_weight > 0 needs an energy_target (tica-marginal or tica-joint)")
+        if self.force_weight == 0 and self.energy_weight == 0:
+            raise ValueError("force_weight and energy_weight are both 0: nothing to train")
+        return self
+
+
+class TicaSettings(StrictModel):
+    """The reference TICA used for energy targets (fitted once per dataset if not given)."""
+
+    lag: int = Field(20, ge=1, description="frames")
+    dim: int | None = Field(None, ge=1)
+    features: Literal["pair_distances", "pair_distances+pseudo_dihedrals"] = "pair_distances"
+    #: A saved ReferenceTICA (``.npz``) to use instead of fitting one.
+    path: str | None = None
+
+
+class TrainConfig(StrictModel):
+    """One training run: model, optimiser, loss, data handling, stopping."""
+
+    seed: int = 0
+    model: CGSchNetConfig = Field(default_factory=CGSchNetConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    tica: TicaSettings | None = None
+    epochs: int = Field(50, ge=1)
+    batch_size: int = Field(256, ge=1)
+    #: Fraction of *trajectories* held out for validation (trajectory-level split).
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    split_seed: int | None = Field(None, description="seed of the split (None: same as seed)")
+    #: Stop after this many epochs without validation improvement (None: never).
+    early_stopping_patience: int | None = Field(10, ge=1)
+    early_stopping_min_delta: float = Field(0.0, ge=0.0)
+    #: Use every n-th frame of the training trajectories.
+    frame_stride: int = Field(1, ge=1)
+    #: At most this many validation frames (evenly spaced) are evaluated per epoch.
+    max_val_frames: int | None = Field(None, ge=1)
+    dtype: Literal["float32", "float64"] = "float32"
+    #: bfloat16 autocast of the network on CUDA only (forces are checked in float32 on validation).
+    amp: bool = False
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _need_tica(self) -> TrainConfig:
+        if self.loss.energy_target != "none" and self.tica is None:
+            raise ValueError(f"loss.energy_target={self.loss.energy_target!r} needs TICA settings: add a "
+                             "'tica:' section (lag, dim, features or path)")
+        return self
+
+
+class TrainRunConfig(TrainConfig):
+    """``raycg train CONFIG``: a TrainConfig plus where the inputs and outputs are."""
+
+    dataset: str = Field(description="path of a raycg CG dataset directory")
+    #: A PriorSet JSON, "fit" (fit priors on the dataset with ``prior_config``) or "none".
+    priors: str = "fit"
+    prior_config: PriorConfig | None = None
+    out: str = Field(description="output directory")
+    device: str = "cpu"
+    resume: bool = True
