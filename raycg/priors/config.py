@@ -57,7 +57,7 @@ class PriorConfig(StrictModel):
     #: data-driven range (dihedrals always span −π..π).
     ranges: dict[Literal["bonds", "angles", "repulsion"], tuple[float, float]] = Field(default_factory=dict)
     #: Frames processed at a time (memory bound: ~ chunk_frames × (beads×24 + terms×24) bytes).
-    chunk_frames: int = Field(100_000, ge=1)
+    chunk_frames: int = Field(50_000, ge=1)
     #: Use at most this many frames, evenly spaced over the dataset (None: all).
     max_frames: int | None = Field(None, ge=2)
     #: Fit at this temperature in K instead of the dataset's (None: dataset temperature).

@@ -21,11 +21,11 @@ import numpy as np
 from raycg import units as U
 from raycg.errors import InputError
 from raycg.priors.config import PriorConfig
-from raycg.priors.geometry import np_angles, np_dihedrals, np_distances
+from raycg.priors.geometry import soa_angles, soa_dihedrals, soa_distances, to_soa
 from raycg.priors.prior_set import PriorSet, TermFit, TermTable
 from raycg.priors.topology import build_topology
 
-_FEATURE = {"bonds": np_distances, "angles": np_angles, "dihedrals": np_dihedrals, "repulsion": np_distances}
+_FEATURE = {"bonds": soa_distances, "angles": soa_angles, "dihedrals": soa_dihedrals, "repulsion": soa_distances}
 _SINGULAR = {"bonds": "bond", "angles": "angle", "dihedrals": "dihedral", "repulsion": "pair"}
 
 
@@ -94,9 +94,9 @@ def _selected_frames(n_frames: int, max_frames: int | None) -> np.ndarray | None
 
 
 def _read(ds, frames: np.ndarray | None, start: int, stop: int, where: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Coordinates (float64) and weights of selected frames start:stop; checks finiteness."""
+    """Coordinates ([B,3,F] layout, ≥ float32) and weights of selected frames start:stop; checks finiteness."""
     sel = slice(start, stop) if frames is None else frames[start:stop]
-    x = np.asarray(ds.coords[sel], dtype=np.float64)
+    x = np.asarray(ds.coords[sel])
     if not np.isfinite(x).all():
         f, b = np.argwhere(~np.isfinite(x).all(axis=2))[0]
         frame = (start + int(f)) if frames is None else int(frames[start + int(f)])
@@ -110,15 +110,17 @@ def _read(ds, frames: np.ndarray | None, start: int, stop: int, where: str) -> t
             frame = (start + f) if frames is None else int(frames[start + f])
             raise InputError(f"frame weight at frame {frame} is {w[f]} (must be finite and >= 0)", where=where,
                              hint="fix weights.npy")
-    return x, w
+    # geometry in the precision of the data (float32 coordinates stay float32: the rounding of the
+    # data already dominates); histograms accumulate in float64
+    return to_soa(x, np.result_type(x.dtype, np.float32)), w
 
 
 def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, where: str) -> None:
     g = k.group
     gmin = np.full(k.n_groups, np.inf)
     gmax = np.full(k.n_groups, -np.inf)
-    np.minimum.at(gmin, g, values.min(axis=0))
-    np.maximum.at(gmax, g, values.max(axis=0))
+    np.minimum.at(gmin, g, values.min(axis=1))
+    np.maximum.at(gmax, g, values.max(axis=1))
     if k.kind == "dihedrals":
         k.lo, k.hi, k.nbins = np.full(k.n_groups, -np.pi), np.full(k.n_groups, np.pi), cfg.bins
         return
@@ -145,15 +147,16 @@ def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, where: str) -> N
 
 
 def _accumulate(k: _Kind, values: np.ndarray, w: np.ndarray | None) -> None:
+    """Add values [N terms, F frames] (optional frame weights [F]) to the group histograms."""
     nb = k.nbins
-    lo = k.lo[k.group]
-    inv = nb / (k.hi - k.lo)[k.group]
+    lo = k.lo[k.group][:, None]
+    inv = (nb / (k.hi - k.lo)[k.group])[:, None]
     b = np.floor((values - lo) * inv)
     if k.kind == "dihedrals":   # periodic: φ = π belongs to the last bin
         np.clip(b, 0, nb - 1, out=b)
     else:
         np.clip(b, -1, nb, out=b)
-    flat = (b.astype(np.int64) + 1 + (k.group * (nb + 2))).ravel()
+    flat = (b.astype(np.int64) + (1 + k.group * (nb + 2))[:, None]).ravel()
     size = k.n_groups * (nb + 2)
     counts, sumw2 = k.counts.reshape(-1), k.sumw2.reshape(-1)   # views of the [G, nb+2] arrays
     if w is None:
@@ -161,7 +164,7 @@ def _accumulate(k: _Kind, values: np.ndarray, w: np.ndarray | None) -> None:
         counts += c
         sumw2 += c
     else:
-        ww = np.broadcast_to(w[:, None], values.shape).ravel()
+        ww = np.broadcast_to(w[None, :], values.shape).ravel()
         counts += np.bincount(flat, weights=ww, minlength=size)
         sumw2 += np.bincount(flat, weights=ww * ww, minlength=size)
 

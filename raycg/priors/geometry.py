@@ -11,31 +11,59 @@ import numpy as np
 import torch
 
 
+def to_soa(x: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Coordinates [F,B,3] -> contiguous [B,3,F] of ``dtype`` (fast row gathers for the *_soa functions)."""
+    return np.ascontiguousarray(np.asarray(x).transpose(1, 2, 0), dtype=dtype)
+
+
+def _cross(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Cross product of [N,3,F] arrays along axis 1."""
+    return np.stack([u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1],
+                     u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2],
+                     u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]], axis=1)
+
+
+def _dot(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return u[:, 0] * v[:, 0] + u[:, 1] * v[:, 1] + u[:, 2] * v[:, 2]
+
+
+def soa_distances(xs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Distances [N,F] (Å) of pairs idx [N,2] in [B,3,F] coordinates."""
+    d = xs[idx[:, 1]] - xs[idx[:, 0]]
+    return np.sqrt(_dot(d, d))
+
+
+def soa_angles(xs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Bond angles [N,F] (rad, 0..π) of triples idx [N,3] in [B,3,F] coordinates."""
+    u = xs[idx[:, 0]] - xs[idx[:, 1]]
+    v = xs[idx[:, 2]] - xs[idx[:, 1]]
+    c = _cross(u, v)
+    return np.arctan2(np.sqrt(_dot(c, c)), _dot(u, v))
+
+
+def soa_dihedrals(xs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Dihedral angles [N,F] (rad, −π..π) of quadruples idx [N,4] in [B,3,F] coordinates."""
+    b1 = xs[idx[:, 1]] - xs[idx[:, 0]]
+    b2 = xs[idx[:, 2]] - xs[idx[:, 1]]
+    b3 = xs[idx[:, 3]] - xs[idx[:, 2]]
+    n2 = _cross(b2, b3)
+    y = np.sqrt(_dot(b2, b2)) * _dot(b1, n2)
+    return np.arctan2(y, _dot(_cross(b1, b2), n2))
+
+
 def np_distances(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Distances [F,N] (Å) of bead pairs idx [N,2] in coordinates x [F,B,3]."""
-    d = x[:, idx[:, 1]] - x[:, idx[:, 0]]
-    return np.sqrt(np.einsum("fnc,fnc->fn", d, d))
+    return soa_distances(to_soa(x), np.asarray(idx)).T
 
 
 def np_angles(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Bond angles [F,N] (rad, 0..π) of triples idx [N,3] (vertex in the middle)."""
-    u = x[:, idx[:, 0]] - x[:, idx[:, 1]]
-    v = x[:, idx[:, 2]] - x[:, idx[:, 1]]
-    c = np.cross(u, v)
-    return np.arctan2(np.sqrt(np.einsum("fnc,fnc->fn", c, c)), np.einsum("fnc,fnc->fn", u, v))
+    return soa_angles(to_soa(x), np.asarray(idx)).T
 
 
 def np_dihedrals(x: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Dihedral angles [F,N] (rad, −π..π) of quadruples idx [N,4]."""
-    b1 = x[:, idx[:, 1]] - x[:, idx[:, 0]]
-    b2 = x[:, idx[:, 2]] - x[:, idx[:, 1]]
-    b3 = x[:, idx[:, 3]] - x[:, idx[:, 2]]
-    n1 = np.cross(b1, b2)
-    n2 = np.cross(b2, b3)
-    b2n = np.sqrt(np.einsum("fnc,fnc->fn", b2, b2))
-    y = b2n * np.einsum("fnc,fnc->fn", b1, n2)
-    xx = np.einsum("fnc,fnc->fn", n1, n2)
-    return np.arctan2(y, xx)
+    return soa_dihedrals(to_soa(x), np.asarray(idx)).T
 
 
 def _norm(v: torch.Tensor) -> torch.Tensor:
