@@ -45,7 +45,7 @@ def _baseline(text: str | None) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from raycg.errors import InputError
     from raycg.report import run_analysis
-    from raycg.stats import TESTS, format_group
+    from raycg.stats import HEADLINE_METRICS, TESTS, format_group, verdict
 
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha {args.alpha} must be in (0, 1)")
@@ -58,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"trials: {len(a.table)} (" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
     if a.results is not None:
         s = a.summary
-        head = f"{'metric':<24} {a.group:>14} {'n':>4} {'mean':>11} {'95% CI':>23} " + " ".join(
+        head = f"{'metric':<30} {a.group:>14} {'n':>4} {'mean':>11} {'95% CI':>23} " + " ".join(
             f"{t + ' holm p':>13}" for t in TESTS) + "  sig"
         print(head)
         for _, r in s.iterrows():
@@ -66,10 +66,16 @@ def _run(args: argparse.Namespace) -> int:
             ps = " ".join(f"{_p(r.get(f'{t}_p_holm')):>13}" for t in TESTS)
             sig = "" if r["group"] == r["baseline"] or _missing(r.get("significant")) else (
                 "yes" if r["significant"] else "no")
-            print(f"{r['metric'][:24]:<24} {format_group(r['group']):>14} {int(r['n']):>4} {r['mean']:>11.4g} "
+            print(f"{r['metric'][:30]:<30} {format_group(r['group']):>14} {int(r['n']):>4} {r['mean']:>11.4g} "
                   f"{ci:>23} {ps}  {sig}")
         print()
-    print(a.verdict)
+    if a.results is not None:
+        head = [m for m in HEADLINE_METRICS if m in a.metrics] or a.metrics
+        print("\n".join(verdict(a.results, m) for m in head))
+        if len(head) < len(a.metrics):
+            print(f"(verdicts for all {len(a.metrics)} metrics are in the report)")
+    else:
+        print(a.verdict)
     for n in a.notes:
         print(f"note: {n}")
     print(f"report: {a.report}")

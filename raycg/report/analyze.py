@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from raycg.errors import InputError
 from raycg.report import figures as fg
 from raycg.report.table import load_fes, load_history, parquet_safe, trial_table, trials_dir
 from raycg.stats import (
+    HEADLINE_METRICS,
     TESTS,
     format_group,
     group_symbol,
@@ -33,6 +35,7 @@ from raycg.stats import (
 from raycg.units import KB_KCAL_PER_MOL_K
 from raycg.utils.io import atomic_path, atomic_write_text
 
+METRICS_PER_FIGURE = 9
 _TEMPERATURE_KEYS = ("temperature_K", "sim.temperature_K", "simulation.temperature_K", "temperature")
 
 
@@ -70,9 +73,9 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     tdir = trials_dir(study)
     table = trial_table(study)
     found = list(table.attrs.get("metrics", []))
+    notes: list[str] = []
     if metrics is None:
-        ok = table["status"] == "ok"
-        metrics = [m for m in found if np.isfinite(table.loc[ok, m].to_numpy(float)).any()]
+        metrics = _default_metrics(table, found, notes)
     else:
         unknown = [m for m in metrics if m not in table.columns]
         if unknown:
@@ -84,7 +87,6 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
                          hint=f"pick --group from {', '.join(table.attrs.get('config_columns', []))}")
     out = study / "results"
     fig_dir = out / "figures"
-    notes: list[str] = []
 
     data = table[table["status"].isin(["ok", "failed"]) & table[group].notna()].copy()
     data.loc[data["status"] != "ok", metrics] = np.nan  # a failed trial's partial metrics are not results
@@ -113,9 +115,29 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     return analysis
 
 
+def _default_metrics(table: pd.DataFrame, found: list[str], notes: list[str]) -> list[str]:
+    """Metrics with a value in some successful trial and not constant across them; headline ones first."""
+    ok = table["status"] == "ok"
+    keep, constant = [], []
+    for m in found:
+        v = table.loc[ok, m].to_numpy(float)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            continue
+        (constant if v.size > 1 and np.ptp(v) == 0 else keep).append(m)
+    if constant:
+        notes.append(f"Not tested (identical in every successful trial): {', '.join(constant)}.")
+    head = [m for m in HEADLINE_METRICS if m in keep]
+    return head + [m for m in keep if m not in head]
+
+
 # --- figures ----------------------------------------------------------------------------------------------------
 
 def _kt(table: pd.DataFrame, ref_fes: dict[str, np.ndarray], notes: list[str]) -> float:
+    if "kT" in ref_fes and np.isfinite(float(np.ravel(ref_fes["kT"])[0])):
+        kt = float(np.ravel(ref_fes["kT"])[0])
+        notes.append(f"Pooled FES use k_BT = {kt:.4f} kcal/mol from fes.npz.")
+        return kt
     kt = fg.infer_kt(ref_fes["fes_reference"], ref_fes["hist_reference"])
     if kt is not None:
         notes.append(f"Pooled FES use k_BT = {kt:.4f} kcal/mol, inferred from the reference FES and histogram "
@@ -173,8 +195,11 @@ def _make_figures(table: pd.DataFrame, data: pd.DataFrame, results: dict[str, pd
         notes.append("No fes.npz in any successful trial: no FES or trapping figures.")
     if results is not None and metrics:
         labels = {m: metric_label(m) for m in metrics}
-        made["metrics"] = fg.plot_metrics(data, results, metrics, group, labels, symbol,
-                                          fig_dir / "metrics_vs_weight.png")
+        for i in range(0, len(metrics), METRICS_PER_FIGURE):
+            part = i // METRICS_PER_FIGURE + 1
+            suffix = "" if part == 1 else f"_{part}"
+            made[f"metrics{suffix}"] = fg.plot_metrics(data, results, metrics[i:i + METRICS_PER_FIGURE], group,
+                                                       labels, symbol, fig_dir / f"metrics_vs_weight{suffix}.png")
     hist = []
     order = sorted_groups(table[group].dropna().tolist())
     for _, row in table[table[group].notna()].iterrows():
@@ -325,7 +350,8 @@ def _markdown(a: Analysis, *, alpha: float, primary: str, n_resamples: int, seed
     if a.figures:
         md += ["## Figures", ""]
         for key, path in a.figures.items():
-            md += [f"![{key}](figures/{path.name})", "", f"*{captions.get(key, key)}*", ""]
+            caption = captions.get(re.sub(r"_\d+$", "", key), key)
+            md += [f"![{key}](figures/{path.name})", "", f"*{caption}*", ""]
     md += ["## Trials", ""]
     cols = ["trial_id", a.group, "seed", "status", "error", "runtime_s"] + a.metrics[:6]
     cols = list(dict.fromkeys(c for c in cols if c in t.columns))

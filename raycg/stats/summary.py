@@ -27,8 +27,8 @@ from raycg.stats.power import power_two_sample, seeds_for_power
 #: Direction of a metric: "lower" (is better), "higher" (is better) or None (no preference).
 _DIRECTION_PATTERNS: tuple[tuple[str, str | None], ...] = (
     (r"(^|_)(kl|js|jsd|w1|wasserstein|mse|rmse|mae)(_|$)", "lower"),
-    (r"(error|_err$|abs_diff|deviation|blown|blowup|loss)", "lower"),
-    (r"(coverage|transitions|n_transitions|frames_per_s|accuracy)", "higher"),
+    (r"(error|_err$|abs_diff|deviation|blown|blowup|loss|trapped|outside)", "lower"),
+    (r"(coverage|transitions|frames_per_s|accuracy)", "higher"),
 )
 
 _LABELS: dict[str, str] = {
@@ -37,12 +37,25 @@ _LABELS: dict[str, str] = {
     "js": "JS divergence",
     "js_divergence": "JS divergence",
     "jsd": "JS divergence",
-    "w1": "W1 (TIC units)",
-    "wasserstein": "W1 (TIC units)",
-    "wasserstein_1": "W1 (TIC units)",
+    "w1": "W1 (TIC space)",
+    "wasserstein": "W1 (TIC space)",
+    "wasserstein_1": "W1 (TIC space)",
+    "wasserstein_tic": "W1 (TIC space)",
     "fes_mse": "FES MSE ((kcal/mol)²)",
+    "fes_mse_aligned": "FES MSE, aligned ((kcal/mol)²)",
     "coverage": "coverage",
+    "coverage_weighted": "coverage (weighted)",
+    "folded_fraction_abs_error": "|folded fraction error|",
+    "transitions_per_replica_mean": "transitions per replica",
+    "deepest_well_excess": "deepest-well excess population",
+    "trapped_fraction_mean": "trapped fraction",
+    "blown_up_fraction": "blown-up replica fraction",
 }
+
+#: Metrics shown first (and in the CLI verdict) when present, in this order.
+HEADLINE_METRICS = ("kl_ref_model", "kl_model_ref", "js_divergence", "js", "w1", "fes_mse", "coverage",
+                    "folded_fraction_abs_error", "transitions_per_replica_mean", "deepest_well_excess",
+                    "trapped_fraction_mean", "blown_up_fraction")
 
 
 def default_direction(metric: str) -> str | None:
@@ -190,8 +203,9 @@ def summarize(df: pd.DataFrame, metric: str, group: str = "energy_weight", basel
         for t in TESTS:
             comparisons[f"{t}_p_holm"] = holm(comparisons[f"{t}_p"].to_numpy(dtype=float))
         mb = comparisons["mean_baseline"].to_numpy(dtype=float)
+        one_sign = xb.size > 0 and (bool(np.all(xb > 0)) or bool(np.all(xb < 0)))  # else % is meaningless
         with np.errstate(divide="ignore", invalid="ignore"):
-            comparisons["rel_diff"] = np.where(mb != 0, comparisons["mean_diff"] / np.abs(mb), np.nan)
+            comparisons["rel_diff"] = np.where((mb != 0) & one_sign, comparisons["mean_diff"] / np.abs(mb), np.nan)
         d = comparisons["mean_diff"].to_numpy(dtype=float)
         better = np.sign(-d) if direction == "lower" else np.sign(d) if direction == "higher" else np.full_like(d, np.nan)
         comparisons["better"] = pd.array([None if not np.isfinite(b) or b == 0 else bool(b > 0) for b in better],
@@ -344,7 +358,9 @@ def verdict(results: Mapping[str, pd.DataFrame], metric: str | None = None, *, l
             sig = "significant" if r["significant"] else "not significant"
         others = ", ".join(f"{_SHORT[k]} {_fmt_p(float(r[f'{k}_p_holm']), eq=False)}" for k in TESTS if k != primary)
         pw_txt = ""
-        if r["group"] in pw.index:
+        if r["group"] in pw.index and float(r["hedges_g"]) == 0:
+            pw_txt = "; no difference observed, so no power statement"
+        elif r["group"] in pw.index:
             need = float(pw.loc[r["group"], "seeds_needed"])
             pw_txt = f"; 80% power for this g at α={alpha:g} needs {_fmt_seeds(need)} seeds per weight"
         lines.append(head + f"{what}, Holm p{_fmt_p(p_holm)}, {sig} "

@@ -21,7 +21,10 @@ from raycg.units import kbt
 KT = kbt(300.0)
 WEIGHTS, SEEDS = (0.0, 1.0, 10.0), (0, 1, 2)  # as in conftest.make_study
 
-FIGURES = ("fes_pooled.png", "fes_difference.png", "metrics_vs_weight.png", "trapping.png", "training_curves.png")
+FIGURES = ("fes_pooled.png", "fes_difference.png", "metrics_vs_weight.png", "metrics_vs_weight_2.png", "trapping.png",
+           "training_curves.png")
+TESTED = {"kl_ref_model", "kl_model_ref", "js", "w1", "fes_mse", "coverage", "transitions_per_replica_mean",
+          "deepest_well_excess", "trapped_fraction_mean", "folded_fraction_abs_error", "blown_up_fraction"}
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +73,9 @@ def test_analyze_writes_every_file(analysed):
     assert len(trials) == 11
     assert trials.set_index("trial_id").loc["w1_s3", "status"] == "failed"
     summary = pd.read_csv(res / "summary.csv")
-    assert set(summary["metric"]) == {"kl_ref_model", "js", "w1", "fes_mse", "coverage"}
-    assert len(summary) == 5 * len(WEIGHTS)
+    assert set(summary["metric"]) == TESTED  # constant metrics are left out (and said so in the report)
+    assert summary["metric"].iloc[0] == "kl_ref_model"  # headline metrics first
+    assert len(summary) == len(TESTED) * len(WEIGHTS)
     assert {"welch_p_holm", "mwu_p_holm", "perm_p_holm", "hedges_g", "cliffs_delta", "seeds_needed"} <= set(summary)
     row = summary[(summary.metric == "kl_ref_model") & (summary.group == 1.0)].iloc[0]
     assert row["n"] == 3 and row["n_missing"] == 1  # the failed trial counts as missing
@@ -87,7 +91,8 @@ def test_report_content(analysed):
     assert "| w10_s4 | 10 | 4 | running |" in md
     for phrase in ("Holm", "Welch", "Mann–Whitney", "permutation", "Hedges' g", "Cliff's δ", "Kruskal–Wallis",
                    "Spearman", "KL(ref‖model)", "80% power", "potential of mean force", "sha256:feedbeef",
-                   "abc1234"):
+                   "abc1234", "Not tested (identical in every successful trial): n_replicas_total, "
+                   "folded_fraction_reference"):
         assert phrase in md, phrase
 
 

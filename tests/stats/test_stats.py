@@ -245,3 +245,13 @@ def test_power_frame_and_summary_table():
     table = summary_table(res)
     assert len(table) == 6 and {"welch_p_holm", "mwu_p_holm", "perm_p_holm", "seeds_needed", "kruskal_p",
                                 "spearman_rho", "ci_low"} <= set(table.columns)
+
+
+def test_relative_difference_only_for_one_signed_baseline():
+    df = pd.DataFrame({"energy_weight": [0.0] * 3 + [1.0] * 3,
+                       "kl_ref_model": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "excess": [-0.1, 0.0, 0.1, 0.3, 0.4, 0.5]})
+    res = summarize_all(df, ["kl_ref_model", "excess"], n_resamples=99)
+    rel = res["comparisons"].set_index("metric")["rel_diff"]
+    assert rel["kl_ref_model"] == pytest.approx(1.5) and np.isnan(rel["excess"])
+    assert "higher by 0.3 (150%), worse, Holm" in verdict(res, "kl_ref_model")
+    assert "excess higher by 0.4, Holm" in verdict(res, "excess")

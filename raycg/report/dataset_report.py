@@ -1,0 +1,194 @@
+"""Is a reference dataset usable for a study? (``raycg data report DATASET``)
+
+Reports total simulated time, the folded fraction (Cα RMSD to native), folding/unfolding
+transitions (RMSD with two-threshold hysteresis), TICA implied timescales against the sampled
+time, and a convergence check: the FES on TIC 1-2 of the two halves of the trajectories
+(odd/even trajectory index) must agree. Writes ``report.json`` and ``report.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raycg.utils.io import atomic_path, atomic_write_json
+
+
+@dataclass
+class DatasetReport:
+    dataset: str
+    content_hash: str
+    n_frames: int
+    n_trajectories: int
+    temperature_K: float
+    total_time_ns: float
+    longest_trajectory_ns: float
+    folded_fraction: float
+    folded_rmsd_A: float
+    native_source: str
+    n_folding: int
+    n_unfolding: int
+    basin_transitions: int
+    tica_lag_frames: int
+    implied_timescales_ns: list[float]
+    fes_half_difference_kcal: float
+    folded_fraction_halves: list[float]
+    usable: bool
+    warnings: list[str] = field(default_factory=list)
+    figure: str | None = None
+
+    def text(self) -> str:
+        ts = ", ".join(f"{t:.3g}" for t in self.implied_timescales_ns[:3])
+        lines = [
+            f"dataset        {self.dataset}  ({self.content_hash[:19]}…)",
+            f"sampled        {self.total_time_ns:.4g} ns in {self.n_trajectories} trajectories "
+            f"(longest {self.longest_trajectory_ns:.4g} ns), {self.n_frames} frames at {self.temperature_K:g} K",
+            f"folded         {100 * self.folded_fraction:.1f}% (Cα RMSD < {self.folded_rmsd_A} Å to {self.native_source})",
+            f"transitions    {self.n_folding} folding, {self.n_unfolding} unfolding (RMSD hysteresis); "
+            f"{self.basin_transitions} between TIC basins",
+            f"TICA           lag {self.tica_lag_frames} frames; slowest implied timescales {ts} ns",
+            f"convergence    FES halves differ by {self.fes_half_difference_kcal:.2f} kcal/mol (population-weighted "
+            f"mean |ΔF|); folded fraction halves {self.folded_fraction_halves[0]:.2f} / {self.folded_fraction_halves[1]:.2f}",
+            f"verdict        {'usable' if self.usable else 'NOT usable as it is'}",
+        ]
+        lines += [f"WARNING: {w}" for w in self.warnings]
+        if self.figure:
+            lines.append(f"figure         {self.figure}")
+        return "\n".join(lines)
+
+
+def _weighted_abs_diff(f_a: np.ndarray, f_b: np.ndarray, p: np.ndarray) -> float:
+    ok = np.isfinite(f_a) & np.isfinite(f_b) & (p > 0)
+    if not ok.any():
+        return float("inf")
+    d = f_a[ok] - f_b[ok]
+    w = p[ok] / p[ok].sum()
+    d = d - np.sum(w * d)  # free energies are defined up to a constant
+    return float(np.sum(w * np.abs(d)))
+
+
+def dataset_report(path: str | Path, *, native: str | None = None, out: str | Path | None = None, lag: int = 20,
+                   folded_rmsd_A: float | None = None, fes_tolerance_kcal: float = 0.5,
+                   min_transitions: int = 10) -> DatasetReport:
+    """Compute the report, write ``report.json`` + ``report.png`` into ``out`` (default DATASET/report)."""
+    import raycg.data as D
+    from raycg.cv import fit_reference_tica
+    from raycg.evaluate import metrics as M
+    from raycg.evaluate.config import EvalConfig
+    from raycg.evaluate.score import prepare_reference, rmsd_to
+    from raycg.synth.reference import count_transitions
+
+    ds = D.load(path)
+    from raycg.data.validate import validate_dataset
+
+    validate_dataset(ds.path)
+    cfg_kw: dict[str, Any] = {"native_pdb": native}
+    if folded_rmsd_A is not None:
+        cfg_kw["folded_rmsd_A"] = folded_rmsd_A
+    cfg = EvalConfig(**cfg_kw)
+    tica = fit_reference_tica(ds, lag=lag)
+    ref = prepare_reference(ds, tica, cfg)
+    dt_ns = ds.meta.dt_frame_ps * 1e-3
+    lengths = ds.trajectory_lengths()
+    warnings: list[str] = []
+
+    n_fold = n_unfold = 0
+    rmsd_all = []
+    for t in range(ds.n_trajectories):
+        sl = ds.trajectory_slice(t)
+        r = rmsd_to(np.asarray(ds.coords[sl])[:, ref.ca_index], ref.native)
+        rmsd_all.append(r)
+        lo, hi = 0.8 * cfg.folded_rmsd_A, cfg.folded_rmsd_A + 1.0
+        f, u = count_transitions(r, lo, hi)
+        n_fold += f
+        n_unfold += u
+
+    # halves by trajectory (odd/even), compared on the reference grid
+    halves = [np.arange(ds.n_trajectories)[k::2] for k in (0, 1)]
+    fes_h, fold_h = [], []
+    for idx in halves:
+        frames = ds.frames_of(idx) if len(idx) else np.zeros(0, np.int64)
+        w = None if ref.weights is None else ref.weights[frames]
+        h, _ = M.histogram2d(ref.y[frames], ref.edges[0], ref.edges[1], w)
+        fes_h.append(M.free_energy(h, ref.kT))
+        r = np.concatenate([rmsd_all[i] for i in idx]) if len(idx) else np.zeros(0)
+        fold_h.append(float(np.mean(r < cfg.folded_rmsd_A)) if r.size else float("nan"))
+    p = ref.hist2d / max(ref.hist2d.sum(), 1e-300)
+    diff = _weighted_abs_diff(fes_h[0], fes_h[1], p) if ds.n_trajectories >= 2 else float("inf")
+
+    timescales_ns = [float(x) * 1e-3 for x in np.atleast_1d(tica.timescales_ps)]
+    total_ns = float(ds.n_frames * dt_ns)
+    longest_ns = float(lengths.max() * dt_ns) if len(lengths) else 0.0
+    if ds.n_trajectories < 2:
+        warnings.append("one trajectory only: convergence cannot be checked by halves; run several replicas")
+    elif diff > fes_tolerance_kcal:
+        warnings.append(f"FES not converged: the two halves of the trajectories differ by {diff:.2f} kcal/mol "
+                        f"(> {fes_tolerance_kcal}); simulate longer or more replicas")
+    if abs(fold_h[0] - fold_h[1]) > 0.1:
+        warnings.append(f"folded fraction differs between halves ({fold_h[0]:.2f} vs {fold_h[1]:.2f})")
+    if timescales_ns and timescales_ns[0] > 0.2 * longest_ns:
+        warnings.append(f"slowest implied timescale {timescales_ns[0]:.3g} ns is not short against the longest "
+                        f"trajectory ({longest_ns:.3g} ns): trajectories may not forget their starts")
+    if min(n_fold, n_unfold) < min_transitions:
+        warnings.append(f"only {n_fold} folding / {n_unfold} unfolding transitions (< {min_transitions}): "
+                        "basin populations rest on few events")
+    if not 0.02 < ref.folded_fraction < 0.98:
+        warnings.append(f"folded fraction {ref.folded_fraction:.2f}: one basin is barely sampled")
+    usable = not any(w.startswith(("FES not converged", "one trajectory")) for w in warnings) and \
+        min(n_fold, n_unfold) >= 1
+
+    out = Path(out) if out else Path(path) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    rep = DatasetReport(
+        dataset=str(path), content_hash=ds.content_hash, n_frames=ds.n_frames, n_trajectories=ds.n_trajectories,
+        temperature_K=ds.temperature, total_time_ns=total_ns, longest_trajectory_ns=longest_ns,
+        folded_fraction=float(ref.folded_fraction), folded_rmsd_A=cfg.folded_rmsd_A, native_source=ref.native_source,
+        n_folding=int(n_fold), n_unfolding=int(n_unfold), basin_transitions=int(ref.transitions_per_trajectory.sum()),
+        tica_lag_frames=int(tica.lag), implied_timescales_ns=timescales_ns, fes_half_difference_kcal=diff,
+        folded_fraction_halves=fold_h, usable=bool(usable), warnings=warnings,
+    )
+    rep.figure = str(_figure(out / "report.png", ref, fes_h, rmsd_all, cfg.folded_rmsd_A, rep))
+    atomic_write_json(out / "report.json", json.loads(json.dumps(asdict(rep), default=float)))
+    return rep
+
+
+def _figure(dest: Path, ref: Any, fes_h: list[np.ndarray], rmsd_all: list[np.ndarray], thr: float,
+            rep: DatasetReport) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), constrained_layout=True)
+    ex, ey = ref.edges[0], ref.edges[1]
+    extent = (ex[0], ex[-1], ey[0], ey[-1])
+    im = axes[0].imshow(ref.fes2d.T, origin="lower", extent=extent, aspect="auto", cmap="viridis")
+    fig.colorbar(im, ax=axes[0], label="F (kcal/mol)")
+    axes[0].set(title="reference FES", xlabel="TIC 1", ylabel="TIC 2")
+    d = fes_h[0] - fes_h[1]
+    p = ref.hist2d / max(ref.hist2d.sum(), 1e-300)
+    ok = np.isfinite(d) & (p > 0)
+    if ok.any():
+        d = d - np.average(d[ok], weights=p[ok])
+    vmax = max(1.0, float(np.nanmax(np.abs(np.where(ok, d, np.nan)))) if ok.any() else 1.0)
+    im = axes[1].imshow(np.where(ok, d, np.nan).T, origin="lower", extent=extent, aspect="auto", cmap="RdBu_r",
+                        vmin=-vmax, vmax=vmax)
+    fig.colorbar(im, ax=axes[1], label="ΔF halves (kcal/mol)")
+    axes[1].set(title=f"convergence: mean |ΔF| = {rep.fes_half_difference_kcal:.2f}", xlabel="TIC 1", ylabel="TIC 2")
+    r = np.concatenate(rmsd_all) if rmsd_all else np.zeros(1)
+    axes[2].hist(r, bins=80, color="0.3")
+    axes[2].axvline(thr, color="C3", lw=2, label=f"folded < {thr} Å ({100 * rep.folded_fraction:.0f}%)")
+    axes[2].set(title=f"Cα RMSD to native; {rep.n_folding} fold / {rep.n_unfolding} unfold", xlabel="RMSD (Å)",
+                ylabel="frames")
+    axes[2].legend()
+    for ax in axes:
+        for item in [ax.title, ax.xaxis.label, ax.yaxis.label]:
+            item.set_fontsize(13)
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return dest
