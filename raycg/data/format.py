@@ -239,13 +239,18 @@ def write_topology_pdb(path: str | os.PathLike, beads: BeadInfo, bonds: np.ndarr
 
 
 def compute_content_hash(ds: CGDataset) -> str:
-    """SHA-256 over every array byte plus the physics-relevant metadata (not provenance)."""
+    """SHA-256 over every array byte plus the physics-relevant metadata (not provenance).
+
+    Arrays may also be lazy row readers (``_raycg_lazy_array = True``, with ``dtype``, ``shape``,
+    ``ndim`` and row slicing, e.g. :class:`raycg.data.streaming.NpyArray`): hashed chunk by chunk.
+    """
     h = hashlib.sha256()
     for arr in (ds.coords, ds.forces, ds.traj_offsets, ds.weights):
         if arr is None:
             h.update(b"<none>")
         else:
-            update_hash_with_array(h, np.asarray(arr) if not isinstance(arr, np.memmap) else arr)
+            lazy = isinstance(arr, np.memmap) or getattr(arr, "_raycg_lazy_array", False)
+            update_hash_with_array(h, arr if lazy else np.asarray(arr))
     phys = ds.meta.model_dump(mode="json", include={"temperature_K", "dt_frame_ps", "beads", "bonds", "units"})
     h.update(json.dumps(phys, sort_keys=True).encode())
     return "sha256:" + h.hexdigest()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raycg.data.format import CGDataset, DatasetMeta, compute_content_hash, load, write_topology_pdb
+from raycg.data.format import CGDataset, DatasetMeta, compute_content_hash, write_topology_pdb
 from raycg.errors import DatasetError, InputError
 from raycg.utils.io import atomic_directory
 from raycg.utils.progress import Progress
@@ -81,8 +81,29 @@ class NpyArray:
                                where=str(self.path), hint="re-create the file") from None
         self.shape, self.dtype = self._array.shape, self._array.dtype
 
+    _raycg_lazy_array = True  # compute_content_hash / validate_dataset read it in row chunks
+    _SPAN_BYTES = 64 << 20
+
     def __len__(self) -> int:
         return int(self.shape[0]) if self.shape else 0
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, index) -> np.ndarray:
+        """Rows by slice or by an increasing integer index array (read by seeking, never mapped)."""
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            return self.read(start, stop)[::step] if step > 0 else np.array(self.read(0, len(self))[index])
+        idx = np.asarray(index, np.int64).reshape(-1)
+        if idx.size == 0:
+            return np.empty((0,) + tuple(self.shape[1:]), self.dtype)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        row_bytes = self.dtype.itemsize * (int(np.prod(self.shape[1:], dtype=np.int64)) if self.ndim > 1 else 1)
+        if (hi - lo) * row_bytes <= self._SPAN_BYTES:
+            return self.read(lo, hi)[idx - lo]
+        return np.concatenate([self.read(int(i), int(i) + 1) for i in idx])
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as a new array."""
@@ -190,20 +211,25 @@ def write_dataset_streaming(out: str | os.PathLike, meta: DatasetMeta, traj_offs
         np.save(tmp / "traj_offsets.npy", offsets)
         if weights is not None:
             np.save(tmp / "weights.npy", np.asarray(weights, np.float64))
-        ds = CGDataset(coords=np.load(tmp / "coords.npy", mmap_mode="r"),
-                       forces=np.load(tmp / "forces.npy", mmap_mode="r") if fo is not None else None,
-                       traj_offsets=offsets, meta=meta,
+        # read back by seeking, not by memory map, so resident memory stays at one chunk
+        cr = NpyArray(tmp / "coords.npy")
+        fr = NpyArray(tmp / "forces.npy") if fo is not None else None
+        ds = CGDataset(coords=cr, forces=fr, traj_offsets=offsets, meta=meta,  # type: ignore[arg-type]
                        weights=None if weights is None else np.asarray(weights, np.float64))
         meta.content_hash = compute_content_hash(ds)
         meta.provenance = dict(meta.provenance, data_hash=meta.content_hash)
-        del ds
         write_topology_pdb(tmp / "topology.pdb", meta.beads, np.asarray(meta.bonds, np.int64).reshape(-1, 2),
                            first if first is not None else np.zeros((b, 3), np.float32))
         (tmp / "meta.json").write_text(meta.model_dump_json(indent=2) + "\n")
-        if validate:
-            try:
-                report = validate_dataset(load(tmp), check_hash=False)
-            except DatasetError as exc:
-                raise DatasetError(str(exc).replace(str(tmp), str(out))) from None
-            report.path = str(out)
+        try:
+            if validate:
+                ds.path = tmp
+                report = validate_dataset(ds, check_hash=False)
+                report.path = str(out)
+        except DatasetError as exc:
+            raise DatasetError(str(exc).replace(str(tmp), str(out))) from None
+        finally:
+            cr.close()
+            if fr is not None:
+                fr.close()
     return out, report

@@ -131,9 +131,11 @@ def median_bond_length(ds: CGDataset, max_frames: int = 20000) -> float:
     """Median bonded bead distance (in the dataset's length unit) over evenly spaced frames."""
     bonds = ds.bonds
     idx = _sample_frames(ds.n_frames, max_frames)
-    x = np.asarray(ds.coords[idx], np.float64)
-    d = np.linalg.norm(x[:, bonds[:, 1]] - x[:, bonds[:, 0]], axis=-1)
-    return float(np.median(d))
+    parts = []
+    for part in np.array_split(idx, max(1, len(idx) // 2048)):
+        x = np.asarray(ds.coords[part], np.float64)
+        parts.append(np.linalg.norm(x[:, bonds[:, 1]] - x[:, bonds[:, 0]], axis=-1).reshape(-1))
+    return float(np.median(np.concatenate(parts)))
 
 
 def virial_ratio(coords: np.ndarray, forces: np.ndarray, temperature_k: float, *,
@@ -178,10 +180,26 @@ def _closest_slip(rho: float) -> str:
 def validate_dataset(path_or_ds: str | os.PathLike | CGDataset, *, check_hash: bool = True,
                      physics: bool = True, max_frames: int = 500_000) -> ValidationReport:
     """Run every check on a dataset directory (or loaded dataset); raise DatasetError on the first failure."""
+    readers = []
     if isinstance(path_or_ds, CGDataset):
         ds = path_or_ds
     else:
         ds = load(path_or_ds)
+        # scan through seeking readers rather than the memory maps: resident memory stays at one chunk
+        from raycg.data.streaming import NpyArray
+
+        for name in ("coords", "forces"):
+            if isinstance(getattr(ds, name), np.memmap) and getattr(ds, name).ndim == 3:
+                readers.append(NpyArray(Path(ds.path) / f"{name}.npy"))
+                setattr(ds, name, readers[-1])
+    try:
+        return _validate(ds, check_hash=check_hash, physics=physics, max_frames=max_frames)
+    finally:
+        for r in readers:
+            r.close()
+
+
+def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int) -> ValidationReport:
     root = Path(ds.path) if ds.path is not None else Path("<in-memory dataset>")
     rep = ValidationReport(path=str(root))
     meta = ds.meta
