@@ -3,11 +3,13 @@
 :func:`two_state_dataset` makes trajectories of a 10-bead chain that switches slowly between two
 well-separated states ("folded": a compact hairpin; "unfolded": an extended chain), with thermal
 noise on top. The state sequence is a two-state Markov chain with switching probability
-``p_switch`` per frame, so the slowest process (the switching) has the known implied timescale
+``p_switch`` per frame (the folded state of a 10-bead chain is the CLN025 native Cα trace), so the slowest process (the switching) has the known implied timescale
 ``-dt / ln(1 - 2 p_switch)``.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -35,6 +37,27 @@ def hairpin(n_beads: int = 10, bond: float = 3.8) -> np.ndarray:
         out.append(out[-1] + bond * d / np.linalg.norm(d))
     out = np.asarray(out)
     return out - out.mean(0)
+
+
+@functools.lru_cache(maxsize=1)
+def _native_ca() -> np.ndarray:
+    """The Cα trace (Å, centred) of the packaged CLN025 structure; the synthetic hairpin if it is missing."""
+    from importlib import resources
+    from pathlib import Path
+
+    path = Path(str(resources.files("raycg").joinpath("resources", "cln025_allatom.pdb")))
+    if not path.is_file():
+        return hairpin(10)
+    import mdtraj
+
+    t = mdtraj.load(str(path))
+    x = t.xyz[0, t.topology.select("name CA")].astype(np.float64) * 10.0
+    return x - x.mean(0)
+
+
+def native_ca() -> np.ndarray:
+    """The Cα trace (Å, centred) of the packaged CLN025 structure; the synthetic hairpin if it is missing."""
+    return _native_ca().copy()
 
 
 def extended(n_beads: int = 10, bond: float = 3.8) -> np.ndarray:
@@ -81,7 +104,8 @@ def two_state_coords(states: np.ndarray, noise_A: float, rng: np.random.Generato
                      n_beads: int = 10) -> np.ndarray:
     """Coordinates ``[N, B, 3]`` for a flat state array: native or extended structure plus noise."""
     states = np.asarray(states).reshape(-1)
-    a, b = hairpin(n_beads), extended(n_beads)
+    a = native_ca() if n_beads == 10 else hairpin(n_beads)
+    b = extended(n_beads)
     x = np.where(states[:, None, None] == 0, a[None], b[None]).astype(np.float32)
     x += rng.normal(0.0, noise_A, size=x.shape).astype(np.float32)
     return x

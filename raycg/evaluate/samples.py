@@ -1,0 +1,274 @@
+"""Loading model trajectories to score: raycg simulation directories or any mdtraj-readable file.
+
+Accepted inputs (one replica per trajectory file):
+
+- a raycg simulation output directory (``replicas.json`` + ``replica_*.h5``, see ARCHITECTURE.md):
+  replicas listed under ``blown_up`` are excluded and counted, even though their files hold the
+  frames saved before they died;
+- an mdtraj HDF5 (``.h5``), PDB or other self-describing file; formats without a topology
+  (``.xtc``, ``.dcd``, ``.trr``, ``.nc``, ...) take the CG topology from ``topology=`` or from the
+  reference dataset; all-atom trajectories are reduced to their Cα atoms when those match the
+  reference bead count;
+- a ``.npy`` array of raycg coordinates in Å, ``[F, B, 3]`` (one replica) or ``[R, F, B, 3]``.
+
+mdtraj works in nm; everything returned here is in Å (``raycg.units``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from raycg import units as U
+from raycg.errors import DatasetError, InputError
+
+TOPOLOGY_FREE_SUFFIXES = {".xtc", ".dcd", ".trr", ".nc", ".netcdf", ".binpos", ".mdcrd", ".crd", ".lammpstrj",
+                          ".xyz", ".lh5", ".arc", ".dtr"}
+
+
+@dataclass
+class ModelSamples:
+    """Model trajectories in Å, one array ``[T_r, B, 3]`` per kept replica.
+
+    ``n_replicas_total`` counts every replica found; ``n_blown_up`` those excluded because the
+    simulation reported them blown up (or their coordinates are non-finite); ``n_empty`` those
+    with no frames. ``dt_frame_ps`` is the spacing of saved frames when known (else ``None``).
+    """
+
+    replicas: list[np.ndarray]
+    n_beads: int
+    n_replicas_total: int
+    n_blown_up: int = 0
+    n_empty: int = 0
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    replica_sources: list[str] = field(default_factory=list)
+    dt_frame_ps: float | None = None
+
+    @property
+    def n_replicas(self) -> int:
+        return len(self.replicas)
+
+    @property
+    def n_frames(self) -> int:
+        return int(sum(len(r) for r in self.replicas))
+
+    @classmethod
+    def from_arrays(cls, replicas: Iterable[np.ndarray], *, dt_frame_ps: float | None = None,
+                    source: str = "<arrays>") -> ModelSamples:
+        """Samples from in-memory coordinate arrays (Å), one ``[T, B, 3]`` array per replica."""
+        reps = [np.asarray(r, dtype=np.float32) for r in replicas]
+        if not reps:
+            raise InputError("no model trajectories given", where=source)
+        for k, r in enumerate(reps):
+            if r.ndim != 3 or r.shape[-1] != 3:
+                raise InputError(f"replica {k} must have shape [frames, beads, 3], got {r.shape}", where=source)
+        n_beads = reps[0].shape[1]
+        for k, r in enumerate(reps):
+            if r.shape[1] != n_beads:
+                raise DatasetError(f"replica {k} has {r.shape[1]} beads, replica 0 has {n_beads}", where=source)
+        s = cls(replicas=[], n_beads=n_beads, n_replicas_total=len(reps), sources=[source], dt_frame_ps=dt_frame_ps)
+        for k, r in enumerate(reps):
+            s._add(r, f"{source}[{k}]")
+        s._finish()
+        return s
+
+    # --- internal -----------------------------------------------------------------------------
+    def _add(self, xyz_A: np.ndarray, where: str, *, explicit: bool = False) -> None:
+        if len(xyz_A) == 0:
+            if explicit:
+                raise DatasetError("trajectory has no frames", where=where,
+                                   hint="check the file (did the simulation save any frame?)")
+            self.n_empty += 1
+            self.excluded.append({"source": where, "reason": "empty"})
+            return
+        if not np.all(np.isfinite(xyz_A)):
+            self.n_blown_up += 1
+            self.excluded.append({"source": where, "reason": "non-finite coordinates"})
+            return
+        self.replicas.append(np.ascontiguousarray(xyz_A, dtype=np.float32))
+        self.replica_sources.append(where)
+
+    def _finish(self) -> None:
+        where = ", ".join(self.sources[:3]) + (" ..." if len(self.sources) > 3 else "")
+        if not self.replicas:
+            if self.n_blown_up and self.n_blown_up + self.n_empty >= self.n_replicas_total:
+                raise DatasetError(f"all {self.n_replicas_total} replicas blew up; nothing to score",
+                                   where=where, hint="the model is unstable: check the training or use a smaller dt")
+            raise DatasetError(f"no frames to score in {self.n_replicas_total} trajector"
+                               f"{'y' if self.n_replicas_total == 1 else 'ies'} (all empty)", where=where,
+                               hint="check that the simulation saved frames")
+
+
+def _reference_info(reference: Any) -> tuple[int | None, Any]:
+    """(n_beads, mdtraj topology or None) from an int, a CGDataset, an mdtraj Topology or None."""
+    if reference is None:
+        return None, None
+    if isinstance(reference, (int, np.integer)):
+        return int(reference), None
+    if hasattr(reference, "topology") and callable(reference.topology) and hasattr(reference, "n_beads"):
+        return int(reference.n_beads), reference.topology()
+    if hasattr(reference, "n_atoms") and hasattr(reference, "atoms"):
+        return int(reference.n_atoms), reference
+    raise InputError(f"cannot use {type(reference).__name__} as the reference; pass a CGDataset, a bead count "
+                     "or an mdtraj Topology")
+
+
+def _check_beads(n: int, n_beads: int | None, where: str) -> None:
+    if n_beads is not None and n != n_beads:
+        raise DatasetError(f"trajectory has {n} beads but the reference has {n_beads}", where=where,
+                           hint="score trajectories of the same CG system (one bead per reference bead)")
+
+
+def _load_sim_dir(path: Path, n_beads: int | None, samples: list) -> tuple[int, list[dict], float | None]:
+    import h5py
+
+    rep = path / "replicas.json"
+    try:
+        info = json.loads(rep.read_text())
+        n_rep = int(info["n_replicas"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"unreadable simulation report ({exc.__class__.__name__}: {exc})", where=str(rep),
+                           hint="re-run the simulation") from None
+    blown = {int(d["replica"]): d for d in info.get("blown_up", [])}
+    dt = None
+    if info.get("dt_ps") and info.get("save_every"):
+        dt = float(info["dt_ps"]) * int(info["save_every"])
+    excluded = []
+    for r in range(n_rep):
+        f = path / f"replica_{r:04d}.h5"
+        if r in blown:
+            d = blown[r]
+            excluded.append({"source": str(f), "replica": r, "reason": f"blown up: {d.get('reason', '?')} "
+                             f"at step {d.get('step', '?')}"})
+            continue
+        if not f.exists():
+            samples.append((str(f), np.zeros((0, n_beads or 0, 3), np.float32)))
+            continue
+        try:
+            with h5py.File(f, "r") as fh:
+                xyz = np.asarray(fh["coordinates"][...], dtype=np.float32)
+                units = fh["coordinates"].attrs.get("units", b"nanometers")
+        except (OSError, KeyError) as exc:
+            raise DatasetError(f"unreadable replica trajectory ({exc})", where=str(f),
+                               hint="re-run the simulation") from None
+        units = units.decode() if isinstance(units, bytes) else str(units)
+        scale = U.NM_TO_ANGSTROM if units.startswith("nano") else 1.0
+        if xyz.ndim != 3 or xyz.shape[-1] != 3:
+            raise DatasetError(f"coordinates have shape {xyz.shape}, expected [frames, beads, 3]", where=str(f))
+        _check_beads(xyz.shape[1], n_beads, str(f))
+        samples.append((str(f), xyz * np.float32(scale)))
+    return n_rep, excluded, dt
+
+
+def _load_mdtraj_file(path: Path, n_beads: int | None, topology: Any) -> tuple[np.ndarray, float | None]:
+    import mdtraj
+
+    kw = {}
+    if path.suffix.lower() in TOPOLOGY_FREE_SUFFIXES:
+        if topology is None:
+            raise InputError(f"{path.suffix} files carry no topology", where=str(path),
+                             hint="pass --top TOPOLOGY.pdb or a reference dataset")
+        kw["top"] = topology
+    try:
+        traj = mdtraj.load(str(path), **kw)
+    except Exception as exc:  # mdtraj raises many types for unreadable files
+        msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DatasetError(f"mdtraj cannot read this trajectory ({msg})", where=str(path),
+                           hint="check the file and its topology") from None
+    if n_beads is not None and traj.n_atoms != n_beads:
+        ca = traj.topology.select("name CA")
+        if len(ca) == n_beads:
+            traj = traj.atom_slice(ca)
+        else:
+            _check_beads(traj.n_atoms, n_beads, str(path))
+    dt = float(traj.timestep) if traj.n_frames > 1 and np.isfinite(traj.timestep) and traj.timestep > 0 else None
+    return np.asarray(traj.xyz, dtype=np.float32) * np.float32(U.NM_TO_ANGSTROM), dt
+
+
+def load_model_trajectories(paths: str | os.PathLike | Iterable[str | os.PathLike], reference: Any = None, *,
+                            topology: Any = None) -> ModelSamples:
+    """Load model trajectories to score (see the module docstring for accepted inputs).
+
+    ``reference``: a :class:`~raycg.data.format.CGDataset`, a bead count or an mdtraj Topology; the
+    bead count of every trajectory is checked against it, and its topology is used for files that
+    carry none. ``topology``: a topology file or mdtraj Topology that overrides it.
+    Raises :class:`DatasetError` (one line) for a wrong bead count, an explicitly given empty
+    trajectory, unreadable files, or when no replica survives (e.g. all blew up).
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no model trajectories given", hint="pass a simulation directory or trajectory files")
+    n_beads, ref_top = _reference_info(reference)
+    if topology is not None:
+        if isinstance(topology, (str, os.PathLike)):
+            import mdtraj
+
+            tp = Path(topology)
+            if not tp.is_file():
+                raise InputError(f"topology file not found: {tp}")
+            topology = mdtraj.load_topology(str(tp))
+        ref_top = topology
+    loaded: list[tuple[str, np.ndarray, bool]] = []
+    excluded: list[dict] = []
+    n_total = n_blown = 0
+    dts: list[float] = []
+    for p in paths:
+        if not p.exists():
+            raise InputError(f"trajectory not found: {p}", hint="check the path")
+        if p.is_dir():
+            if not (p / "replicas.json").is_file():
+                hint = ("the simulation did not finish; resume it first" if (p / "checkpoint.pt").exists()
+                        else "pass a raycg simulation output directory or trajectory files")
+                raise DatasetError("not a finished raycg simulation directory (no replicas.json)", where=str(p),
+                                   hint=hint)
+            reps: list = []
+            n_rep, exc, dt = _load_sim_dir(p, n_beads, reps)
+            n_total += n_rep
+            n_blown += len(exc)
+            excluded.extend(exc)
+            loaded.extend((w, x, False) for w, x in reps)
+            if dt:
+                dts.append(dt)
+        elif p.suffix.lower() == ".npy":
+            try:
+                arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError) as exc:
+                raise DatasetError(f"unreadable array ({exc})", where=str(p)) from None
+            if arr.ndim == 3:
+                arr = arr[None]
+            if arr.ndim != 4 or arr.shape[-1] != 3:
+                raise DatasetError(f"array has shape {arr.shape}; expected [frames, beads, 3] or "
+                                   "[replicas, frames, beads, 3] in Å", where=str(p))
+            _check_beads(arr.shape[2], n_beads, str(p))
+            n_total += arr.shape[0]
+            for r in range(arr.shape[0]):
+                loaded.append((f"{p}[{r}]", np.asarray(arr[r], np.float32), arr.shape[0] == 1))
+        else:
+            xyz, dt = _load_mdtraj_file(p, n_beads, ref_top)
+            n_total += 1
+            loaded.append((str(p), xyz, True))
+            if dt:
+                dts.append(dt)
+    if not loaded and n_total == 0:
+        raise InputError("no model trajectories found", where=", ".join(map(str, paths)))
+    bead_counts = {x.shape[1] for _, x, _ in loaded if len(x)}
+    if len(bead_counts) > 1:
+        raise DatasetError(f"trajectories have different bead counts {sorted(bead_counts)}",
+                           where=", ".join(map(str, paths)), hint="score one CG system at a time")
+    nb = n_beads if n_beads is not None else (bead_counts.pop() if bead_counts else 0)
+    samples = ModelSamples(replicas=[], n_beads=nb, n_replicas_total=n_total, n_blown_up=n_blown,
+                           excluded=excluded, sources=[str(p) for p in paths],
+                           dt_frame_ps=float(np.median(dts)) if dts else None)
+    for where, xyz, explicit in loaded:
+        samples._add(xyz, where, explicit=explicit)
+    samples._finish()
+    return samples

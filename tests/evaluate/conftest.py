@@ -1,0 +1,16 @@
+import numpy as np
+import pytest
+
+from raycg.cv import fit_reference_tica
+from raycg.cv.testing import two_state_dataset
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """Two-state reference (folded = CLN025 native Cα trace, unfolded = extended), its TICA and states."""
+    ds, states = two_state_dataset(n_traj=8, length=1500, p_switch=0.005, seed=11, name="ref")
+    return ds, fit_reference_tica(ds, lag=20), states
+
+
+def replicas_of(ds):
+    return [np.asarray(ds.coords[ds.trajectory_slice(t)]) for t in range(ds.n_trajectories)]

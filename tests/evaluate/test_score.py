@@ -1,0 +1,138 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import replicas_of
+
+from raycg.cv.testing import two_state_coords, two_state_states
+from raycg.errors import ConfigError, DatasetError
+from raycg.evaluate import EvalConfig, ModelSamples, prepare_reference, score
+
+FES_KEYS = ("edges_x", "edges_y", "fes_reference", "fes_model", "hist_reference", "hist_model",
+            "transitions_per_replica", "deepest_well_population_model", "deepest_well_population_reference")
+
+
+def _model(n_rep, length, p_switch, seed, start=None, mirror=False):
+    rng = np.random.default_rng(seed)
+    states = two_state_states(n_rep, length, p_switch, rng)
+    if start is not None:
+        states = (states + (states[:, :1] != start)) % 2  # flip whole rows so every replica starts in `start`
+    x = two_state_coords(states, 0.4, rng).reshape(n_rep, length, 10, 3)
+    if mirror:
+        x = x * np.array([1, 1, -1], np.float32)
+    return ModelSamples.from_arrays(list(x), dt_frame_ps=1.0), states
+
+
+def test_identical_samples_score_zero(reference):
+    ds, tica, _ = reference
+    s = ModelSamples.from_arrays(replicas_of(ds), dt_frame_ps=ds.meta.dt_frame_ps)
+    m = score(ds, tica, s, EvalConfig(burn_in_fraction=0.0)).metrics
+    for k in ("kl_ref_model", "kl_model_ref", "js_divergence", "w1", "w1_tic1", "w1_tic2", "fes_mse",
+              "folded_fraction_abs_error", "deepest_well_excess"):
+        assert m[k] == 0.0, k
+    assert m["coverage"] == 1.0 and m["transition_rate_ratio"] == 1.0
+    assert m["n_frames_model"] == ds.n_frames
+
+
+def test_two_state_reference_metrics_are_physical(reference):
+    ds, tica, states = reference
+    m = score(ds, tica, ModelSamples.from_arrays(replicas_of(ds), dt_frame_ps=1.0)).metrics
+    # folded = native Cα trace + 0.4 Å noise -> RMSD ~0.6 Å < 1.5 Å; extended chain is far from native
+    assert m["folded_fraction_reference"] == pytest.approx(np.mean(states == 0), abs=0.01)
+    assert m["mirror_folded_fraction_reference"] == 0.0
+    assert m["n_basins"] == 2
+    truth = 0.005 * 1500  # expected switches per trajectory
+    assert 0.5 * truth < m["transitions_per_trajectory_mean_reference"] < 1.5 * truth
+
+
+def test_missing_state_direction_and_folded_population(reference):
+    """A model stuck in the folded state: KL(ref‖model) > KL(model‖ref); folded fraction ~1."""
+    ds, tica, states = reference
+    s, _ = _model(6, 1000, 0.0, seed=3, start=0)
+    m = score(ds, tica, s).metrics
+    assert m["kl_ref_model"] > 2 * m["kl_model_ref"]
+    assert m["folded_fraction_model"] > 0.99
+    assert m["folded_fraction_diff"] == pytest.approx(1 - m["folded_fraction_reference"], abs=0.01)
+    assert m["coverage"] < 0.7
+    assert m["transitions_per_replica_mean"] == 0.0 and m["trapped_fraction_mean"] > 0.99
+
+
+def test_trapping_signal_fewer_transitions_and_overpopulated_well(reference):
+    ds, tica, _ = reference
+    trapped, _ = _model(8, 1500, 0.0005, seed=4, start=0)
+    normal, _ = _model(8, 1500, 0.005, seed=5)
+    mt, mn = score(ds, tica, trapped).metrics, score(ds, tica, normal).metrics
+    assert mt["transitions_per_replica_mean"] < 0.3 * mn["transitions_per_replica_mean"]
+    assert mt["transition_rate_ratio"] < 0.3
+    folded_basin_model = max(mt["deepest_well_population_model"], mt["max_basin_population_model"])
+    assert folded_basin_model > 0.8 > mn["max_basin_population_model"]
+    assert abs(mn["deepest_well_excess"]) < abs(mt["deepest_well_excess"])
+
+
+def test_mirror_images_fool_distances_but_not_rmsd(reference):
+    ds, tica, _ = reference
+    mir, _ = _model(8, 1500, 0.005, seed=6, mirror=True)
+    m = score(ds, tica, mir).metrics
+    assert m["js_divergence"] < 0.05  # pair distances cannot tell chirality
+    assert m["folded_fraction_model"] == 0.0
+    assert m["mirror_folded_fraction_model"] > 0.3
+    assert m["mirror_fraction_model"] > m["mirror_fraction_reference"] + 0.2
+
+
+def test_burn_in_drops_the_start_of_every_replica(reference):
+    ds, tica, _ = reference
+    reps = [r[:n] for r, n in zip(replicas_of(ds), (1000, 999, 10))]
+    m = score(ds, tica, ModelSamples.from_arrays(reps), EvalConfig(burn_in_fraction=0.25)).metrics
+    assert m["n_frames_model"] == (1000 - 250) + (999 - 249) + (10 - 2)
+    assert np.isnan(m["transition_rate_per_ns_model"])  # dt unknown for bare arrays
+
+
+def test_save_writes_scores_and_fes(reference, tmp_path):
+    ds, tica, _ = reference
+    s, _ = _model(4, 800, 0.005, seed=7)
+    res = score(ds, tica, s)
+    res.save(tmp_path / "trial")
+    doc = json.loads((tmp_path / "trial" / "scores.json").read_text())
+    assert doc["metrics"]["kl_ref_model"] == pytest.approx(res.metrics["kl_ref_model"])
+    assert doc["info"]["n_replicas_total"] == 4 and "provenance" in doc
+    with np.load(tmp_path / "trial" / "fes.npz", allow_pickle=False) as z:
+        for k in FES_KEYS:
+            assert k in z.files, k
+        assert z["fes_model"].shape == (60, 60) and z["edges_x"].shape == (61,)
+        assert np.nanmin(z["fes_reference"]) == 0.0 and np.isnan(z["fes_model"]).any()
+        assert z["hist_model"].sum() == res.metrics["n_frames_model"]
+        assert z["transitions_per_replica"].shape == (4,)
+        # F = -kT ln p on the populated bins
+        h = z["hist_reference"]
+        pos = h > 0
+        f = -float(z["kT"]) * np.log(h[pos] / h.sum())
+        np.testing.assert_allclose(z["fes_reference"][pos], f - f.min(), atol=1e-9)
+
+
+def test_prepared_reference_is_reused_and_checked(reference):
+    ds, tica, _ = reference
+    cfg = EvalConfig()
+    ref = prepare_reference(ds, tica, cfg)
+    s, _ = _model(3, 600, 0.005, seed=8)
+    a = score(ds, tica, s, cfg, reference_summary=ref).metrics
+    b = score(ds, tica, s, cfg).metrics
+    assert a == pytest.approx(b, nan_ok=True)
+    with pytest.raises(ConfigError, match="n_components"):
+        prepare_reference(ds, tica.__class__(**{**tica.__dict__, "coefficients": tica.coefficients[:, :1],
+                                                 "_model": None, "_torch_cache": {}}), cfg)
+
+
+def test_bad_inputs_are_one_line_errors(reference):
+    ds, tica, _ = reference
+    with pytest.raises(DatasetError, match="12 beads"):
+        score(ds, tica, ModelSamples.from_arrays([np.zeros((20, 12, 3), np.float32)]))
+    with pytest.raises(DatasetError, match="all empty"):
+        ModelSamples.from_arrays([np.zeros((0, 10, 3), np.float32)])
+    nan = np.full((5, 10, 3), np.nan, np.float32)
+    with pytest.raises(DatasetError, match="all 2 replicas blew up"):
+        ModelSamples.from_arrays([nan, nan])
+    # a single frame survives any burn-in fraction < 1 (floor)
+    one = score(ds, tica, ModelSamples.from_arrays([np.asarray(ds.coords[:1])]), EvalConfig(burn_in_fraction=0.9))
+    assert one.metrics["n_frames_model"] == 1
+    with pytest.raises(ConfigError):
+        EvalConfig(basin_core_kT=3.0, basin_merge_kT=1.0)
