@@ -59,14 +59,16 @@ def _hist_density(y: np.ndarray, w: np.ndarray, bins: int) -> tuple[np.ndarray, 
     """Histogram density of y [F, k] evaluated at every frame; returns (p[F], floor, n_floored)."""
     n, k = y.shape
     lo, hi = y.min(0), y.max(0)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    edges = [np.linspace(lo[c], lo[c] + span[c], bins + 1) for c in range(k)]
+    same = ~(hi > lo)
+    lo, hi = np.where(same, lo - 0.5, lo), np.where(same, hi + 0.5, hi)   # numpy's rule for a flat axis
+    span = hi - lo
+    edges = [np.linspace(lo[c], hi[c], bins + 1) for c in range(k)]       # exact end points (max included)
     hist, _ = np.histogramdd(y, bins=edges, weights=w)
     volume = float(np.prod(span / bins))
     dens = hist / (w.sum() * volume)
     idx = tuple(np.clip(np.searchsorted(edges[c], y[:, c], side="right") - 1, 0, bins - 1) for c in range(k))
     p = dens[idx]
-    floor = 0.5 * float(w.min() if len(w) else 1.0) / (w.sum() * volume)
+    floor = 0.5 * float(w[w > 0].min()) / (w.sum() * volume)       # half the lightest sample
     floored = p < floor
     return np.maximum(p, floor), floor, int(floored.sum())
 
