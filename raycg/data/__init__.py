@@ -1,4 +1,10 @@
-"""CG datasets: the on-disk format, importers, mapping and validation."""
+"""CG datasets: the on-disk format, importers, mapping and validation.
+
+Format and API: :mod:`raycg.data.format`. Validation: :func:`raycg.data.validate.validate_dataset`.
+Importers (streamed, unit-converting): :mod:`raycg.data.importers`. All-atom → CG maps (Cα slice,
+custom, constraint-aware forces): :mod:`raycg.data.mapping`. Importers and mapping are imported
+lazily from here so ``import raycg.data`` stays light.
+"""
 
 from raycg.data.format import (
     BeadInfo,
@@ -13,7 +19,23 @@ from raycg.data.format import (
     split_trajectories,
 )
 
-__all__ = [
+_LAZY = {
+    "validate_dataset": "raycg.data.validate", "ValidationReport": "raycg.data.validate",
+    "import_torchmd_cg": "raycg.data.importers", "import_mdtraj": "raycg.data.importers",
+    "import_mdcath": "raycg.data.importers", "ca_map": "raycg.data.mapping", "custom_map": "raycg.data.mapping",
+    "CGMap": "raycg.data.mapping", "describe": "raycg.data.describe",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'raycg.data' has no attribute {name!r}")
+
+
+__all__ = [*_LAZY,
     "BeadInfo", "CGDataset", "DatasetMeta", "DatasetSplit", "MappingInfo", "compute_content_hash",
     "load", "make_cg_topology", "save", "split_trajectories",
 ]

@@ -232,8 +232,11 @@ def import_mdtraj(trajectories: str | Sequence[str], forces: str | Sequence[str]
                                where=str(fr.path), hint="give the forces of all atoms of the topology")
     n_traj_frames = []
     for t in tfiles:
-        with mdtraj.open(str(t)) as fh:
-            n_traj_frames.append(len(fh))
+        try:
+            with mdtraj.open(str(t)) as fh:
+                n_traj_frames.append(len(fh))
+        except (TypeError, NotImplementedError, OSError, ValueError):  # formats without a cheap length
+            n_traj_frames.append(sum(c.n_frames for c in mdtraj.iterload(str(t), top=topology or top, chunk=chunk_frames)))
     if len(ffiles) == len(tfiles):
         for t, fr, n in zip(tfiles, freaders, n_traj_frames):
             if len(fr) != n:

@@ -9,7 +9,8 @@ A map is two linear operators over the all-atom system (``n_atoms`` atoms):
 are extended by every atom rigidly constrained to them (connected through constrained bonds; with
 H-bond constraints: the hydrogens bonded to the bead atom, e.g. Hα on Cα). Their forces are added
 to the bead, so the (unrecorded) constraint forces inside each rigid group cancel; ignoring them
-biases force matching. ``constraints="none"`` sums the bead atoms' forces only.
+biases force matching. ``constraints="none"`` sums the bead atoms' forces only. A rigid group shared
+by several beads' atoms is left as is (counted in ``MappingInfo.split_rigid_groups``).
 
 Bead types for Cα maps are residue types, a fixed table shared by every dataset
 (:data:`AMINO_ACIDS`, index 0-19); with ``termini=True`` the N-terminal bead of a chain gets type
@@ -249,25 +250,26 @@ def _bonds_between_beads(topology: Any, bead_atoms: list[list[int]], chain_ids: 
     return out
 
 
-def _force_atoms(bead_atoms: list[list[int]], groups: np.ndarray) -> list[list[int]]:
-    """Each bead's atoms extended by their rigid groups, without atoms claimed by other beads."""
+def _force_atoms(bead_atoms: list[list[int]], groups: np.ndarray) -> tuple[list[list[int]], int]:
+    """Each bead's atoms extended by the unclaimed atoms of its rigid groups.
+
+    A rigid group whose atoms belong to several beads (e.g. an N–H split between a backbone and a
+    side-chain bead) cannot be given to one bead: its unclaimed atoms go to none, and the number of
+    such groups is returned so the map can record it.
+    """
     owner = {a: b for b, atoms in enumerate(bead_atoms) for a in atoms}
     members: dict[int, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(int(g), []).append(i)
+    split = {g for g, ms in members.items() if len({owner[m] for m in ms if m in owner}) > 1}
     out = []
-    for b, atoms in enumerate(bead_atoms):
+    for atoms in bead_atoms:
         fa = set(atoms)
         for a in atoms:
-            for m in members[int(groups[a])]:
-                other = owner.get(m, b)
-                if other != b:
-                    raise InputError(
-                        f"bead {b} and bead {other} are rigidly constrained to each other (atoms {a} and {m})",
-                        hint="use --constraints h-bonds/none, not all-bond constraints, with this map")
-                fa.add(m)
+            if int(groups[a]) not in split:
+                fa.update(members[int(groups[a])])
         out.append(sorted(fa))
-    return out
+    return out, len(split)
 
 
 def _assemble(topology: Any, bead_atoms: list[list[int]], centers: list[str], beads: BeadInfo,
@@ -287,7 +289,7 @@ def _assemble(topology: Any, bead_atoms: list[list[int]], centers: list[str], be
             cw[b, atoms] = 1.0 / len(atoms)
     pairs = constrained_pairs(topology, constraints)
     groups = rigid_groups(n, pairs)
-    force_atoms = _force_atoms(bead_atoms, groups)
+    force_atoms, n_split = _force_atoms(bead_atoms, groups)
     fw = np.zeros((len(bead_atoms), n))
     for b, atoms in enumerate(force_atoms):
         fw[b, atoms] = 1.0
@@ -296,7 +298,7 @@ def _assemble(topology: Any, bead_atoms: list[list[int]], centers: list[str], be
         kind=info.pop("kind"), atoms_per_bead=[list(map(int, a)) for a in bead_atoms],
         force_atoms_per_bead=force_atoms,
         force_aggregation="constraint-aware" if cname != "none" else "bead-atoms",
-        constraints=cname, n_atoms=n, **info,
+        constraints=cname, n_atoms=n, split_rigid_groups=n_split, **info,
     )
     return CGMap(coord_weights=cw, force_weights=fw, beads=beads, bonds=bonds, info=mi)
 

@@ -159,6 +159,7 @@ def test_mdtraj_import_maps_and_converts(tmp_path):
     t2.save_hdf5(str(tmp_path / "b.h5"))
     np.save(tmp_path / "a_f.npy", f1)
     np.savez(tmp_path / "b_f.npz", forces=f2)
+    before = tree_digest(tmp_path)
     out, _ = import_mdtraj([str(tmp_path / "a.xtc"), str(tmp_path / "b.h5")],
                            [str(tmp_path / "a_f.npy"), str(tmp_path / "b_f.npz")], tmp_path / "ds",
                            topology=str(CLN025_PDB), force_units="kJ/mol/nm", temperature=300.0, chunk_frames=3,
@@ -173,6 +174,18 @@ def test_mdtraj_import_maps_and_converts(tmp_path):
                                rtol=1e-5, atol=1e-4)
     assert ds.meta.mapping.kind == "ca-slice" and ds.meta.mapping.force_aggregation == "constraint-aware"
     assert len(ds.meta.provenance["sources"]) == 5
+    # a custom map (two beads per residue 1-2) through the same importer
+    (tmp_path / "map.yaml").write_text("beads:\n" + "".join(
+        f"  - {{selection: 'resSeq {r} and backbone'}}\n  - {{selection: 'resSeq {r} and sidechain', type: {20 + r}}}\n"
+        for r in (1, 2)))
+    digest = tree_digest(tmp_path)
+    assert {k: v for k, v in digest.items() if k in before} == before  # inputs untouched
+    out2, _ = import_mdtraj(str(tmp_path / "a.xtc"), str(tmp_path / "a_f.npy"), tmp_path / "custom",
+                            topology=str(CLN025_PDB), force_units="kJ/mol/nm", temperature=300.0,
+                            map_file=str(tmp_path / "map.yaml"), progress=False)
+    ds2 = load(out2)
+    assert ds2.n_beads == 4 and ds2.meta.mapping.kind == "custom" and ds2.meta.beads.types[1] == 21
+    assert ds2.bonds.tolist() == [[0, 1], [1, 2], [2, 3]]
 
 
 def test_mdtraj_import_frame_count_mismatch(tmp_path, capsys):
@@ -205,6 +218,7 @@ def _write_mdcath(path, n_frames=(6, 4), resname=None):
 
 def test_mdcath_import(tmp_path):
     aa = _write_mdcath(tmp_path / "mdcath_dataset_cln025A00.h5")
+    before = tree_digest(tmp_path)
     out, _ = import_mdcath(tmp_path / "mdcath_dataset_cln025A00.h5", tmp_path / "ds", chunk_frames=4, progress=False)
     ds = load(out)
     assert ds.traj_offsets.tolist() == [0, 6, 10]
@@ -215,6 +229,7 @@ def test_mdcath_import(tmp_path):
     m = ca_map(aa.topology)
     np.testing.assert_allclose(np.asarray(ds.coords), m.map_coords(c), atol=1e-5)
     np.testing.assert_allclose(np.asarray(ds.forces), m.map_forces(f), atol=1e-4)
+    assert {k: v for k, v in tree_digest(tmp_path).items() if k in before} == before
     only1, _ = import_mdcath(tmp_path / "mdcath_dataset_cln025A00.h5", tmp_path / "ds1", replicas=["1"],
                              temperature=320, progress=False)
     assert load(only1).n_frames == 4
@@ -243,3 +258,11 @@ def test_info_prints_summary(tmp_path, capsys):
         assert needle in out, (needle, out)
     meta = json.loads((tmp_path / "ds" / "meta.json").read_text())
     assert meta["provenance"]["summary"]["transitions"]["unfolding"] == 11
+
+
+@pytest.mark.parametrize("argv", [["data", "import", "torchmd-cg"], ["data", "import", "mdcath"],
+                                  ["data", "import", "mdtraj"], ["data", "validate"], ["data", "info"]])
+def test_cli_help(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0 and "usage: raycg " in capsys.readouterr().out

@@ -126,6 +126,15 @@ def test_custom_map_yaml_backbone_and_sidechain(aa, tmp_path):
     np.testing.assert_allclose(m.map_forces(f)[0, 1], f[0, list(sc) + hs].sum(0), atol=1e-5)
 
 
+def test_rigid_group_split_between_beads_is_recorded_not_merged(aa, tmp_path):
+    """Tyr1's N is in the backbone bead but its H2, H3 fall in mdtraj's 'sidechain' selection."""
+    spec = tmp_path / "split.yaml"
+    spec.write_text("beads:\n  - selection: 'resSeq 1 and name N'\n  - selection: 'resSeq 1 and name H2'\n")
+    m = custom_map(aa.topology, spec)
+    n, h2 = (int(aa.topology.select(f"resSeq 1 and name {x}")[0]) for x in ("N", "H2"))
+    assert m.info.force_atoms_per_bead == [[n], [h2]] and m.info.split_rigid_groups == 1
+
+
 def test_custom_map_json_and_errors(aa, tmp_path):
     good = tmp_path / "m.json"
     good.write_text(json.dumps({"beads": [{"selection": "name CA and resSeq 1 to 3"}]}))
