@@ -61,13 +61,24 @@ class DatasetReport:
         return "\n".join(lines)
 
 
+CONVERGENCE_BINS = 20
+
+
+def _halves_fes(hists: list[np.ndarray], kT: float) -> list[np.ndarray]:
+    """F = -kT ln((h + 1/2) / N) per half: a pseudocount keeps bins one half never visited finite, so
+    they count as a difference instead of being skipped."""
+    return [-kT * np.log((h + 0.5) / (h.sum() + 0.5 * h.size)) for h in hists]
+
+
 def _weighted_abs_diff(f_a: np.ndarray, f_b: np.ndarray, p: np.ndarray) -> float:
-    ok = np.isfinite(f_a) & np.isfinite(f_b) & (p > 0)
+    """Population-weighted mean |ΔF| (kcal/mol) over bins the whole reference populates, after removing
+    the best constant offset (free energies are defined up to a constant)."""
+    ok = p > 0
     if not ok.any():
         return float("inf")
     d = f_a[ok] - f_b[ok]
     w = p[ok] / p[ok].sum()
-    d = d - np.sum(w * d)  # free energies are defined up to a constant
+    d = d - np.sum(w * d)
     return float(np.sum(w * np.abs(d)))
 
 
@@ -109,16 +120,17 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
 
     # halves by trajectory (odd/even), compared on the reference grid
     halves = [np.arange(ds.n_trajectories)[k::2] for k in (0, 1)]
-    fes_h, fold_h = [], []
+    cedges = [np.linspace(ref.edges[c][0], ref.edges[c][-1], CONVERGENCE_BINS + 1) for c in (0, 1)]
+    hists, fold_h = [], []
     for idx in halves:
         frames = ds.frames_of(idx) if len(idx) else np.zeros(0, np.int64)
         w = None if ref.weights is None else ref.weights[frames]
-        h, _ = M.histogram2d(ref.y[frames], ref.edges[0], ref.edges[1], w)
-        fes_h.append(M.free_energy(h, ref.kT))
+        hists.append(M.histogram2d(ref.y[frames], cedges[0], cedges[1], w)[0])
         r = np.concatenate([rmsd_all[i] for i in idx]) if len(idx) else np.zeros(0)
         fold_h.append(float(np.mean(r < cfg.folded_rmsd_A)) if r.size else float("nan"))
-    p = ref.hist2d / max(ref.hist2d.sum(), 1e-300)
-    diff = _weighted_abs_diff(fes_h[0], fes_h[1], p) if ds.n_trajectories >= 2 else float("inf")
+    fes_h = _halves_fes(hists, ref.kT)
+    p_all = hists[0] + hists[1]
+    diff = _weighted_abs_diff(fes_h[0], fes_h[1], p_all) if ds.n_trajectories >= 2 else float("inf")
 
     timescales_ns = [float(x) * 1e-3 for x in np.atleast_1d(tica.timescales_ps)]
     total_ns = float(ds.n_frames * dt_ns)
@@ -151,13 +163,13 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
         tica_lag_frames=int(tica.lag), implied_timescales_ns=timescales_ns, fes_half_difference_kcal=diff,
         folded_fraction_halves=fold_h, usable=bool(usable), warnings=warnings,
     )
-    rep.figure = str(_figure(out / "report.png", ref, fes_h, rmsd_all, cfg.folded_rmsd_A, rep))
+    rep.figure = str(_figure(out / "report.png", ref, fes_h, p_all, cedges, rmsd_all, cfg.folded_rmsd_A, rep))
     atomic_write_json(out / "report.json", json.loads(json.dumps(asdict(rep), default=float)))
     return rep
 
 
-def _figure(dest: Path, ref: Any, fes_h: list[np.ndarray], rmsd_all: list[np.ndarray], thr: float,
-            rep: DatasetReport) -> Path:
+def _figure(dest: Path, ref: Any, fes_h: list[np.ndarray], p_all: np.ndarray, cedges: list[np.ndarray],
+            rmsd_all: list[np.ndarray], thr: float, rep: DatasetReport) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,12 +182,13 @@ def _figure(dest: Path, ref: Any, fes_h: list[np.ndarray], rmsd_all: list[np.nda
     fig.colorbar(im, ax=axes[0], label="F (kcal/mol)")
     axes[0].set(title="reference FES", xlabel="TIC 1", ylabel="TIC 2")
     d = fes_h[0] - fes_h[1]
-    p = ref.hist2d / max(ref.hist2d.sum(), 1e-300)
-    ok = np.isfinite(d) & (p > 0)
+    p = p_all / max(p_all.sum(), 1e-300)
+    ok = p > 0
     if ok.any():
         d = d - np.average(d[ok], weights=p[ok])
     vmax = max(1.0, float(np.nanmax(np.abs(np.where(ok, d, np.nan)))) if ok.any() else 1.0)
-    im = axes[1].imshow(np.where(ok, d, np.nan).T, origin="lower", extent=extent, aspect="auto", cmap="RdBu_r",
+    cextent = (cedges[0][0], cedges[0][-1], cedges[1][0], cedges[1][-1])
+    im = axes[1].imshow(np.where(ok, d, np.nan).T, origin="lower", extent=cextent, aspect="auto", cmap="RdBu_r",
                         vmin=-vmax, vmax=vmax)
     fig.colorbar(im, ax=axes[1], label="ΔF halves (kcal/mol)")
     axes[1].set(title=f"convergence: mean |ΔF| = {rep.fes_half_difference_kcal:.2f}", xlabel="TIC 1", ylabel="TIC 2")
