@@ -43,6 +43,7 @@ def register(groups: dict) -> None:
     t.add_argument("--topology", metavar="PDB", help="PDB whose CA atoms give the bead residues")
     t.add_argument("--traj-ids", metavar="NPY", help="per-frame trajectory ids of a single file (contiguous)")
     t.add_argument("--frames-per-traj", type=int, metavar="N", help="split a single file into N-frame trajectories")
+    t.add_argument("--weights", metavar="NPY", help="per-frame statistical weights [N] (non-equilibrium data)")
     t.add_argument("--temperature", type=float, default=350.0, metavar="K", help="data temperature (default 350)")
     t.add_argument("--dt-ps", type=float, default=100.0, help="time between frames in ps (default 100)")
     t.add_argument("--length-units", default="angstrom", help="units of the coordinates: angstrom or nm")
@@ -117,7 +118,7 @@ def _import_torchmd_cg(args: argparse.Namespace) -> int:
     return _finish(args, import_torchmd_cg(
         args.coords, args.forces, args.out, embeddings=args.embeddings, sequence=args.sequence,
         topology=args.topology, traj_ids=args.traj_ids, frames_per_traj=args.frames_per_traj,
-        temperature=args.temperature, dt_ps=args.dt_ps, length_units=args.length_units,
+        weights=args.weights, temperature=args.temperature, dt_ps=args.dt_ps, length_units=args.length_units,
         force_units=args.force_units, **_kw(args)))
 
 

@@ -86,7 +86,7 @@ def _meta(name: str, n_frames: int, n_beads: int, temperature: float, dt_ps: flo
 def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], out: str | os.PathLike, *,
                       embeddings: str | None = None, sequence: str | None = None, topology: str | None = None,
                       traj_ids: str | None = None, frames_per_traj: int | None = None,
-                      temperature: float = TORCHMD_CG_TEMPERATURE_K, dt_ps: float = TORCHMD_CG_DT_PS,
+                      weights: str | None = None, temperature: float = TORCHMD_CG_TEMPERATURE_K, dt_ps: float = TORCHMD_CG_DT_PS,
                       length_units: str = "angstrom", force_units: str = "kcal/mol/A", termini: bool = False,
                       bead_mass: Literal["residue", "ca"] = "residue", chunk_frames: int = 1 << 16,
                       overwrite: bool = False, validate: bool = True, progress: bool = True):
@@ -95,7 +95,8 @@ def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], 
     Trajectory boundaries of a single file come from ``traj_ids`` (per-frame ids ``.npy``, must be
     contiguous) or ``frames_per_traj``; otherwise the file is one trajectory. Bead residues come from
     ``sequence`` (e.g. "YYDPETGTWY") or ``topology`` (any PDB with CA atoms); bead types from
-    ``embeddings`` when given, else the residue-type table. Returns ``(path, ValidationReport)``.
+    ``embeddings`` when given, else the residue-type table. ``weights``: optional per-frame statistical
+    weights ``.npy`` [N] (for data not at equilibrium). Returns ``(path, ValidationReport)``.
     """
     cfiles, ffiles = expand_paths(coords, "coords"), expand_paths(forces, "forces")
     if len(cfiles) != len(ffiles):
@@ -159,9 +160,15 @@ def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], 
         offsets = np.arange(0, n_frames + 1, frames_per_traj, dtype=np.int64)
     else:
         offsets = np.array([0, n_frames], np.int64)
+    w = None
+    if weights:
+        w = np.load(weights, allow_pickle=False).astype(np.float64).reshape(-1)
+        if len(w) != n_frames:
+            raise DatasetError(f"{len(w)} weights for {n_frames} frames", where=str(weights))
+        sources.append(_source(Path(weights)))
     mapping = MappingInfo(kind="identity", force_aggregation="as-provided", source_layout="torchmd-cg")
     config = dict(coords=[str(c) for c in cfiles], forces=[str(f) for f in ffiles], embeddings=embeddings,
-                  sequence=sequence, topology=topology, traj_ids=traj_ids, frames_per_traj=frames_per_traj,
+                  sequence=sequence, topology=topology, traj_ids=traj_ids, frames_per_traj=frames_per_traj, weights=weights,
                   temperature=temperature, dt_ps=dt_ps, length_units=length_units, force_units=force_units,
                   termini=termini, bead_mass=bead_mass)
     meta = _meta(Path(out).name, n_frames, n_beads, temperature, dt_ps, beads, bonds, mapping, config, sources,
@@ -193,7 +200,7 @@ def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], 
         for k, (hc, hf) in enumerate(hashes):
             srcs[2 * k]["sha256"], srcs[2 * k + 1]["sha256"] = hc.hexdigest(), hf.hexdigest()
 
-    return write_dataset_streaming(out, meta, offsets, chunks_then_hash(), overwrite=overwrite,
+    return write_dataset_streaming(out, meta, offsets, chunks_then_hash(), weights=w, overwrite=overwrite,
                                    validate=validate, progress=progress, desc="import torchmd-cg")
 
 

@@ -188,6 +188,25 @@ def test_mdtraj_import_maps_and_converts(tmp_path):
     assert ds2.bonds.tolist() == [[0, 1], [1, 2], [2, 3]]
 
 
+def test_mdtraj_stride_and_torchmd_weights(tmp_path, tmd):
+    t1, f1 = _aa_frames(7, 1)
+    t1.save_hdf5(str(tmp_path / "a.h5"))
+    np.save(tmp_path / "f.npy", f1)
+    out, _ = import_mdtraj(str(tmp_path / "a.h5"), str(tmp_path / "f.npy"), tmp_path / "ds", force_units="kcal/mol/A",
+                           temperature=300.0, stride=2, chunk_frames=2, progress=False)
+    ds = load(out)
+    m = ca_map(t1.topology)
+    assert ds.n_frames == 4 and ds.meta.dt_frame_ps == pytest.approx(40.0)
+    np.testing.assert_allclose(np.asarray(ds.forces), m.map_forces(f1[::2]), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(ds.coords), m.map_coords(t1.xyz[::2] * 10), atol=1e-4)
+    d = tmd[0]
+    np.save(tmp_path / "w.npy", np.linspace(0.5, 1.5, 1000))
+    out2, _ = import_torchmd_cg(str(d / "c_0.npy"), str(d / "f_0.npy"), tmp_path / "w", sequence=SEQ,
+                                weights=str(tmp_path / "w.npy"), progress=False)
+    ds2 = load(out2)
+    assert ds2.meta.has_weights and np.allclose(ds2.weights, np.linspace(0.5, 1.5, 1000))
+
+
 def test_mdtraj_import_frame_count_mismatch(tmp_path, capsys):
     t1, f1 = _aa_frames(4, 1)
     t1.save_dcd(str(tmp_path / "a.dcd"))
