@@ -10,7 +10,7 @@ def register(groups: dict) -> None:
     p_local = groups["cluster"].add_parser(
         "local", help="fake multi-node cluster with a real autoscaler on this machine",
         description="Start/stop a Ray head with the autoscaler and fake GPU worker nodes on this machine. "
-                    "It uses its own temp dir and ports and is stopped by PID (never 'ray stop').",
+                    "It uses its own temp dir and ports and is stopped by PID (never Ray's global stop command, which would end other users' Ray).",
     )
     sub = p_local.add_subparsers(dest="local_command", metavar="ACTION")
     p_local.set_defaults(_group_parser=p_local)

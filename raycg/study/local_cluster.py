@@ -4,7 +4,7 @@
 provider: when trials ask for GPUs the autoscaler "launches" fake GPU worker nodes (real raylets
 on this machine advertising ``GPU: 1``) and removes them after the idle timeout. Everything runs
 under its own ``--temp-dir`` and ports; ``stop_local_cluster`` ends only the processes that
-belong to that temp dir, by PID (never ``ray stop``, which would end other people's Ray).
+belong to that temp dir, by PID (never the global Ray stop command, which ends every Ray on the machine).
 """
 
 from __future__ import annotations
