@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raycg.priors.geometry import torch_angles, torch_dihedrals, torch_distances
+from raycg.priors.geometry import gather, torch_angles, torch_dihedrals, torch_distances
 
 
 def _long(a: np.ndarray, m: int) -> torch.Tensor:
@@ -74,7 +74,8 @@ class PriorEnergy(nn.Module):
             out["dihedrals"] = (self.dihedral_cos.to(phi) * torch.cos(nphi)
                                 + self.dihedral_sin.to(phi) * torch.sin(nphi)).sum(-1)
         if self.n_pairs:
-            d = pos[:, self.pair_idx[:, 1]] - pos[:, self.pair_idx[:, 0]]
+            g = gather(pos, self.pair_idx)
+            d = g[:, :, 1] - g[:, :, 0]
             r2 = (d * d).sum(-1)
             out["repulsion"] = (self.pair_sigma2.to(r2) / r2) ** 3
         return out

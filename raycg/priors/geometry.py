@@ -71,23 +71,31 @@ def _norm(v: torch.Tensor) -> torch.Tensor:
     return torch.sqrt(torch.clamp((v * v).sum(-1), min=torch.finfo(v.dtype).tiny))
 
 
+def gather(pos: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """pos[R,B,3], idx[N,m] -> [R,N,m,3] with one index_select (its backward, index_add, is
+    several times faster on CPU than the accumulate-scatter of ``pos[:, idx]``)."""
+    return pos.index_select(1, idx.reshape(-1)).reshape(pos.shape[0], idx.shape[0], idx.shape[1], 3)
+
+
 def torch_distances(pos: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Distances [R,N] (Å) of bead pairs idx [N,2] in positions pos [R,B,3]."""
-    return _norm(pos[:, idx[:, 1]] - pos[:, idx[:, 0]])
+    g = gather(pos, idx)
+    return _norm(g[:, :, 1] - g[:, :, 0])
 
 
 def torch_angles(pos: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Bond angles [R,N] (rad) of triples idx [N,3]."""
-    u = pos[:, idx[:, 0]] - pos[:, idx[:, 1]]
-    v = pos[:, idx[:, 2]] - pos[:, idx[:, 1]]
+    g = gather(pos, idx)
+    u = g[:, :, 0] - g[:, :, 1]
+    v = g[:, :, 2] - g[:, :, 1]
     return torch.atan2(_norm(torch.linalg.cross(u, v)), (u * v).sum(-1))
 
 
 def torch_dihedrals(pos: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """Dihedral angles [R,N] (rad) of quadruples idx [N,4]."""
-    b1 = pos[:, idx[:, 1]] - pos[:, idx[:, 0]]
-    b2 = pos[:, idx[:, 2]] - pos[:, idx[:, 1]]
-    b3 = pos[:, idx[:, 3]] - pos[:, idx[:, 2]]
+    g = gather(pos, idx)
+    b = g[:, :, 1:] - g[:, :, :-1]            # [R,N,3 bond vectors,3]
+    b1, b2, b3 = b[:, :, 0], b[:, :, 1], b[:, :, 2]
     n1 = torch.linalg.cross(b1, b2)
     n2 = torch.linalg.cross(b2, b3)
     y = _norm(b2) * (b1 * n2).sum(-1)
