@@ -129,18 +129,18 @@ class StepCoefficients:
 
 def baoab_step(x, v, f, noise, c: StepCoefficients, force_fn: ForceFn):
     """One BAOAB step (B-A-O-A-B) with one force evaluation; returns (x, v, f, E)."""
-    v = v + c.half_dt_inv_m * f
-    x = x + c.half_dt * v
-    if noise is not None:
-        v = c.c1 * v + c.noise_scale * noise
-    x = x + c.half_dt * v
+    v = torch.addcmul(v, c.half_dt_inv_m, f)               # B: v += dt/2 · F/m
+    x = torch.add(x, v, alpha=c.half_dt)                     # A: x += dt/2 · v
+    if noise is not None:                                    # O: v = c1 v + sqrt((1-c1²) kT/m) ξ
+        v = torch.addcmul(v * c.c1, c.noise_scale, noise)
+    x = torch.add(x, v, alpha=c.half_dt)                     # A
     energy, f = force_fn(x)
-    v = v + c.half_dt_inv_m * f
+    v = torch.addcmul(v, c.half_dt_inv_m, f)               # B
     return x, v, f, energy
 
 
 def brownian_step(x, v, f, noise, c: StepCoefficients, force_fn: ForceFn):
     """One Euler–Maruyama overdamped step: x += dt/(γ m) F + sqrt(2 kT dt/(γ m)) ξ; v stays 0."""
-    x = x + c.drift * f + c.noise_scale * noise
+    x = torch.addcmul(torch.addcmul(x, c.drift, f), c.noise_scale, noise)
     energy, f = force_fn(x)
     return x, v, f, energy
