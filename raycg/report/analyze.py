@@ -85,6 +85,10 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     if group not in table.columns:
         raise InputError(f"{study}: no config column {group!r} in the trials",
                          hint=f"pick --group from {', '.join(table.attrs.get('config_columns', []))}")
+    if table[group].dtype == object:  # e.g. weights written as strings: compare them as numbers
+        num = pd.to_numeric(table[group], errors="coerce")
+        if num.notna().sum() == table[group].notna().sum():
+            table[group] = num
     out = study / "results"
     fig_dir = out / "figures"
 
@@ -338,7 +342,7 @@ def _markdown(a: Analysis, *, alpha: float, primary: str, n_resamples: int, seed
         md += [_metric_section(a, m) for m in a.metrics]
     captions = {
         "fes": "Reference FES (TIC 1/TIC 2, kcal/mol) and the pooled model FES of each weight (histograms of all "
-               "trials of a weight summed, F = −k_BT ln p, minimum 0; white = unvisited).",
+               "trials of a weight summed, F = −k_BT ln p, minimum 0; white = unvisited; colours clipped at the 99th percentile).",
         "fes_difference": "F_model − F_reference per weight (kcal/mol) over bins visited by both; red = model "
                           "higher (under-populated), blue = lower (over-populated).",
         "metrics": "Each metric vs weight: grey dots = seeds, red = mean with bootstrap 95% CI; marks above = "

@@ -17,7 +17,7 @@ from raycg.utils.io import atomic_path
 
 _RC = {"font.size": 14, "axes.titlesize": 15, "axes.labelsize": 14, "xtick.labelsize": 12,
        "ytick.labelsize": 12, "legend.fontsize": 11, "figure.dpi": 100}
-DPI = 110
+DPI = 100
 
 
 @contextlib.contextmanager
@@ -78,6 +78,11 @@ def _grid(n: int, ncols: int = 4) -> tuple[int, int]:
     return -(-n // ncols), ncols
 
 
+def _uniform(edges: np.ndarray) -> bool:
+    d = np.diff(np.asarray(edges, float))
+    return d.size > 0 and bool(np.allclose(d, d[0], rtol=1e-6, atol=0))
+
+
 def _map_panels(panels: Sequence[tuple[str, np.ndarray]], edges_x: np.ndarray, edges_y: np.ndarray, cmap_name: str,
                 vmin: float, vmax: float, label: str, path: Path) -> Path:
     import matplotlib
@@ -88,8 +93,12 @@ def _map_panels(panels: Sequence[tuple[str, np.ndarray]], edges_x: np.ndarray, e
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
         mesh = None
         for ax, (title, f) in zip(axes, panels, strict=False):
-            mesh = ax.pcolormesh(edges_x, edges_y, np.asarray(f, float).T, cmap=cmap, vmin=vmin, vmax=vmax,
-                                 shading="flat")
+            z = np.asarray(f, float).T
+            if _uniform(edges_x) and _uniform(edges_y):  # imshow draws much faster than a mesh
+                mesh = ax.imshow(z, origin="lower", extent=(edges_x[0], edges_x[-1], edges_y[0], edges_y[-1]),
+                                 aspect="auto", interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax)
+            else:
+                mesh = ax.pcolormesh(edges_x, edges_y, z, cmap=cmap, vmin=vmin, vmax=vmax, shading="flat")
             ax.set_title(title)
             ax.set_xlabel("TIC 1")
             ax.set_ylabel("TIC 2")

@@ -111,9 +111,9 @@ def _trial_row(tdir: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, fl
         cfg, _ = _read_json(tdir / "config.json")
         if isinstance(cfg, dict):
             config = dict(cfg.get("grid_point") or _flatten(cfg.get("config") or {}))
-    if base["status"] == "ok" and not metrics:
+    if base["status"] == "ok":  # scores.json (evaluate) fills metrics that result.json lacks
         scores, _ = _read_json(tdir / "scores.json")
-        metrics = _numeric_metrics(scores)
+        metrics = {**_numeric_metrics(scores), **metrics}
     base.update(stage)
     return base, {k: _scalar_config(v) for k, v in config.items()}, metrics
 

@@ -70,8 +70,6 @@ def make_study(root: Path, *, failed: bool = True, running: bool = True) -> Path
                 "kl_model_ref": 0.04 + 0.2 * trap + rng.normal(0, 0.02),
                 "transitions_per_replica_mean": 30.0 * (1 - trap) + rng.normal(0, 2.0),
                 "deepest_well_excess": 0.35 * trap + rng.normal(0, 0.02),
-                "trapped_fraction_mean": 0.3 + 0.5 * trap + rng.normal(0, 0.05),
-                "folded_fraction_abs_error": abs(0.1 * trap + rng.normal(0, 0.03)),
                 "blown_up_fraction": 0.0 if s else 0.125,
                 "n_replicas_total": 8.0,  # constant: not tested
                 "folded_fraction_reference": 0.55,  # constant: not tested
