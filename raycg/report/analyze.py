@@ -93,6 +93,11 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     fig_dir = out / "figures"
 
     data = table[table["status"].isin(["ok", "failed"]) & table[group].notna()].copy()
+    varying = [c for c in table.attrs.get("config_columns", []) if c != group and "seed" not in c.rsplit(".", 1)[-1]
+               and data[c].dropna().astype(str).nunique() > 1]
+    if varying:
+        notes.append(f"Config columns other than {group!r} vary between trials ({', '.join(varying)}); each "
+                     f"{group} group pools them. Use --group or a study per setting if that is not intended.")
     data.loc[data["status"] != "ok", metrics] = np.nan  # a failed trial's partial metrics are not results
     results = None
     if metrics and (data["status"] == "ok").any():

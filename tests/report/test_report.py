@@ -175,7 +175,10 @@ def test_scores_json_fills_metrics_and_string_weights(tmp_path, study_factory):
     res_path.write_text(json.dumps(res))
     t = trial_table(root).set_index("trial_id")
     assert t.loc["w1_s0", "kl_ref_model"] == expect and t.loc["w1_s0", "final_train_loss"] == 1.5
+    res["config"]["model.hidden"] = 128
+    res_path.write_text(json.dumps(res))
     a = run_analysis(root, ["kl_ref_model"], figures=False, n_resamples=99)
+    assert any("model.hidden" in n and "pools" in n for n in a.notes)
     d = a.results["descriptives"].set_index("group")
     assert list(d.index) == [0.0, 1.0, 10.0] and d.loc[1.0, "n"] == 3
     assert a.results["trend"]["rho"].notna().all()
