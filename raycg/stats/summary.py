@@ -328,7 +328,8 @@ def verdict(results: Mapping[str, pd.DataFrame], metric: str | None = None, *, l
     label = label or metric_label(metric)
     if c.empty:
         base_n = int(d["n"].iloc[0]) if len(d) else 0
-        return f"{label}: only one group ({sym}) with n={base_n}; nothing to compare."
+        only = f"{sym}={format_group(d['group'].iloc[0])}" if len(d) else sym
+        return f"{label}: only one group ({only}) with n={base_n}; nothing to compare."
     direction = c["direction"].iloc[0]
     primary = c["primary_test"].iloc[0]
     alpha = float(c["alpha"].iloc[0])
@@ -358,7 +359,9 @@ def verdict(results: Mapping[str, pd.DataFrame], metric: str | None = None, *, l
             sig = "significant" if r["significant"] else "not significant"
         others = ", ".join(f"{_SHORT[k]} {_fmt_p(float(r[f'{k}_p_holm']), eq=False)}" for k in TESTS if k != primary)
         pw_txt = ""
-        if r["group"] in pw.index and float(r["hedges_g"]) == 0:
+        if not math.isfinite(float(r["hedges_g"])):
+            pw_txt = ""
+        elif r["group"] in pw.index and float(r["hedges_g"]) == 0:
             pw_txt = "; no difference observed, so no power statement"
         elif r["group"] in pw.index:
             need = float(pw.loc[r["group"], "seeds_needed"])

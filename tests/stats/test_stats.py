@@ -255,3 +255,16 @@ def test_relative_difference_only_for_one_signed_baseline():
     assert rel["kl_ref_model"] == pytest.approx(1.5) and np.isnan(rel["excess"])
     assert "higher by 0.3 (150%), worse, Holm" in verdict(res, "kl_ref_model")
     assert "excess higher by 0.4, Holm" in verdict(res, "excess")
+
+
+def test_degenerate_groups_say_so():
+    one = summarize(pd.DataFrame({"energy_weight": [0.0] * 3, "kl_ref_model": [1.0, 2.0, 3.0]}), "kl_ref_model")
+    assert one["comparisons"].empty and "only one group (w_E=0)" in verdict(one)
+    df = pd.DataFrame({"energy_weight": [0.0, 0.0, 1.0, 2.0, 2.0], "kl_ref_model": [1.0, 2.0, 3.0, np.nan, np.nan]})
+    res = summarize(df, "kl_ref_model", n_resamples=99)
+    comp = res["comparisons"].set_index("group")
+    assert not comp["significant"].any() and comp["welch_p_holm"].isna().all()
+    text = verdict(res)
+    assert "w_E=1 vs 0" in text and "not testable (n<2)" in text
+    assert "w_E=2 vs 0: KL(ref‖model) not comparable (n=0 vs 2)" in text
+    assert res["descriptives"].set_index("group").loc[2.0, "n_missing"] == 2
