@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 
 def register(groups: dict) -> None:
@@ -19,7 +20,7 @@ def register(groups: dict) -> None:
     p.add_argument("--plot", metavar="DIR", help="write PNGs of data free energies vs fitted curves here")
     p.add_argument("--grouping", choices=["term", "bead_types"],
                    help="one parameter set per term (default) or per bead-type tuple")
-    p.add_argument("--bins", type=int, help="histogram bins for bonds/angles/dihedrals (default 200)")
+    p.add_argument("--bins", type=int, help="histogram bins for bonds/angles/dihedrals (default: auto, 200 for >= 5000 frames)")
     p.add_argument("--max-frames", type=int, help="use at most this many evenly spaced frames")
     p.add_argument("--temperature", type=float, metavar="K", help="fit at this temperature instead of the dataset's")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -53,7 +54,11 @@ def _fit(args: argparse.Namespace) -> int:
     if overrides:
         cfg = validate_config(PriorConfig, {**cfg.model_dump(), **overrides}, source="command line")
     ds = load(args.dataset)
-    priors = fit_priors(ds, cfg, progress=not args.quiet)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        priors = fit_priors(ds, cfg, progress=not args.quiet)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     priors.save(out)
     if not args.quiet:
         print("\n".join(priors.summary_lines()))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from raycg.config import StrictModel
@@ -33,17 +34,29 @@ class PriorConfig(StrictModel):
     #: σ of a repulsion group = this percentile (in %) of its non-bonded distances, so that
     #: U(σ) = 1 kcal/mol at a distance the data reaches only this rarely.
     repulsion_percentile: float = Field(1.0, gt=0.0, lt=50.0)
-    #: "term": one parameter set per individual bond/angle/dihedral/pair (good for one protein);
-    #: "bead_types": one per unique bead-type tuple (mlcg style; transferable).
+    #: Bonds, angles, dihedrals: "term" fits one parameter set per individual term (good for one
+    #: protein); "bead_types" one per unique bead-type tuple (mlcg style; transferable).
     grouping: Literal["term", "bead_types"] = "term"
-    #: Histogram bins for bonds, angles and dihedrals.
-    bins: int = Field(200, ge=10, le=100_000)
+    #: Repulsion σ: "all" (default) pools every non-bonded pair into one excluded-volume σ;
+    #: "bead_types" one σ per bead-type pair (mlcg); "term" one σ per pair. Per-pair σ from data
+    #: that rarely leave the native state encodes the native contact map into the prior (a pair
+    #: that is always 10 Å apart gets σ ≈ 10 Å and is then forbidden to approach in misfolded
+    #: states), so the pooled σ is the safe default.
+    repulsion_grouping: Literal["all", "bead_types", "term"] = "all"
+    #: Histogram bins for bonds, angles and dihedrals; "auto": frames_used / 25 clipped to 24..200
+    #: (200 for any dataset of ≥ 5,000 frames; coarser for tiny test datasets so bins stay populated).
+    bins: int | Literal["auto"] = "auto"
     #: Histogram bins for repulsion distances (range 0..max distance), used for the percentile.
     repulsion_bins: int = Field(2000, ge=10, le=1_000_000)
     #: Bins with fewer (effective) samples than this are left out of the fit.
     min_bin_count: float = Field(5.0, gt=0)
     #: Fit only bins whose free energy is within this many k_BT of the minimum (None: all bins).
     fit_max_kT: float | None = Field(None, gt=0)
+    #: When a group has too few populated bins for its fit (tiny datasets, a very narrow
+    #: distribution): harmonic terms use Gaussian moments of the Jacobian-corrected density,
+    #: dihedrals a lower Fourier order (or zero); recorded in the fit's method/note and warned.
+    #: False: raise InputError instead.
+    sparse_fallback: bool = True
     #: The fit needs at least this many frames.
     min_frames: int = Field(50, ge=2)
     #: Divide distance histograms by r² and angle histograms by sin θ (keep True; False only to
@@ -65,8 +78,16 @@ class PriorConfig(StrictModel):
     #: Store the fit histograms in the JSON (needed to re-plot with ``raycg priors show --plot``).
     store_histograms: bool = True
 
+    def resolved_bins(self, n_frames: int) -> int:
+        """Number of histogram bins used for ``n_frames`` frames."""
+        if self.bins == "auto":
+            return int(np.clip(n_frames // 25, 24, 200))
+        return int(self.bins)
+
     @model_validator(mode="after")
     def _check_ranges(self) -> PriorConfig:
+        if self.bins != "auto" and not 10 <= self.bins <= 100_000:
+            raise ValueError(f"bins must be 'auto' or an integer in 10..100000, got {self.bins}")
         for kind, (lo, hi) in self.ranges.items():
             if not hi > lo:
                 raise ValueError(f"ranges.{kind}: upper bound {hi} must exceed lower bound {lo}")

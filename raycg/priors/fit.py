@@ -14,6 +14,7 @@ per term kind. A first, subsampled pass sets the histogram ranges.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +69,10 @@ def _type_names(ds) -> dict[int, str]:
 
 def _groups(kind: str, atoms: np.ndarray, cfg: PriorConfig, types: np.ndarray, bead_labels: list[str],
             type_names: dict[int, str]) -> tuple[np.ndarray, list[str], list[list[list[int]]]]:
-    if cfg.grouping == "term":
+    grouping = cfg.repulsion_grouping if kind == "repulsion" else cfg.grouping
+    if grouping == "all":
+        return np.zeros(len(atoms), dtype=np.int64), ["all non-bonded pairs"], [atoms.tolist()]
+    if grouping == "term":
         labels = ["-".join(bead_labels[i] for i in a) for a in atoms]
         return np.arange(len(atoms), dtype=np.int64), labels, [[a.tolist()] for a in atoms]
     keys: dict[tuple, int] = {}
@@ -115,14 +119,14 @@ def _read(ds, frames: np.ndarray | None, start: int, stop: int, where: str) -> t
     return to_soa(x, np.result_type(x.dtype, np.float32)), w
 
 
-def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, where: str) -> None:
+def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, bins: int, where: str) -> None:
     g = k.group
     gmin = np.full(k.n_groups, np.inf)
     gmax = np.full(k.n_groups, -np.inf)
     np.minimum.at(gmin, g, values.min(axis=1))
     np.maximum.at(gmax, g, values.max(axis=1))
     if k.kind == "dihedrals":
-        k.lo, k.hi, k.nbins = np.full(k.n_groups, -np.pi), np.full(k.n_groups, np.pi), cfg.bins
+        k.lo, k.hi, k.nbins = np.full(k.n_groups, -np.pi), np.full(k.n_groups, np.pi), bins
         return
     if k.kind in cfg.ranges:
         lo, hi = cfg.ranges[k.kind]
@@ -143,7 +147,7 @@ def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, where: str) -> N
         if k.kind == "angles":
             hi = np.minimum(hi, np.pi)
         k.lo, k.hi = lo, hi
-    k.nbins = cfg.repulsion_bins if k.kind == "repulsion" else cfg.bins
+    k.nbins = cfg.repulsion_bins if k.kind == "repulsion" else bins
 
 
 def _accumulate(k: _Kind, values: np.ndarray, w: np.ndarray | None) -> None:
@@ -230,41 +234,54 @@ def _fit_group(k: _Kind, g: int, kbt: float, cfg: PriorConfig, n_frames: int, wh
     nfit = int(mask.sum())
     if k.kind == "dihedrals":
         order = cfg.dihedral_order
-        need = 2 * order + 3
-        if nfit < need:
-            raise _too_few(k.kind, k.labels[g], nfit, need, cfg, n_frames, where)
+        use = min(order, (nfit - 3) // 2)        # a Fourier series of order o needs >= 2o + 3 bins
+        if use < order and not cfg.sparse_fallback:
+            raise _too_few(k.kind, k.labels[g], nfit, 2 * order + 3, cfg, n_frames, where)
+        if use < 1:
+            zeros = [0.0] * order
+            return TermFit(params={"cos": zeros, "sin": zeros}, method="not-fitted", n_fit_bins=nfit,
+                           note=f"only {nfit} populated bin(s): dihedral prior set to zero", **base)
         x = centers[mask]
-        n = np.arange(1, order + 1)
+        n = np.arange(1, use + 1)
         design = np.concatenate([np.ones((nfit, 1)), np.cos(np.outer(x, n)), np.sin(np.outer(x, n))], axis=1)
         coef = _wlsq(design, free[mask], neff[mask])
         stats = _residual_stats(free[mask], design @ coef, c[mask])
-        params = {"cos": coef[1:1 + order].tolist(), "sin": coef[1 + order:].tolist()}
-        return TermFit(params=params, method="fourier-lsq", n_fit_bins=nfit, **stats, **base)
+        pad = [0.0] * (order - use)
+        params = {"cos": coef[1:1 + use].tolist() + pad, "sin": coef[1 + use:].tolist() + pad}
+        note = "" if use == order else f"only {nfit} populated bins: Fourier order reduced to {use}"
+        return TermFit(params=params, method="fourier-lsq", n_fit_bins=nfit, note=note, **stats, **base)
     need = 5
-    if nfit < need:
+    if nfit < need and not cfg.sparse_fallback:
         raise _too_few(k.kind, k.labels[g], nfit, need, cfg, n_frames, where)
-    x = centers[mask]
-    xm = float(np.average(x, weights=c[mask]))
-    t = x - xm
-    design = np.stack([t * t, t, np.ones_like(t)], axis=1)
-    a, b, c0 = _wlsq(design, free[mask], neff[mask])
     note = ""
-    if a > 0:
-        kk, x0 = 2.0 * a, xm - b / (2.0 * a)
-        method = "harmonic-lsq"
-        model = design @ np.array([a, b, c0])
-    else:   # not convex (e.g. a multimodal angle): Gaussian moments of the corrected density
-        q = np.where(mask, c / jac, 0.0)
-        q /= q.sum()
-        x0 = float(np.sum(q * centers))
-        var = float(np.sum(q * (centers - x0) ** 2))
-        kk = kbt / var
-        method = "moments"
-        note = "quadratic fit was not convex; k = kT/variance, x0 = mean of the Jacobian-corrected density"
-        u = 0.5 * kk * (x - x0) ** 2
-        model = u + np.average(free[mask] - u, weights=c[mask])
-    stats = _residual_stats(free[mask], model, c[mask])
-    return TermFit(params={"k": float(kk), "x0": float(x0)}, method=method, n_fit_bins=nfit, note=note,
+    if nfit >= need:
+        x = centers[mask]
+        xm = float(np.average(x, weights=c[mask]))
+        t = x - xm
+        design = np.stack([t * t, t, np.ones_like(t)], axis=1)
+        a, b, c0 = _wlsq(design, free[mask], neff[mask])
+        if a > 0:
+            stats = _residual_stats(free[mask], design @ np.array([a, b, c0]), c[mask])
+            return TermFit(params={"k": float(2.0 * a), "x0": float(xm - b / (2.0 * a))}, method="harmonic-lsq",
+                           n_fit_bins=nfit, **stats, **base)
+        note = "quadratic fit was not convex"
+    else:
+        note = f"only {nfit} bin(s) with >= {cfg.min_bin_count:g} samples"
+    # fallback (multimodal or sparse data): Gaussian moments of the Jacobian-corrected density,
+    # with Sheppard's correction for the bin width
+    width = (k.hi[g] - k.lo[g]) / nb
+    ok = (c > 0) & (jac > 0)
+    q = np.where(ok, c / np.where(ok, jac, 1.0), 0.0)
+    q /= q.sum()
+    x0 = float(np.sum(q * centers))
+    var = float(np.sum(q * (centers - x0) ** 2)) + width * width / 12.0
+    kk = kbt / var
+    stats = {}
+    if nfit:
+        u = 0.5 * kk * (centers[mask] - x0) ** 2
+        stats = _residual_stats(free[mask], u + np.average(free[mask] - u, weights=c[mask]), c[mask])
+    note += "; k = kT/variance, x0 = mean of the Jacobian-corrected density"
+    return TermFit(params={"k": float(kk), "x0": x0}, method="moments", n_fit_bins=nfit, note=note,
                    **stats, **base)
 
 
@@ -333,7 +350,7 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
     sample_frames = pos_in_sel if frames is None else frames[pos_in_sel]
     x, _ = _read(dataset, sample_frames, 0, len(sample_frames), where)
     for k in kinds:
-        _set_ranges(k, _FEATURE[k.kind](x, k.atoms), cfg, where)
+        _set_ranges(k, _FEATURE[k.kind](x, k.atoms), cfg, cfg.resolved_bins(n_use), where)
         k.counts = np.zeros((k.n_groups, k.nbins + 2))
         k.sumw2 = np.zeros((k.n_groups, k.nbins + 2))
     del x
@@ -363,6 +380,12 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
                       "x0": np.array([gf[g].params["x0"] for g in k.group], dtype=np.float64)}
         terms[k.kind] = TermTable(k.kind, k.atoms, k.group, params)
 
+    fallbacks = [f"{f.kind} {f.label}" for fl in fits.values() for f in fl
+                 if f.method in ("moments", "not-fitted") or "reduced" in f.note]
+    if fallbacks:
+        warnings.warn(f"priors: {len(fallbacks)} term group(s) had too few populated histogram bins or a "
+                      f"non-convex histogram and used a fallback (see each fit's 'method'/'note'): "
+                      f"{', '.join(fallbacks[:5])}{' ...' if len(fallbacks) > 5 else ''}", stacklevel=2)
     info = {"name": dataset.meta.name, "path": str(dataset.path) if getattr(dataset, "path", None) else None,
             "content_hash": dataset.content_hash, "n_frames": n_frames_all, "n_frames_used": n_use,
             "weighted": dataset.weights is not None, "temperature_K": float(dataset.temperature)}

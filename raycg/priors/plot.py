@@ -93,14 +93,14 @@ def plot_priors(priors: PriorSet, out_dir: str | os.PathLike) -> list[Path]:
                 if kind == "repulsion":
                     far = ok & (x >= fit.params["sigma"])
                     offset = np.nanmin(free[far]) if far.any() else np.nanmin(free)
-                    free = free - offset
                     ax.axvline(fit.params["sigma"], color="0.6", lw=0.8, ls=":")
-                else:
-                    uc = model_curve(fit, x[ok])
-                    offset = np.average(free[ok] - uc, weights=w)
-                    free = free - offset
-                ymin = float(np.nanmin(free))
-                ymax = float(np.nanmax(free))
+                else:   # best constant between data and fit, then the fit's minimum at 0
+                    offset = np.average(free[ok] - model_curve(fit, x[ok]), weights=w)
+                    base = float(np.min(u))
+                    u = u - base
+                    offset += base
+                free = free - offset
+                ymin, ymax = float(np.nanmin(free)), float(np.nanmax(free))
                 fitted = ok & (np.asarray(fit.histogram) >= priors.config.min_bin_count)
                 ax.plot(scale(x[ok & ~fitted]), free[ok & ~fitted], ".", ms=2.0, color="0.7")
                 ax.plot(scale(x[fitted]), free[fitted], ".", ms=2.5, color="C0", label="data −kT ln p/J")
@@ -112,7 +112,7 @@ def plot_priors(priors: PriorSet, out_dir: str | os.PathLike) -> list[Path]:
                 ax.set_title(_title(fit), fontsize=7.5)
             for ax in axes.ravel()[len(page):]:
                 ax.axis("off")
-            axes.ravel()[0].legend(fontsize=7, loc="upper center")
+            axes.ravel()[0].legend(fontsize=7, loc="best")
             fig.suptitle(f"{kind} priors (T = {priors.temperature_K:g} K, kT = {kbt:.3f} kcal/mol)", fontsize=10)
             fig.tight_layout()
             name = f"{kind}.png" if len(pages) == 1 else f"{kind}_{page_no + 1}.png"

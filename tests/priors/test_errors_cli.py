@@ -45,11 +45,28 @@ def test_too_few_frames():
 
 
 def test_too_few_histogram_bins():
-    """60 frames spread over 2000 bins cannot give the ≥5 bins with ≥5 samples a fit needs."""
+    """60 frames over 2000 bins cannot give the >= 5 populated bins a fit needs: an error when
+    sparse_fallback is off, otherwise Gaussian moments of the corrected density (warned, recorded)."""
+    ds = make_dataset(_chain(60), BONDS)
     with pytest.raises(InputError) as exc:
-        fit_priors(make_dataset(_chain(60), BONDS), PriorConfig(bins=2000))
+        fit_priors(ds, PriorConfig(bins=2000, sparse_fallback=False))
     msg = _one_line(exc)
     assert "histogram bin" in msg and "bond ALA1-ALA2" in msg and "priors.bins" in msg
+    with pytest.warns(UserWarning, match="fallback"):
+        ps = fit_priors(ds, PriorConfig(bins=2000))
+    fit = ps.fits["bonds"][0]
+    assert fit.method == "moments" and "bin" in fit.note
+    r = np.linalg.norm(ds.coords[:, 1] - ds.coords[:, 0], axis=1)
+    assert fit.params["x0"] == pytest.approx(r.mean(), abs=0.02)
+    assert fit.params["k"] == pytest.approx(ps.kbt / r.var(), rel=0.35)   # 60 samples: ~20 % noise
+    assert all(f.method == "not-fitted" for f in ps.fits["dihedrals"])
+    assert np.all(ps.terms["dihedrals"].params["cos"] == 0)
+
+
+def test_auto_bins():
+    assert PriorConfig().resolved_bins(1_800_000) == 200
+    assert PriorConfig().resolved_bins(160) == 24
+    assert PriorConfig(bins=77).resolved_bins(160) == 77
 
 
 def test_non_finite_coordinates_name_frame_and_bead():

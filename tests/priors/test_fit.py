@@ -166,3 +166,22 @@ def test_chunking_and_subsampling(chain_dataset):
     assert c.dataset["n_frames_used"] == 20_000
     assert c.fits["bonds"][0].n_samples == 20_000
     assert c.terms["bonds"].params["k"][0] == pytest.approx(BONDS[0][0], rel=0.1)
+
+
+def test_repulsion_grouping(chain_dataset):
+    """Default: one σ = 1st percentile of all non-bonded distances pooled; "term": one σ per pair."""
+    x = np.asarray(chain_dataset.coords[:20_000], dtype=np.float64)
+    rng = np.random.default_rng(9)
+    x = np.concatenate([x, x[:, :, ::-1] + rng.normal(scale=0.1, size=x.shape)], axis=1)   # 8 beads
+    ds = make_dataset(x, [(0, 1), (1, 2), (2, 3), (4, 5), (5, 6), (6, 7)], T)
+    pooled = fit_priors(ds, PriorConfig(bonds=False, angles=False, dihedrals=False))
+    per = fit_priors(ds, PriorConfig(bonds=False, angles=False, dihedrals=False, repulsion_grouping="term"))
+    pairs = pooled.terms["repulsion"].atoms
+    assert len(pairs) == 2 + 16                     # 0-3, 4-7 within the chains, all 16 across
+    d = np.linalg.norm(x[:, pairs[:, 1]] - x[:, pairs[:, 0]], axis=2)
+    (fit,) = pooled.fits["repulsion"]
+    tol = fit.range[1] / fit.bins
+    assert fit.params["sigma"] == pytest.approx(np.percentile(d, 1.0), abs=tol)
+    assert np.all(pooled.terms["repulsion"].params["sigma"] == fit.params["sigma"])
+    sig = per.terms["repulsion"].params["sigma"]
+    np.testing.assert_allclose(sig, np.percentile(d, 1.0, axis=0), atol=max(f.range[1] / f.bins for f in per.fits["repulsion"]))
