@@ -24,6 +24,7 @@ from raycg.report.table import load_fes, load_history, parquet_safe, trial_table
 from raycg.stats import (
     HEADLINE_METRICS,
     TESTS,
+    detectable_effect,
     format_group,
     group_symbol,
     metric_label,
@@ -105,6 +106,7 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
                                 primary=primary, seed=seed, n_resamples=n_resamples)
         summary = summary_table(results)
         text = verdict(results)
+        notes.append(_sensitivity(results, alpha))
     else:
         summary = pd.DataFrame(columns=["metric", "group", "n", "mean"])
         text = "No successful trials with metrics: nothing to test."
@@ -122,6 +124,19 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     atomic_write_text(out / "report.md", _markdown(analysis, alpha=alpha, primary=primary,
                                                    n_resamples=n_resamples, seed=seed))
     return analysis
+
+
+def _sensitivity(results: dict[str, pd.DataFrame], alpha: float) -> str:
+    """One sentence: the smallest standardised effect this many seeds detects with 80% power."""
+    d = results["descriptives"]
+    n = int(d.groupby("group")["n"].max().min())
+    k = max(int(d["group"].nunique()) - 1, 1)
+    g, gb = detectable_effect(n, 0.8, alpha), detectable_effect(n, 0.8, alpha / k)
+    if not np.isfinite(g):
+        return "Sensitivity: a weight has fewer than 2 successful seeds; no test is possible there."
+    return (f"Sensitivity: with {n} seeds per weight a two-sided t-test at α = {alpha:g} detects effects "
+            f"|Hedges' g| ≥ {g:.2g} with 80% power (≥ {gb:.2g} at the Bonferroni level α/{k}, a bound for Holm); "
+            "smaller effects can be real and still come out not significant.")
 
 
 def _default_metrics(table: pd.DataFrame, found: list[str], notes: list[str]) -> list[str]:

@@ -51,3 +51,19 @@ def seeds_for_power(effect: float, power: float = 0.8, alpha: float = 0.05,
         else:
             lo = mid
     return float(hi)
+
+
+def detectable_effect(n_per_group: int, power: float = 0.8, alpha: float = 0.05) -> float:
+    """Smallest |g| a two-sided two-sample t-test with ``n_per_group`` detects with ``power`` (NaN if n < 2)."""
+    if n_per_group < 2:
+        return float("nan")
+    lo, hi = 0.0, 1.0
+    while power_two_sample(hi, n_per_group, alpha) < power:
+        lo, hi = hi, hi * 2.0
+    for _ in range(60):  # bisection: power grows with |g|
+        mid = 0.5 * (lo + hi)
+        if power_two_sample(mid, n_per_group, alpha) >= power:
+            hi = mid
+        else:
+            lo = mid
+    return hi

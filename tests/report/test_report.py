@@ -90,7 +90,7 @@ def test_report_content(analysed):
     assert "| w10_s4 | 10 | 4 | running |" in md
     for phrase in ("Holm", "Welch", "Mann–Whitney", "permutation", "Hedges' g", "Cliff's δ", "Kruskal–Wallis",
                    "Spearman", "KL(ref‖model)", "80% power", "potential of mean force", "sha256:feedbeef",
-                   "abc1234", "Not tested (identical in every successful trial): n_replicas_total, "
+                   "abc1234", "Sensitivity: with 3 seeds per weight", "Not tested (identical in every successful trial): n_replicas_total, "
                    "folded_fraction_reference"):
         assert phrase in md, phrase
 

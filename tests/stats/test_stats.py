@@ -13,6 +13,7 @@ from raycg.errors import InputError
 from raycg.stats import (
     cliffs_delta,
     default_direction,
+    detectable_effect,
     hedges_g,
     holm,
     pairwise_tests,
@@ -140,6 +141,9 @@ def test_power_known_values():
     assert seeds_for_power(0.2) == 394
     assert seeds_for_power(0.0) == math.inf
     assert power_two_sample(0.0, 10) == pytest.approx(ALPHA)
+    assert detectable_effect(64) == pytest.approx(0.5, abs=0.005)  # the inverse of the table above
+    assert power_two_sample(detectable_effect(3), 3) == pytest.approx(0.8, abs=1e-6)
+    assert np.isnan(detectable_effect(1))
 
 
 # --- error rates by simulation --------------------------------------------------------------------------------
