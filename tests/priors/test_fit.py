@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from raycg import units as U
 from raycg.priors import PriorConfig, fit_priors
@@ -151,6 +152,10 @@ def test_grouping_by_bead_types():
     assert bonds.params["k"][0] == bonds.params["k"][2] == pytest.approx(60.0, rel=0.05)
     assert bonds.params["k"][1] == pytest.approx(90.0, rel=0.05)
     assert "repulsion" not in ps.terms
+    mod = ps.to_module()                       # a kind that is switched off contributes nothing
+    pos = torch.as_tensor(np.asarray(ds.coords[:4], dtype=np.float64))
+    assert set(mod.energy_terms(pos)) == {"bonds", "angles", "dihedrals"} and mod.n_pairs == 0
+    assert mod(pos).shape == (4,)
 
 
 def test_chunking_and_subsampling(chain_dataset):
