@@ -19,9 +19,17 @@ from typing import Any
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _tmp_path(dest: Path, suffix: str = "") -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp-{os.getpid()}{suffix}", dir=dest.parent)
+    # mkstemp makes 0600 files; results are meant to be shared like any file this user writes
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
 
@@ -87,6 +95,7 @@ def atomic_directory(dest: str | os.PathLike, *, overwrite: bool = False) -> Ite
         raise FileExistsError(f"{dest} exists; pass overwrite=True (CLI: --overwrite) to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=f".tmp-{os.getpid()}", dir=dest.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         if dest.exists():

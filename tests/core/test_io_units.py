@@ -70,3 +70,15 @@ def test_provenance_record_has_versions_and_hash():
     assert rec["config"] == {"a": 1} and rec["data_hash"] == "sha256:x" and rec["stage"] == "test"
     assert rec["packages"]["numpy"] == np.__version__
     json.dumps(rec)
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        f = atomic_write_json(tmp_path / "a.json", {})
+        with atomic_directory(tmp_path / "d") as tmp:
+            (tmp / "x").write_text("1")
+    finally:
+        os.umask(mask)
+    assert f.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
