@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -235,6 +236,19 @@ def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None 
 # trial score
 
 
+class _Clock:
+    """Wall time of consecutive stages (seconds), reported in ``TrialScore.info['timings_s']``."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.times[stage] = round(now - self._t, 4)
+        self._t = now
+
+
 @dataclass
 class TrialScore:
     """Metrics of one trial (``metrics``), the arrays behind them (``arrays`` -> ``fes.npz``), and
@@ -309,12 +323,14 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
             raise InputError("the reference summary was prepared for another dataset or config",
                              hint="call prepare_reference with this dataset and config")
     k, kT = ref.n_components, ref.kT
+    clock = _Clock()
     y, offsets, kept, n_short = _project_samples(samples, tica, k, config.burn_in_fraction)
     if len(y) == 0:
         raise DatasetError(f"no model frames left after dropping {config.burn_in_fraction:.0%} burn-in "
                            f"({samples.n_replicas} replicas)", where=where,
                            hint="simulate longer or lower evaluate.burn_in_fraction")
     n = len(y)
+    clock("projection")
     ex, ey = ref.edges[0], ref.edges[1]
     h2, out2 = M.histogram2d(y, ex, ey)
     h1 = [M.histogram1d(y[:, c], ref.edges[c]) for c in range(k)]
@@ -322,6 +338,7 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     p = M.with_outside(ref.hist2d, ref.outside2d)
     q = M.with_outside(h2, out2)
     m: dict[str, float] = {}
+    clock("histograms")
     m["kl_ref_model"] = M.kl_divergence(p, q, config.kl_epsilon)
     m["kl_model_ref"] = M.kl_divergence(q, p, config.kl_epsilon)
     m["js_divergence"] = M.js_divergence(p, q)
@@ -329,9 +346,11 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
         pc = M.with_outside(ref.hist1d[c], 0.0)
         qc = M.with_outside(*h1[c])
         m[f"kl_ref_model_tic{c + 1}"] = M.kl_divergence(pc, qc, config.kl_epsilon)
+    clock("kl_js")
     m["w1"] = M.wasserstein_2d_grid(ref.y, y, config.w1_bins, ref.weights)
     for c in range(k):
         m[f"w1_tic{c + 1}"] = M.wasserstein_1d(ref.y[:, c], y[:, c], ref.weights, None)
+    clock("w1")
     m["fes_mse"] = M.fes_mse(ref.fes2d, fes_m)
     m["fes_mse_aligned"] = M.fes_mse(ref.fes2d, fes_m, aligned=True)
     m["coverage"] = M.coverage(ref.hist2d, h2)
@@ -353,6 +372,7 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     m["mirror_folded_fraction_model"] = float(np.mean(r_mir < config.folded_rmsd_A))
     m["mirror_folded_fraction_reference"] = ref.mirror_folded_fraction
     m["rmsd_mean_model_A"] = float(np.mean(r_nat))
+    clock("rmsd")
     # trapping
     n_b = len(ref.basin_min)
     bseq = M.lookup_grid(y, ref.basin_edges[0], ref.basin_edges[1], ref.basin_labels)
@@ -377,6 +397,7 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     m["trapped_fraction_mean"] = float(np.nanmean(maxfrac)) if np.isfinite(maxfrac).any() else float("nan")
     m["trapped_fraction_mean_reference"] = (float(np.nanmean(ref.max_basin_fraction))
                                             if np.isfinite(ref.max_basin_fraction).any() else float("nan"))
+    clock("basins")
     # counts
     m["n_frames_model"] = float(n)
     m["n_replicas_used"] = float(len(kept))
@@ -409,6 +430,6 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
         "model_dt_frame_ps": dt_m, "rmsd_stride": stride,
         "n_replicas_total": samples.n_replicas_total, "n_blown_up": samples.n_blown_up,
         "n_empty": samples.n_empty, "n_too_short_after_burn_in": n_short, "excluded": samples.excluded,
-        "sources": samples.sources, "config": config.model_dump(mode="json"),
+        "sources": samples.sources, "config": config.model_dump(mode="json"), "timings_s": clock.times,
     }
     return TrialScore(metrics=m, arrays=arrays, info=info)

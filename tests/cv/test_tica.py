@@ -50,6 +50,12 @@ def test_matches_deeptime_list_fit_and_never_crosses_boundaries():
     concat = TICA(lagtime=lag).fit(np.concatenate(trajs)).fetch_model()
     assert not np.allclose(ours.eigenvalues[:3], concat.singular_values[:3], rtol=1e-3)
     assert ours.n_pairs == 40 * (45 - lag)
+    # blocks of whole trajectories and chunked long trajectories give the same covariances
+    mixed = make_dataset(ds.coords[:500], [45, 45, 300, 20, 45, 45])
+    small_chunks = fit_reference_tica(mixed, lag=lag, chunk_rows=64)
+    one_chunk = fit_reference_tica(mixed, lag=lag, chunk_rows=10_000)
+    np.testing.assert_allclose(small_chunks.eigenvalues, one_chunk.eigenvalues, rtol=1e-9, atol=1e-12)
+    assert small_chunks.n_pairs == one_chunk.n_pairs == 4 * 35 + 290 + 10
 
 
 def test_short_trajectories_are_skipped_and_counted():
