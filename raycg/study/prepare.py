@@ -134,6 +134,7 @@ def prepare(spec: StudySpec, study_dir: str, *, log=print) -> dict[str, Any]:
             "files": files,
             "energy_targets": targets,
             "tica": adapters.tica_summary(tica),
+            "max_bond_A": adapters.max_bond(ds),
             "times_s": times,
             "provenance": provenance(inputs, data_hash=data_hash),
         }

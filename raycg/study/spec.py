@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from raycg.config import StrictModel, read_yaml, validate_config
 from raycg.errors import ConfigError
@@ -165,6 +165,29 @@ class StudySpec(StrictModel):
             raise ValueError("use letters, digits, '_', '-', '.' only (it names a directory)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_training_tica(cls, data: Any) -> Any:
+        """Energy targets use the study's reference TICA: fill ``training.tica`` from ``evaluation``."""
+        if not isinstance(data, dict) or _TrainConfig is None:
+            return data
+        tr = data.get("training")
+        if isinstance(tr, dict) and isinstance(tr.get("loss"), dict) and tr.get("tica") is None \
+                and tr["loss"].get("energy_target", "none") != "none":
+            ev = data.get("evaluation") if isinstance(data.get("evaluation"), dict) else {}
+            data = dict(data)
+            data["training"] = {**tr, "tica": {"lag": ev.get("tica_lag", 20), "dim": ev.get("tica_dim")}}
+        return data
+
+    @field_validator("grid")
+    @classmethod
+    def _weights_need_target(cls, grid: GridSpec, info: ValidationInfo) -> GridSpec:
+        tr = info.data.get("training")
+        loss = getattr(tr, "loss", None)
+        if loss is not None and max(grid.energy_weights) > 0 and loss.energy_target == "none":
+            raise ValueError("energy weights > 0 need training.loss.energy_target (tica-marginal or tica-joint)")
+        return grid
+
     @model_validator(mode="after")
     def _sweep_paths(self) -> StudySpec:
         data = self.model_dump(mode="json")
@@ -264,7 +287,7 @@ def grid_points(spec: StudySpec) -> list[dict[str, Any]]:
 
 
 # Where the energy weight and the seed go in the resolved per-trial config.
-ENERGY_WEIGHT_KEYS = ("training.energy_weight",)
+ENERGY_WEIGHT_KEYS = ("training.loss.energy_weight",)
 SEED_KEYS = ("training.seed", "simulation.seed", "toy.seed")
 
 

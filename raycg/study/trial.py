@@ -114,6 +114,8 @@ def _node_id() -> str | None:
     try:
         import ray
 
+        if not ray.is_initialized():  # never start Ray just to ask
+            return None
         return ray.get_runtime_context().get_node_id()
     except Exception:  # noqa: BLE001 - outside Ray
         return None
@@ -122,8 +124,11 @@ def _node_id() -> str | None:
 def _tune_session():
     """(report, get_checkpoint, Checkpoint) from Ray Tune, or no-op stand-ins outside a Tune run."""
     try:
+        import ray
         from ray import tune
 
+        if not ray.is_initialized():
+            return None, (lambda: None), None
         ctx = tune.get_context()
         if ctx is not None and ctx.get_trial_id() is not None:
             return tune.report, tune.get_checkpoint, tune.Checkpoint
@@ -221,8 +226,10 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
             if phase in state.get("done", []):
                 continue
             t0 = time.perf_counter()
-            getattr(pipeline, phase)(ctx)
-            ctx.stage_times[phase] = ctx.stage_times.get(phase, 0.0) + (time.perf_counter() - t0)
+            try:
+                getattr(pipeline, phase)(ctx)
+            finally:
+                ctx.stage_times[phase] = ctx.stage_times.get(phase, 0.0) + (time.perf_counter() - t0)
             state.setdefault("done", []).append(phase)
             state["metrics"] = {**state.get("metrics", {}), **ctx.metrics}
             if phase != PHASES[-1]:
