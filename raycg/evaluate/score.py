@@ -29,6 +29,33 @@ from raycg.evaluate.config import EvalConfig
 from raycg.evaluate.samples import ModelSamples
 from raycg.utils.io import atomic_path, atomic_write_json
 
+#: Direction of every metric ``score`` reports: "lower"/"higher" is better, None = compare with the
+#: reference value or a count (see METRICS.md). Per-TIC metrics share the direction of their family.
+METRIC_DIRECTIONS: dict[str, str | None] = {
+    "kl_ref_model": "lower", "kl_model_ref": "lower", "js_divergence": "lower", "w1": "lower",
+    "fes_mse": "lower", "fes_mse_aligned": "lower", "coverage": "higher", "coverage_weighted": "higher",
+    "outside_grid_fraction": "lower", "folded_fraction_model": None, "folded_fraction_reference": None,
+    "folded_fraction_diff": None, "folded_fraction_abs_error": "lower", "mirror_fraction_model": None,
+    "mirror_fraction_reference": None, "mirror_folded_fraction_model": "lower",
+    "mirror_folded_fraction_reference": None, "rmsd_mean_model_A": None, "n_basins": None,
+    "transitions_per_replica_mean": None, "transitions_per_replica_median": None,
+    "transitions_per_trajectory_mean_reference": None, "transition_rate_per_ns_model": None,
+    "transition_rate_per_ns_reference": None, "transition_rate_ratio": None,
+    "deepest_well_population_model": None, "deepest_well_population_reference": None,
+    "deepest_well_excess": None, "max_basin_population_model": None, "trapped_fraction_mean": None,
+    "trapped_fraction_mean_reference": None, "n_frames_model": None, "n_replicas_used": None,
+    "n_replicas_total": None, "n_blown_up": "lower", "blown_up_fraction": "lower",
+}
+
+
+def metric_direction(name: str) -> str | None:
+    """Direction of a metric name (``kl_ref_model_tic1`` -> that of ``kl_ref_model``)."""
+    if name in METRIC_DIRECTIONS:
+        return METRIC_DIRECTIONS[name]
+    base = name.rsplit("_tic", 1)[0]
+    return METRIC_DIRECTIONS.get(base, "lower" if base == "w1" else None)
+
+
 SCORES_FORMAT = "raycg-trial-scores"
 SCORES_VERSION = 1
 RMSD_CHUNK = 500_000

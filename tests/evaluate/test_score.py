@@ -136,3 +136,22 @@ def test_bad_inputs_are_one_line_errors(reference):
     assert one.metrics["n_frames_model"] == 1
     with pytest.raises(ConfigError):
         EvalConfig(basin_core_kT=3.0, basin_merge_kT=1.0)
+
+
+def test_every_metric_has_a_direction_and_a_row_in_metrics_md(reference):
+    from pathlib import Path
+
+    import raycg.evaluate as ev
+
+    ds, tica, _ = reference
+    s, _ = _model(2, 300, 0.005, seed=9)
+    res = score(ds, tica, s)
+    doc = (Path(ev.__file__).parent / "METRICS.md").read_text()
+    for name in res.metrics:
+        base = name.rsplit("_tic", 1)[0]
+        assert name in ev.METRIC_DIRECTIONS or base in ev.METRIC_DIRECTIONS, name
+        stem = base.removesuffix("_model").removesuffix("_reference").removesuffix("_mean").removesuffix("_median")
+        assert f"`{stem}" in doc, name
+    for key in FES_KEYS:
+        assert f"`{key}`" in doc, key
+    assert ev.metric_direction("kl_ref_model_tic2") == "lower" and ev.metric_direction("coverage") == "higher"
