@@ -54,7 +54,7 @@ def native_pdb_path() -> Path:
 class GoParameters:
     """Force-field constants of the Gō model (kcal/mol, Å, rad)."""
 
-    epsilon: float = 0.40              # native-contact well depth, kcal/mol
+    epsilon: float = 0.50              # native-contact well depth, kcal/mol
     contact_cutoff_A: float = 7.0      # native pairs under this distance are contacts
     min_seq_sep: int = 3               # contacts need |i - j| >= this (residues)
     k_bond: float = 100.0              # kcal/mol/Å²
