@@ -111,6 +111,23 @@ def _compatible(ck: dict, cfg: SimulationConfig, r_: int, b_: int, path: Path) -
                          hint="raise n_steps or pass overwrite=True")
 
 
+def _compiled(potential):
+    """``torch.compile`` the energy (AOTAutograd compiles its backward, i.e. the forces, too).
+
+    A module is compiled as a ``pos -> E`` function (its ``energy_and_forces`` is bypassed: forces are
+    then −∇E by autograd); other callables are compiled as they are. Shapes are static (R, B fixed).
+    """
+    if isinstance(potential, torch.nn.Module):
+        return torch.compile(potential, dynamic=False)
+    eaf = getattr(potential, "energy_and_forces", None)
+    if callable(eaf):
+        class _Compiled:
+            energy_and_forces = staticmethod(torch.compile(eaf, dynamic=False))
+
+        return _Compiled()
+    return torch.compile(potential, dynamic=False)
+
+
 def simulate(potential, masses, start_positions, config: SimulationConfig | dict | None = None, *,
              out_dir=None, topology=None, bonds=None, progress: bool = True, velocities=None,
              overwrite: bool = False, keep_positions: bool | None = None) -> SimulationResult:
@@ -135,7 +152,7 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
                          hint="pass bonds=[[i, j], ...] or a topology with bonds")
     if isinstance(potential, torch.nn.Module):
         potential.to(device=device, dtype=dtype)
-    force_fn = make_force_fn(potential)
+    force_fn = make_force_fn(_compiled(potential) if cfg.compile else potential)
 
     m_int = internal_mass(torch.as_tensor(m_np, dtype=torch.float64))
     coef = StepCoefficients(cfg.integrator, cfg.dt_ps, cfg.friction_per_ps, torch.tensor(temps, dtype=torch.float64),
@@ -255,8 +272,6 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
     def advance(x, v, f, noise):
         return step_fn(x, v, f, noise, coef, force_fn)
 
-    if cfg.compile:
-        advance = torch.compile(advance, dynamic=False)
     # On CPU a host check is free: while every replica is alive and healthy, skip the masking (the
     # masked update of an all-healthy batch is the identity, so results are bit-identical either way).
     # On accelerators the masked update always runs, without host synchronisation.
