@@ -1,0 +1,259 @@
+"""Simulation throughput: raycg.sim vs a straightforward torch_geometric SchNet loop.
+
+Replica-steps/s and bead-steps/s against the number of replicas for a CLN025-like 10-bead chain:
+  (a) priors alone (raycg.priors PriorEnergy fitted on a small synthetic two-state dataset),
+  (b) raycg's CGSchNet at its default size (hidden/filters 128, 3 interactions, 50 basis functions)
+      plus the same priors, through ``raycg.sim.simulate``,
+  (ref) the same BAOAB step written plainly around torch_geometric.nn.models.SchNet (hidden 128,
+      filters 128, 3 interactions, 50 gaussians, cutoff 12 Å like CGSchNet's) plus the same priors,
+      with a plain-torch all-pairs interaction graph (radius_graph needs pyg-lib, absent here)
+      and forces by autograd.
+Both sides: float32, one force evaluation per step, same replicas, same start structures. Time
+per cell is bounded (a warm-up step, then steps until ``--seconds``). Prints one JSON object;
+``ratio_vs_reference`` = raycg CGSchNet / reference replica-steps/s.
+
+    python benchmarks/bench_sim.py [--quick] [--device cuda] [--replicas 1 10 100] [--seconds 3] [--compile [R ...]]
+
+The machine is shared: the JSON records the load average; rates are the best of ``--rounds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+N_BEADS = 10
+MASS = 12.011
+DT, GAMMA, TEMP = 0.002, 1.0, 300.0
+
+
+def start_positions(n: int, seed: int = 0) -> np.ndarray:
+    from raycg.cv.testing import native_ca
+
+    rng = np.random.default_rng(seed)
+    return native_ca()[None] + rng.normal(scale=0.3, size=(n, N_BEADS, 3))
+
+
+def make_priors():
+    from raycg.cv.testing import two_state_dataset
+    from raycg.priors import fit_priors
+
+    ds, _ = two_state_dataset(n_traj=4, length=500, seed=0)
+    return fit_priors(ds), ds.bead_types
+
+
+def make_raycg_model(prior_set, types):
+    from raycg.model import CGSchNet, CGSchNetConfig, EnergyModel
+
+    torch.manual_seed(0)
+    cfg = CGSchNetConfig()  # default size
+    net = CGSchNet(cfg)
+    # small output weights: the untrained network must not blow the chain apart during the benchmark
+    with torch.no_grad():
+        net.output[-1].weight.mul_(1e-3)
+    return EnergyModel(types, prior_set.to_module(), net).eval(), cfg.model_dump()
+
+
+class ReferenceModel(torch.nn.Module):
+    """Prior + torch_geometric SchNet on an all-pairs graph (energies [R])."""
+
+    def __init__(self, prior, types, cutoff: float = 12.0):
+        super().__init__()
+        from torch_geometric.nn.models import SchNet
+
+        self.prior = prior
+        self.net = SchNet(hidden_channels=128, num_filters=128, num_interactions=3, num_gaussians=50,
+                          cutoff=cutoff, interaction_graph=self.graph)
+        with torch.no_grad():
+            self.net.lin2.weight.mul_(1e-3)
+        self.register_buffer("types", torch.as_tensor(np.asarray(types), dtype=torch.long) + 1)
+        self._edges: dict[int, torch.Tensor] = {}
+
+    def all_pairs(self, r: int, device) -> torch.Tensor:
+        if r not in self._edges:
+            i, j = torch.meshgrid(torch.arange(N_BEADS), torch.arange(N_BEADS), indexing="ij")
+            keep = i != j
+            base = torch.stack([i[keep], j[keep]])                       # [2, B(B-1)]
+            off = (torch.arange(r) * N_BEADS).repeat_interleave(base.shape[1])
+            self._edges[r] = (base.repeat(1, r) + off).to(device)
+        return self._edges[r]
+
+    def graph(self, pos, batch):
+        edge_index = self._edge_index
+        row, col = edge_index
+        return edge_index, (pos[row] - pos[col]).norm(dim=-1)
+
+    def forward(self, x):
+        r = x.shape[0]
+        self._edge_index = self.all_pairs(r, x.device)
+        z = self.types.repeat(r)
+        batch = torch.arange(r, device=x.device).repeat_interleave(N_BEADS)
+        e = self.net(z, x.reshape(-1, 3), batch).reshape(r)
+        return e + self.prior(x)
+
+
+def reference_rate(model, x0: np.ndarray, seconds: float, device: str, rounds: int = 2) -> tuple[float, int]:
+    """Plain BAOAB loop (autograd forces); returns (best steps/s over ``rounds``, steps timed)."""
+    from raycg import units as U
+
+    x = torch.as_tensor(x0, dtype=torch.float32, device=device)
+    m = torch.full((N_BEADS,), MASS, device=device)
+    inv_m = (U.ACCEL_FACTOR_A_PER_PS2 / m)[None, :, None]
+    kt = U.kbt(TEMP)
+    c1 = math.exp(-GAMMA * DT)
+    sig = math.sqrt(1 - c1 * c1) * torch.sqrt(kt * inv_m)
+    v = torch.randn_like(x) * torch.sqrt(kt * inv_m)
+
+    def forces(x):
+        x = x.detach().requires_grad_(True)
+        e = model(x)
+        (g,) = torch.autograd.grad(e.sum(), x)
+        return -g
+
+    f = forces(x)
+
+    def step(x, v, f):
+        v = v + 0.5 * DT * inv_m * f
+        x = x + 0.5 * DT * v
+        v = c1 * v + sig * torch.randn_like(v)
+        x = x + 0.5 * DT * v
+        f = forces(x)
+        v = v + 0.5 * DT * inv_m * f
+        return x, v, f
+
+    x, v, f = step(x, v, f)  # warm-up
+    _sync(device)
+    best, n_total = 0.0, 0
+    for _ in range(rounds):
+        n, t0 = 0, time.perf_counter()
+        while True:
+            x, v, f = step(x, v, f)
+            n += 1
+            _sync(device)
+            if time.perf_counter() - t0 >= seconds and n >= 2:
+                break
+        best, n_total = max(best, n / (time.perf_counter() - t0)), n_total + n
+    assert torch.isfinite(x).all(), "reference blew up"
+    return best, n_total
+
+
+def raycg_rate(model, x0: np.ndarray, seconds: float, device: str, compile_step: bool = False,
+               rounds: int = 2) -> tuple[float, int, int]:
+    """raycg.sim.simulate steps/s (best of ``rounds`` timed calls after a warm-up call that sizes them).
+
+    Returns (steps/s, steps per timed call, blown-up replicas). The rate is the engine's own loop timer.
+    """
+    from raycg.sim import SimulationConfig, simulate
+
+    base = dict(dt_ps=DT, friction_per_ps=GAMMA, temperature_K=TEMP, device=device, compile=compile_step,
+                blowup_max_bond_A=8.0)
+    masses = np.full(N_BEADS, MASS)
+    bonds = np.stack([np.arange(N_BEADS - 1), np.arange(1, N_BEADS)], 1)
+    warm = simulate(model, masses, x0, SimulationConfig(n_steps=2, save_every=2, **base), bonds=bonds,
+                    progress=False)
+    n = int(min(2000, max(2, seconds * warm.steps_per_s)))
+    best, dead = 0.0, 0
+    for _ in range(rounds):
+        res = simulate(model, masses, x0, SimulationConfig(n_steps=n, save_every=n, **base), bonds=bonds,
+                       progress=False)
+        best, dead = max(best, res.steps_per_s), max(dead, int((~res.alive).sum()))
+    return best, n, dead
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="replicas 1, 10, 100 and 1 s per cell")
+    ap.add_argument("--replicas", type=int, nargs="+", help="replica counts (default 1 10 100 1000 4096)")
+    ap.add_argument("--seconds", type=float, help="timed seconds per cell (default 3; quick 1)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, help="torch intra-op threads")
+    ap.add_argument("--compile", type=int, nargs="*", metavar="R",
+                    help="also time raycg with SimulationConfig.compile=True at these replica counts (default 100; "
+                         "compiling takes minutes on a busy CPU)")
+    ap.add_argument("--max-schnet-replicas", type=int, default=1000,
+                    help="time the CGSchNet and reference cells only up to this many replicas (default 1000: one "
+                         "eager SchNet step at 4096 replicas takes minutes on a loaded 2-core machine)")
+    ap.add_argument("--rounds", type=int, default=2, help="timed rounds per cell, best kept (load noise)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    replicas = args.replicas or ([1, 10, 100] if args.quick else [1, 10, 100, 1000, 4096])
+    seconds = args.seconds or (1.0 if args.quick else 3.0)
+    compile_at = set(args.compile if args.compile else ([100] if args.compile is not None else []))
+
+    prior_set, types = make_priors()
+    prior = prior_set.to_module()
+    model_kind = "raycg.model.CGSchNet (default CGSchNetConfig) + priors"
+    try:
+        model, model_cfg = make_raycg_model(prior_set, types)
+    except ImportError as exc:  # the model package is not there: fall back to the same-size stand-in
+        model, model_cfg = ReferenceModel(prior_set.to_module(), types), {}
+        model_kind = f"stand-in: torch_geometric SchNet of the same size ({exc})"
+    reference = ReferenceModel(prior_set.to_module(), types).eval()
+
+    rows = []
+    for r in replicas:
+        x0 = start_positions(r)
+        row: dict = {"replicas": r}
+        rate, n, dead = raycg_rate(prior, x0, seconds, args.device, rounds=args.rounds)
+        row["priors"] = {"replica_steps_per_s": rate * r, "bead_steps_per_s": rate * r * N_BEADS, "steps": n,
+                         "blown_up": dead}
+        if r > args.max_schnet_replicas:
+            rows.append(row)
+            print(json.dumps({"progress": row}), flush=True)
+            continue
+        rate, n, dead = raycg_rate(model, x0, seconds, args.device, rounds=args.rounds)
+        row["raycg_cgschnet"] = {"replica_steps_per_s": rate * r, "bead_steps_per_s": rate * r * N_BEADS,
+                                 "steps": n, "blown_up": dead}
+        if r in compile_at:
+            try:
+                t0 = time.perf_counter()
+                rate, n, dead = raycg_rate(model, x0, seconds, args.device, compile_step=True, rounds=args.rounds)
+                row["raycg_cgschnet_compiled"] = {
+                    "replica_steps_per_s": rate * r, "bead_steps_per_s": rate * r * N_BEADS, "steps": n,
+                    "blown_up": dead, "wall_s_including_compile": time.perf_counter() - t0}
+            except Exception as exc:  # noqa: BLE001 - report, do not abort the table
+                row["raycg_cgschnet_compiled"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        rate, n = reference_rate(reference, x0, seconds, args.device, rounds=args.rounds)
+        row["reference_pyg_schnet"] = {"replica_steps_per_s": rate * r, "bead_steps_per_s": rate * r * N_BEADS,
+                                       "steps": n}
+        ref_rate = row["reference_pyg_schnet"]["replica_steps_per_s"]
+        row["ratio_vs_reference"] = row["raycg_cgschnet"]["replica_steps_per_s"] / ref_rate
+        if "replica_steps_per_s" in row.get("raycg_cgschnet_compiled", {}):
+            row["ratio_compiled_vs_reference"] = row["raycg_cgschnet_compiled"]["replica_steps_per_s"] / ref_rate
+        rows.append(row)
+        print(json.dumps({"progress": row}), flush=True)
+
+    out = {
+        "benchmark": "raycg.sim throughput, CLN025-like 10 beads, BAOAB dt 2 fs, float32",
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "model": model_kind,
+        "model_config": model_cfg,
+        "reference": "torch_geometric SchNet(hidden 128, filters 128, 3 interactions, 50 gaussians, cutoff 12 Å), "
+                     "all-pairs plain-torch interaction_graph, autograd forces, plain BAOAB loop; + same priors",
+        "seconds_per_round": seconds,
+        "rounds": args.rounds,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "rows": rows,
+        "target": ">= 3x reference replica-steps/s at >= 100 replicas (CPU)",
+    }
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
