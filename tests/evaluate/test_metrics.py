@@ -165,3 +165,11 @@ def test_core_labels_and_transition_counting():
     assert M.count_transitions(np.array([-1, 0, 0, -1, 0, 1, -1, 1, 0, -1])) == 2
     assert M.count_transitions(np.array([-1, -1])) == 0
     assert M.count_transitions(np.array([1, -1, 1, -1, 1])) == 0
+
+
+def test_w1_grid_is_robust_to_one_far_outlier(rng):
+    a = rng.normal(size=(100_000, 2))
+    b = rng.normal(size=(100_000, 2)) + [1.0, 0.0]
+    clean = M.wasserstein_2d_grid(a, b)
+    b[0] = [1e6, -1e6]
+    assert M.wasserstein_2d_grid(a, b) == pytest.approx(clean, abs=0.02)
