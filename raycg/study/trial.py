@@ -33,7 +33,7 @@ from raycg.utils.provenance import provenance
 
 PHASES = ("train", "simulate", "score")
 STATE_FILE = "state.json"
-INTERNAL_KEYS = ("study",)
+INTERNAL_KEYS = ("study", "phases")  # "phases": a subset of PHASES (HPO trains only)
 
 
 class TrialFailed(Exception):
@@ -203,6 +203,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
                   "step": state["step"]}
         store.write_json(f"{rel}/status.json", status)
         n_reports[0] += 1
+        tmetrics.update(metrics, phase=phase, progress=progress)
         if tune_report is None:
             if checkpoint:
                 ctx.save_state()
@@ -213,6 +214,9 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
         else:
             tune_report(row)
 
+    from raycg.study.metrics import TrialMetrics
+
+    tmetrics = TrialMetrics(trial_id, study.get("name"), full, restored=ckpt is not None)
     ctx = TrialContext(trial_id=trial_id, config=full, store=store, study=study, work=work, state=state,
                        reporter=reporter)
     ctx.extra["attempt"] = attempt
@@ -222,7 +226,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     pipeline = get_pipeline(full.get("pipeline", "cgschnet"))
     status, error, failed_phase = "ok", None, None
     try:
-        for phase in PHASES:
+        for phase in config.get("phases") or PHASES:
             if phase in state.get("done", []):
                 continue
             t0 = time.perf_counter()
@@ -263,6 +267,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
                                             "node_id": attempt["node_id"]})
     shutil.rmtree(work, ignore_errors=True)
     final = _final_metrics(result)
+    tmetrics.finish(status)
     if tune_report is not None:
         tune_report(final)
     return final
