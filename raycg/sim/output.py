@@ -101,6 +101,9 @@ class TrajectoryWriter:
         for r in range(self.n_replicas):
             p = self.partial / replica_file(r)
             n = int(frames_written[r])
+            done = self.out_dir / replica_file(r)
+            if not p.exists() and done.exists():  # interrupted while finishing: take it back
+                os.replace(done, p)
             if not p.exists():
                 if n > 0:
                     raise InputError(f"{p} is missing but the checkpoint says it holds {n} frames",
