@@ -59,8 +59,9 @@ EPSILON = 0.50
 
 #: Run sizes. ``default`` is the embedded reference; ``tiny`` takes seconds (tests of other stages).
 SIZES: dict[str, dict[str, Any]] = {
-    "default": {"n_replicas": 128, "n_steps": 40_000, "save_every": 250, "unfold_steps": 2_500},
-    "tiny": {"n_replicas": 8, "n_steps": 400, "save_every": 20, "unfold_steps": 200},
+    "default": {"n_replicas": 128, "n_steps": 26_250, "save_every": 125, "unfold_steps": 2_500,
+                "equilibration_steps": 1_250},
+    "tiny": {"n_replicas": 8, "n_steps": 400, "save_every": 20, "unfold_steps": 200, "equilibration_steps": 0},
 }
 DT_PS = 0.004
 FRICTION_PER_PS = 1.0
@@ -125,7 +126,9 @@ def _resolve_size(size: str, **overrides: Any) -> dict[str, Any]:
     for key, value in overrides.items():
         if value is None:
             continue
-        if int(value) < 1:
+        if key not in cfg:
+            raise InputError(f"unknown run setting {key!r}; use one of {sorted(cfg)}")
+        if int(value) < (0 if key == "equilibration_steps" else 1):
             raise InputError(f"{key} must be a positive integer, got {value}")
         cfg[key] = int(value)
     if cfg["n_replicas"] < 2:
@@ -150,13 +153,15 @@ def recipe(seed: int = 0, size: str = "default", temperature_K: float = TEMPERAT
 
 def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replicas: int | None = None, *,
                             size: str = "default", n_steps: int | None = None, save_every: int | None = None,
-                            unfold_steps: int | None = None, temperature_K: float = TEMPERATURE_K,
+                            unfold_steps: int | None = None, equilibration_steps: int | None = None,
+                            temperature_K: float = TEMPERATURE_K,
                             epsilon: float = EPSILON, overwrite: bool = False,
                             progress: bool = True) -> Path:
     """Simulate the Gō model of CLN025 and write the Cα-mapped dataset to ``out_dir`` (atomically).
 
     ``size``: ``"default"`` (the embedded reference) or ``"tiny"`` (a few seconds, for tests);
-    ``n_replicas``, ``n_steps``, ``save_every`` and ``unfold_steps`` override the size's values.
+    ``n_replicas``, ``n_steps`` (saved production steps per replica), ``save_every``, ``unfold_steps``
+    and ``equilibration_steps`` (run before the saved part, frames dropped) override the size's values.
     Returns the dataset path.
     """
     from raycg.data.format import BeadInfo, CGDataset, DatasetMeta, MappingInfo, save
@@ -173,7 +178,7 @@ def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replica
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
     run = _resolve_size(size, n_replicas=n_replicas, n_steps=n_steps, save_every=save_every,
-                        unfold_steps=unfold_steps)
+                        unfold_steps=unfold_steps, equilibration_steps=equilibration_steps)
     t_start = time.perf_counter()
     params = GoParameters(epsilon=float(epsilon))
     system = build_go_system(params=params)
@@ -185,7 +190,7 @@ def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replica
     common = {"integrator": "baoab", "dt_ps": DT_PS, "friction_per_ps": FRICTION_PER_PS, "dtype": "float32",
               "device": "cpu", "blowup_max_bond_A": MAX_BOND_A}
 
-    # 1. unfolded starts: contacts off, hot
+    # 1. unfolded starts: native-contact wells removed (walls kept), hot
     unfold_cfg = SimulationConfig(**common, temperature_K=UNFOLD_TEMPERATURE_K, n_steps=run["unfold_steps"],
                                   save_every=run["unfold_steps"], seed=2 * seed + 1)
     with _torch_threads(1):
@@ -197,7 +202,8 @@ def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replica
         starts[r_total - n_unf:] = unf.final_positions.astype(np.float32)
 
         # 2. production
-        prod_cfg = SimulationConfig(**common, temperature_K=float(temperature_K), n_steps=run["n_steps"],
+        n_eq = run["equilibration_steps"]
+        prod_cfg = SimulationConfig(**common, temperature_K=float(temperature_K), n_steps=n_eq + run["n_steps"],
                                     save_every=run["save_every"], seed=2 * seed, chunk_frames=100)
         res = simulate(potential, system.masses, starts, prod_cfg, bonds=bonds, progress=progress)
     t_sim = time.perf_counter() - t_start
@@ -208,11 +214,13 @@ def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replica
     coords_parts, force_parts, rmsd_parts, lengths, kin_t = [], [], [], [], []
     res_of_bead = torch.as_tensor(system.bead_residues)
     noise_sq = total_sq = 0.0
+    first = int(np.sum(res.step <= n_eq))                              # equilibration frames dropped
+    n_kept = np.maximum(res.n_frames_per_replica - first, 0)
     for r in range(r_total):
-        nfr = int(res.n_frames_per_replica[r])
+        nfr = int(n_kept[r])
         if nfr == 0:
             continue
-        pos = res.positions[r, :nfr].astype(np.float32)                 # [T, 19, 3]
+        pos = res.positions[r, first:first + nfr].astype(np.float32)   # [T, 19, 3]
         with torch.no_grad():
             _, f = force_model.energy_and_forces(torch.as_tensor(pos, dtype=torch.float64))
         # noise estimate: Cα-only force minus the residue-summed (Cα + own side chain) force, whose
@@ -224,10 +232,10 @@ def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replica
         force_parts.append(f.numpy()[:, ca].astype(np.float32))
         rmsd_parts.append(kabsch_rmsd(pos[:, ca], system.native[ca]))
         lengths.append(nfr)
-        kin_t.append(res.kinetic_temperature[r, :nfr])
+        kin_t.append(res.kinetic_temperature[r, first:first + nfr])
     if not lengths:
         raise RuntimeError("every replica of the Go simulation blew up; nothing to write")
-    kept = np.array([int(res.n_frames_per_replica[r]) > 0 for r in range(r_total)])
+    kept = n_kept > 0
     unfolded_start = (np.arange(r_total) >= r_total - n_unf)[kept]
     coords = np.concatenate(coords_parts)
     forces = np.concatenate(force_parts)
@@ -237,6 +245,7 @@ def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replica
     summary.update({
         "n_trajectories": len(lengths), "n_frames": int(coords.shape[0]),
         "trajectory_length_ps": float(run["n_steps"] * DT_PS),
+        "equilibration_ps_dropped": float(n_eq * DT_PS),
         "n_blown_up": int(len(res.blown_up)),
         "mean_kinetic_temperature_K": float(np.nanmean(np.concatenate(kin_t))),
         "generation_time_s": round(time.perf_counter() - t_start, 1),
