@@ -316,7 +316,9 @@ def run_study(spec_or_path: StudySpec | dict | str | os.PathLike, *, address: st
         + f") -> {uri}")
     from raycg.study.prepare import prepare
 
+    t0 = time.perf_counter()
     prepared = prepare(spec, uri, log=log)
+    log(f"prepare: {time.perf_counter() - t0:.1f} s")
     store.write_json("study.json", _study_record(spec, uri, prepared))
     return _fit(spec, uri, address=address, restore=False, log=log, aggregate_results=aggregate_results,
                 shutdown=shutdown)
@@ -361,7 +363,10 @@ def _fit(spec: StudySpec, uri: str, *, address, restore: bool, log, aggregate_re
     started = False
     interrupted = False
     if todo > 0:
+        t0 = time.perf_counter()
         started = _ensure_ray(address, log=log)
+        if started:
+            log(f"ray: up in {time.perf_counter() - t0:.1f} s")
         from ray import tune
 
         callback = _make_progress_callback(status["n_trials"], spec.concurrency.max_concurrent_trials, log)
@@ -388,10 +393,12 @@ def _fit(spec: StudySpec, uri: str, *, address, restore: bool, log, aggregate_re
                 run_config=_run_config(spec, uri, [callback]),
             )
         results = None
+        t0 = time.perf_counter()
         try:
             results = tuner.fit()
         except KeyboardInterrupt:
             interrupted = True
+        log(f"trials: {time.perf_counter() - t0:.1f} s on Ray Tune")
         _fold_errors(store, results, log)
         if shutdown or (shutdown is None and started):
             import ray
@@ -404,7 +411,9 @@ def _fit(spec: StudySpec, uri: str, *, address, restore: bool, log, aggregate_re
             f"`raycg study resume {uri}`")
         if interrupted:
             raise KeyboardInterrupt
+    t0 = time.perf_counter()
     table = aggregate(uri, log=log) if aggregate_results and unfinished == 0 else trial_table(uri)
+    log(f"aggregate: {time.perf_counter() - t0:.1f} s")
     return table
 
 
@@ -520,12 +529,11 @@ def aggregate(name_or_path: str, *, log=None) -> pd.DataFrame:
     except ImportError:
         run_analysis = None
     report_path, verdict = None, None
+    study = Store(uri).try_read_json("study.json") or {}
+    metrics = ((study.get("spec") or {}).get("evaluation") or {}).get("metrics") or None
+    if metrics:
+        metrics = [m for m in metrics if m in set(table.columns)] or None
     if run_analysis is not None:
-        study = Store(uri).try_read_json("study.json") or {}
-        metrics = ((study.get("spec") or {}).get("evaluation") or {}).get("metrics") or None
-        table_cols = set(table.columns)
-        if metrics:
-            metrics = [m for m in metrics if m in table_cols] or None
         analysis = run_analysis(local, metrics)
         report_path, verdict = Path(analysis.report), analysis.verdict
         if is_remote(uri):
@@ -538,7 +546,7 @@ def aggregate(name_or_path: str, *, log=None) -> pd.DataFrame:
         with atomic_path(res_dir / "trials.parquet") as tmp:
             table.to_parquet(tmp)
         log("aggregate: raycg.report is not installed; wrote results/trials.parquet only")
-    _print_table(table, log)
+    _print_table(table, log, metrics)
     if verdict:
         log("verdict:")
         log(verdict)
@@ -547,14 +555,23 @@ def aggregate(name_or_path: str, *, log=None) -> pd.DataFrame:
     return table
 
 
-def _print_table(table: pd.DataFrame, log) -> None:
+HEADLINE_METRICS = ("kl_ref_model", "js_divergence", "w1", "fes_mse", "folded_fraction_model",
+                    "transitions_per_replica_mean")
+
+
+def _print_table(table: pd.DataFrame, log, metrics: list[str] | None = None) -> None:
     if table.empty:
         return
-    cols = [c for c in table.columns if c in ("trial_id", "energy_weight", "seed", "status")]
-    metric_cols = [c for c in table.columns if c not in cols and pd.api.types.is_numeric_dtype(table[c])
-                   and not c.startswith(("config", "runtime", "stage_time", "attempt"))][:6]
-    with pd.option_context("display.width", 160, "display.max_columns", 12, "display.float_format", "{:.4g}".format):
-        log(table[cols + metric_cols].to_string(index=False))
+    cols = [c for c in ("trial_id", "energy_weight", "seed", "status") if c in table.columns]
+    wanted = list(metrics or []) + [m for m in HEADLINE_METRICS if m not in (metrics or [])]
+    metric_cols = [c for c in wanted if c in table.columns][:6]
+    if not metric_cols:
+        metric_cols = [c for c in table.columns if c not in cols and pd.api.types.is_numeric_dtype(table[c])][:6]
+    show = table[cols + metric_cols].copy()
+    if "error" in table.columns and (table.get("status") == "failed").any():
+        show["error"] = table["error"].fillna("").astype(str).str.slice(0, 60)
+    with pd.option_context("display.width", 200, "display.max_columns", 14, "display.float_format", "{:.4g}".format):
+        log(show.to_string(index=False))
 
 
 def _print_err(msg: str) -> None:
