@@ -62,16 +62,23 @@ class EnergyModel(nn.Module):
         return e
 
     def energy_and_forces(self, pos: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
-        """Energies [R] and forces −∇E [R, B, 3] (kcal/mol/Å)."""
-        with torch.enable_grad():
-            pos = self._check(pos)
-            if not pos.requires_grad:
-                pos = pos.detach().requires_grad_(True)
-            e = self.forward(pos)
-            (g,) = torch.autograd.grad(e.sum(), pos, create_graph=create_graph)
+        """Energies [R] and forces −∇E [R, B, 3] (kcal/mol/Å).
+
+        The network's forces come from its fused analytic pass (dense path; no autograd over
+        positions, ``torch.compile``-able) or autograd (sparse path); the prior's by autograd.
+        ``create_graph=True`` keeps the result differentiable w.r.t. the weights (training).
+        """
+        pos = self._check(pos)
+        if self.network is not None:
+            e, f = self.network.energy_and_forces(pos, self.bead_types, create_graph=create_graph)
+        else:
+            e, f = pos.new_zeros(pos.shape[0]), torch.zeros_like(pos)
+        if self.prior is not None:
+            ep, fp = forces_of(self.prior, pos, create_graph=create_graph)
+            e, f = e + ep, f + fp
         if not create_graph:
-            e = e.detach()
-        return e, -g
+            e, f = e.detach(), f.detach()
+        return e, f
 
 
 def forces_of(module: nn.Module, pos: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:

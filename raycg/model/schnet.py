@@ -71,6 +71,19 @@ class ShiftedSoftplus(nn.Module):
         return nn.functional.softplus(x) - self.shift
 
 
+def activation_and_derivative(name: str, x: Tensor) -> tuple[Tensor, Tensor]:
+    """act(x) and act'(x) (for the fused analytic force pass)."""
+    if name == "tanh":
+        t = torch.tanh(x)
+        return t, 1.0 - t * t
+    if name == "ssp":
+        return nn.functional.softplus(x) - math.log(2.0), torch.sigmoid(x)
+    if name == "silu":
+        sg = torch.sigmoid(x)
+        return x * sg, sg * (1.0 + x * (1.0 - sg))
+    raise ValueError(f"unknown activation {name!r}")
+
+
 def make_activation(name: str) -> nn.Module:
     if name == "tanh":
         return nn.Tanh()
@@ -99,6 +112,17 @@ class CosineCutoff(nn.Module):
             inside = d < self.upper
         return c * inside.to(d.dtype)
 
+    def with_derivative(self, d: Tensor) -> tuple[Tensor, Tensor]:
+        """C(d) and dC/dd."""
+        if self.lower > 0:
+            width = self.upper - self.lower
+            x = 2.0 * math.pi * (d - self.lower) / width
+            inside = ((d > self.lower) & (d < self.upper)).to(d.dtype)
+            return 0.5 * (1.0 - torch.cos(x)) * inside, (math.pi / width) * torch.sin(x) * inside
+        x = d * (math.pi / self.upper)
+        inside = (d < self.upper).to(d.dtype)
+        return 0.5 * (torch.cos(x) + 1.0) * inside, (-0.5 * math.pi / self.upper) * torch.sin(x) * inside
+
 
 class ExpNormalBasis(nn.Module):
     """Exponential-normal radial basis: exp(-β_k (exp(-α (d - lower)) - μ_k)²), α = 5/(upper-lower)."""
@@ -120,6 +144,13 @@ class ExpNormalBasis(nn.Module):
         u = torch.exp(-self.alpha * (d.unsqueeze(-1) - self.lower))
         return torch.exp(-self.betas * (u - self.means) ** 2)
 
+    def with_derivative(self, d: Tensor) -> tuple[Tensor, Tensor]:
+        """φ(d) [..., K] and dφ/dd."""
+        u = torch.exp(-self.alpha * (d.unsqueeze(-1) - self.lower))
+        du = u - self.means
+        phi = torch.exp(-self.betas * du * du)
+        return phi, (2.0 * self.alpha) * self.betas * u * du * phi
+
 
 class GaussianBasis(nn.Module):
     """Gaussians centred on an even grid over [lower, upper], width = grid spacing."""
@@ -137,6 +168,12 @@ class GaussianBasis(nn.Module):
     def forward(self, d: Tensor) -> Tensor:
         z = (d.unsqueeze(-1) - self.centres) / self.width
         return torch.exp(-0.5 * z * z)
+
+    def with_derivative(self, d: Tensor) -> tuple[Tensor, Tensor]:
+        """φ(d) [..., K] and dφ/dd."""
+        z = (d.unsqueeze(-1) - self.centres) / self.width
+        phi = torch.exp(-0.5 * z * z)
+        return phi, -phi * z / self.width
 
 
 class CFConvMP(MessagePassing):
@@ -257,6 +294,87 @@ class CGSchNet(nn.Module):
             m = (wf * x.unsqueeze(1)).sum(2)                                 # Σ_j W_ij x_j
             h = h + block.update(m)
         return h
+
+    # -- fused energy and forces ---------------------------------------------------------------
+    def energy_and_forces(self, pos: Tensor, types: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        """Energy [R] and forces −∇E [R,B,3] in one pass.
+
+        Dense path: the gradient is written out analytically (a forward pass plus a hand-written
+        reverse pass, no autograd over positions), so the forces are an ordinary differentiable
+        function of the weights: training needs only first-order autograd, and the whole pass can
+        be ``torch.compile``d. Sparse path: autograd (``create_graph`` as asked).
+        """
+        if pos.dim() == 2:
+            pos = pos.unsqueeze(0)
+        r, b, _ = pos.shape
+        if not self.use_dense(b):
+            with torch.enable_grad():
+                p = pos if pos.requires_grad else pos.detach().requires_grad_(True)
+                e = self.forward(p, types)
+                (g,) = torch.autograd.grad(e.sum(), p, create_graph=create_graph)
+            return (e if create_graph else e.detach()), -g
+        with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
+            h = self._embed(types.to(pos.device), r, b).to(pos.dtype)
+            return self._dense_energy_forces(pos, h)
+
+    def _dense_energy_forces(self, pos: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        c = self.config
+        r, b, _ = pos.shape
+        f, act = c.num_filters, c.activation
+        i, j = triu_pairs(b, pos.device)
+        n_pairs = i.numel()
+        rij = pos[:, j] - pos[:, i]                                          # [R, P, 3]
+        d = rij.pow(2).sum(-1).sqrt()                                        # [R, P]
+        phi, dphi = self.basis.with_derivative(d)                            # [R, P, K]
+        env, denv = self.cutoff.with_derivative(d)                           # [R, P]
+        z, dz = activation_and_derivative(act, self.filter_in(phi))         # [R, P, nI*F]
+        full = torch.full((b, b), n_pairs, dtype=torch.long, device=pos.device)
+        p = torch.arange(n_pairs, device=pos.device)
+        full[i, j] = p
+        full[j, i] = p
+        full = full.reshape(-1)
+        zero = pos.new_zeros(r, 1, f)
+        env3 = env.unsqueeze(-1)
+
+        def contract(w: Tensor, x: Tensor) -> Tensor:                       # Σ_j W_ij ⊙ x_j
+            wf = torch.cat([w, zero], dim=1)[:, full].view(r, b, b, f)
+            return (wf * x.unsqueeze(1)).sum(2)
+
+        saved = []
+        for k, blk in enumerate(self.interactions):
+            q = blk.filter_out(z[..., k * f : (k + 1) * f])                  # filter before the envelope
+            w = q * env3
+            x = blk.lin_in(h)
+            m = contract(w, x)
+            v, dv = activation_and_derivative(act, blk.lin_conv(m))
+            h = h + blk.lin_out(v)
+            saved.append((q, w, x, dv))
+        o1, do1 = activation_and_derivative(act, self.output[0](h))
+        energy = self.output[2](o1).squeeze(-1).sum(-1)
+
+        # reverse pass: gradients of the energy (not of a loss), written out
+        w2 = self.output[2].weight.squeeze(0)                                # [OH]
+        gh = (do1 * w2) @ self.output[0].weight                              # [R, B, H]
+        gz_parts: list[Tensor] = [None] * len(self.interactions)             # type: ignore[list-item]
+        gd = None
+        for k in range(len(self.interactions) - 1, -1, -1):
+            blk = self.interactions[k]
+            q, w, x, dv = saved[k]
+            gu = (gh @ blk.lin_out.weight) * dv
+            gm = gu @ blk.lin_conv.weight                                    # [R, B, F]
+            gx = contract(w, gm)                                             # W symmetric
+            gh = gh + gx @ blk.lin_in.weight
+            gw = gm[:, i] * x[:, j] + gm[:, j] * x[:, i]                     # [R, P, F]
+            gz_parts[k] = (gw * env3) @ blk.filter_out.weight
+            ge = (gw * q).sum(-1)                                            # ∂E/∂env [R, P]
+            gd = ge * denv if gd is None else gd + ge * denv
+        ga = torch.cat(gz_parts, dim=-1) * dz                                # [R, P, nI*F]
+        gphi = ga @ self.filter_in.weight                                    # [R, P, K]
+        gd = gd + (gphi * dphi).sum(-1)                                      # dE/dd [R, P]
+        fij = (gd / d).unsqueeze(-1) * rij                                   # dE/d r_j for each pair
+        grad = fij.new_zeros(r, b, 3)
+        grad = grad.index_add(1, j, fij).index_add(1, i, -fij)
+        return energy, -grad
 
     def _sparse(self, pos: Tensor, h: Tensor) -> Tensor:
         r, b, _ = pos.shape

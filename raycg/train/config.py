@@ -88,6 +88,9 @@ class TrainConfig(StrictModel):
     dtype: Literal["float32", "float64"] = "float32"
     #: bfloat16 autocast of the network on CUDA only (forces are checked in float32 on validation).
     amp: bool = False
+    #: ``torch.compile`` the fused energy+forces pass for training (dense path; the first steps
+    #: pay the compilation, minutes on a small CPU; worth it for long runs).
+    compile: bool = False
     progress: bool = True
 
     @model_validator(mode="after")

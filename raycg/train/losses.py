@@ -32,7 +32,12 @@ def total_loss(lf: Tensor | None, le: Tensor | None, force_weight: float, energy
 
 
 def forces_and_energy(network: torch.nn.Module, pos: Tensor, types: Tensor, *, create_graph: bool) -> tuple[Tensor, Tensor]:
-    """Network energy [R] and forces −∇E [R,B,3] by autograd (graph kept for training if asked)."""
+    """Network energy [R] and forces −∇E [R,B,3] (graph w.r.t. the weights kept if ``create_graph``).
+
+    Uses the network's fused ``energy_and_forces`` when it has one (CGSchNet), else autograd.
+    """
+    if hasattr(network, "energy_and_forces"):
+        return network.energy_and_forces(pos, types, create_graph=create_graph)
     with torch.enable_grad():
         p = pos.detach().requires_grad_(True)
         e = network(p, types)

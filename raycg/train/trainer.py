@@ -274,12 +274,21 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
     bar = Progress(cfg.epochs * n_batches, desc="train", unit="batch", disable=not cfg.progress,
                    initial=start_epoch * n_batches)
 
+    fused = net.energy_and_forces
+    if cfg.compile and net.use_dense(int(types.numel())):
+        fused = torch.compile(net.energy_and_forces, dynamic=False)
+
     def step_loss(pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None, *, train_mode: bool):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp and train_mode):
-            if need_graph or not train_mode:
-                e, f = forces_and_energy(net, pos, types, create_graph=train_mode and need_graph)
-            else:
+            if train_mode and need_graph:
+                # a partial last batch runs eagerly (no recompilation for a new shape)
+                fn = fused if pos.shape[0] == bs else net.energy_and_forces
+                e, f = fn(pos, types, create_graph=True)
+            elif train_mode:
                 e, f = net(pos, types), None
+            else:
+                with torch.no_grad():
+                    e, f = forces_and_energy(net, pos, types, create_graph=False)
         lf = force_loss(f.to(dtype), dref) if f is not None else None
         le = energy_loss(e.to(dtype), tref, offset_invariant=lc.offset_invariant) if tref is not None else None
         return lf, le

@@ -193,3 +193,35 @@ def test_cutoff_and_basis_shapes():
         out = basis(d.float())
         assert out.shape == (121, 16) and torch.all(out > 0 - 1e-12) and torch.all(out <= 1.0 + 1e-6)
         assert np.argmax(out[:, 0].numpy()) != np.argmax(out[:, -1].numpy())
+
+
+@pytest.mark.parametrize("activation", ["tanh", "ssp", "silu"])
+@pytest.mark.parametrize("rbf, lower", [("expnormal", 0.0), ("gaussian", 2.5)])
+def test_fused_forces_equal_autograd_and_train_identically(activation, rbf, lower):
+    """The hand-written reverse pass gives autograd's forces and autograd's weight gradients."""
+    m = net(activation=activation, rbf=rbf, cutoff_lower=lower, cutoff_upper=7.0, num_interactions=3)
+    pos = chain(3, 9, seed=11)
+    types = torch.arange(9) % 6
+    e1, f1 = m.energy_and_forces(pos, types, create_graph=True)
+    p = pos.clone().requires_grad_(True)
+    e2 = m(p, types)
+    (g,) = torch.autograd.grad(e2.sum(), p, create_graph=True)
+    assert torch.allclose(e1, e2, atol=1e-12) and torch.allclose(f1, -g, atol=1e-12, rtol=1e-10)
+    target = torch.randn(pos.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    params = [q for q in m.parameters() if q.requires_grad]
+    ga = torch.autograd.grad(((f1 - target) ** 2).mean() + e1.pow(2).mean(), params)
+    gb = torch.autograd.grad(((-g - target) ** 2).mean() + e2.pow(2).mean(), params)
+    for a, b in zip(ga, gb, strict=True):
+        assert torch.allclose(a, b, atol=1e-11, rtol=1e-9)
+    # without create_graph: no graph, same numbers
+    e3, f3 = m.energy_and_forces(pos, types)
+    assert not f3.requires_grad and torch.allclose(f3, f1.detach(), atol=1e-12)
+
+
+def test_energy_model_forces_with_prior_match_autograd():
+    model = EnergyModel([0, 1, 2, 3, 4, 5, 1], prior=HarmonicPrior(), network=net(seed=4))
+    pos = chain(2, 7, seed=9)
+    e, f = model.energy_and_forces(pos)
+    p = pos.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model(p).sum(), p)
+    assert torch.allclose(f, -g, atol=1e-11) and torch.allclose(e, model(pos).detach(), atol=1e-12)
