@@ -300,6 +300,9 @@ def run_study(spec_or_path: StudySpec | dict | str | os.PathLike, *, address: st
     source = str(spec_or_path) if isinstance(spec_or_path, (str, os.PathLike)) else "spec"
     spec = spec_from_any(spec_or_path, storage=storage, name=name)
     validate_study(spec, source=source)
+    from raycg.study.preflight import preflight  # the cluster can run it: shared storage, resources
+
+    preflight(spec, address=address, source=source, log=log)
     uri = study_uri(spec)
     store = Store(uri)
     existing = store.try_read_json("study.json")
