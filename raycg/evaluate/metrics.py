@@ -112,6 +112,7 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon divergence ``½ KL(p‖m) + ½ KL(q‖m)``, ``m = (p+q)/2``, in nats (0 ≤ JS ≤ ln 2).
 
     Symmetric and finite without a regulariser (terms with zero probability contribute 0).
+    Lower is better (0 for identical distributions, ln 2 for disjoint ones).
     """
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
@@ -131,7 +132,10 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 def wasserstein_1d(u: np.ndarray, v: np.ndarray, u_weights: np.ndarray | None = None,
                    v_weights: np.ndarray | None = None) -> float:
-    """Exact 1-D Wasserstein-1 ``∫ |F_u(x) - F_v(x)| dx`` between two (weighted) samples, all points."""
+    """Exact 1-D Wasserstein-1 ``∫ |F_u(x) - F_v(x)| dx`` between two (weighted) samples, all points.
+
+    ``F_u, F_v`` are the empirical CDFs. Units of the inputs (TIC units here); ≥ 0, lower is better.
+    """
     from scipy.stats import wasserstein_distance
 
     return float(wasserstein_distance(u, v, u_weights, v_weights))
@@ -171,6 +175,7 @@ def wasserstein_2d_grid(y_p: np.ndarray, y_q: np.ndarray, bins: int = 24,
     transport cost between the two cell distributions (Euclidean ground metric, :func:`transport_lp`)
     is returned. Identical samples give exactly 0; the discretisation error is below one cell diagonal
     and in practice ≲ 1% for smooth densities (two unit Gaussians 1 apart: 1.0005 at 24 bins).
+    Units of the inputs (TIC units here); ≥ 0, lower is better.
     """
     y_p = np.asarray(y_p, dtype=np.float64)[:, :2]
     y_q = np.asarray(y_q, dtype=np.float64)[:, :2]
@@ -206,6 +211,7 @@ def fes_mse(f_ref: np.ndarray, f_model: np.ndarray, *, aligned: bool = False) ->
     Both surfaces are as given (each shifted to min 0 by :func:`free_energy`). With ``aligned`` the
     constant offset that minimises the MSE (the mean difference) is removed first, which makes the
     value independent of the arbitrary zero of each free energy. NaN if no bin is shared.
+    Lower is better.
     """
     a, b = np.asarray(f_ref, dtype=np.float64), np.asarray(f_model, dtype=np.float64)
     both = np.isfinite(a) & np.isfinite(b)
@@ -229,6 +235,23 @@ def coverage(h_ref: np.ndarray, h_model: np.ndarray, *, weighted: bool = False) 
         h = np.asarray(h_ref, dtype=np.float64)
         return float(h[r & m].sum() / h[r].sum())
     return float(np.count_nonzero(r & m) / np.count_nonzero(r))
+
+
+# ----------------------------------------------------------------------------------------------
+# structure: folded population and chirality
+
+
+def folded_fraction(rmsd_native_A: np.ndarray, threshold_A: float, weights: np.ndarray | None = None) -> float:
+    """Fraction of frames with Cα RMSD to native below ``threshold_A`` (Å); (weighted) mean of an
+    indicator, 0-1. Compare model with reference: the error |model - reference| is lower-is-better."""
+    return float(np.average(np.asarray(rmsd_native_A) < threshold_A, weights=weights))
+
+
+def mirror_fraction(rmsd_native_A: np.ndarray, rmsd_mirror_A: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Fraction of frames closer to the mirror image of native than to native,
+    ``mean[RMSD(x, mirror) < RMSD(x, native)]`` (0-1). Unfolded frames fall on either side by
+    chance; a folded model with the wrong hand gives values near 1. Compare with the reference."""
+    return float(np.average(np.asarray(rmsd_mirror_A) < np.asarray(rmsd_native_A), weights=weights))
 
 
 # ----------------------------------------------------------------------------------------------

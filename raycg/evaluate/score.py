@@ -245,9 +245,9 @@ def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None 
     r_nat = rmsd_to(xyz, native)
     r_mir = rmsd_to(xyz, mirror(native))
     ws = None if w is None else w[::stride]
-    folded = float(np.average(r_nat < config.folded_rmsd_A, weights=ws))
-    mirrored = float(np.average(r_mir < r_nat, weights=ws))
-    mirror_folded = float(np.average(r_mir < config.folded_rmsd_A, weights=ws))
+    folded = M.folded_fraction(r_nat, config.folded_rmsd_A, ws)
+    mirrored = M.mirror_fraction(r_nat, r_mir, ws)
+    mirror_folded = M.folded_fraction(r_mir, config.folded_rmsd_A, ws)
     return ReferenceSummary(
         dataset_hash=reference.content_hash, n_beads=reference.n_beads, n_frames=reference.n_frames,
         temperature_K=temperature, kT=kT, dt_frame_ps=float(reference.meta.dt_frame_ps), n_components=k,
@@ -310,19 +310,20 @@ class TrialScore:
 def _project_samples(samples: ModelSamples, tica: ReferenceTICA, k: int, burn_in: float
                      ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], int]:
     """Projection of every replica after burn-in: y [N, k], replica offsets, the kept frames per replica."""
-    kept, n_short = [], 0
-    for r in samples.replicas:
+    kept, sources, n_short = [], [], 0
+    names = samples.replica_sources or [None] * len(samples.replicas)
+    for r, name in zip(samples.replicas, names):
         drop = int(math.floor(burn_in * len(r)))
         if len(r) - drop <= 0:
             n_short += 1
             continue
         kept.append(r[drop:])
+        sources.append(name)
     lengths = np.array([len(r) for r in kept], np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     y = np.empty((int(offsets[-1]), k), np.float64)
     for i, r in enumerate(kept):
-        y[offsets[i] : offsets[i + 1]] = tica.transform(r, k, where=samples.replica_sources[i]
-                                                        if i < len(samples.replica_sources) else None)
+        y[offsets[i] : offsets[i + 1]] = tica.transform(r, k, where=sources[i])
     return y, offsets, kept, n_short
 
 
@@ -390,13 +391,13 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     xyz = np.concatenate([r[:, ca] for r in kept])[::stride] if stride > 1 or len(kept) > 1 else kept[0][:, ca]
     r_nat = rmsd_to(xyz, ref.native)
     r_mir = rmsd_to(xyz, mirror(ref.native))
-    m["folded_fraction_model"] = float(np.mean(r_nat < config.folded_rmsd_A))
+    m["folded_fraction_model"] = M.folded_fraction(r_nat, config.folded_rmsd_A)
     m["folded_fraction_reference"] = ref.folded_fraction
     m["folded_fraction_diff"] = m["folded_fraction_model"] - ref.folded_fraction
     m["folded_fraction_abs_error"] = abs(m["folded_fraction_diff"])
-    m["mirror_fraction_model"] = float(np.mean(r_mir < r_nat))
+    m["mirror_fraction_model"] = M.mirror_fraction(r_nat, r_mir)
     m["mirror_fraction_reference"] = ref.mirror_fraction
-    m["mirror_folded_fraction_model"] = float(np.mean(r_mir < config.folded_rmsd_A))
+    m["mirror_folded_fraction_model"] = M.folded_fraction(r_mir, config.folded_rmsd_A)
     m["mirror_folded_fraction_reference"] = ref.mirror_folded_fraction
     m["rmsd_mean_model_A"] = float(np.mean(r_nat))
     clock("rmsd")

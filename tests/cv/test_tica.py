@@ -142,3 +142,11 @@ def test_bad_files_and_arguments(tmp_path):
     frozen = make_dataset(np.repeat(ds.coords[:1], 100, axis=0), [100])
     with pytest.raises(DatasetError, match="constant"):
         fit_reference_tica(frozen, lag=5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_transform_torch_on_cuda_matches_cpu(two_state):
+    ds, _, tica = two_state
+    x = torch.tensor(ds.coords[:256], dtype=torch.float64)
+    np.testing.assert_allclose(tica.transform_torch(x.cuda(), 2).cpu().numpy(),
+                               tica.transform_torch(x, 2).numpy(), rtol=1e-10, atol=1e-10)
