@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from raycg.config import StrictModel, format_validation_error
-from raycg.errors import ConfigError
+from raycg.config import StrictModel
 
 
 class EvalConfig(StrictModel):
@@ -13,7 +12,9 @@ class EvalConfig(StrictModel):
 
     Defaults follow the anchors' protocol (DESIGN.md §8): first 10% of every replica dropped as
     burn-in, the FES on the first two TICs, a 60×60 grid spanning the reference range plus 10%
-    padding on each side.
+    padding on each side. Build it from user input with ``raycg.config.validate_config`` /
+    ``load_config`` (one-line ``file:line: field: message`` errors). No custom ``__init__`` on purpose:
+    pydantic calls a custom ``__init__`` from ``model_validate`` and would wrap its errors.
     """
 
     burn_in_fraction: float = Field(0.1, ge=0.0, lt=1.0,
@@ -53,12 +54,6 @@ class EvalConfig(StrictModel):
     basin_min_population: float = Field(0.01, ge=0.0, lt=0.5,
                                         description="basins holding less reference probability are merged into "
                                                     "their lowest-barrier neighbour")
-
-    def __init__(self, **data):
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise ConfigError(format_validation_error(err, "EvalConfig")) from None
 
     @model_validator(mode="after")
     def _core_below_merge(self) -> EvalConfig:

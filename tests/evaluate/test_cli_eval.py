@@ -76,3 +76,21 @@ def test_bad_inputs_exit_2_with_one_line(files, capsys, tmp_path):
     assert main(["eval", "tica", str(d / "other"), "--lag", "1000", "--out", str(tmp_path / "x.npz")]) == 2
     assert "longer than the TICA lag" in _one_error_line(capsys)
     assert not (tmp_path / "o").exists()
+
+
+def test_yaml_config_section_and_line_numbers(tmp_path):
+    from raycg.cli.evaluate import load_eval_config
+    from raycg.errors import ConfigError
+
+    good = tmp_path / "good.yaml"
+    good.write_text("evaluate:\n  bins: 40\n  burn_in_fraction: 0.2\n")
+    cfg = load_eval_config(str(good), {"bins": 30, "folded_rmsd_A": None})
+    assert (cfg.bins, cfg.burn_in_fraction, cfg.folded_rmsd_A) == (30, 0.2, 1.5)  # command line wins
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bins: 60\nkl_epsilon: 0.5\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: kl_epsilon"):
+        load_eval_config(str(bad), {})
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("evaluate:\n  binz: 60\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml:2: binz: unknown field"):
+        load_eval_config(str(typo), {})

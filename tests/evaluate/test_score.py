@@ -134,8 +134,10 @@ def test_bad_inputs_are_one_line_errors(reference):
     # a single frame survives any burn-in fraction < 1 (floor)
     one = score(ds, tica, ModelSamples.from_arrays([np.asarray(ds.coords[:1])]), EvalConfig(burn_in_fraction=0.9))
     assert one.metrics["n_frames_model"] == 1
-    with pytest.raises(ConfigError):
-        EvalConfig(basin_core_kT=3.0, basin_merge_kT=1.0)
+    from raycg.config import validate_config
+
+    with pytest.raises(ConfigError, match="basin_core_kT"):
+        validate_config(EvalConfig, {"basin_core_kT": 3.0, "basin_merge_kT": 1.0}, source="spec.yaml")
 
 
 def test_every_metric_has_a_direction_and_a_row_in_metrics_md(reference):
