@@ -89,6 +89,10 @@ class ReferenceTICA:
     _model: Any = field(default=None, repr=False)
     _torch_cache: dict = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        return (f"ReferenceTICA(feature_kind={self.feature_kind!r}, n_beads={self.n_beads}, lag={self.lag}, "
+                f"dim={self.dim}, dt_frame_ps={self.dt_frame_ps:g}, dataset_hash={self.dataset_hash[:19]!r}...)")
+
     # --- properties -----------------------------------------------------------------------------
     @property
     def dim(self) -> int:
