@@ -62,6 +62,13 @@ def test_tiny_dataset_is_valid_and_well_formed(tiny):
     assert 0.1 < s["force_noise_fraction_estimate"] < 0.9
 
 
+def test_data_info_prints_the_summary(tiny, capsys):
+    assert main(["data", "info", str(tiny)]) == 0
+    out = capsys.readouterr().out
+    for key in ("folded_population", "n_folding", "n_unfolding", "rmsd_threshold_A", "go-model-ca-slice"):
+        assert key in out
+
+
 def test_same_seed_same_hash_other_seed_other_hash(tmp_path):
     small = {"size": "tiny", "n_replicas": 4, "n_steps": 60, "save_every": 20, "unfold_steps": 40, "progress": False}
     a = make_embedded_reference(tmp_path / "a", seed=0, **small)
