@@ -36,6 +36,7 @@ COMMAND_MODULES = (
     "raycg.cli.evaluate",
     "raycg.cli.analyze",
     "raycg.cli.study",
+    "raycg.cli.study_tune",
     "raycg.cli.cluster",
     "raycg.cli.allatom",
 )
