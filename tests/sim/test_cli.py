@@ -59,3 +59,24 @@ def test_sim_run_bad_input(inputs, capsys, extra, needle):
 def test_sim_run_missing_model(inputs, capsys):
     rc = main(["sim", "run", str(inputs / "nope.json"), "--dataset", str(inputs / "ds"), "--out", str(inputs / "x")])
     assert rc == 2 and "model or priors not found" in capsys.readouterr().err
+
+
+def test_sim_run_saved_model(inputs, capsys):
+    """A model directory from raycg.model.save_model (small CGSchNet + priors) runs through load_model."""
+    import torch
+
+    from raycg.data.format import load
+    from raycg.model import CGSchNet, CGSchNetConfig, EnergyModel, save_model
+    from raycg.priors import PriorSet
+
+    ds = load(inputs / "ds")
+    priors = PriorSet.load(inputs / "priors.json")
+    torch.manual_seed(0)
+    net = CGSchNet(CGSchNetConfig(num_types=8, hidden_channels=8, num_filters=8, num_interactions=1, num_rbf=8))
+    save_model(inputs / "model", EnergyModel(ds.bead_types, priors.to_module(), net), priors=priors)
+    out = inputs / "run_model"
+    rc = main(["sim", "run", str(inputs / "model"), "--dataset", str(inputs / "ds"), "--out", str(out),
+               "--n-replicas", "2", "--n-steps", "20", "--save-every", "10", "--starts", "random", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    res = load_simulation(out)
+    assert res.positions.shape == (2, 2, 10, 3) and np.isfinite(res.potential_energy).all()
