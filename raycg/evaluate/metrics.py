@@ -143,21 +143,24 @@ def wasserstein_1d(u: np.ndarray, v: np.ndarray, u_weights: np.ndarray | None = 
 
 def transport_lp(p: np.ndarray, xp: np.ndarray, q: np.ndarray, xq: np.ndarray) -> float:
     """Exact discrete optimal-transport cost ``min_π Σ π_ij |x_i - y_j|`` (Euclidean ground metric)
-    between probability vectors ``p`` at points ``xp`` and ``q`` at ``xq``, solved as a linear program
-    (scipy HiGHS). Sizes up to a few hundred points each."""
+    between non-negative masses ``p`` at points ``xp`` and ``q`` at ``xq`` (``q`` is rescaled to the
+    total of ``p``), solved as a linear program (scipy HiGHS). Sizes up to a few hundred points each."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
     from scipy.spatial.distance import cdist
 
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
-    p, q = p / p.sum(), q / q.sum()
+    total = p.sum()
+    if total <= 0 or q.sum() <= 0:
+        return 0.0
+    q = q * (total / q.sum())
     m, n = len(p), len(q)
     cost = cdist(xp, xq).ravel()
     rows = np.concatenate([np.repeat(np.arange(m), n), m + np.tile(np.arange(n), m)])
     cols = np.concatenate([np.arange(m * n), np.arange(m * n)])
     a = coo_matrix((np.ones(2 * m * n), (rows, cols)), shape=(m + n, m * n)).tocsr()
-    # drop one redundant constraint (both marginals sum to 1)
+    # drop one redundant constraint (both sides carry the same total)
     res = linprog(cost, A_eq=a[:-1], b_eq=np.concatenate([p, q])[:-1], bounds=(0, None), method="highs")
     if res.status != 0:  # pragma: no cover - the problem is always feasible and bounded
         raise RuntimeError(f"transport LP failed: {res.message}")
@@ -172,8 +175,8 @@ def wasserstein_2d_grid(y_p: np.ndarray, y_q: np.ndarray, bins: int = 24,
     of ``y_p`` (the reference) joined with the 0.1–99.9% quantile range of ``y_q`` (so one far outlier
     frame cannot make the grid coarse; the few frames beyond it are clipped onto the border cells,
     which can only lower the value). Each populated cell is a point mass at its centre; the exact
-    transport cost between the two cell distributions (Euclidean ground metric, :func:`transport_lp`)
-    is returned. Identical samples give exactly 0; the discretisation error is below one cell diagonal
+    transport cost between the two cell distributions (Euclidean ground metric, :func:`transport_lp`
+    on the surplus/deficit cells of ``p - q``) is returned. Identical samples give exactly 0; the discretisation error is below one cell diagonal
     and in practice ≲ 1% for smooth densities (two unit Gaussians 1 apart: 1.0005 at 24 bins).
     Units of the inputs (TIC units here); ≥ 0, lower is better.
     """
@@ -191,14 +194,18 @@ def wasserstein_2d_grid(y_p: np.ndarray, y_q: np.ndarray, bins: int = 24,
     hq, _ = histogram2d(y_q, edges[0], edges[1])
     if hp.sum() <= 0 or hq.sum() <= 0:
         return float("nan")
-    if np.array_equal(hp / hp.sum(), hq / hq.sum()):
+    # W1 depends only on p - q (Kantorovich-Rubinstein): move the surplus cells onto the deficit cells;
+    # mass the two share stays put at no cost. Same optimum as the full problem, ~4x smaller LP.
+    d = hp.ravel() / hp.sum() - hq.ravel() / hq.sum()
+    tol = 1e-14
+    pos, neg = d > tol, d < -tol
+    if not pos.any() or not neg.any():
         return 0.0
     cx = 0.5 * (edges[0][1:] + edges[0][:-1])
     cy = 0.5 * (edges[1][1:] + edges[1][:-1])
     gx, gy = np.meshgrid(cx, cy, indexing="ij")
     centres = np.column_stack([gx.ravel(), gy.ravel()])
-    mp, mq = hp.ravel() > 0, hq.ravel() > 0
-    return transport_lp(hp.ravel()[mp], centres[mp], hq.ravel()[mq], centres[mq])
+    return transport_lp(d[pos], centres[pos], -d[neg], centres[neg])
 
 
 # ----------------------------------------------------------------------------------------------
