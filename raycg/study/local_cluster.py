@@ -247,10 +247,11 @@ def stop_local_cluster(temp_dir: str | os.PathLike, *, missing_ok: bool = False,
 
 
 def cluster_nodes(address: str, auth_mode: str = "disabled") -> list[dict[str, Any]]:
-    """Alive nodes of the cluster at ``address`` as dicts (NodeID, Resources, Alive), via a subprocess."""
+    """Alive nodes at ``address`` (NodeID, Resources, Alive, MetricsExportPort, NodeManagerHostname), via a subprocess."""
     code = (
         f"import json, ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False);"
-        "print(json.dumps([{'NodeID': n['NodeID'], 'Alive': n['Alive'], 'Resources': n['Resources']}"
+        "print(json.dumps([{'NodeID': n['NodeID'], 'Alive': n['Alive'], 'Resources': n['Resources'],"
+        " 'MetricsExportPort': n.get('MetricsExportPort'), 'NodeManagerHostname': n.get('NodeManagerHostname')}"
         " for n in ray.nodes() if n['Alive']]))"
     )
     env = dict(os.environ, RAY_AUTH_MODE=auth_mode, RAY_USAGE_STATS_ENABLED="0")

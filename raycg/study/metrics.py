@@ -82,8 +82,9 @@ class TrialMetrics:
         self.p0: float | None = None if restored else 0.0
         self.enabled = ray_active()
         sim = (config or {}).get("simulation") or {}
-        toy = (config or {}).get("toy") or {}
-        self.chunks = int(sim.get("chunks") or toy.get("chunks") or 0)
+        if (config or {}).get("pipeline") == "toy":  # no integration steps: chunks only
+            sim = {}
+        self.chunks = int(sim.get("chunks") or 0)
         self.n_steps = int(sim.get("n_steps") or 0)
         self._last_chunk: tuple[int, float] | None = None
         self.values: dict[str, float] = {}  # what was last set (also kept when Ray is absent)
