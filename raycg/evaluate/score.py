@@ -76,19 +76,27 @@ def _simple_topology(n: int):
     return top
 
 
-def rmsd_to(xyz_A: np.ndarray, native_A: np.ndarray) -> np.ndarray:
-    """Cα RMSD (Å) of every frame ``[N, n, 3]`` to ``native_A`` ``[n, 3]`` after optimal superposition
-    (mdtraj's QCP; proper rotations only, so a mirror image is *not* superposable)."""
+def rmsd_to(xyz_A: np.ndarray, native_A: np.ndarray, *, atoms: np.ndarray | None = None,
+            stride: int = 1) -> np.ndarray:
+    """Cα RMSD (Å) of frames ``xyz_A[::stride]`` (``[N, B, 3]``, restricted to ``atoms``) to
+    ``native_A`` ``[n, 3]`` after optimal superposition (mdtraj's QCP; proper rotations only, so a
+    mirror image is *not* superposable). Reads ``xyz_A`` (e.g. a memory map) chunk by chunk."""
     import mdtraj
 
     n = native_A.shape[0]
     top = _simple_topology(n)
     ref = mdtraj.Trajectory((np.asarray(native_A, np.float32) * np.float32(U.ANGSTROM_TO_NM))[None], top)
-    out = np.empty(len(xyz_A), dtype=np.float64)
-    for s in range(0, len(xyz_A), RMSD_CHUNK):
-        x = np.asarray(xyz_A[s : s + RMSD_CHUNK], np.float32) * np.float32(U.ANGSTROM_TO_NM)
-        out[s : s + len(x)] = mdtraj.rmsd(mdtraj.Trajectory(x, top), ref) * U.NM_TO_ANGSTROM
-    return out
+    total = len(range(0, len(xyz_A), stride))
+    out = np.empty(total, dtype=np.float64)
+    step = RMSD_CHUNK * stride
+    k = 0
+    for s in range(0, len(xyz_A), step):
+        x = np.asarray(xyz_A[s : s + step : stride], dtype=np.float32)
+        if atoms is not None:
+            x = x[:, atoms]
+        out[k : k + len(x)] = mdtraj.rmsd(mdtraj.Trajectory(x * np.float32(U.ANGSTROM_TO_NM), top), ref)
+        k += len(x)
+    return out * U.NM_TO_ANGSTROM
 
 
 def mirror(native_A: np.ndarray) -> np.ndarray:
@@ -241,9 +249,8 @@ def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None 
         native = np.asarray(reference.coords[f0][ca], np.float64)
         source = f"reference frame {f0} (nearest the deepest FES bin)"
     stride = _stride_for(reference.n_frames, config.rmsd_max_frames)
-    xyz = np.asarray(reference.coords[::stride])[:, ca]
-    r_nat = rmsd_to(xyz, native)
-    r_mir = rmsd_to(xyz, mirror(native))
+    r_nat = rmsd_to(reference.coords, native, atoms=ca, stride=stride)
+    r_mir = rmsd_to(reference.coords, mirror(native), atoms=ca, stride=stride)
     ws = None if w is None else w[::stride]
     folded = M.folded_fraction(r_nat, config.folded_rmsd_A, ws)
     mirrored = M.mirror_fraction(r_nat, r_mir, ws)
@@ -388,9 +395,26 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     ca = ref.ca_index
     total = sum(len(r) for r in kept)
     stride = _stride_for(total, config.rmsd_max_frames)
-    xyz = np.concatenate([r[:, ca] for r in kept])[::stride] if stride > 1 or len(kept) > 1 else kept[0][:, ca]
-    r_nat = rmsd_to(xyz, ref.native)
-    r_mir = rmsd_to(xyz, mirror(ref.native))
+    # frames [::stride] of every replica, in blocks of whole replicas (bounded memory)
+    r_nat_parts, r_mir_parts, block = [], [], []
+    mir = mirror(ref.native)
+
+    def rmsd_block() -> None:
+        x = np.concatenate(block)
+        r_nat_parts.append(rmsd_to(x, ref.native))
+        r_mir_parts.append(rmsd_to(x, mir))
+        block.clear()
+
+    rows = 0
+    for r in kept:
+        block.append(r[::stride][:, ca])
+        rows += len(block[-1])
+        if rows >= RMSD_CHUNK:
+            rmsd_block()
+            rows = 0
+    if block:
+        rmsd_block()
+    r_nat, r_mir = np.concatenate(r_nat_parts), np.concatenate(r_mir_parts)
     m["folded_fraction_model"] = M.folded_fraction(r_nat, config.folded_rmsd_A)
     m["folded_fraction_reference"] = ref.folded_fraction
     m["folded_fraction_diff"] = m["folded_fraction_model"] - ref.folded_fraction

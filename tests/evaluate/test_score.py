@@ -157,3 +157,23 @@ def test_every_metric_has_a_direction_and_a_row_in_metrics_md(reference):
     for key in FES_KEYS:
         assert f"`{key}`" in doc, key
     assert ev.metric_direction("kl_ref_model_tic2") == "lower" and ev.metric_direction("coverage") == "higher"
+
+
+def test_rmsd_is_rotation_invariant_not_mirror_invariant_and_strided(reference):
+    from scipy.spatial.transform import Rotation
+
+    from raycg.cv.testing import native_ca
+    from raycg.evaluate.score import mirror, rmsd_to
+
+    nat = native_ca()
+    rot = Rotation.from_euler("xyz", [0.3, -1.1, 2.0]).apply(nat) + [5.0, -3.0, 1.0]
+    both = np.stack([rot, mirror(nat)]).astype(np.float32)
+    r = rmsd_to(both, nat)
+    assert r[0] < 1e-3 and r[1] > 1.0
+    assert rmsd_to(np.repeat(both, 5, axis=0), nat, stride=5).tolist() == pytest.approx(r.tolist(), abs=1e-6)
+    ds, tica, _ = reference
+    s, _ = _model(3, 500, 0.005, seed=10)
+    full = score(ds, tica, s).metrics
+    strided = score(ds, tica, s, EvalConfig(rmsd_max_frames=1000)).metrics
+    assert strided["folded_fraction_reference"] == pytest.approx(full["folded_fraction_reference"], abs=0.05)
+    assert strided["folded_fraction_model"] == pytest.approx(full["folded_fraction_model"], abs=0.05)
