@@ -13,13 +13,13 @@ def register(groups: dict) -> None:
                     "BAOAB engine and write its Calpha-mapped coordinates and noisy mapped forces as a raycg "
                     "dataset. Deterministic for a seed. This synthetic system serves quickstarts and tests; "
                     "real studies use all-atom data.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--out", required=True, metavar="PATH", help="output dataset directory")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--replicas", type=int, default=None, metavar="N",
-                   help="number of replicas (trajectories); default: that of the size")
-    p.add_argument("--steps", type=int, default=None, metavar="N", help="production steps of 4 fs per replica")
+                   help="number of replicas = trajectories (default 128; --quick: 8)")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="saved steps of 4 fs per replica (default 26250, after 5 ps of equilibration; --quick: 400)")
     p.add_argument("--quick", action="store_true", help="tiny dataset in a few seconds (for tests)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress output")

@@ -297,12 +297,9 @@ def _make(out_dir: Path, seed: int, n_replicas: int | None, *, size: str, n_step
         "summary": summary,
         "note": "synthetic embedded reference for quickstarts and tests; real studies use all-atom data",
     }
-    try:
-        from raycg.utils.provenance import package_versions
+    from raycg.utils.provenance import provenance as run_record
 
-        provenance["versions"] = package_versions()
-    except Exception:  # noqa: BLE001 - provenance extras must never break generation
-        pass
+    provenance["run"] = run_record(provenance["recipe"])     # versions, git commit, host, time
     meta = DatasetMeta(
         name=f"embedded-cln025-seed{seed}" + ("" if size == "default" else f"-{size}"),
         n_frames=int(coords.shape[0]), n_beads=len(ca), n_trajectories=len(lengths),
