@@ -211,7 +211,7 @@ def _make(out_dir: Path, seed: int, n_replicas: int | None, *, size: str, n_step
     unfold_cfg = SimulationConfig(**common, temperature_K=UNFOLD_TEMPERATURE_K, n_steps=run["unfold_steps"],
                                   save_every=run["unfold_steps"], seed=2 * seed + 1)
     unf = simulate(GoPotential(system, contacts="repulsive"), system.masses, native[r_total - n_unf:], unfold_cfg,
-                   bonds=bonds, progress=False)
+                   bonds=bonds, progress=progress)
     if not unf.alive.all():
         raise RuntimeError(f"Go model unfolding run blew up: {unf.blown_up}")
     starts = native.copy()
