@@ -9,6 +9,7 @@ from raycg.evaluate.score import (
     metric_direction,
     prepare_reference,
     score,
+    tica_fingerprint,
 )
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "metric_direction",
     "prepare_reference",
     "score",
+    "tica_fingerprint",
 ]

@@ -174,10 +174,96 @@ class ReferenceSummary:
     mirror_fraction: float
     mirror_folded_fraction: float
     config: dict[str, Any] = field(default_factory=dict)
+    tica_fingerprint: str = ""
 
     @property
     def total_weight(self) -> float:
         return float(self.n_frames if self.weights is None else self.weights.sum())
+
+    def check_matches(self, reference, tica: ReferenceTICA, config: EvalConfig) -> None:
+        """Raise InputError unless this summary was prepared for this dataset, TICA and config."""
+        if self.dataset_hash != reference.content_hash:
+            raise InputError("the prepared reference summary belongs to another dataset",
+                             hint="prepare it again with prepare_reference(dataset, tica, config)")
+        if self.tica_fingerprint and self.tica_fingerprint != tica_fingerprint(tica):
+            raise InputError("the prepared reference summary was made with another TICA",
+                             hint="prepare it again with prepare_reference(dataset, tica, config)")
+        want = _reference_config(config)
+        have = {k: self.config.get(k) for k in want}
+        diff = [k for k in want if have[k] != want[k]]
+        if diff:
+            raise InputError(f"the prepared reference summary used other evaluation settings ({', '.join(diff)})",
+                             hint="prepare it again with this config")
+
+    # --- persistence ---------------------------------------------------------------------------
+    _SCALARS = ("dataset_hash", "n_beads", "n_frames", "temperature_K", "kT", "dt_frame_ps", "n_components",
+                "outside2d", "native_source", "folded_fraction", "mirror_fraction", "mirror_folded_fraction",
+                "config", "tica_fingerprint")
+    _ARRAYS = ("y", "traj_offsets", "hist2d", "fes2d", "basin_labels", "basin_min", "core_grid",
+               "basin_population", "transitions_per_trajectory", "max_basin_fraction", "ca_index", "native")
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a versioned ``.npz`` (no pickle; atomic) that :meth:`load` reads back."""
+        import io
+        import json
+
+        path = Path(path)
+        header = {"format": "raycg-reference-summary", "version": 1,
+                  **{k: getattr(self, k) for k in self._SCALARS}}
+        arrays = {k: np.asarray(getattr(self, k)) for k in self._ARRAYS}
+        arrays.update(edges=np.stack(self.edges), hist1d=np.stack(self.hist1d),
+                      basin_edges=np.stack(self.basin_edges))
+        if self.weights is not None:
+            arrays["weights"] = np.asarray(self.weights, np.float64)
+        buf = io.BytesIO()
+        np.savez(buf, header_json=np.array(json.dumps(header, default=float)), **arrays)
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buf.getvalue())
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ReferenceSummary:
+        import json
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"reference summary not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                a = {k: np.asarray(z[k]) for k in z.files}
+            header = json.loads(str(a.pop("header_json")))
+        except (ValueError, OSError, EOFError, KeyError) as exc:
+            raise InputError(f"{path}: not a readable reference summary ({exc})",
+                             hint="prepare it again with prepare_reference") from None
+        if header.get("format") != "raycg-reference-summary" or int(header.get("version", 99)) > 1:
+            raise InputError(f"{path}: not a raycg reference summary (version 1)")
+        kw = {k: header[k] for k in cls._SCALARS}
+        kw.update({k: a[k] for k in cls._ARRAYS})
+        kw.update(edges=list(a["edges"]), hist1d=list(a["hist1d"]), basin_edges=list(a["basin_edges"]),
+                  weights=a.get("weights"))
+        return cls(**kw)
+
+
+#: EvalConfig fields that shape the reference side (a prepared summary must agree on them).
+REFERENCE_CONFIG_FIELDS = ("n_components", "bins", "padding", "temperature_K", "folded_rmsd_A", "native_pdb",
+                           "rmsd_max_frames", "basin_bins", "basin_merge_kT", "basin_core_kT",
+                           "basin_min_population")
+
+
+def _reference_config(config: EvalConfig) -> dict[str, Any]:
+    d = config.model_dump(mode="json")
+    return {k: d[k] for k in REFERENCE_CONFIG_FIELDS}
+
+
+def tica_fingerprint(tica: ReferenceTICA) -> str:
+    """Short hash of a TICA's projection (mean, coefficients, lag, features)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(f"{tica.lag}|{tica.feature_kind}|{tica.n_beads}".encode())
+    for arr in (tica.mean, tica.coefficients):
+        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _basin_stats(basin_seq: np.ndarray, core_seq: np.ndarray, offsets: np.ndarray, n_basins: int,
@@ -262,7 +348,7 @@ def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None 
         basin_edges=bedges, basin_labels=labels, basin_min=bmin, core_grid=cores, basin_population=bpop,
         transitions_per_trajectory=trans, max_basin_fraction=maxfrac, ca_index=ca, native=native,
         native_source=source, folded_fraction=folded, mirror_fraction=mirrored, mirror_folded_fraction=mirror_folded,
-        config=config.model_dump(mode="json"),
+        config=config.model_dump(mode="json"), tica_fingerprint=tica_fingerprint(tica),
     )
 
 
@@ -354,9 +440,7 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
         ref = prepare_reference(reference, tica, config)
     else:
         tica.check_compatible(reference)
-        if ref.dataset_hash != reference.content_hash or ref.n_components != config.n_components:
-            raise InputError("the reference summary was prepared for another dataset or config",
-                             hint="call prepare_reference with this dataset and config")
+        ref.check_matches(reference, tica, config)
     k, kT = ref.n_components, ref.kT
     clock = _Clock()
     y, offsets, kept, n_short = _project_samples(samples, tica, k, config.burn_in_fraction)

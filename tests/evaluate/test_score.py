@@ -109,7 +109,11 @@ def test_save_writes_scores_and_fes(reference, tmp_path):
         np.testing.assert_allclose(z["fes_reference"][pos], f - f.min(), atol=1e-9)
 
 
-def test_prepared_reference_is_reused_and_checked(reference):
+def test_prepared_reference_is_reused_saved_and_checked(reference, tmp_path):
+    from raycg.cv import fit_reference_tica
+    from raycg.errors import InputError
+    from raycg.evaluate import ReferenceSummary
+
     ds, tica, _ = reference
     cfg = EvalConfig()
     ref = prepare_reference(ds, tica, cfg)
@@ -117,6 +121,12 @@ def test_prepared_reference_is_reused_and_checked(reference):
     a = score(ds, tica, s, cfg, reference_summary=ref).metrics
     b = score(ds, tica, s, cfg).metrics
     assert a == pytest.approx(b, nan_ok=True)
+    back = ReferenceSummary.load(ref.save(tmp_path / "reference_summary.npz"))
+    assert score(ds, tica, s, cfg, reference_summary=back).metrics == pytest.approx(b, nan_ok=True)
+    with pytest.raises(InputError, match="other evaluation settings .*bins"):
+        score(ds, tica, s, EvalConfig(bins=40), reference_summary=back)
+    with pytest.raises(InputError, match="another TICA"):
+        score(ds, fit_reference_tica(ds, lag=5), s, cfg, reference_summary=back)
     with pytest.raises(ConfigError, match="n_components"):
         prepare_reference(ds, tica.__class__(**{**tica.__dict__, "coefficients": tica.coefficients[:, :1],
                                                  "_model": None, "_torch_cache": {}}), cfg)
