@@ -151,12 +151,12 @@ class StudySpec(StrictModel):
     training: _TrainType = Field(default_factory=lambda: _TrainConfig() if _TrainConfig else {})
     simulation: SimulationSection = Field(default_factory=SimulationSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    toy: dict[str, Any] = Field(default_factory=dict, description="settings of the toy pipeline")
     grid: GridSpec
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     storage: str = Field("./runs", description="local directory, shared path, s3://... or gs://...")
     retries: RetriesSpec = Field(default_factory=RetriesSpec)
     concurrency: ConcurrencySpec = Field(default_factory=ConcurrencySpec)
-    toy: dict[str, Any] = Field(default_factory=dict, description="settings of the toy pipeline")
 
     @field_validator("name")
     @classmethod
@@ -181,24 +181,24 @@ class StudySpec(StrictModel):
 
     @field_validator("grid")
     @classmethod
-    def _weights_need_target(cls, grid: GridSpec, info: ValidationInfo) -> GridSpec:
-        if info.data.get("pipeline") == "toy":
-            return grid
-        tr = info.data.get("training")
-        loss = getattr(tr, "loss", None)
-        if loss is not None and max(grid.energy_weights) > 0 and loss.energy_target == "none":
-            raise ValueError("energy weights > 0 need training.loss.energy_target (tica-marginal or tica-joint)")
-        return grid
+    def _check_grid(cls, grid: GridSpec, info: ValidationInfo) -> GridSpec:
+        if info.data.get("pipeline") != "toy":
+            loss = getattr(info.data.get("training"), "loss", None)
+            if loss is not None and max(grid.energy_weights) > 0 and loss.energy_target == "none":
+                raise ValueError("energy weights > 0 need training.loss.energy_target (tica-marginal or tica-joint)")
+        sections = {}
+        for name in SWEEPABLE_SECTIONS:
+            value = info.data.get(name)
+            sections[name] = value.model_dump(mode="json") if hasattr(value, "model_dump") else (value or {})
+        from raycg.study.pipelines import TOY_DEFAULTS
 
-    @model_validator(mode="after")
-    def _sweep_paths(self) -> StudySpec:
-        data = self.model_dump(mode="json")
-        for key in self.grid.sweep:
+        sections["toy"] = {**TOY_DEFAULTS, **sections["toy"]}
+        for key in grid.sweep:
             try:
-                get_dotted(data, key)
+                get_dotted(sections, key)
             except KeyError:
-                raise ValueError(f"grid.sweep: {key!r} is not a field of this spec") from None
-        return self
+                raise ValueError(f"sweep: {key!r} is not a field of this spec") from None
+        return grid
 
 
 SWEEPABLE_SECTIONS = {"priors", "training", "simulation", "evaluation", "toy"}
@@ -306,7 +306,7 @@ def trial_config(spec: StudySpec, point: dict[str, Any]) -> dict[str, Any]:
             set_dotted(data, key, point["seed"], create=True)
     for key, value in point.items():
         if key not in ("energy_weight", "seed"):
-            set_dotted(data, key, value)
+            set_dotted(data, key, value, create=key.startswith("toy."))
     data["energy_weight"] = point["energy_weight"]
     data["seed"] = point["seed"]
     return data
