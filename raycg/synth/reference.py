@@ -79,8 +79,6 @@ UNFOLD_TEMPERATURE_K = 600.0
 #: stretch far, the engine's non-finite check stays on, and the envelope check costs ~30% per step.
 MAX_BOND_A: float | None = None
 
-CA_RESIDUE_NAMES = ("TYR", "TYR", "ASP", "PRO", "GLU", "THR", "GLY", "THR", "TRP", "TYR")
-
 
 def count_transitions(rmsd: np.ndarray, folded_core: float = FOLDED_CORE_A,
                       unfolded_core: float = UNFOLDED_CORE_A) -> tuple[int, int]:
@@ -271,11 +269,12 @@ def _make(out_dir: Path, seed: int, n_replicas: int | None, *, size: str, n_step
     })
 
     # 4. the dataset
-    type_names = sorted(set(CA_RESIDUE_NAMES))
+    res_names = list(system.residue_names)           # YYDPETGTWY for the packaged CLN025
+    type_names = sorted(set(res_names))
     res_masses = _residue_masses(system)
     beads = BeadInfo(
-        names=["CA"] * len(ca), types=[type_names.index(n) for n in CA_RESIDUE_NAMES], type_names=type_names,
-        masses=[round(float(m), 4) for m in res_masses], residue_names=list(CA_RESIDUE_NAMES),
+        names=["CA"] * len(ca), types=[type_names.index(n) for n in res_names], type_names=type_names,
+        masses=[round(float(m), 4) for m in res_masses], residue_names=res_names,
         residue_ids=list(range(1, len(ca) + 1)), chain_ids=["A"] * len(ca),
     )
     mapping = MappingInfo(

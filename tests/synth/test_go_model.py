@@ -112,6 +112,20 @@ def test_native_structure_is_a_local_minimum(system):
     assert float(e0) < -0.9 * system.params.epsilon * system.n_contacts
 
 
+def test_native_energy_is_the_contact_and_repulsion_sum(system):
+    """At the native structure every bonded term sits at its minimum (zero), every native contact at
+    the bottom of its well (−ε), and the non-native pairs give their repulsion: a known answer."""
+    p = system.params
+    d = np.linalg.norm(system.native[system.pairs[:, 0]] - system.native[system.pairs[:, 1]], axis=1)
+    rep = ~system.pair_is_contact
+    expected = -p.epsilon * system.n_contacts + np.sum(p.epsilon_repulsion * (system.pair_sigma[rep] / d[rep]) ** 12)
+    e = GoPotential(system).double()(torch.as_tensor(system.native)[None])
+    assert float(e[0]) == pytest.approx(expected, abs=1e-9)
+    # with the wells removed (unfolding model) the native contacts contribute nothing
+    e_rep = GoPotential(system, contacts="repulsive").double()(torch.as_tensor(system.native)[None])
+    assert float(e_rep[0]) == pytest.approx(expected + p.epsilon * system.n_contacts, abs=1e-9)
+
+
 def test_mirror_image_is_penalised(system):
     """Side-chain chirality and Cα dihedrals make the mirror image of the native fold unfavourable."""
     pot = GoPotential(system).double()
