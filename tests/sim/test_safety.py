@@ -64,3 +64,21 @@ def test_bond_envelope_blowup():
     assert np.isnan(res.positions[1]).all() and np.isfinite(res.positions[[0, 2, 3]]).all()
     d = np.linalg.norm(res.final_positions[1, 2] - res.final_positions[1, 1])
     assert d <= 5.0  # frozen at the last state inside the envelope
+
+
+def test_masked_path_matches_fast_path(monkeypatch):
+    """The always-masked update (used on accelerators, no host sync) gives the same bits as the CPU fast path."""
+    import raycg.sim.engine as engine
+
+    n_rep, n_beads = 5, 4
+    x0 = chain_starts(n_rep, n_beads, seed=2)
+    cfg = SimulationConfig(dt_ps=0.004, n_steps=60, save_every=5, seed=1, blowup_max_bond_A=10.0)
+    fast = simulate(Chain(n_beads, nan_replica=3, nan_from_call=22), np.full(n_beads, MASS), x0, cfg,
+                    bonds=chain_bonds(n_beads), progress=False)
+    monkeypatch.setattr(engine, "CPU_FAST_PATH", False)
+    masked = simulate(Chain(n_beads, nan_replica=3, nan_from_call=22), np.full(n_beads, MASS), x0, cfg,
+                      bonds=chain_bonds(n_beads), progress=False)
+    assert masked.died_at_step.tolist() == fast.died_at_step.tolist() == [-1, -1, -1, 22, -1]
+    np.testing.assert_array_equal(masked.positions, fast.positions)
+    np.testing.assert_array_equal(masked.potential_energy, fast.potential_energy)
+    np.testing.assert_array_equal(masked.final_velocities, fast.final_velocities)
