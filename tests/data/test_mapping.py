@@ -7,7 +7,7 @@ import json
 import mdtraj
 import numpy as np
 import pytest
-from conftest import CLN025_PDB
+from data_helpers import CLN025_PDB
 
 from raycg import units as U
 from raycg.data.mapping import AMINO_ACIDS, RESIDUE_MASSES, ca_map, custom_map, parse_sequence

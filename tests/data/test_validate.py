@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_dataset, tree_digest
+from data_helpers import make_dataset, tree_digest
 
 from raycg.cli import main
 from raycg.data import load, save

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from raycg.cv import fit_reference_tica
@@ -10,7 +9,3 @@ def reference():
     """Two-state reference (folded = CLN025 native Cα trace, unfolded = extended), its TICA and states."""
     ds, states = two_state_dataset(n_traj=8, length=1500, p_switch=0.005, seed=11, name="ref")
     return ds, fit_reference_tica(ds, lag=20), states
-
-
-def replicas_of(ds):
-    return [np.asarray(ds.coords[ds.trajectory_slice(t)]) for t in range(ds.n_trajectories)]

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import replicas_of
+from evaluate_helpers import replicas_of
 
 from raycg.cv.testing import two_state_coords, two_state_states
 from raycg.errors import ConfigError, DatasetError
