@@ -30,6 +30,7 @@ section, ready for ``raycg study run``.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import math
 import os
@@ -59,8 +60,8 @@ class ParamSpec(StrictModel):
 
     uniform: tuple[float, float] | None = None
     loguniform: tuple[float, float] | None = None
-    int: tuple[int, int] | None = None
-    logint: tuple[int, int] | None = None
+    int: tuple[builtins.int, builtins.int] | None = None  # (the field shadows the builtin here)
+    logint: tuple[builtins.int, builtins.int] | None = None
     choice: list[Any] | None = None
 
     @model_validator(mode="after")

@@ -1,0 +1,208 @@
+"""One fake multi-node cluster with a real autoscaler on this machine, shared by the module:
+
+- a tiny study submitted with ``ray job submit`` (Jobs API) to the head, started with explicit
+  auth settings, ends SUCCEEDED; ``raycg study status`` and the trial table read it afterwards;
+- while it runs, the trials' ``raycg_trial_*`` gauges appear on the head's Prometheus endpoint;
+- a study whose trials ask for a GPU makes the autoscaler add fake GPU workers, the trials run
+  there (on CPU: there is no CUDA), and the workers are removed after the idle timeout.
+
+Waits are bounded polls; nothing asserts on speed. The cluster is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.ray
+
+AUTH = "disabled"
+METRIC_RE = re.compile(r"^(?:ray_)?raycg_trial_(\w+)\{([^}]*)\}\s+(\S+)", re.M)
+
+
+def client_env() -> dict[str, str]:
+    env = dict(os.environ, RAY_AUTH_MODE=AUTH, RAY_USAGE_STATS_ENABLED="0")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def raycg_cmd(*args: str) -> list[str]:
+    return [str(Path(sys.executable).with_name("raycg")), *args]
+
+
+def gpu_nodes(nodes: list[dict]) -> set[str]:
+    return {n["NodeID"] for n in nodes if n["Resources"].get("GPU", 0) > 0}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from raycg.study.local_cluster import start_local_cluster, stop_local_cluster
+
+    temp = Path(tempfile.mkdtemp(prefix="rcq7c", dir="/tmp"))  # short: Ray sockets live there
+    old = os.environ.get("RAY_metrics_report_interval_ms")
+    os.environ["RAY_metrics_report_interval_ms"] = "1000"  # the cluster's processes export metrics every second
+    try:
+        c = start_local_cluster(temp, max_workers=2, gpus_per_worker=1, cpus_per_worker=1, head_cpus=1,
+                                idle_timeout_minutes=0.25, auth_mode=AUTH, include_dashboard=True)
+    finally:
+        if old is None:
+            os.environ.pop("RAY_metrics_report_interval_ms", None)
+        else:
+            os.environ["RAY_metrics_report_interval_ms"] = old
+    try:
+        yield c
+    finally:
+        stop_local_cluster(temp, missing_ok=True)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def tags_of(text: str) -> dict[str, str]:
+    return dict(re.findall(r'(\w+)="([^"]*)"', text))
+
+
+def scrape(port: int) -> list[tuple[str, dict[str, str], float]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode(errors="replace")
+    except OSError:
+        return []
+    return [(m.group(1), tags_of(m.group(2)), float(m.group(3))) for m in METRIC_RE.finditer(text)]
+
+
+@pytest.fixture(scope="module")
+def submitted_job(cluster, tmp_path_factory):
+    """Submit a tiny toy study with `ray job submit`, poll the job and the head's metrics endpoint."""
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    from raycg.study.local_cluster import cluster_nodes
+
+    work = tmp_path_factory.mktemp("job")
+    spec = {
+        "name": "jobstudy", "pipeline": "toy",
+        "grid": {"energy_weights": [0.0, 1.0], "seeds": 1},
+        "resources": {"cpus": 1}, "concurrency": {"max_concurrent_trials": 1},
+        "toy": {"epochs": 6, "epoch_s": 1.0, "chunks": 3, "chunk_s": 1.0},
+        "storage": str(work / "runs"),
+    }
+    spec_path = work / "jobstudy.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    head = [n for n in cluster_nodes(cluster.address, AUTH) if n["Resources"].get("node:__internal_head__")]
+    assert len(head) == 1 and head[0]["MetricsExportPort"], head
+    port = int(head[0]["MetricsExportPort"])
+
+    sub_id = f"raycg-test-{os.getpid()}-{int(time.time())}"
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", cluster.dashboard_url,
+         "--submission-id", sub_id, "--no-wait", "--", *raycg_cmd("study", "run", str(spec_path))],
+        capture_output=True, text=True, env=client_env(), timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+    client = JobSubmissionClient(cluster.dashboard_url)
+    seen: list[tuple[str, str, float]] = []
+    status = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = client.get_job_status(sub_id)
+        seen += scrape(port)
+        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+            break
+        time.sleep(1.0)
+    return {"status": status, "logs": client.get_job_logs(sub_id), "metrics": seen,
+            "study": work / "runs" / "jobstudy", "client": client, "id": sub_id}
+
+
+def test_job_submitted_study_succeeds_and_is_readable(submitted_job):
+    from ray.job_submission import JobStatus
+
+    from raycg.study.runner import trial_table
+
+    logs = submitted_job["logs"]
+    assert submitted_job["status"] == JobStatus.SUCCEEDED, logs[-3000:]
+    assert "joining the cluster" in logs  # the job's driver joined the cluster instead of starting a Ray
+    assert "trials: 2/2 done" in logs
+
+    study = submitted_job["study"]
+    st = subprocess.run(raycg_cmd("study", "status", str(study)), capture_output=True, text=True,
+                        env=client_env(), timeout=120)
+    assert st.returncode == 0, st.stderr
+    assert "trials: 2/2 done, 0 running, 0 failed, 0 pending" in st.stdout
+    js = subprocess.run(raycg_cmd("study", "status", str(study), "--json"), capture_output=True, text=True,
+                        env=client_env(), timeout=120)
+    assert json.loads(js.stdout)["done"] == 2
+
+    table = trial_table(str(study))
+    assert sorted(table["trial_id"]) == ["w0_s0", "w1_s0"]
+    assert set(table["status"]) == {"ok"}
+    assert table["kl_ref_model"].notna().all()
+
+
+def test_trial_gauges_on_the_heads_prometheus_endpoint(submitted_job):
+    seen = submitted_job["metrics"]
+    names = {name for name, _, _ in seen}
+    assert {"stage", "progress", "epoch", "loss", "sim_chunk", "eta_seconds"} <= names, sorted(names)
+    trials = {tags.get("trial") for _, tags, _ in seen}
+    assert {"w0_s0", "w1_s0"} <= trials, trials  # tagged by the readable trial name
+    assert {tags.get("study") for _, tags, _ in seen} == {"jobstudy"}
+    epochs = [v for name, _, v in seen if name == "epoch"]
+    assert epochs and max(epochs) >= 1  # epochs advanced while we watched (toy epochs count from 1)
+    losses = {tags.get("kind") for name, tags, _ in seen if name == "loss"}
+    assert "train_loss" in losses
+
+
+def test_gpu_trials_scale_fake_gpu_workers_up_and_down(cluster, submitted_job, tmp_path):
+    """Trials asking for a GPU make the autoscaler add fake GPU nodes; idle nodes go away again."""
+    from raycg.study.local_cluster import cluster_nodes
+
+    assert not gpu_nodes(cluster_nodes(cluster.address, AUTH)), "no GPU node before the study"
+    spec = {
+        "name": "gpustudy", "pipeline": "toy",
+        "grid": {"energy_weights": [0.0, 1.0], "seeds": 1},
+        "resources": {"cpus": 1, "gpu": 1}, "concurrency": {"max_concurrent_trials": 2},
+        "toy": {"epochs": 3, "epoch_s": 1.0, "chunks": 2, "chunk_s": 1.0},
+        "storage": str(tmp_path / "runs"),
+    }
+    spec_path = tmp_path / "gpustudy.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    proc = subprocess.Popen(raycg_cmd("study", "run", str(spec_path), "--address", cluster.address),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=client_env())
+    seen_gpu: set[str] = set()
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen_gpu |= gpu_nodes(cluster_nodes(cluster.address, AUTH))
+            time.sleep(1.0)
+        out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out[-3000:]
+    assert "relying on the autoscaler" in out  # preflight: no GPU yet, but an autoscaler can add one
+    assert seen_gpu, "the autoscaler never added a GPU worker"
+
+    study = tmp_path / "runs" / "gpustudy"
+    for tid in ("w0_s0", "w1_s0"):
+        res = json.loads((study / "trials" / tid / "result.json").read_text())
+        assert res["status"] == "ok"
+        assert res["node_id"] in seen_gpu, "a GPU trial ran on a node without a GPU"
+
+    # idle GPU workers are removed after the idle timeout (15 s here)
+    deadline = time.monotonic() + 240
+    left = seen_gpu
+    while time.monotonic() < deadline:
+        left = gpu_nodes(cluster_nodes(cluster.address, AUTH))
+        if not left:
+            break
+        time.sleep(3.0)
+    assert not left, f"GPU workers still up after the idle timeout: {left}"
