@@ -133,7 +133,8 @@ def _compiled(potential):
 
 def simulate(potential, masses, start_positions, config: SimulationConfig | dict | None = None, *,
              out_dir=None, topology=None, bonds=None, progress: bool = True, velocities=None,
-             overwrite: bool = False, keep_positions: bool | None = None) -> SimulationResult:
+             overwrite: bool = False, keep_positions: bool | None = None,
+             on_checkpoint=None) -> SimulationResult:
     """Simulate replicas ``start_positions`` [R, B, 3] (Å) of beads with ``masses`` [B] (amu).
 
     ``potential``: module/callable ``pos[R,B,3] -> E[R]`` (kcal/mol; forces by autograd) or an object
@@ -144,6 +145,8 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
     With ``out_dir`` the run writes the layout of :mod:`raycg.sim.output` and resumes from
     ``out_dir/checkpoint.pt`` if an unfinished run with the same config is there (bit-for-bit on CPU).
     ``keep_positions``: keep saved frames in memory (default: without out_dir, or if < 256 MB).
+    ``on_checkpoint(step, out_dir)``: called after each intermediate checkpoint is written (files are
+    closed and consistent then; e.g. to report to Ray Tune). Not called for the final state.
     """
     cfg = make_config(config)
     device = _device(cfg.device)
@@ -356,6 +359,8 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
             if writer is not None and ck_every is not None and step % ck_every == 0 and step < cfg.n_steps:
                 flush()
                 checkpoint(step)
+                if on_checkpoint is not None:
+                    on_checkpoint(step, out_dir)
         flush()
         if cfg.device.startswith("cuda"):
             torch.cuda.synchronize(device)

@@ -67,8 +67,10 @@ def test_checkpoint_resume_is_bit_for_bit(tmp_path):
     cfg = SimulationConfig(dt_ps=0.004, friction_per_ps=1.0, n_steps=120, save_every=5, seed=9, chunk_frames=7,
                            checkpoint_every=40)
     full = tmp_path / "full"
+    seen = []
     simulate(Chain(n_beads, nan_replica=1, nan_from_call=100), np.full(n_beads, MASS), x0, cfg, out_dir=full,
-             progress=False)
+             progress=False, on_checkpoint=lambda step, d: seen.append((step, (d / "checkpoint.pt").exists())))
+    assert seen == [(40, True), (80, True)]
     part = tmp_path / "part"
     with pytest.raises(RuntimeError, match="simulated crash"):  # crash at step 95: last checkpoint at 80
         simulate(Chain(n_beads, raise_at_call=95), np.full(n_beads, MASS), x0, cfg, out_dir=part, progress=False)
