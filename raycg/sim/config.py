@@ -44,8 +44,9 @@ class SimulationConfig(StrictModel):
     chunk_frames: int = Field(100, ge=1)
     #: write a resumable checkpoint every this many steps (only with an output directory); None: at the end
     checkpoint_every: int | None = Field(None, ge=1)
-    #: torch.compile the potential (energy and, through AOTAutograd, forces). Compiling takes minutes on a
-    #: slow CPU but made CGSchNet forces ~8x faster at 100 replicas here; shapes are static (R, B fixed)
+    #: torch.compile the potential (energy and, through AOTAutograd, forces); shapes are static (R, B fixed).
+    #: Compiling takes 20 s to minutes. On this 2-core CPU with 1 thread it did not speed CGSchNet up
+    #: (benchmarks/bench_sim.py --compile); measure on your hardware (GPUs are where it should pay)
     compile: bool = False
 
     def __init__(self, **data):
