@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from raycg import units as U
@@ -23,14 +24,15 @@ def _boltzmann_starts(rng, temps, k, n_beads):
     return rng.normal(size=(len(temps), n_beads, 3)) * sd[:, None, None]
 
 
-def test_harmonic_oscillator_variance_and_kinetic_temperature():
-    """3-D oscillator, two temperatures across replicas: <x²> = k_BT/k (2%), T_kin = T (1%)."""
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_harmonic_oscillator_variance_and_kinetic_temperature(dtype):
+    """3-D oscillator, two temperatures across replicas: <x²> = k_BT/k (2%), T_kin = T (1%), both precisions."""
     k, n_beads = 1.0, 24
     temps = [250.0] * 160 + [400.0] * 160
     rng = np.random.default_rng(0)
     x0 = _boltzmann_starts(rng, temps, k, n_beads)  # start in equilibrium; MB velocities from the seed
     cfg = SimulationConfig(dt_ps=0.01, friction_per_ps=5.0, temperature_K=temps, n_steps=600, save_every=5,
-                           seed=3, dtype="float64")
+                           seed=3, dtype=dtype)
     res = simulate(harmonic(k), np.full(n_beads, MASS), x0, cfg, progress=False)
     assert res.alive.all()
     t = np.asarray(temps)
