@@ -9,6 +9,7 @@ the line and the dotted field, e.g.::
 
 from __future__ import annotations
 
+import contextvars
 import os
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,10 +22,30 @@ from raycg.errors import ConfigError
 T = TypeVar("T", bound=BaseModel)
 
 
+_VALIDATING = contextvars.ContextVar("raycg_config_validating", default=False)
+
+
 class StrictModel(BaseModel):
-    """Base for all raycg configs: unknown fields are errors, values are validated on assignment."""
+    """Base for all raycg configs: unknown fields are errors, values are validated on assignment.
+
+    Constructing a config directly (``TrainConfig(lr=-1)``) raises :class:`ConfigError` with one
+    line naming the class and field. Nested models and :func:`validate_config` keep pydantic's own
+    errors until the outermost level, so the message names the full dotted field and YAML line.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+    def __init__(self, **data: Any) -> None:
+        if _VALIDATING.get():
+            super().__init__(**data)
+            return
+        token = _VALIDATING.set(True)
+        try:
+            super().__init__(**data)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, type(self).__name__)) from None
+        finally:
+            _VALIDATING.reset(token)
 
 
 def _node_lines(node: yaml.Node, prefix: tuple = ()) -> dict[tuple, int]:
@@ -95,10 +116,13 @@ def read_yaml(path: str | os.PathLike) -> tuple[Any, dict[tuple, int]]:
 def validate_config(model: type[T], data: Any, *, source: str | None = None,
                     lines: dict[tuple, int] | None = None) -> T:
     """Validate a mapping against ``model``; raise ConfigError naming the field on failure."""
+    token = _VALIDATING.set(True)
     try:
         return model.model_validate(data)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, source, lines)) from None
+    finally:
+        _VALIDATING.reset(token)
 
 
 def load_config(model: type[T], path: str | os.PathLike) -> T:

@@ -9,9 +9,9 @@ import math
 import re
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from raycg.config import StrictModel, format_validation_error
+from raycg.config import StrictModel
 from raycg.errors import ConfigError
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
@@ -48,12 +48,6 @@ class SimulationConfig(StrictModel):
     #: Compiling takes 20 s to minutes. On this 2-core CPU with 1 thread it did not speed CGSchNet up
     #: (benchmarks/bench_sim.py --compile); measure on your hardware (GPUs are where it should pay)
     compile: bool = False
-
-    def __init__(self, **data):
-        try:
-            super().__init__(**data)
-        except ValidationError as err:
-            raise ConfigError(format_validation_error(err, "SimulationConfig")) from None
 
     @field_validator("temperature_K")
     @classmethod

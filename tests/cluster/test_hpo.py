@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from raycg.errors import ConfigError
 
@@ -89,6 +90,9 @@ def test_asha_stops_some_trials_early(search):
     assert len(stopped) >= 1, trials[["trial", "status", "epochs"]]
     assert (stopped["epochs"] < EPOCHS).all() and stopped["objective"].isna().all()
     assert len(done) >= 1 and (done["epochs"] == EPOCHS).all() and done["objective"].notna().all()
+    for tid in done["trial"]:  # objective val_loss: the trials only trained (no simulation, no scoring)
+        res = json.loads((search["dir"] / "trials" / tid / "result.json").read_text())
+        assert res["status"] == "ok" and list(res["stage_times"]) == ["train"]
     s = search["resumed"]
     assert s["counts"]["stopped"] == len(stopped) and s["asha_metric"] == "best_val_loss"
     best = done.loc[done["objective"].idxmin()]
@@ -111,7 +115,7 @@ def test_exported_spec_runs_as_replica_study(search):
 
     path = Path(search["resumed"]["best"]["spec"])
     assert path == search["dir"] / "best_spec.yaml"
-    assert "search" not in path.read_text()
+    assert "search" not in yaml.safe_load(path.read_text())  # a plain replica-study spec
     spec = load_spec(path)
     best = search["resumed"]["best"]["params"]
     assert spec.name == "hpo_best" and spec.training.optim.lr == pytest.approx(best["training.optim.lr"])

@@ -54,7 +54,7 @@ def cluster():
     os.environ["RAY_metrics_report_interval_ms"] = "1000"  # the cluster's processes export metrics every second
     try:
         c = start_local_cluster(temp, max_workers=2, gpus_per_worker=1, cpus_per_worker=1, head_cpus=1,
-                                idle_timeout_minutes=0.25, auth_mode=AUTH, include_dashboard=True)
+                                idle_timeout_minutes=0.15, auth_mode=AUTH, include_dashboard=True)
     finally:
         if old is None:
             os.environ.pop("RAY_metrics_report_interval_ms", None)
@@ -92,7 +92,7 @@ def submitted_job(cluster, tmp_path_factory):
         "name": "jobstudy", "pipeline": "toy",
         "grid": {"energy_weights": [0.0, 1.0], "seeds": 1},
         "resources": {"cpus": 1}, "concurrency": {"max_concurrent_trials": 1},
-        "toy": {"epochs": 6, "epoch_s": 1.0, "chunks": 3, "chunk_s": 1.0},
+        "toy": {"epochs": 4, "epoch_s": 0.8, "chunks": 2, "chunk_s": 0.8},  # a few seconds per trial
         "storage": str(work / "runs"),
     }
     spec_path = work / "jobstudy.yaml"
@@ -122,9 +122,10 @@ def submitted_job(cluster, tmp_path_factory):
             "study": work / "runs" / "jobstudy", "client": client, "id": sub_id}
 
 
-def test_job_submitted_study_succeeds_and_is_readable(submitted_job):
+def test_job_submitted_study_succeeds_and_is_readable(submitted_job, capsys):
     from ray.job_submission import JobStatus
 
+    from raycg.cli import main
     from raycg.study.runner import trial_table
 
     logs = submitted_job["logs"]
@@ -133,13 +134,11 @@ def test_job_submitted_study_succeeds_and_is_readable(submitted_job):
     assert "trials: 2/2 done" in logs
 
     study = submitted_job["study"]
-    st = subprocess.run(raycg_cmd("study", "status", str(study)), capture_output=True, text=True,
-                        env=client_env(), timeout=120)
-    assert st.returncode == 0, st.stderr
-    assert "trials: 2/2 done, 0 running, 0 failed, 0 pending" in st.stdout
-    js = subprocess.run(raycg_cmd("study", "status", str(study), "--json"), capture_output=True, text=True,
-                        env=client_env(), timeout=120)
-    assert json.loads(js.stdout)["done"] == 2
+    capsys.readouterr()
+    assert main(["study", "status", str(study)]) == 0
+    assert "trials: 2/2 done, 0 running, 0 failed, 0 pending" in capsys.readouterr().out
+    assert main(["study", "status", str(study), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 2
 
     table = trial_table(str(study))
     assert sorted(table["trial_id"]) == ["w0_s0", "w1_s0"]
@@ -169,7 +168,7 @@ def test_gpu_trials_scale_fake_gpu_workers_up_and_down(cluster, submitted_job, t
         "name": "gpustudy", "pipeline": "toy",
         "grid": {"energy_weights": [0.0, 1.0], "seeds": 1},
         "resources": {"cpus": 1, "gpu": 1}, "concurrency": {"max_concurrent_trials": 2},
-        "toy": {"epochs": 3, "epoch_s": 1.0, "chunks": 2, "chunk_s": 1.0},
+        "toy": {"epochs": 2, "epoch_s": 0.5, "chunks": 1, "chunk_s": 0.5},
         "storage": str(tmp_path / "runs"),
     }
     spec_path = tmp_path / "gpustudy.yaml"
@@ -197,7 +196,7 @@ def test_gpu_trials_scale_fake_gpu_workers_up_and_down(cluster, submitted_job, t
         assert res["status"] == "ok"
         assert res["node_id"] in seen_gpu, "a GPU trial ran on a node without a GPU"
 
-    # idle GPU workers are removed after the idle timeout (15 s here)
+    # idle GPU workers are removed after the idle timeout (9 s here)
     deadline = time.monotonic() + 240
     left = seen_gpu
     while time.monotonic() < deadline:

@@ -58,3 +58,16 @@ def test_round_trip(tmp_path):
     cfg = validate_config(Outer, {"name": "a", "training": {"lr": 0.5}})
     p = _write(tmp_path, dump_config(cfg))
     assert load_config(Outer, p) == cfg
+
+
+def test_direct_construction_gives_one_line_config_error():
+    with pytest.raises(ConfigError, match=r"^Inner: lr: Input should be greater than 0$"):
+        Inner(lr=-1)
+    with pytest.raises(ConfigError, match=r"^Outer: training.lr: Input should be greater than 0$"):
+        Outer(name="x", training={"lr": -1})
+
+
+def test_nested_error_keeps_field_path_and_line(tmp_path):
+    p = _write(tmp_path, "name: x\ntraining:\n  lr: 0\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:3: training.lr: Input should be greater than 0$"):
+        load_config(Outer, p)

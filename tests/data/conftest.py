@@ -2,7 +2,8 @@
 folders never shadow each other's conftest when the whole suite runs in one session)."""
 
 import pytest
-from data_helpers import harmonic_chain, make_dataset  # noqa: F401
+
+from .data_helpers import harmonic_chain, make_dataset  # noqa: F401
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import h5py
 import mdtraj
 import numpy as np
 import pytest
-from data_helpers import CLN025_PDB, SEQ, harmonic_chain, tree_digest
 
 from raycg import units as U
 from raycg.cli import main
@@ -18,6 +17,8 @@ from raycg.data.importers import import_mdcath, import_mdtraj, import_torchmd_cg
 from raycg.data.mapping import ca_map
 from raycg.data.streaming import NpyArray
 from raycg.errors import DatasetError, InputError
+
+from .data_helpers import CLN025_PDB, SEQ, harmonic_chain, tree_digest
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +266,7 @@ def test_mdcath_unknown_residue_and_missing_temperature(tmp_path, capsys):
 
 
 def test_info_prints_summary(tmp_path, capsys):
-    from data_helpers import make_dataset
+    from .data_helpers import make_dataset
 
     ds = make_dataset(n_frames=200, n_traj=2)
     ds.meta.provenance["summary"] = {"folded_population": 0.6123, "transitions": {"folding": 12, "unfolding": 11}}

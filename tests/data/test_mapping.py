@@ -7,11 +7,12 @@ import json
 import mdtraj
 import numpy as np
 import pytest
-from data_helpers import CLN025_PDB
 
 from raycg import units as U
 from raycg.data.mapping import AMINO_ACIDS, RESIDUE_MASSES, ca_map, custom_map, parse_sequence
 from raycg.errors import InputError
+
+from .data_helpers import CLN025_PDB
 
 
 @pytest.fixture(scope="module")

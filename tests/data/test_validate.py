@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from data_helpers import make_dataset, tree_digest
 
 from raycg.cli import main
 from raycg.data import load, save
 from raycg.data.validate import first_nonfinite, traj_ids_to_offsets, validate_dataset, virial_ratio
 from raycg.errors import DatasetError
+
+from .data_helpers import make_dataset, tree_digest
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,12 @@ import json
 
 import numpy as np
 import pytest
-from evaluate_helpers import replicas_of
 
 from raycg.cv.testing import two_state_coords, two_state_states
 from raycg.errors import ConfigError, DatasetError
 from raycg.evaluate import EvalConfig, ModelSamples, prepare_reference, score
+
+from .evaluate_helpers import replicas_of
 
 FES_KEYS = ("edges_x", "edges_y", "fes_reference", "fes_model", "hist_reference", "hist_model",
             "transitions_per_replica", "deepest_well_population_model", "deepest_well_population_reference")

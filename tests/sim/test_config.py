@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sim_testlib import MASS, Chain, chain_starts
 
 from raycg.errors import ConfigError, InputError
 from raycg.sim import SimulationConfig, make_config, simulate
+
+from .sim_testlib import MASS, Chain, chain_starts
 
 
 @pytest.mark.parametrize(("field", "value", "needle"), [

@@ -9,11 +9,12 @@ import mdtraj
 import numpy as np
 import pytest
 import torch
-from sim_testlib import MASS, Chain, chain_bonds, chain_starts
 
 from raycg import units as U
 from raycg.errors import InputError
 from raycg.sim import SimulationConfig, load_simulation, simulate
+
+from .sim_testlib import MASS, Chain, chain_bonds, chain_starts
 
 
 def test_mdtraj_reads_trajectories_and_frames_match(tmp_path):

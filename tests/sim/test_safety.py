@@ -6,9 +6,10 @@ import json
 
 import h5py
 import numpy as np
-from sim_testlib import MASS, Chain, chain_bonds, chain_starts
 
 from raycg.sim import SimulationConfig, load_simulation, simulate
+
+from .sim_testlib import MASS, Chain, chain_bonds, chain_starts
 
 
 def test_nan_force_kills_one_replica_only(tmp_path):

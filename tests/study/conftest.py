@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -22,6 +24,18 @@ def study_dataset(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("study_data") / "cln025_small"
     return Path(make_embedded_reference(out, size="tiny", n_steps=2000, save_every=20, progress=False))
+
+
+def read_json(path: Path):
+    """A JSON file's contents, or None while it is missing or being replaced."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def short_tmpdir(prefix: str) -> Path:

@@ -7,8 +7,6 @@ trial hard (``allow_graceful=False``) once that trial has checkpointed a few epo
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -19,21 +17,12 @@ import pytest
 import yaml
 
 from .conftest import end_own_processes, short_tmpdir
+from .conftest import read_json as _read
+from .conftest import sha256 as _sha
 
 pytestmark = pytest.mark.ray
 
 ADDRESS_FILE = Path("/tmp/ray/ray_current_cluster")
-
-
-def _read(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import signal
 import subprocess
@@ -15,19 +13,10 @@ import pytest
 import yaml
 
 from .conftest import end_own_processes, short_tmpdir
+from .conftest import read_json as _read
+from .conftest import sha256 as _sha
 
 pytestmark = pytest.mark.ray
-
-
-def _read(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _env(temp: Path) -> dict[str, str]:

@@ -115,3 +115,42 @@ def test_diverged_and_blown_up_trials_fail_with_reason(ray_local, study_dataset,
         res = json.loads((tmp_path / "failing" / "trials" / tid / "result.json").read_text())
         assert res["attempts"] == 1
     assert (tmp_path / "failing" / "results" / "report.md").is_file()
+
+
+def test_ctrl_c_leaves_a_resumable_study(ray_local, tmp_path):
+    """SIGINT mid-study (what Ctrl-C sends): Tune stops, state saved; resume_study finishes the rest."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from raycg.study import resume_study, run_study, study_status
+
+    spec = {"name": "ctrlc", "pipeline": "toy", "storage": str(tmp_path),
+            "grid": {"energy_weights": [0.0, 1.0], "seeds": 3},
+            "toy": {"epochs": 4, "epoch_s": 0.4, "chunks": 2, "chunk_s": 0.2},
+            "resources": {"cpus": 1}, "concurrency": {"max_concurrent_trials": 2}}
+    study = tmp_path / "ctrlc"
+    fired = threading.Event()
+
+    def interrupt_after_first_result():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if any(study.glob("trials/*/result.json")):
+                fired.set()
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=interrupt_after_first_result, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_study(spec, log=lambda s: None)
+    assert fired.is_set()
+    st = study_status(str(study))
+    assert 1 <= st["done"] < 6
+    finished = {p.parent.name: p.read_bytes() for p in study.glob("trials/*/result.json")}
+
+    table = resume_study(str(study), log=lambda s: None)
+    assert len(table) == 6 and set(table["status"]) == {"ok"}
+    for tid, data in finished.items():
+        assert (study / "trials" / tid / "result.json").read_bytes() == data
