@@ -10,7 +10,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     summary = run_hpo(args.spec, address=args.address, storage=args.storage, name=args.name,
                       num_samples=args.num_samples, export=args.export)
-    return 0 if summary.get("best") else 1
+    return 0 if summary.get("best") and summary.get("complete") else 1
 
 
 def _summary(args: argparse.Namespace) -> int:

@@ -163,6 +163,19 @@ print("RAYCG_SNAPSHOT " + json.dumps(_snapshot_from_ray(ADDRESS).__dict__))
 """
 
 
+def has_autoscaler(status: dict[str, Any]) -> bool:
+    """Whether the autoscaler status (GCS key ``__autoscaling_status``) comes from one that can add nodes.
+
+    Every Ray head runs a monitor; without an autoscaling config it uses the read-only provider,
+    whose node types are just ``node_<node id>`` of the nodes that exist: it never adds any.
+    """
+    report = status.get("autoscaler_report") or {}
+    if not report:
+        return False
+    mapping = report.get("node_type_mapping") or {}
+    return not (mapping and all(t == f"node_{nid}" for nid, t in mapping.items()))
+
+
 def _snapshot_from_ray(where: str = "the Ray cluster") -> ClusterSnapshot:
     """Snapshot of the cluster this process is connected to (``ray.init`` done)."""
     import ray
@@ -176,7 +189,7 @@ def _snapshot_from_ray(where: str = "the Ray cluster") -> ClusterSnapshot:
         from ray.experimental.internal_kv import _internal_kv_get
 
         status = _internal_kv_get("__autoscaling_status")
-        autoscaler = bool(status) and "autoscaler_report" in json.loads(status)
+        autoscaler = has_autoscaler(json.loads(status)) if status else False
     except Exception:  # noqa: BLE001 - no autoscaler information
         pass
     try:

@@ -121,3 +121,13 @@ def test_restored_trial_eta_counts_only_its_own_progress():
     t[0] = 110.0
     m.update({"chunk": 2}, phase="simulate", progress=0.8)
     assert m.values["eta_seconds"] == pytest.approx(10.0)
+
+
+def test_read_only_monitor_is_not_an_autoscaler():
+    """Every Ray head runs a monitor; without an autoscaling config its node types are the nodes' ids."""
+    from raycg.study.preflight import has_autoscaler
+
+    local = {"autoscaler_report": {"active_nodes": {"node_85ab": 1}, "node_type_mapping": {"85ab": "node_85ab"}}}
+    fake = {"autoscaler_report": {"active_nodes": {"ray.head.default": 1},
+                                  "node_type_mapping": {"ffff": "ray.head.default"}}}
+    assert not has_autoscaler(local) and has_autoscaler(fake) and not has_autoscaler({})
