@@ -410,10 +410,10 @@ def _fit(spec: StudySpec, uri: str, *, address, restore: bool, log, aggregate_re
     status = study_status(uri)
     unfinished = status["n_trials"] - status["done"] - status["failed"]
     if interrupted or unfinished > 0:
+        # Tune stops gracefully on Ctrl-C and saves its state: the study is resumable
         log(f"study {spec.name}: stopped with {unfinished} unfinished trial(s); continue with "
             f"`raycg study resume {uri}`")
-        if interrupted:
-            raise KeyboardInterrupt
+        raise KeyboardInterrupt
     t0 = time.perf_counter()
     table = aggregate(uri, log=log) if aggregate_results and unfinished == 0 else trial_table(uri)
     log(f"aggregate: {time.perf_counter() - t0:.1f} s")
