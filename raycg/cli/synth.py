@@ -19,7 +19,7 @@ def register(groups: dict) -> None:
     p.add_argument("--replicas", type=int, default=None, metavar="N",
                    help="number of replicas = trajectories (default 128; --quick: 8)")
     p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="saved steps of 4 fs per replica (default 26250, after 5 ps of equilibration; --quick: 400)")
+                   help="saved steps of 4 fs per replica (default 25000, after 10 ps of equilibration; --quick: 400)")
     p.add_argument("--quick", action="store_true", help="tiny dataset in a few seconds (for tests)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
