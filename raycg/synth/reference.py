@@ -70,7 +70,7 @@ EPSILON = 0.50
 SIZES: dict[str, dict[str, Any]] = {
     "default": {"n_replicas": 128, "n_steps": 25_000, "save_every": 125, "unfold_steps": 2_500,
                 "equilibration_steps": 2_500},
-    "tiny": {"n_replicas": 8, "n_steps": 400, "save_every": 20, "unfold_steps": 200, "equilibration_steps": 0},
+    "tiny": {"n_replicas": 8, "n_steps": 400, "save_every": 20, "unfold_steps": 1_000, "equilibration_steps": 0},
 }
 DT_PS = 0.004
 #: Langevin friction of the reference runs (1/ps). Half the usual 1/ps of CG simulations: conformational

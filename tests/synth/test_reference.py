@@ -56,8 +56,9 @@ def test_tiny_dataset_is_valid_and_well_formed(tiny):
     s = prov["summary"]
     for key in ("folded_population", "n_folding", "n_unfolding", "rmsd_threshold_A", "generation_time_s"):
         assert key in s
-    # half the replicas start folded (native), half unfolded: the two halves differ at the start
-    assert s["folded_population_native_started"] > s["folded_population_unfolded_started"]
+    # half the replicas start folded (native), half unfolded: even the tiny set holds both states
+    assert s["folded_population_native_started"] >= 0.8
+    assert s["folded_population_unfolded_started"] <= 0.2
     # slice-mapped Cα forces are noisy w.r.t. the residue-summed force (DESIGN 11: tens of percent)
     assert 0.1 < s["force_noise_fraction_estimate"] < 0.9
 
