@@ -39,9 +39,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from raycg.config import StrictModel, format_validation_error, read_yaml, validate_config
+from raycg.config import StrictModel, read_yaml, validate_config
 from raycg.errors import ConfigError
 from raycg.study.spec import StudySpec, config_hash, get_dotted, trial_config, trial_id_for
 from raycg.study.storage import Store, join, normalize
@@ -147,6 +147,12 @@ class SearchSpec(StrictModel):
         return self.objective == "val_loss"
 
 
+class _SearchSection(StrictModel):
+    """Validates ``search:`` so that errors name ``search.<field>`` and its YAML line."""
+
+    search: SearchSpec
+
+
 def load_hpo_spec(path: str | os.PathLike, **overrides: Any) -> tuple[StudySpec, SearchSpec, dict[str, Any]]:
     """Read a study spec with a ``search:`` section: (study spec, search, the raw study mapping)."""
     data, lines = read_yaml(path)
@@ -167,11 +173,7 @@ def hpo_from_mapping(data: dict[str, Any], *, source: str = "spec", lines: dict 
         if value is not None:
             data[key] = value
     spec = validate_config(StudySpec, data, source=source, lines=lines)
-    sub = {k[1:]: v for k, v in (lines or {}).items() if k[:1] == ("search",)}
-    try:
-        search = SearchSpec.model_validate(search_raw)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source, sub, prefix="search")) from None
+    search = validate_config(_SearchSection, {"search": search_raw}, source=source, lines=lines).search
     check_search(spec, search, source=source)
     return spec, search, data
 
@@ -421,10 +423,11 @@ def _epochs(spec: StudySpec) -> int:
 
 
 # --- results ----------------------------------------------------------------------------------------
-def trial_rows(results, spec: StudySpec, search: SearchSpec) -> list[dict[str, Any]]:
+def trial_rows(results, spec: StudySpec, search: SearchSpec, log=None) -> list[dict[str, Any]]:
     """One row per Tune trial: params, status (ok / failed / stopped / errored), objective, epochs run."""
     per_epoch, final_key = _keys(spec, search)
     rows = []
+    missing: set[str] = set()
     for r in results:
         cfg = r.config or {}
         last = r.metrics or {}
@@ -450,6 +453,9 @@ def trial_rows(results, spec: StudySpec, search: SearchSpec) -> list[dict[str, A
         else:
             status = "stopped"
         value = last.get(final_key) if status == "ok" else None
+        if status == "ok" and final_key not in last:
+            status = "no objective"  # e.g. a misspelt search.objective: the trial's metrics lack it
+            missing.update(k for k, v in last.items() if isinstance(v, float))
         value = float(value) if value is not None and math.isfinite(float(value)) else None
         tid = trial_id_for(_point(cfg)) if cfg else "?"
         rows.append({"trial": tid, "tune_trial_id": (r.path or "").rstrip("/").split("_")[-1] if r.path else "",
@@ -459,6 +465,9 @@ def trial_rows(results, spec: StudySpec, search: SearchSpec) -> list[dict[str, A
                      "last_intermediate": inter[max(inter)] if inter else None, "intermediate": inter,
                      "error": (last.get("error") or (str(r.error).splitlines()[0] if r.error else "")) or "",
                      **{k: cfg.get(k) for k in search.params}})
+    if missing and log:
+        log(f"hpo: the finished trials report no {final_key!r}; check search.objective (their metrics include: "
+            f"{', '.join(sorted(missing)[:12])})")
     rows.sort(key=lambda x: (x.pop("_started"), x["tune_trial_id"]))  # in the order the trials started
     for i, row in enumerate(rows):
         row["number"] = i
@@ -572,7 +581,7 @@ def summarize(uri: str, spec: StudySpec, search: SearchSpec, raw: dict[str, Any]
     out = local / OUT_DIR
     out.mkdir(parents=True, exist_ok=True)
     per_epoch, final_key = _keys(spec, search)
-    rows = trial_rows(results, spec, search)
+    rows = trial_rows(results, spec, search, log=log)
     table = pd.DataFrame([{k: v for k, v in r.items() if k != "intermediate"} for r in rows])
     with atomic_path(out / "trials.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -583,7 +592,8 @@ def summarize(uri: str, spec: StudySpec, search: SearchSpec, raw: dict[str, Any]
     plot_history(rows, search, final_key, out / "history.png")
     ok = [r for r in rows if r["objective"] is not None]
     best = (min if search.mode == "min" else max)(ok, key=lambda r: r["objective"]) if ok else None
-    counts = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "stopped", "failed", "errored")}
+    counts = {s: sum(1 for r in rows if r["status"] == s)
+              for s in ("ok", "stopped", "failed", "errored", "no objective")}
     finished = sum(counts.values())
     summary: dict[str, Any] = {
         "name": spec.name, "uri": uri, "objective": final_key, "mode": search.mode,
@@ -623,7 +633,8 @@ def summarize(uri: str, spec: StudySpec, search: SearchSpec, raw: dict[str, Any]
 def format_summary(s: dict[str, Any]) -> str:
     c = s["counts"]
     lines = [f"hpo {s['name']}: {s['n_finished']}/{s['num_samples']} trials finished ({c['ok']} completed, "
-             f"{c['stopped']} stopped early by ASHA, {c['failed'] + c['errored']} failed)"]
+             f"{c['stopped']} stopped early by ASHA, {c['failed'] + c['errored']} failed"
+             + (f", {c['no objective']} without the objective" if c.get("no objective") else "") + ")"]
     if s["best"]:
         b = s["best"]
         lines.append(f"best {s['objective']} = {b['value']:.5g} ({b['trial']}): "

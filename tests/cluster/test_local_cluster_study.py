@@ -102,10 +102,15 @@ def submitted_job(cluster, tmp_path_factory):
     port = int(head[0]["MetricsExportPort"])
 
     sub_id = f"raycg-test-{os.getpid()}-{int(time.time())}"
-    out = subprocess.run(
-        [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", cluster.dashboard_url,
-         "--submission-id", sub_id, "--no-wait", "--", *raycg_cmd("study", "run", str(spec_path))],
-        capture_output=True, text=True, env=client_env(), timeout=120)
+    deadline = time.monotonic() + 120
+    while True:  # the head's job agent may still be starting on a busy machine: retry, bounded
+        out = subprocess.run(
+            [str(Path(sys.executable).with_name("ray")), "job", "submit", "--address", cluster.dashboard_url,
+             "--submission-id", sub_id, "--no-wait", "--", *raycg_cmd("study", "run", str(spec_path))],
+            capture_output=True, text=True, env=client_env(), timeout=120)
+        if out.returncode == 0 or "No available agent" not in out.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(3.0)
     assert out.returncode == 0, out.stderr[-2000:]
 
     client = JobSubmissionClient(cluster.dashboard_url)
