@@ -26,11 +26,11 @@ def _env(temp: Path) -> dict[str, str]:
     return env
 
 
-def test_killed_driver_then_resume(tmp_path):
+def test_killed_driver_then_resume(tmp_path, monkeypatch, capsys):
     spec = {
         "name": "killed", "pipeline": "toy", "storage": str(tmp_path),
-        "grid": {"energy_weights": [0.0, 0.5, 1.0], "seeds": 2},
-        "toy": {"epochs": 5, "epoch_s": 0.5, "chunks": 2, "chunk_s": 0.3},
+        "grid": {"energy_weights": [0.0, 1.0], "seeds": 2},
+        "toy": {"epochs": 5, "epoch_s": 0.4, "chunks": 2, "chunk_s": 0.2},
         "resources": {"cpus": 1}, "concurrency": {"max_concurrent_trials": 2},
     }
     spec_path = tmp_path / "spec.yaml"
@@ -60,23 +60,27 @@ def test_killed_driver_then_resume(tmp_path):
                 driver.wait()
         assert running is not None, (tmp_path / "run.log").read_text()[-3000:]
         end_own_processes(temps[0])  # whatever the killed driver's local Ray left behind
-        assert 2 <= len(finished) < 6
+        assert 2 <= len(finished) < 4
 
         from raycg.study import study_status
 
         st = study_status(str(study))  # read from the storage alone: no Ray
-        assert st["n_trials"] == 6 and st["done"] >= len(finished) and st["done"] < 6
+        assert st["n_trials"] == 4 and st["done"] >= len(finished) and st["done"] < 4
 
-        resume = subprocess.run([sys.executable, "-m", "raycg", "study", "resume", str(study)],
-                                capture_output=True, text=True, env=_env(temps[1]), timeout=300)
-        assert resume.returncode == 0, (resume.stdout + resume.stderr)[-3000:]
-        assert "trials: 6/6 done" in resume.stdout
+        # `raycg study resume`, in this process (saves a Python start-up), on a fresh local Ray
+        from raycg.cli import main
+
+        monkeypatch.setenv("RAYCG_RAY_TEMP_DIR", str(temps[1]))
+        monkeypatch.setenv("RAYCG_RAY_NUM_CPUS", "2")
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+        assert main(["study", "resume", str(study)]) == 0
+        assert "trials: 4/4 done" in capsys.readouterr().out
     finally:
         for t in temps:
             end_own_processes(t)
 
     results = {p.parent.name: _read(p) for p in study.glob("trials/*/result.json")}
-    assert len(results) == 6 and all(r["status"] == "ok" for r in results.values())
+    assert len(results) == 4 and all(r["status"] == "ok" for r in results.values())
     for tid, sha in finished.items():  # finished trials: same bytes, never started again
         assert _sha(study / "trials" / tid / "result.json") == sha
         assert len(list((study / "trials" / tid / "attempts").glob("*.json"))) == 1
