@@ -195,6 +195,10 @@ def start_local_cluster(temp_dir: str | os.PathLike, *, max_workers: int = 2, gp
         f"--ray-client-server-port={free_port()}", f"--min-worker-port={free_port(41000, 45000)}",
         f"--max-worker-port={free_port(46000, 50000)}", "--disable-usage-stats",
         f"--metrics-export-port={free_port()}", f"--object-store-memory={100 * 1024**2}",
+        # own agent ports: the defaults (52365 ...) are taken by any other Ray on this machine, and
+        # without its agent the head accepts no `ray job submit` ("No available agent")
+        f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+        f"--runtime-env-agent-port={free_port()}",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
