@@ -384,7 +384,7 @@ def run_hpo(spec_or_path: str | os.PathLike | dict, *, address: str | None = Non
                 tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=search.num_samples,
                                             max_concurrent_trials=search.max_concurrent_trials, reuse_actors=True,
                                             trial_name_creator=_trial_name, trial_dirname_creator=_trial_dirname),
-                run_config=tune.RunConfig(name=TUNE_DIR, storage_path=uri, verbose=0, log_to_file=True,
+                run_config=tune.RunConfig(name=TUNE_DIR, storage_path=uri, verbose=0,
                                           failure_config=tune.FailureConfig(max_failures=spec.retries.max_failures),
                                           checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                                           callbacks=[progress, *(callbacks or [])]),
