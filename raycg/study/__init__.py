@@ -1,7 +1,7 @@
 """Studies on Ray Tune: spec -> prepare (once) -> trials (energy weight x seed) -> aggregate.
 
-The only raycg package that imports Ray (lazily: importing :mod:`raycg.study` does not start or
-import Ray). Public API::
+The only raycg package that imports Ray (lazily: importing :mod:`raycg.study` imports neither Ray
+nor the stages: a Ray worker running a trial imports only what its pipeline needs). Public API::
 
     from raycg.study import run_study, resume_study, study_status, load_spec
     table = run_study("studies/quickstart.yaml")          # a pandas DataFrame, one row per trial
@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from raycg.study.spec import StudySpec, grid_points, load_spec, trial_config, trial_id_for
-
 _LAZY = {
+    "StudySpec": "raycg.study.spec",
+    "grid_points": "raycg.study.spec",
+    "load_spec": "raycg.study.spec",
+    "trial_config": "raycg.study.spec",
+    "trial_id_for": "raycg.study.grid",
     "run_study": "raycg.study.runner",
     "resume_study": "raycg.study.runner",
     "study_status": "raycg.study.runner",
@@ -25,7 +28,7 @@ _LAZY = {
     "run_trial": "raycg.study.trial",
 }
 
-__all__ = ["StudySpec", "grid_points", "load_spec", "trial_config", "trial_id_for", *_LAZY]
+__all__ = list(_LAZY)
 
 
 def __getattr__(name: str) -> Any:

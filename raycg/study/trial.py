@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from raycg.errors import InputError
-from raycg.study.spec import config_hash, trial_config, trial_id_for
+from raycg.study.grid import config_hash, trial_config_from_dict, trial_id_for
 from raycg.study.storage import Store
 from raycg.utils.io import atomic_write_json
 from raycg.utils.provenance import provenance
@@ -151,7 +152,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     study = store.read_json("study.json")
     point = grid_point(config)
     trial_id = trial_id_for(point)
-    full = trial_config(_spec_model(study["spec"]), point)
+    full = trial_config_from_dict(study["spec"], point)  # validated by the driver
     chash = config_hash(full)
     rel = f"trials/{trial_id}"
     tune_report, get_checkpoint, Checkpoint = _tune_session()
@@ -168,12 +169,10 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
 
     # Threads follow the CPUs granted to the trial.
     cpus = max(1, int(round(float(full.get("resources", {}).get("cpus", 1)))))
-    try:
+    if full.get("pipeline") != "toy" or "torch" in sys.modules:
         import torch
 
         torch.set_num_threads(cpus)
-    except ImportError:  # pragma: no cover
-        pass
 
     work = Path(tempfile.mkdtemp(prefix=f"raycg-{trial_id[:40]}-"))
     state: dict[str, Any] = {}
@@ -299,12 +298,6 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _spec_model(spec_data: dict[str, Any]):
-    from raycg.study.spec import StudySpec
-
-    return StudySpec.model_validate(spec_data)
 
 
 def format_exception(exc: BaseException) -> str:
