@@ -131,3 +131,22 @@ def test_read_only_monitor_is_not_an_autoscaler():
     fake = {"autoscaler_report": {"active_nodes": {"ray.head.default": 1},
                                   "node_type_mapping": {"ffff": "ray.head.default"}}}
     assert not has_autoscaler(local) and has_autoscaler(fake) and not has_autoscaler({})
+
+
+def test_tune_cli_spec_errors_name_file_line_and_field(tmp_path, capsys):
+    from raycg.cli import main
+
+    base = ("name: t\npipeline: toy\ngrid: {energy_weights: [0.0], seeds: 1}\ntoy: {lr: 0.1}\n"
+            f"storage: {tmp_path / 'runs'}\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(base)
+    assert main(["study", "tune", str(plain)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "search: required field is missing" in err[0] and "raycg study run" in err[0]
+
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(base + "search:\n  num_samples: 4\n  params:\n    toy.lr: {loguniform: [0.1, 0.01]}\n")
+    assert main(["study", "tune", str(typo)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {typo}:9: search.params.toy.lr: ") and "below high" in err[0]
+    assert not (tmp_path / "runs").exists()
