@@ -174,25 +174,26 @@ def hpo_from_mapping(data: dict[str, Any], *, source: str = "spec", lines: dict 
             data[key] = value
     spec = validate_config(StudySpec, data, source=source, lines=lines)
     search = validate_config(_SearchSection, {"search": search_raw}, source=source, lines=lines).search
-    check_search(spec, search, source=source)
+    check_search(spec, search, source=source, lines=lines)
     return spec, search, data
 
 
-def _where(source: str, key: str) -> str:
-    return f"{source}: search.params.{key}"
-
-
-def check_search(spec: StudySpec, search: SearchSpec, *, source: str = "spec") -> None:
+def check_search(spec: StudySpec, search: SearchSpec, *, source: str = "spec", lines: dict | None = None) -> None:
     """Every searched field exists, means something for this objective, and its bounds are valid configs."""
+
+    def _where(key: str) -> str:
+        line = (lines or {}).get(("search", "params", key))
+        return f"{source}{f':{line}' if line else ''}: search.params.{key}"
+
     dump = spec.model_dump(mode="json")
     for key in search.params:
         try:
             get_dotted(dump, key)
         except KeyError:
-            raise ConfigError(f"{_where(source, key)}: not a field of this spec",
+            raise ConfigError(f"{_where(key)}: not a field of this spec",
                               hint="use the dotted path of an existing field, e.g. training.optim.lr") from None
         if search.trains_only and key.split(".")[0] in ("simulation", "evaluation"):
-            raise ConfigError(f"{_where(source, key)}: with objective val_loss the trials only train, so "
+            raise ConfigError(f"{_where(key)}: with objective val_loss the trials only train, so "
                               f"{key.split('.')[0]} settings have no effect",
                               hint="search training.* fields, or set search.objective to a score metric")
     base = hpo_study_spec(spec, search, source=source)
