@@ -124,7 +124,7 @@ def _run_config(spec: StudySpec, uri: str, callbacks: list):
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         verbose=0,
         callbacks=callbacks,
-        log_to_file=True,
+        log_to_file=False,  # with reused actors Tune would warn per line; output stays in worker logs
     )
 
 

@@ -41,7 +41,7 @@ def tune_rows(study: Path, trial_id: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path):
+def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path, capsys):
     from raycg.study import run_study
 
     spec = tiny_spec("e2e", study_dataset, tmp_path)
@@ -85,6 +85,17 @@ def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path):
     cfg = json.loads((study / "trials" / "w1_s1" / "config.json").read_text())
     assert cfg["config"]["training"]["loss"]["energy_weight"] == 1.0
     assert cfg["config"]["training"]["seed"] == 1 and cfg["config"]["simulation"]["seed"] == 1
+
+    # the CLI views of a finished study
+    from raycg.cli import main
+
+    capsys.readouterr()
+    assert main(["study", "status", "e2e", "--storage", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 4/4 done, 0 running, 0 failed" in out and "report:" in out
+    (study / "results" / "report.md").unlink()
+    assert main(["study", "analyze", str(study)]) == 0
+    assert (study / "results" / "report.md").is_file() and "verdict:" in capsys.readouterr().out
 
     # running the same spec again continues the study: nothing re-runs, same table
     before = {tid: (study / "trials" / tid / "result.json").read_bytes() for tid in table["trial_id"]}
