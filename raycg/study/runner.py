@@ -79,6 +79,21 @@ def _ensure_ray(address: str | None, *, log) -> bool:
     return True
 
 
+def _warn_unshared_storage(uri: str, log) -> None:
+    """Several machines need storage they all see (a shared path, s3:// or gs://)."""
+    if is_remote(uri):
+        return
+    import ray
+
+    try:
+        hosts = {n.get("NodeManagerAddress") for n in ray.nodes() if n.get("Alive")}
+    except Exception:  # noqa: BLE001 - informational only
+        return
+    if len(hosts) > 1:
+        log(f"warning: the study storage {uri} is a local path but the cluster spans {len(hosts)} machines; it "
+            f"must be a shared file system on every node, or use --storage s3://... / gs://...")
+
+
 def _resources(spec: StudySpec) -> dict[str, float]:
     res: dict[str, float] = {"cpu": float(spec.resources.cpus)}
     if spec.resources.gpu > 0:
@@ -370,6 +385,7 @@ def _fit(spec: StudySpec, uri: str, *, address, restore: bool, log, aggregate_re
         started = _ensure_ray(address, log=log)
         if started:
             log(f"ray: up in {time.perf_counter() - t0:.1f} s")
+        _warn_unshared_storage(uri, log)
         from ray import tune
 
         callback = _make_progress_callback(status["n_trials"], spec.concurrency.max_concurrent_trials, log)
