@@ -177,3 +177,20 @@ def test_cli_train_end_to_end(dataset, tmp_path, capsys):
 def test_run_config_requires_paths():
     with pytest.raises(ConfigError, match="dataset: required field is missing"):
         validate_config(TrainRunConfig, {"out": "x"})
+
+
+def test_zero_network_reproduces_fitted_priors_exactly(dataset, priors, tmp_path):
+    from raycg.model import CGSchNet, CGSchNetConfig, EnergyModel, save_model
+
+    net = CGSchNet(CGSchNetConfig(**TINY_MODEL)).double()
+    torch.nn.init.zeros_(net.output[-1].weight)
+    torch.nn.init.zeros_(net.output[-1].bias)
+    model = EnergyModel(dataset.bead_types, prior=priors.to_module(), network=net)
+    x = torch.as_tensor(np.asarray(dataset.coords[:50], dtype=np.float64))
+    e, f = model.energy_and_forces(x)
+    assert np.array_equal(e.numpy(), priors.energy(np.asarray(dataset.coords[:50])))
+    _, fp = EnergyModel(dataset.bead_types, prior=priors.to_module()).energy_and_forces(x)
+    assert torch.equal(f, fp)
+    save_model(tmp_path / "m", model, priors=priors)
+    loaded = load_model(tmp_path / "m", dtype=torch.float64)
+    assert torch.equal(loaded(x), model(x).detach())
