@@ -354,7 +354,10 @@ def verdict(results: Mapping[str, pd.DataFrame], metric: str | None = None, *, l
                 what += ", better" if r["better"] else ", worse"
         p_holm = float(r[f"{primary}_p_holm"])
         if not math.isfinite(p_holm):
-            sig = "not testable (n<2)"
+            if min(int(r["n"]), int(r["n_baseline"])) < 2:
+                sig = "not testable (n<2)"
+            else:
+                sig = "not testable (no variance: every seed gave the same value)"
         else:
             sig = "significant" if r["significant"] else "not significant"
         others = ", ".join(f"{_SHORT[k]} {_fmt_p(float(r[f'{k}_p_holm']), eq=False)}" for k in TESTS if k != primary)

@@ -272,3 +272,9 @@ def test_degenerate_groups_say_so():
     assert "w_E=1 vs 0" in text and "not testable (n<2)" in text
     assert "w_E=2 vs 0: KL(ref‖model) not comparable (n=0 vs 2)" in text
     assert res["descriptives"].set_index("group").loc[2.0, "n_missing"] == 2
+
+
+def test_constant_metric_says_no_variance_not_small_n():
+    df = pd.DataFrame({"energy_weight": [0.0] * 3 + [1.0] * 3, "transitions_per_replica_mean": [0.0] * 6})
+    text = verdict(summarize(df, "transitions_per_replica_mean", n_resamples=99))
+    assert "no variance" in text and "n<2" not in text
