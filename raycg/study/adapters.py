@@ -3,10 +3,6 @@
 Everything the study needs from another package goes through here, so an API change touches one
 file. Where a stage lacks something the study needs, the work-around lives here too:
 
-- ``ChunkReporter``: ``raycg.sim.simulate`` has no per-chunk callback; the study wraps the
-  potential and, at the first force call after each simulation checkpoint (``checkpoint.pt``
-  rewritten), reports to Tune with a checkpoint. The simulation is paused inside the force call
-  then, with its trajectory files closed, so the snapshot is consistent.
 - ``DivergenceGuard``: ``raycg.train.train`` does not stop on divergence; the per-epoch report
   callback raises :class:`TrialFailed` when a loss is not finite or explodes.
 """
@@ -14,7 +10,6 @@ file. Where a stage lacks something the study needs, the work-around lives here 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -187,41 +182,6 @@ class DivergenceGuard:
             if float(tl) > self.factor * float(base):
                 raise TrialFailed(f"training diverged at epoch {epoch}: train_force_loss={float(tl):.3g} is more "
                                   f"than {self.factor:g} x the prior-only loss ({float(base):.3g})", "train")
-
-
-class ChunkReporter:
-    """Wraps a potential; reports to Tune after each simulation checkpoint (see module doc)."""
-
-    def __init__(self, potential, checkpoint_path: Path, on_chunk):
-        import torch
-
-        self.potential = potential
-        self.path = Path(checkpoint_path)
-        self.on_chunk = on_chunk
-        self._last = self._mtime()
-        self._torch = torch
-
-    def _mtime(self) -> int | None:
-        try:
-            return os.stat(self.path).st_mtime_ns
-        except FileNotFoundError:
-            return None
-
-    def _poll(self) -> None:
-        m = self._mtime()
-        if m is not None and m != self._last:
-            self._last = m
-            self.on_chunk()
-
-    def energy_and_forces(self, pos):
-        self._poll()
-        eaf = getattr(self.potential, "energy_and_forces", None)
-        if eaf is not None:
-            return eaf(pos)
-        xr = pos.detach().requires_grad_(True)
-        e = self.potential(xr)
-        (g,) = self._torch.autograd.grad(e.sum(), xr)
-        return e, -g
 
 
 def load_model(path: Path, device: str):

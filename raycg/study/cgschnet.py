@@ -92,10 +92,10 @@ class CGSchNetPipeline:
             n_ck[0] += 1
             ctx.report({"chunk": n_ck[0]}, phase="simulate", progress=0.6 + 0.3 * min(1.0, n_ck[0] / chunks))
 
-        potential = adapters.ChunkReporter(model, out / "checkpoint.pt", on_chunk)
         starts = np.load(prep / "start_positions.npy")
-        res = simulate(potential, ds.masses, starts, cfg, out_dir=out, topology=ds.topology(), bonds=ds.bonds,
-                       progress=False)
+        # the engine calls back after each intermediate checkpoint, with its files closed and consistent
+        res = simulate(model, ds.masses, starts, cfg, out_dir=out, topology=ds.topology(), bonds=ds.bonds,
+                       progress=False, on_checkpoint=lambda step, out_dir: on_chunk())
         alive = np.asarray(res.alive, dtype=bool)
         if not alive.any():
             first = (res.blown_up or [{}])[0]
