@@ -299,23 +299,66 @@ class CGSchNet(nn.Module):
     def energy_and_forces(self, pos: Tensor, types: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         """Energy [R] and forces −∇E [R,B,3] in one pass.
 
-        Dense path: the gradient is written out analytically (a forward pass plus a hand-written
+        The gradient is written out analytically (a forward pass plus a hand-written
         reverse pass, no autograd over positions), so the forces are an ordinary differentiable
         function of the weights: training needs only first-order autograd, and the whole pass can
-        be ``torch.compile``d. Sparse path: autograd (``create_graph`` as asked).
+        be ``torch.compile``d. Sparse path: the same reverse pass on the neighbour list, with the
+        messages passed by the torch-geometric ``MessagePassing`` convolution.
         """
         if pos.dim() == 2:
             pos = pos.unsqueeze(0)
         r, b, _ = pos.shape
-        if not self.use_dense(b):
-            with torch.enable_grad():
-                p = pos if pos.requires_grad else pos.detach().requires_grad_(True)
-                e = self.forward(p, types)
-                (g,) = torch.autograd.grad(e.sum(), p, create_graph=create_graph)
-            return (e if create_graph else e.detach()), -g
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             h = self._embed(types.to(pos.device), r, b).to(pos.dtype)
-            return self._dense_energy_forces(pos, h)
+            if self.use_dense(b):
+                return self._dense_energy_forces(pos, h)
+            return self._sparse_energy_forces(pos, h)
+
+    def _sparse_energy_forces(self, pos: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        """The fused pass on a neighbour list (messages by the MessagePassing convolution)."""
+        c = self.config
+        r, b, _ = pos.shape
+        n = r * b
+        f, act = c.num_filters, c.activation
+        flat = pos.reshape(n, 3)
+        method = self.neighbour_method if self.neighbour_method != "dense" else "auto"
+        i, j = neighbour_pairs(pos, c.cutoff_upper, method=method)
+        edge_index = torch.stack([torch.cat([j, i]), torch.cat([i, j])])     # source -> target
+        rij = flat[j] - flat[i]                                              # [E, 3]
+        d = rij.pow(2).sum(-1).sqrt()
+        phi, dphi = self.basis.with_derivative(d)
+        env, denv = self.cutoff.with_derivative(d)
+        z, dz = activation_and_derivative(act, self.filter_in(phi))
+        env2 = env.unsqueeze(-1)
+        hf = h.reshape(n, -1)
+        saved = []
+        for k, blk in enumerate(self.interactions):
+            q = blk.filter_out(z[..., k * f : (k + 1) * f])
+            w = q * env2
+            x = blk.lin_in(hf)
+            m = self.conv(x, edge_index, torch.cat([w, w]))
+            v, dv = activation_and_derivative(act, blk.lin_conv(m))
+            hf = hf + blk.lin_out(v)
+            saved.append((q, w, x, dv))
+        o1, do1 = activation_and_derivative(act, self.output[0](hf))
+        energy = self.output[2](o1).squeeze(-1).view(r, b).sum(-1)
+        gh = (do1 * self.output[2].weight.squeeze(0)) @ self.output[0].weight
+        gz_parts: list[Tensor] = [None] * len(self.interactions)             # type: ignore[list-item]
+        gd = None
+        for k in range(len(self.interactions) - 1, -1, -1):
+            blk = self.interactions[k]
+            q, w, x, dv = saved[k]
+            gm = ((gh @ blk.lin_out.weight) * dv) @ blk.lin_conv.weight
+            gh = gh + self.conv(gm, edge_index, torch.cat([w, w])) @ blk.lin_in.weight
+            gw = gm[i] * x[j] + gm[j] * x[i]
+            gz_parts[k] = (gw * env2) @ blk.filter_out.weight
+            ge = (gw * q).sum(-1)
+            gd = ge * denv if gd is None else gd + ge * denv
+        gphi = (torch.cat(gz_parts, dim=-1) * dz) @ self.filter_in.weight
+        gd = gd + (gphi * dphi).sum(-1)
+        fij = (gd / d).unsqueeze(-1) * rij
+        grad = flat.new_zeros(n, 3).index_add(0, j, fij).index_add(0, i, -fij)
+        return energy, -grad.view(r, b, 3)
 
     def _dense_energy_forces(self, pos: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         c = self.config

@@ -197,9 +197,12 @@ def test_cutoff_and_basis_shapes():
 
 @pytest.mark.parametrize("activation", ["tanh", "ssp", "silu"])
 @pytest.mark.parametrize("rbf, lower", [("expnormal", 0.0), ("gaussian", 2.5)])
-def test_fused_forces_equal_autograd_and_train_identically(activation, rbf, lower):
+@pytest.mark.parametrize("method", ["dense", "blocked"])
+def test_fused_forces_equal_autograd_and_train_identically(activation, rbf, lower, method):
     """The hand-written reverse pass gives autograd's forces and autograd's weight gradients."""
-    m = net(activation=activation, rbf=rbf, cutoff_lower=lower, cutoff_upper=7.0, num_interactions=3)
+    m = net(activation=activation, rbf=rbf, cutoff_lower=lower, cutoff_upper=7.0, num_interactions=3,
+            neighbour_method=method)
+    assert m.use_dense(9) == (method == "dense")
     pos = chain(3, 9, seed=11)
     types = torch.arange(9) % 6
     e1, f1 = m.energy_and_forces(pos, types, create_graph=True)
