@@ -1,4 +1,5 @@
-"""Collective variables shared by train and evaluate: pair distances and the reference TICA."""
+"""Collective variables shared by train and evaluate: pair distances, the reference TICA and
+two-state (hysteresis) transition counting."""
 
 from raycg.cv.features import (
     FEATURE_KINDS,
@@ -12,10 +13,13 @@ from raycg.cv.features import (
     pseudo_dihedrals_torch,
 )
 from raycg.cv.tica import ReferenceTICA, fit_reference_tica
+from raycg.cv.transitions import count_two_state_transitions, count_two_state_transitions_per_trajectory
 
 __all__ = [
     "FEATURE_KINDS",
     "ReferenceTICA",
+    "count_two_state_transitions",
+    "count_two_state_transitions_per_trajectory",
     "feature_dim",
     "featurize",
     "featurize_torch",

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from raycg.cv.transitions import count_two_state_transitions
 from raycg.errors import InputError
 from raycg.synth.go_model import (
     GoParameters,
@@ -86,20 +87,9 @@ MAX_BOND_A: float | None = None
 
 def count_transitions(rmsd: np.ndarray, folded_core: float = FOLDED_CORE_A,
                       unfolded_core: float = UNFOLDED_CORE_A) -> tuple[int, int]:
-    """(folding, unfolding) transitions in one RMSD time series, with two-threshold hysteresis."""
-    if not folded_core < unfolded_core:
-        raise InputError(f"folded core {folded_core} Å must be below unfolded core {unfolded_core} Å")
-    state = 0  # 0 undecided, 1 folded, -1 unfolded
-    n_fold = n_unfold = 0
-    for r in np.asarray(rmsd, dtype=np.float64):
-        new = 1 if r < folded_core else (-1 if r > unfolded_core else state)
-        if new != state:
-            if state == -1 and new == 1:
-                n_fold += 1
-            elif state == 1 and new == -1:
-                n_unfold += 1
-            state = new
-    return n_fold, n_unfold
+    """(folding, unfolding) transitions in one RMSD time series, with two-threshold hysteresis
+    (:func:`raycg.cv.transitions.count_two_state_transitions` with the folded core as the low core)."""
+    return count_two_state_transitions(rmsd, folded_core, unfolded_core)
 
 
 def summarize_rmsd(rmsd_per_traj: list[np.ndarray], unfolded_start: np.ndarray | None = None) -> dict[str, Any]:
