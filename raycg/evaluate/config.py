@@ -37,6 +37,15 @@ class EvalConfig(StrictModel):
         description="a frame is folded when its Cα RMSD to native is below this (Å). 1.5 Å for Cα CLN025: "
                     "thermal fluctuations inside the folded basin stay under ~1 Å, the misfolded "
                     "(register-shifted) hairpin sits near 2-2.5 Å and unfolded frames beyond 3 Å")
+    folding_core_A: float = Field(
+        1.0, gt=0.0,
+        description="folding transitions (hysteresis): a trajectory is committed to the folded state when its Cα "
+                    "RMSD to native drops below this (Å); a folding event is a committed change unfolded → folded")
+    unfolded_core_A: float = Field(
+        3.0, gt=0.0,
+        description="folding transitions (hysteresis): a trajectory is committed to the unfolded state when its "
+                    "Cα RMSD to native rises above this (Å); an unfolding event is a committed change folded → "
+                    "unfolded. Frames between the two cores keep the last committed state")
     native_pdb: str | None = Field(
         None, description="structure whose Cα atoms are the native reference for RMSD; default: the packaged "
                           "CLN025 structure when the reference's Cα beads are CLN025, else the reference frame "
@@ -60,4 +69,10 @@ class EvalConfig(StrictModel):
         if self.basin_core_kT > self.basin_merge_kT:
             raise ValueError(f"basin_core_kT ({self.basin_core_kT}) must not exceed basin_merge_kT "
                              f"({self.basin_merge_kT}), or cores of neighbouring basins could touch")
+        if not self.folding_core_A < self.unfolded_core_A:
+            raise ValueError(f"folding_core_A ({self.folding_core_A}) must be below unfolded_core_A "
+                             f"({self.unfolded_core_A})")
+        if not self.folding_core_A <= self.folded_rmsd_A <= self.unfolded_core_A:
+            raise ValueError(f"folded_rmsd_A ({self.folded_rmsd_A}) must lie between folding_core_A "
+                             f"({self.folding_core_A}) and unfolded_core_A ({self.unfolded_core_A})")
         return self

@@ -23,6 +23,7 @@ import numpy as np
 
 from raycg import units as U
 from raycg.cv.tica import ReferenceTICA
+from raycg.cv.transitions import count_two_state_transitions_per_trajectory
 from raycg.errors import ConfigError, DatasetError, InputError
 from raycg.evaluate import metrics as M
 from raycg.evaluate.config import EvalConfig
@@ -41,6 +42,9 @@ METRIC_DIRECTIONS: dict[str, str | None] = {
     "transitions_per_replica_mean": None, "transitions_per_replica_median": None,
     "transitions_per_trajectory_mean_reference": None, "transition_rate_per_ns_model": None,
     "transition_rate_per_ns_reference": None, "transition_rate_ratio": None,
+    "folding_transitions_per_replica_mean": "higher", "folding_transitions_per_trajectory_mean_reference": None,
+    "folding_transition_rate_per_ns_model": None, "folding_transition_rate_per_ns_reference": None,
+    "folding_transition_rate_ratio": None, "folding_transition_rate_log_ratio_abs": "lower",
     "deepest_well_population_model": None, "deepest_well_population_reference": None,
     "deepest_well_excess": None, "max_basin_population_model": None, "trapped_fraction_mean": None,
     "trapped_fraction_mean_reference": None, "n_frames_model": None, "n_replicas_used": None,
@@ -58,6 +62,11 @@ def metric_direction(name: str) -> str | None:
 
 SCORES_FORMAT = "raycg-trial-scores"
 SCORES_VERSION = 1
+#: Version of ``ReferenceSummary.save`` files (2: folding transitions per reference trajectory).
+SUMMARY_VERSION = 2
+#: Events added to both the model and the reference count in ``folding_transition_rate_log_ratio_abs``,
+#: so that a model without any folding transition gets a large finite value instead of infinity.
+FOLDING_PSEUDO_EVENTS = 0.5
 RMSD_CHUNK = 500_000
 PACKAGED_NATIVE = "cln025_allatom.pdb"
 
@@ -173,6 +182,8 @@ class ReferenceSummary:
     folded_fraction: float
     mirror_fraction: float
     mirror_folded_fraction: float
+    folding_transitions_per_trajectory: np.ndarray   # [T] folding + unfolding events (RMSD hysteresis)
+    folding_time_ns: float                           # simulated time those events were counted over
     config: dict[str, Any] = field(default_factory=dict)
     tica_fingerprint: str = ""
 
@@ -198,9 +209,10 @@ class ReferenceSummary:
     # --- persistence ---------------------------------------------------------------------------
     _SCALARS = ("dataset_hash", "n_beads", "n_frames", "temperature_K", "kT", "dt_frame_ps", "n_components",
                 "outside2d", "native_source", "folded_fraction", "mirror_fraction", "mirror_folded_fraction",
-                "config", "tica_fingerprint")
+                "folding_time_ns", "config", "tica_fingerprint")
     _ARRAYS = ("y", "traj_offsets", "hist2d", "fes2d", "basin_labels", "basin_min", "core_grid",
-               "basin_population", "transitions_per_trajectory", "max_basin_fraction", "ca_index", "native")
+               "basin_population", "transitions_per_trajectory", "max_basin_fraction", "ca_index", "native",
+               "folding_transitions_per_trajectory")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a versioned ``.npz`` (no pickle; atomic) that :meth:`load` reads back."""
@@ -208,7 +220,7 @@ class ReferenceSummary:
         import json
 
         path = Path(path)
-        header = {"format": "raycg-reference-summary", "version": 1,
+        header = {"format": "raycg-reference-summary", "version": SUMMARY_VERSION,
                   **{k: getattr(self, k) for k in self._SCALARS}}
         arrays = {k: np.asarray(getattr(self, k)) for k in self._ARRAYS}
         arrays.update(edges=np.stack(self.edges), hist1d=np.stack(self.hist1d),
@@ -235,8 +247,11 @@ class ReferenceSummary:
         except (ValueError, OSError, EOFError, KeyError) as exc:
             raise InputError(f"{path}: not a readable reference summary ({exc})",
                              hint="prepare it again with prepare_reference") from None
-        if header.get("format") != "raycg-reference-summary" or int(header.get("version", 99)) > 1:
-            raise InputError(f"{path}: not a raycg reference summary (version 1)")
+        if header.get("format") != "raycg-reference-summary":
+            raise InputError(f"{path}: not a raycg reference summary")
+        if header.get("version") != SUMMARY_VERSION:
+            raise InputError(f"{path}: reference summary version {header.get('version')}, this raycg reads "
+                             f"version {SUMMARY_VERSION}", hint="prepare it again with prepare_reference")
         kw = {k: header[k] for k in cls._SCALARS}
         kw.update({k: a[k] for k in cls._ARRAYS})
         kw.update(edges=list(a["edges"]), hist1d=list(a["hist1d"]), basin_edges=list(a["basin_edges"]),
@@ -245,7 +260,8 @@ class ReferenceSummary:
 
 
 #: EvalConfig fields that shape the reference side (a prepared summary must agree on them).
-REFERENCE_CONFIG_FIELDS = ("n_components", "bins", "padding", "temperature_K", "folded_rmsd_A", "native_pdb",
+REFERENCE_CONFIG_FIELDS = ("n_components", "bins", "padding", "temperature_K", "folded_rmsd_A", "folding_core_A",
+                           "unfolded_core_A", "native_pdb",
                            "rmsd_max_frames", "basin_bins", "basin_merge_kT", "basin_core_kT",
                            "basin_min_population")
 
@@ -284,6 +300,22 @@ def _basin_stats(basin_seq: np.ndarray, core_seq: np.ndarray, offsets: np.ndarra
     total = len(basin_seq) if weights is None else float(weights.sum())
     pop = np.bincount(basin_seq[ok], weights=w, minlength=n_basins)[:n_basins].astype(np.float64)
     return trans, maxfrac, pop / total if total > 0 else pop
+
+
+def _folding_events(rmsd: np.ndarray, offsets: np.ndarray, config: EvalConfig) -> np.ndarray:
+    """Folding + unfolding events (RMSD hysteresis between ``folding_core_A`` and ``unfolded_core_A``)
+    per trajectory of an RMSD series cut at ``offsets``."""
+    n_fold, n_unfold = count_two_state_transitions_per_trajectory(rmsd, offsets, config.folding_core_A,
+                                                                   config.unfolded_core_A)
+    return n_fold + n_unfold
+
+
+def _folding_rate_ratio(n_model: float, t_model_ns: float, n_ref: float, t_ref_ns: float, pseudo: float = 0.0
+                        ) -> float:
+    """(n_model / t_model) / (n_ref / t_ref) with ``pseudo`` events added to both counts; NaN when undefined."""
+    if not (np.isfinite(t_model_ns) and t_model_ns > 0 and t_ref_ns > 0) or n_ref + pseudo <= 0:
+        return float("nan")
+    return float(((n_model + pseudo) / t_model_ns) / ((n_ref + pseudo) / t_ref_ns))
 
 
 def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None = None) -> ReferenceSummary:
@@ -341,6 +373,9 @@ def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None 
     folded = M.folded_fraction(r_nat, config.folded_rmsd_A, ws)
     mirrored = M.mirror_fraction(r_nat, r_mir, ws)
     mirror_folded = M.folded_fraction(r_mir, config.folded_rmsd_A, ws)
+    # trajectory t owns the strided frames whose frame index lies in [offsets[t], offsets[t+1])
+    sub_off = np.searchsorted(np.arange(0, reference.n_frames, stride), offsets, side="left")
+    fold_ev = _folding_events(r_nat, sub_off, config)
     return ReferenceSummary(
         dataset_hash=reference.content_hash, n_beads=reference.n_beads, n_frames=reference.n_frames,
         temperature_K=temperature, kT=kT, dt_frame_ps=float(reference.meta.dt_frame_ps), n_components=k,
@@ -348,6 +383,8 @@ def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None 
         basin_edges=bedges, basin_labels=labels, basin_min=bmin, core_grid=cores, basin_population=bpop,
         transitions_per_trajectory=trans, max_basin_fraction=maxfrac, ca_index=ca, native=native,
         native_source=source, folded_fraction=folded, mirror_fraction=mirrored, mirror_folded_fraction=mirror_folded,
+        folding_transitions_per_trajectory=fold_ev,
+        folding_time_ns=float(reference.n_frames * reference.meta.dt_frame_ps / U.NS_TO_PS),
         config=config.model_dump(mode="json"), tica_fingerprint=tica_fingerprint(tica),
     )
 
@@ -508,6 +545,20 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     m["mirror_folded_fraction_model"] = M.folded_fraction(r_mir, config.folded_rmsd_A)
     m["mirror_folded_fraction_reference"] = ref.mirror_folded_fraction
     m["rmsd_mean_model_A"] = float(np.mean(r_nat))
+    # folding transitions: RMSD hysteresis per replica (on the same [::stride] frames)
+    sub_len = np.array([len(range(0, len(r), stride)) for r in kept], np.int64)
+    fold_ev = _folding_events(r_nat, np.concatenate([[0], np.cumsum(sub_len)]), config)
+    dt_m = samples.dt_frame_ps
+    t_model_ns = float(total * dt_m / U.NS_TO_PS) if dt_m else float("nan")
+    n_ev_m, n_ev_r = float(fold_ev.sum()), float(ref.folding_transitions_per_trajectory.sum())
+    m["folding_transitions_per_replica_mean"] = float(fold_ev.mean())
+    m["folding_transitions_per_trajectory_mean_reference"] = float(ref.folding_transitions_per_trajectory.mean())
+    m["folding_transition_rate_per_ns_model"] = n_ev_m / t_model_ns if t_model_ns > 0 else float("nan")
+    m["folding_transition_rate_per_ns_reference"] = (n_ev_r / ref.folding_time_ns if ref.folding_time_ns > 0
+                                                     else float("nan"))
+    m["folding_transition_rate_ratio"] = _folding_rate_ratio(n_ev_m, t_model_ns, n_ev_r, ref.folding_time_ns)
+    ratio_reg = _folding_rate_ratio(n_ev_m, t_model_ns, n_ev_r, ref.folding_time_ns, pseudo=FOLDING_PSEUDO_EVENTS)
+    m["folding_transition_rate_log_ratio_abs"] = abs(math.log(ratio_reg)) if np.isfinite(ratio_reg) else float("nan")
     clock("rmsd")
     # trapping
     n_b = len(ref.basin_min)
@@ -519,7 +570,6 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     m["transitions_per_replica_mean"] = float(trans.mean())
     m["transitions_per_replica_median"] = float(np.median(trans))
     m["transitions_per_trajectory_mean_reference"] = float(ref.transitions_per_trajectory.mean())
-    dt_m = samples.dt_frame_ps
     rate_m = float(trans.sum() / (lengths.sum() * dt_m) * U.NS_TO_PS) if dt_m else float("nan")
     ref_len = np.diff(ref.traj_offsets)
     rate_r = float(ref.transitions_per_trajectory.sum() / (ref_len.sum() * ref.dt_frame_ps) * U.NS_TO_PS)
@@ -547,6 +597,8 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
         "fes_reference": ref.fes2d, "fes_model": fes_m,
         "hist_reference": ref.hist2d, "hist_model": h2,
         "transitions_per_replica": trans.astype(np.int64),
+        "folding_transitions_per_replica": fold_ev.astype(np.int64),
+        "folding_transitions_per_trajectory_reference": ref.folding_transitions_per_trajectory.astype(np.int64),
         "deepest_well_population_model": np.float64(m["deepest_well_population_model"]),
         "deepest_well_population_reference": np.float64(m["deepest_well_population_reference"]),
         "kT": np.float64(kT), "temperature_K": np.float64(ref.temperature_K),

@@ -1,7 +1,8 @@
 """Is a reference dataset usable for a study? (``raycg data report DATASET``)
 
 Reports total simulated time, the folded fraction (Cα RMSD to native), folding/unfolding
-transitions (RMSD with two-threshold hysteresis), TICA implied timescales against the sampled
+transitions (RMSD with two-threshold hysteresis between ``EvalConfig.folding_core_A`` and
+``unfolded_core_A``, as in the scoring), TICA implied timescales against the sampled
 time, and a convergence check: the FES on TIC 1-2 of the two halves of the trajectories
 (odd/even trajectory index) must agree. Writes ``report.json`` and ``report.png``.
 """
@@ -88,10 +89,10 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
     """Compute the report, write ``report.json`` + ``report.png`` into ``out`` (default DATASET/report)."""
     import raycg.data as D
     from raycg.cv import fit_reference_tica
+    from raycg.cv.transitions import count_two_state_transitions
     from raycg.evaluate import metrics as M
     from raycg.evaluate.config import EvalConfig
     from raycg.evaluate.score import prepare_reference, rmsd_to
-    from raycg.synth.reference import count_transitions
 
     ds = D.load(path)
     from raycg.data.validate import validate_dataset
@@ -100,6 +101,10 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
     cfg_kw: dict[str, Any] = {"native_pdb": native}
     if folded_rmsd_A is not None:
         cfg_kw["folded_rmsd_A"] = folded_rmsd_A
+        base = EvalConfig()
+        if not base.folding_core_A < folded_rmsd_A < base.unfolded_core_A:
+            # a folded threshold outside the default transition cores moves the cores with it
+            cfg_kw.update(folding_core_A=0.8 * folded_rmsd_A, unfolded_core_A=folded_rmsd_A + 1.0)
     cfg = EvalConfig(**cfg_kw)
     tica = fit_reference_tica(ds, lag=lag)
     ref = prepare_reference(ds, tica, cfg)
@@ -113,8 +118,7 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
         sl = ds.trajectory_slice(t)
         r = rmsd_to(np.asarray(ds.coords[sl])[:, ref.ca_index], ref.native)
         rmsd_all.append(r)
-        lo, hi = 0.8 * cfg.folded_rmsd_A, cfg.folded_rmsd_A + 1.0
-        f, u = count_transitions(r, lo, hi)
+        f, u = count_two_state_transitions(r, cfg.folding_core_A, cfg.unfolded_core_A)
         n_fold += f
         n_unfold += u
 

@@ -27,7 +27,7 @@ from raycg.stats.power import power_two_sample, seeds_for_power
 #: Direction of a metric: "lower" (is better), "higher" (is better) or None (no preference).
 _DIRECTION_PATTERNS: tuple[tuple[str, str | None], ...] = (
     (r"(^|_)(kl|js|jsd|w1|wasserstein|mse|rmse|mae)(_|$)", "lower"),
-    (r"(error|_err$|abs_diff|deviation|blown|blowup|loss|trapped|outside)", "lower"),
+    (r"(error|_err$|abs_diff|log_ratio_abs|deviation|blown|blowup|loss|trapped|outside)", "lower"),
     (r"(coverage|transitions|frames_per_s|accuracy)", "higher"),
 )
 
@@ -47,6 +47,8 @@ _LABELS: dict[str, str] = {
     "coverage_weighted": "coverage (weighted)",
     "folded_fraction_abs_error": "|folded fraction error|",
     "transitions_per_replica_mean": "transitions per replica",
+    "folding_transitions_per_replica_mean": "folding transitions per replica",
+    "folding_transition_rate_log_ratio_abs": "|ln folding-rate ratio|",
     "deepest_well_excess": "deepest-well excess population",
     "trapped_fraction_mean": "trapped fraction",
     "blown_up_fraction": "blown-up replica fraction",
