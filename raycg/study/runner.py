@@ -575,7 +575,7 @@ def aggregate(name_or_path: str, *, log=None) -> pd.DataFrame:
 
 
 HEADLINE_METRICS = ("kl_ref_model", "js_divergence", "w1", "fes_mse", "folded_fraction_model",
-                    "transitions_per_replica_mean")
+                    "folding_transition_rate_log_ratio_abs")
 
 
 def _print_table(table: pd.DataFrame, log, metrics: list[str] | None = None) -> None:
