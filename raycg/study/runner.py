@@ -79,21 +79,6 @@ def _ensure_ray(address: str | None, *, log) -> bool:
     return True
 
 
-def _warn_unshared_storage(uri: str, log) -> None:
-    """Several machines need storage they all see (a shared path, s3:// or gs://)."""
-    if is_remote(uri):
-        return
-    import ray
-
-    try:
-        hosts = {n.get("NodeManagerAddress") for n in ray.nodes() if n.get("Alive")}
-    except Exception:  # noqa: BLE001 - informational only
-        return
-    if len(hosts) > 1:
-        log(f"warning: the study storage {uri} is a local path but the cluster spans {len(hosts)} machines; it "
-            f"must be a shared file system on every node, or use --storage s3://... / gs://...")
-
-
 def _resources(spec: StudySpec) -> dict[str, float]:
     res: dict[str, float] = {"cpu": float(spec.resources.cpus)}
     if spec.resources.gpu > 0:
@@ -366,8 +351,10 @@ def resume_study(name_or_path: str, *, address: str | None = None, storage: str 
     store = Store(uri)
     study = store.read_json("study.json")
     spec = StudySpec.model_validate(study["spec"])
+    from raycg.study.preflight import preflight
     from raycg.study.prepare import prepare
 
+    preflight(spec, address=address, source=uri, log=log)  # the cluster may have changed since the run
     prepare(spec, uri, log=log)  # cached: returns at once unless the prepared files are missing
     return _fit(spec, uri, address=address, restore=True, log=log, aggregate_results=aggregate_results,
                 shutdown=shutdown)
@@ -385,7 +372,6 @@ def _fit(spec: StudySpec, uri: str, *, address, restore: bool, log, aggregate_re
         started = _ensure_ray(address, log=log)
         if started:
             log(f"ray: up in {time.perf_counter() - t0:.1f} s")
-        _warn_unshared_storage(uri, log)
         from ray import tune
 
         callback = _make_progress_callback(status["n_trials"], spec.concurrency.max_concurrent_trials, log)
