@@ -1,5 +1,5 @@
 """Collective variables shared by train and evaluate: pair distances, the reference TICA and
-two-state (hysteresis) transition counting."""
+two-state (hysteresis) transition counting, Cα RMSD to native."""
 
 from raycg.cv.features import (
     FEATURE_KINDS,
@@ -12,6 +12,7 @@ from raycg.cv.features import (
     pseudo_dihedrals,
     pseudo_dihedrals_torch,
 )
+from raycg.cv.rmsd import mirror, rmsd_to
 from raycg.cv.tica import ReferenceTICA, fit_reference_tica
 from raycg.cv.transitions import count_two_state_transitions, count_two_state_transitions_per_trajectory
 
@@ -24,9 +25,11 @@ __all__ = [
     "featurize",
     "featurize_torch",
     "fit_reference_tica",
+    "mirror",
     "pair_distances",
     "pair_distances_torch",
     "pair_indices",
     "pseudo_dihedrals",
     "pseudo_dihedrals_torch",
+    "rmsd_to",
 ]

@@ -88,11 +88,11 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
                    min_transitions: int = 10) -> DatasetReport:
     """Compute the report, write ``report.json`` + ``report.png`` into ``out`` (default DATASET/report)."""
     import raycg.data as D
-    from raycg.cv import fit_reference_tica
+    from raycg.cv import fit_reference_tica, rmsd_to
     from raycg.cv.transitions import count_two_state_transitions
     from raycg.evaluate import metrics as M
     from raycg.evaluate.config import EvalConfig
-    from raycg.evaluate.score import prepare_reference, rmsd_to
+    from raycg.evaluate.score import prepare_reference
 
     ds = D.load(path)
     from raycg.data.validate import validate_dataset

@@ -423,17 +423,11 @@ def go_description(system: GoSystem, temperature_K: float) -> dict[str, Any]:
 
 
 def kabsch_rmsd(coords: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """RMSD (Å) of each frame ``coords`` [F,N,3] to ``reference`` [N,3] after optimal proper rotation."""
-    x = np.asarray(coords, dtype=np.float64)
-    x = x - x.mean(axis=1, keepdims=True)
-    y = np.asarray(reference, dtype=np.float64)
-    y = y - y.mean(axis=0)
-    h = np.einsum("fni,nj->fij", x, y)
-    u, s, vt = np.linalg.svd(h)
-    d = np.sign(np.linalg.det(u) * np.linalg.det(vt))
-    s[:, -1] *= d
-    msd = (np.sum(x * x, axis=(1, 2)) + np.sum(y * y) - 2.0 * s.sum(-1)) / x.shape[1]
-    return np.sqrt(np.clip(msd, 0.0, None))
+    """RMSD (Å) of each frame ``coords`` [F,N,3] to ``reference`` [N,3] after optimal proper rotation
+    (the shared :func:`raycg.cv.rmsd_to`)."""
+    from raycg.cv.rmsd import rmsd_to
+
+    return rmsd_to(np.asarray(coords), np.asarray(reference, np.float64))
 
 
 __all__ = [
