@@ -3,13 +3,10 @@
 Everything the study needs from another package goes through here, so an API change touches one
 file. Where a stage lacks something the study needs, the work-around lives here too:
 
-- ``DivergenceGuard``: ``raycg.train.train`` does not stop on divergence; the per-epoch report
-  callback raises :class:`TrialFailed` when a loss is not finite or explodes.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +14,7 @@ import numpy as np
 
 from raycg.config import validate_config
 from raycg.errors import ConfigError, InputError
-from raycg.study.trial import TrialFailed
 
-#: a training loss this many times the prior-only force loss counts as divergence
-DIVERGENCE_FACTOR = 1e4
 SIM_SECTION_EXTRAS = ("replicas", "start_method", "start_seed", "chunks")
 EVAL_SECTION_EXTRAS = ("tica_lag", "tica_dim", "metrics")
 
@@ -157,31 +151,6 @@ def device_for(cfg: dict[str, Any]) -> str:
         except ImportError:
             pass
     return "cpu"
-
-
-class DivergenceGuard:
-    """Raises TrialFailed when the training loss stops being finite or explodes."""
-
-    def __init__(self, factor: float = DIVERGENCE_FACTOR):
-        self.factor = factor
-
-    def check(self, metrics: dict[str, Any]) -> None:
-        epoch = metrics.get("epoch")
-        for key in ("train_loss", "train_force_loss", "val_loss"):
-            v = metrics.get(key)
-            if v is None:
-                continue
-            v = float(v)
-            if key == "val_loss" and math.isnan(v):
-                continue
-            if not math.isfinite(v):
-                raise TrialFailed(f"training diverged at epoch {epoch}: {key}={v}", "train")
-        base = metrics.get("prior_only_train_force_loss")
-        tl = metrics.get("train_force_loss")
-        if base is not None and tl is not None and math.isfinite(float(base)) and float(base) > 0:
-            if float(tl) > self.factor * float(base):
-                raise TrialFailed(f"training diverged at epoch {epoch}: train_force_loss={float(tl):.3g} is more "
-                                  f"than {self.factor:g} x the prior-only loss ({float(base):.3g})", "train")
 
 
 def load_model(path: Path, device: str):

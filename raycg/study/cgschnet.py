@@ -31,7 +31,7 @@ class CGSchNetPipeline:
     def train(self, ctx: TrialContext) -> None:
         from raycg.cv import ReferenceTICA
         from raycg.priors import PriorSet
-        from raycg.train import train
+        from raycg.train import TrainingDiverged, train
 
         prep, info = _prepared(ctx)
         ds = _dataset(ctx)
@@ -39,17 +39,18 @@ class CGSchNetPipeline:
         tica = ReferenceTICA.load(prep / "tica.npz")
         cfg = adapters.train_config(ctx.config["training"], source=f"trial {ctx.trial_id}")
         out = ctx.work / "train"
-        guard = adapters.DivergenceGuard()
         epochs = max(1, int(cfg.epochs))
 
         def report(metrics: dict[str, float], checkpoint_dir: Path) -> None:
-            guard.check(metrics)
             m = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
             ctx.report(m, phase="train", progress=0.6 * (int(metrics.get("epoch", 0)) + 1) / epochs)
 
         cache = prep / "targets" if (prep / "targets").is_dir() else None
-        res = train(cfg, ds, priors, tica, out, report=report, resume=True, device=adapters.device_for(ctx.config),
-                    cache_dir=cache)
+        try:
+            res = train(cfg, ds, priors, tica, out, report=report, resume=True,
+                        device=adapters.device_for(ctx.config), cache_dir=cache)
+        except TrainingDiverged as exc:
+            raise TrialFailed(str(exc), "train") from None
         if not math.isfinite(float(res.best_val_loss)):
             raise TrialFailed(f"training diverged: best validation loss is {res.best_val_loss}", "train")
         ctx.upload(res.model_dir, "model")

@@ -39,6 +39,30 @@ from raycg.utils.io import atomic_directory, atomic_write_json, atomic_write_tex
 from raycg.utils.progress import Progress
 from raycg.utils.provenance import provenance
 
+#: a training force loss this many times the prior-only loss counts as divergence
+DIVERGENCE_FACTOR = 1e4
+
+
+class TrainingDiverged(RuntimeError):
+    """Training losses stopped being finite or exploded; the epoch's weights were not checkpointed."""
+
+
+def check_divergence(metrics: dict[str, float], factor: float = DIVERGENCE_FACTOR) -> None:
+    """Raise :class:`TrainingDiverged` when a loss is not finite (validation may be NaN when there is
+    no energy term) or the training force loss exceeds ``factor`` x the prior-only loss."""
+    epoch = metrics.get("epoch")
+    for key in ("train_loss", "train_force_loss", "val_loss"):
+        v = metrics.get(key)
+        if v is None or (key == "val_loss" and math.isnan(float(v))):
+            continue
+        if not math.isfinite(float(v)):
+            raise TrainingDiverged(f"training diverged at epoch {epoch}: {key}={float(v)}")
+    base, tl = metrics.get("prior_only_train_force_loss"), metrics.get("train_force_loss")
+    if base is not None and tl is not None and math.isfinite(float(base)) and float(base) > 0 \
+            and float(tl) > factor * float(base):
+        raise TrainingDiverged(f"training diverged at epoch {epoch}: train_force_loss={float(tl):.3g} is more "
+                               f"than {factor:g} x the prior-only loss ({float(base):.3g})")
+
 CHECKPOINT_VERSION = 1
 PRIOR_CHUNK = 8192
 
@@ -359,6 +383,7 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
             "frames_per_s": n_tr / train_time if train_time > 0 else float("nan"), "epoch_time_s": train_time,
             "prior_only_val_force_loss": prior_only_val_f, "prior_only_train_force_loss": prior_only_train_f,
         }
+        check_divergence(metrics)  # before the checkpoint: diverged weights never become a resume point
         history.append(metrics)
         state = {
             "version": CHECKPOINT_VERSION, "config_digest": digest, "epoch": epoch, "model": net.state_dict(),

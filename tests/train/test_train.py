@@ -194,3 +194,15 @@ def test_zero_network_reproduces_fitted_priors_exactly(dataset, priors, tmp_path
     save_model(tmp_path / "m", model, priors=priors)
     loaded = load_model(tmp_path / "m", dtype=torch.float64)
     assert torch.equal(loaded(x), model(x).detach())
+
+
+def test_divergence_check_names_the_loss_and_epoch():
+    from raycg.train import TrainingDiverged, check_divergence
+
+    ok = {"epoch": 3, "train_loss": 1.0, "train_force_loss": 1.0, "val_loss": float("nan"),
+          "prior_only_train_force_loss": 2.0}
+    check_divergence(ok)  # NaN validation (no energy term) is not divergence
+    with pytest.raises(TrainingDiverged, match="epoch 3: train_loss=inf"):
+        check_divergence(dict(ok, train_loss=float("inf")))
+    with pytest.raises(TrainingDiverged, match="more than 10000 x the prior-only loss"):
+        check_divergence(dict(ok, train_force_loss=3e4))
