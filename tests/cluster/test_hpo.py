@@ -25,7 +25,7 @@ EPOCHS = 3
 N = 6
 SEARCH = {
     "num_samples": N,
-    "max_concurrent_trials": 2,
+    "max_concurrent_trials": 1,  # one at a time: ASHA sees rungs in a fixed order (2 made stopping timing-dependent)
     "n_startup_trials": 3,
     "sampler_seed": 1,
     "asha": {"grace_period": 1, "reduction_factor": 2},
