@@ -12,7 +12,8 @@ Both sides: float32, one force evaluation per step, same replicas, same start st
 per cell is bounded (a warm-up step, then steps until ``--seconds``). Prints one JSON object;
 ``ratio_vs_reference`` = raycg CGSchNet / reference replica-steps/s.
 
-    python benchmarks/bench_sim.py [--quick] [--device cuda] [--replicas 1 10 100] [--seconds 3] [--compile [R ...]]
+    python benchmarks/bench_sim.py [--quick] [--device cuda] [--replicas 1 10 100] [--seconds 3] [--compile R ...]
+                                   [--no-compile]
 
 The machine is shared: the JSON records the load average; rates are the best of ``--rounds``.
 """
@@ -179,8 +180,9 @@ def raycg_rate(model, x0: np.ndarray, seconds: float, device: str, compile_step:
                 blowup_max_bond_A=8.0)
     masses = np.full(N_BEADS, MASS)
     bonds = np.stack([np.arange(N_BEADS - 1), np.arange(1, N_BEADS)], 1)
-    warm = simulate(model, masses, x0, SimulationConfig(n_steps=2, save_every=2, **base), bonds=bonds,
-                    progress=False)
+    for _ in range(2 if compile_step else 1):  # compiled: the first call compiles, the second is warm
+        warm = simulate(model, masses, x0, SimulationConfig(n_steps=4, save_every=4, **base), bonds=bonds,
+                        progress=False)
     n = int(min(2000, max(2, seconds * warm.steps_per_s)))
     best, dead = 0.0, 0
     for _ in range(rounds):
@@ -203,8 +205,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, help="torch intra-op threads")
     ap.add_argument("--compile", type=int, nargs="*", metavar="R",
-                    help="also time raycg with SimulationConfig.compile=True at these replica counts (default 100; "
-                         "compiling takes minutes on a busy CPU)")
+                    help="time raycg with SimulationConfig.compile=True only at these replica counts (default: every "
+                         "CGSchNet row; long simulations compile by default, see SimulationConfig.compile)")
+    ap.add_argument("--no-compile", action="store_true", help="eager rows only")
     ap.add_argument("--max-schnet-replicas", type=int, default=1000,
                     help="time the CGSchNet and reference cells only up to this many replicas (default 1000: one "
                          "eager SchNet step at 4096 replicas takes minutes on a loaded 2-core machine)")
@@ -214,7 +217,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     replicas = args.replicas or ([1, 10, 100] if args.quick else [1, 10, 100, 1000, 4096])
     seconds = args.seconds or (1.0 if args.quick else 3.0)
-    compile_at = set(args.compile if args.compile else ([100] if args.compile is not None else []))
+    compile_at = set() if args.no_compile else set(args.compile if args.compile else replicas)
 
     prior, types = make_priors()
     model_kind = "raycg.model.CGSchNet (default CGSchNetConfig) + priors"

@@ -33,7 +33,8 @@ def register(groups) -> None:
     p.add_argument("--max-bond", type=float, dest="blowup_max_bond_A",
                    help="blow-up envelope in Å (default 1.5 x the largest bonded distance in the dataset; 0: off)")
     p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the step")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the potential (default: auto, runs of 10,000+ steps)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished simulation in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(handler=run)

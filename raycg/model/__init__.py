@@ -3,7 +3,7 @@
 from raycg.model.energy import EnergyModel, forces_of
 from raycg.model.io import load_model, read_model_meta, save_model
 from raycg.model.neighbours import neighbour_pairs
-from raycg.model.schnet import CGSchNet, CGSchNetConfig
+from raycg.model.schnet import CGSchNet, CGSchNetConfig, FilterTable
 
-__all__ = ["CGSchNet", "CGSchNetConfig", "EnergyModel", "forces_of", "load_model", "neighbour_pairs",
+__all__ = ["CGSchNet", "CGSchNetConfig", "EnergyModel", "FilterTable", "forces_of", "load_model", "neighbour_pairs",
            "read_model_meta", "save_model"]

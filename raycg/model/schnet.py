@@ -10,8 +10,9 @@ Two exact execution paths give the same numbers (tested):
 
 - **dense** (small proteins, every pair in range; default up to ``dense_max_beads``): positions
   stay ``[R, B, 3]``; filters are evaluated once per *unordered* pair (W_ij = W_ji halves the
-  dominant cost), then gathered into a symmetric ``[R, B, B, F]`` tensor and contracted. No
-  neighbour list, no scatter, no data-dependent Python control flow (``torch.compile`` friendly).
+  dominant cost) and moved between pair and bead space by :class:`raycg.model.dense.DensePairs`
+  (a gather layout, and a slice-only band layout whose backward compiles without atomic adds).
+  No neighbour list, no data-dependent Python control flow (``torch.compile`` friendly).
 - **sparse** (larger proteins): exact neighbour list in plain torch
   (:mod:`raycg.model.neighbours`), filters once per unordered pair in range, messages passed in
   both directions by a torch-geometric ``MessagePassing`` convolution (sum aggregation).
@@ -22,6 +23,7 @@ are fused into one matrix multiply.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Literal
 
@@ -31,7 +33,8 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
 from raycg.config import StrictModel
-from raycg.model.neighbours import neighbour_pairs, triu_pairs
+from raycg.model.dense import DensePairs, Layout, choose_layout
+from raycg.model.neighbours import neighbour_pairs
 
 
 class CGSchNetConfig(StrictModel):
@@ -205,6 +208,132 @@ class Interaction(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
+# pair filters: exact (the filter networks) or tabulated (frozen weights, simulation)
+
+#: Default grid spacing (Å) of :class:`FilterTable`: interpolation error ~2e-7 of the largest
+#: filter value for the default CGSchNet, forces within ~2e-5 kcal/mol/Å (float32 round-off level).
+DEFAULT_TABLE_SPACING_A = 0.005
+
+
+class PairFilters:
+    """Filters W_k(d) of every interaction at the pair distances d, and dE/dd from ∂E/∂W_k."""
+
+    def weights(self) -> list[Tensor]:                                       # [..., F] per interaction
+        raise NotImplementedError
+
+    def grad_distance(self, grad_weights: list[Tensor]) -> Tensor:         # Σ_k ∂E/∂W_k · dW_k/dd
+        raise NotImplementedError
+
+
+class ExactFilters(PairFilters):
+    """The filter networks: W_k = MLP_k(φ(d)) · C(d), the first layers fused across interactions."""
+
+    def __init__(self, net: CGSchNet, d: Tensor) -> None:
+        self.net = net
+        act = net.config.activation
+        self.phi, self.dphi = net.basis.with_derivative(d)                  # [..., K]
+        env, self.denv = net.cutoff.with_derivative(d)                       # [...]
+        self.env = env.unsqueeze(-1)
+        self.z, self.dz = activation_and_derivative(act, net.filter_in(self.phi))   # [..., nI*F]
+        self.q: list[Tensor] = []
+
+    def weights(self) -> list[Tensor]:
+        f = self.net.config.num_filters
+        self.q = [blk.filter_out(zk) for zk, blk in zip(self.z.split(f, dim=-1), self.net.interactions)]
+        return [q * self.env for q in self.q]
+
+    def grad_distance(self, grad_weights: list[Tensor]) -> Tensor:
+        blocks = self.net.interactions
+        gz = torch.cat([(gw * self.env) @ blk.filter_out.weight for gw, blk in zip(grad_weights, blocks)], dim=-1)
+        gphi = (gz * self.dz) @ self.net.filter_in.weight                    # [..., K]
+        ge = sum((gw * q).sum(-1) for gw, q in zip(grad_weights, self.q))    # ∂E/∂C
+        return ge * self.denv + (gphi * self.dphi).sum(-1)
+
+
+class FilterTable(nn.Module):
+    """Every interaction's filter W_k(d) = MLP_k(φ(d))·C(d) tabulated on a uniform distance grid.
+
+    With frozen weights (simulation) the filters are functions of one scalar, the pair distance,
+    so the per-pair filter networks — most of CGSchNet's arithmetic — can be replaced by a table
+    lookup, as MD codes do for tabulated pair potentials (and DeePMD-kit's model compression for
+    its embedding net). Piecewise cubic Hermite interpolation from exact values and derivatives at
+    the nodes (computed in float64): W and dW/dd are continuous, forces are the exact derivative
+    of the interpolated energy (energy is conserved), and the interpolation error is measured at
+    build time at every interval midpoint (``max_error``, ``max_relative_error``).
+    Beyond the cutoffs the filters are zero, as in the network.
+    """
+
+    def __init__(self, net: CGSchNet, spacing_A: float = DEFAULT_TABLE_SPACING_A) -> None:
+        super().__init__()
+        if not spacing_A > 0:
+            raise ValueError(f"spacing_A must be > 0, got {spacing_A}")
+        c = net.config
+        self.lower, upper = float(c.cutoff_lower), float(c.cutoff_upper)
+        n = max(2, math.ceil((upper - self.lower) / spacing_A) + 1)
+        self.n_nodes = n
+        self.spacing = (upper - self.lower) / (n - 1)
+        ref = copy.deepcopy(net).to(device="cpu", dtype=torch.float64).eval()
+        grid = torch.linspace(self.lower, upper, n, dtype=torch.float64)
+        with torch.no_grad():
+            w, dw = _filters_and_derivative(ref, grid)                       # [n, nI*F]
+            hs = self.spacing
+            a, b = w[:-1], hs * dw[:-1]                                      # W(u) = a + b u + c u² + e u³
+            cc = 3.0 * (w[1:] - w[:-1]) - 2.0 * hs * dw[:-1] - hs * dw[1:]
+            e = 2.0 * (w[:-1] - w[1:]) + hs * dw[:-1] + hs * dw[1:]
+            coef = torch.stack([a, b, cc, e], dim=1)                         # [n-1, 4, nI*F]
+            mid = grid[:-1] + 0.5 * hs
+            exact, _ = _filters_and_derivative(ref, mid)
+            approx, _ = _evaluate_table(coef, mid, self.lower, hs, n)
+            err = (approx - exact).abs().max().item()
+            scale = w.abs().max().item()
+        self.max_error = err
+        self.max_relative_error = err / scale if scale > 0 else 0.0
+        param = next(net.parameters())
+        self.register_buffer("coef", coef.to(device=param.device, dtype=param.dtype).reshape(n - 1, -1))
+        self.num_filters = c.num_filters
+
+    def forward(self, d: Tensor) -> tuple[Tensor, Tensor]:
+        """W [..., nI*F] and dW/dd at distances d (Å)."""
+        coef = self.coef.view(self.n_nodes - 1, 4, -1)
+        return _evaluate_table(coef, d, self.lower, self.spacing, self.n_nodes)
+
+
+def _evaluate_table(coef: Tensor, d: Tensor, lower: float, spacing: float, n: int) -> tuple[Tensor, Tensor]:
+    t = ((d - lower) * (1.0 / spacing)).clamp(0.0, float(n - 1))
+    k = t.floor().clamp(max=n - 2)
+    u = (t - k).unsqueeze(-1)
+    c = coef.index_select(0, k.long().reshape(-1)).view(*d.shape, 4, coef.shape[-1])
+    c0, c1, c2, c3 = c.unbind(-2)
+    w = ((c3 * u + c2) * u + c1) * u + c0
+    dw = ((3.0 * c3 * u + 2.0 * c2) * u + c1) * (1.0 / spacing)
+    return w, dw
+
+
+def _filters_and_derivative(net: CGSchNet, d: Tensor) -> tuple[Tensor, Tensor]:
+    """Exact W_k(d) for all interactions [n, nI*F] and dW/dd (forward mode: d is a batch of scalars)."""
+
+    def all_filters(x: Tensor) -> Tensor:
+        return torch.cat(ExactFilters(net, x).weights(), dim=-1)
+
+    return torch.func.jvp(all_filters, (d,), (torch.ones_like(d),))
+
+
+class TabulatedFilters(PairFilters):
+    """Filters read from a :class:`FilterTable`."""
+
+    def __init__(self, table: FilterTable, d: Tensor) -> None:
+        w, dw = table(d)
+        f = table.num_filters
+        self.w, self.dw = w.split(f, dim=-1), dw.split(f, dim=-1)
+
+    def weights(self) -> list[Tensor]:
+        return list(self.w)
+
+    def grad_distance(self, grad_weights: list[Tensor]) -> Tensor:
+        return sum((gw * dw).sum(-1) for gw, dw in zip(grad_weights, self.dw))
+
+
+# ----------------------------------------------------------------------------------------------
 # the network
 
 
@@ -232,6 +361,7 @@ class CGSchNet(nn.Module):
         oh = c.output_hidden_channels or max(1, h // 2)
         self.output = nn.Sequential(nn.Linear(h, oh), make_activation(c.activation), nn.Linear(oh, 1))
         self.neighbour_method = c.neighbour_method
+        self._pair_cache: dict[tuple, DensePairs] = {}
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -273,30 +403,30 @@ class CGSchNet(nn.Module):
             h = self._sparse(pos, h)
         return self.output(h).squeeze(-1).sum(-1)
 
-    def _dense(self, pos: Tensor, h: Tensor) -> Tensor:
-        r, b, _ = pos.shape
+    def dense_pairs(self, n_beads: int, device: torch.device, layout: Layout = "auto", *,
+                    weight_grads: bool = False) -> DensePairs:
+        """The pair ↔ bead operations of the dense path (cached per size, device and layout)."""
+        chosen = choose_layout(layout, weight_grads)
+        if torch.compiler.is_compiling():                                   # traced once, constant-folded
+            return DensePairs(n_beads, device, chosen)
+        key = (n_beads, str(device), chosen)
+        if key not in self._pair_cache:
+            self._pair_cache[key] = DensePairs(n_beads, device, chosen)
+        return self._pair_cache[key]
+
+    def _dense(self, pos: Tensor, h: Tensor, layout: Layout = "auto") -> Tensor:
         f = self.config.num_filters
-        i, j = triu_pairs(b, pos.device)
-        n_pairs = i.numel()
-        d = (pos[:, j] - pos[:, i]).pow(2).sum(-1).sqrt()                    # [R, P]
+        pairs = self.dense_pairs(pos.shape[1], pos.device, layout, weight_grads=torch.is_grad_enabled())
+        d = pairs.diffs(pos).pow(2).sum(-1).sqrt()                           # [R, P]
         z, env = self._filters_in(d)                                         # [R, P, nI*F], [R, P, 1]
-        # symmetric gather map: (i, j) and (j, i) -> pair p; diagonal -> an all-zero slot
-        full = torch.full((b, b), n_pairs, dtype=torch.long, device=pos.device)
-        p = torch.arange(n_pairs, device=pos.device)
-        full[i, j] = p
-        full[j, i] = p
-        full = full.reshape(-1)
-        zero = pos.new_zeros(r, 1, f)
-        for k, block in enumerate(self.interactions):
-            w = block.filter_out(z[..., k * f : (k + 1) * f]) * env          # [R, P, F]
-            wf = torch.cat([w, zero], dim=1)[:, full].view(r, b, b, f)       # [R, B, B, F]
-            x = block.lin_in(h)                                              # [R, B, F]
-            m = (wf * x.unsqueeze(1)).sum(2)                                 # Σ_j W_ij x_j
-            h = h + block.update(m)
+        for zk, block in zip(z.split(f, dim=-1), self.interactions):
+            w = block.filter_out(zk) * env                                   # [R, P, F]
+            h = h + block.update(pairs.contract(w, block.lin_in(h)))         # Σ_j W_ij x_j
         return h
 
     # -- fused energy and forces ---------------------------------------------------------------
-    def energy_and_forces(self, pos: Tensor, types: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+    def energy_and_forces(self, pos: Tensor, types: Tensor, *, create_graph: bool = False,
+                          table: FilterTable | None = None) -> tuple[Tensor, Tensor]:
         """Energy [R] and forces −∇E [R,B,3] in one pass.
 
         The gradient is written out analytically (a forward pass plus a hand-written
@@ -304,120 +434,94 @@ class CGSchNet(nn.Module):
         function of the weights: training needs only first-order autograd, and the whole pass can
         be ``torch.compile``d. Sparse path: the same reverse pass on the neighbour list, with the
         messages passed by the torch-geometric ``MessagePassing`` convolution.
+
+        ``table``: a :class:`FilterTable` of this network's filters (:meth:`filter_table`) replaces
+        the per-pair filter networks (simulation with frozen weights; not with ``create_graph``).
         """
+        if table is not None and create_graph:
+            raise ValueError("a FilterTable holds frozen filters: it cannot be used with create_graph=True")
         if pos.dim() == 2:
             pos = pos.unsqueeze(0)
         r, b, _ = pos.shape
         with torch.set_grad_enabled(create_graph and torch.is_grad_enabled()):
             h = self._embed(types.to(pos.device), r, b).to(pos.dtype)
             if self.use_dense(b):
-                return self._dense_energy_forces(pos, h)
-            return self._sparse_energy_forces(pos, h)
+                return self._dense_energy_forces(pos, h, table=table)
+            return self._sparse_energy_forces(pos, h, table=table)
 
-    def _sparse_energy_forces(self, pos: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+    def pair_filters(self, d: Tensor, table: FilterTable | None = None) -> PairFilters:
+        """Every interaction's filter at pair distances ``d`` (Å), and their distance derivative."""
+        return TabulatedFilters(table, d) if table is not None else ExactFilters(self, d)
+
+    def filter_table(self, spacing_A: float = DEFAULT_TABLE_SPACING_A) -> FilterTable:
+        """Tabulate this network's current filters (see :class:`FilterTable`)."""
+        return FilterTable(self, spacing_A)
+
+    def _sparse_energy_forces(self, pos: Tensor, h: Tensor, table: FilterTable | None = None) -> tuple[Tensor, Tensor]:
         """The fused pass on a neighbour list (messages by the MessagePassing convolution)."""
         c = self.config
         r, b, _ = pos.shape
         n = r * b
-        f, act = c.num_filters, c.activation
+        act = c.activation
         flat = pos.reshape(n, 3)
         method = self.neighbour_method if self.neighbour_method != "dense" else "auto"
         i, j = neighbour_pairs(pos, c.cutoff_upper, method=method)
         edge_index = torch.stack([torch.cat([j, i]), torch.cat([i, j])])     # source -> target
         rij = flat[j] - flat[i]                                              # [E, 3]
         d = rij.pow(2).sum(-1).sqrt()
-        phi, dphi = self.basis.with_derivative(d)
-        env, denv = self.cutoff.with_derivative(d)
-        z, dz = activation_and_derivative(act, self.filter_in(phi))
-        env2 = env.unsqueeze(-1)
+        filters = self.pair_filters(d, table)
         hf = h.reshape(n, -1)
         saved = []
-        for k, blk in enumerate(self.interactions):
-            q = blk.filter_out(z[..., k * f : (k + 1) * f])
-            w = q * env2
+        for w, blk in zip(filters.weights(), self.interactions):
             x = blk.lin_in(hf)
             m = self.conv(x, edge_index, torch.cat([w, w]))
             v, dv = activation_and_derivative(act, blk.lin_conv(m))
             hf = hf + blk.lin_out(v)
-            saved.append((q, w, x, dv))
+            saved.append((w, x, dv))
         o1, do1 = activation_and_derivative(act, self.output[0](hf))
         energy = self.output[2](o1).squeeze(-1).view(r, b).sum(-1)
         gh = (do1 * self.output[2].weight.squeeze(0)) @ self.output[0].weight
-        gz_parts: list[Tensor] = [None] * len(self.interactions)             # type: ignore[list-item]
-        gd = None
+        gws: list[Tensor] = [None] * len(self.interactions)                  # type: ignore[list-item]
         for k in range(len(self.interactions) - 1, -1, -1):
             blk = self.interactions[k]
-            q, w, x, dv = saved[k]
+            w, x, dv = saved[k]
             gm = ((gh @ blk.lin_out.weight) * dv) @ blk.lin_conv.weight
             gh = gh + self.conv(gm, edge_index, torch.cat([w, w])) @ blk.lin_in.weight
-            gw = gm[i] * x[j] + gm[j] * x[i]
-            gz_parts[k] = (gw * env2) @ blk.filter_out.weight
-            ge = (gw * q).sum(-1)
-            gd = ge * denv if gd is None else gd + ge * denv
-        gphi = (torch.cat(gz_parts, dim=-1) * dz) @ self.filter_in.weight
-        gd = gd + (gphi * dphi).sum(-1)
+            gws[k] = gm[i] * x[j] + gm[j] * x[i]
+        gd = filters.grad_distance(gws)                                      # dE/dd [E]
         fij = (gd / d).unsqueeze(-1) * rij
         grad = flat.new_zeros(n, 3).index_add(0, j, fij).index_add(0, i, -fij)
         return energy, -grad.view(r, b, 3)
 
-    def _dense_energy_forces(self, pos: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
-        c = self.config
-        r, b, _ = pos.shape
-        f, act = c.num_filters, c.activation
-        i, j = triu_pairs(b, pos.device)
-        n_pairs = i.numel()
-        rij = pos[:, j] - pos[:, i]                                          # [R, P, 3]
+    def _dense_energy_forces(self, pos: Tensor, h: Tensor, layout: Layout = "auto",
+                             table: FilterTable | None = None) -> tuple[Tensor, Tensor]:
+        act = self.config.activation
+        pairs = self.dense_pairs(pos.shape[1], pos.device, layout, weight_grads=torch.is_grad_enabled())
+        rij = pairs.diffs(pos)                                               # [R, P, 3]
         d = rij.pow(2).sum(-1).sqrt()                                        # [R, P]
-        phi, dphi = self.basis.with_derivative(d)                            # [R, P, K]
-        env, denv = self.cutoff.with_derivative(d)                           # [R, P]
-        z, dz = activation_and_derivative(act, self.filter_in(phi))         # [R, P, nI*F]
-        full = torch.full((b, b), n_pairs, dtype=torch.long, device=pos.device)
-        p = torch.arange(n_pairs, device=pos.device)
-        full[i, j] = p
-        full[j, i] = p
-        full = full.reshape(-1)
-        zero = pos.new_zeros(r, 1, f)
-        env3 = env.unsqueeze(-1)
-
-        def contract(w: Tensor, x: Tensor) -> Tensor:                       # Σ_j W_ij ⊙ x_j
-            wf = torch.cat([w, zero], dim=1)[:, full].view(r, b, b, f)
-            return (wf * x.unsqueeze(1)).sum(2)
-
+        filters = self.pair_filters(d, table)
         saved = []
-        for k, blk in enumerate(self.interactions):
-            q = blk.filter_out(z[..., k * f : (k + 1) * f])                  # filter before the envelope
-            w = q * env3
+        for w, blk in zip(filters.weights(), self.interactions):
             x = blk.lin_in(h)
-            m = contract(w, x)
-            v, dv = activation_and_derivative(act, blk.lin_conv(m))
+            v, dv = activation_and_derivative(act, blk.lin_conv(pairs.contract(w, x)))
             h = h + blk.lin_out(v)
-            saved.append((q, w, x, dv))
+            saved.append((w, x, dv))
         o1, do1 = activation_and_derivative(act, self.output[0](h))
         energy = self.output[2](o1).squeeze(-1).sum(-1)
 
         # reverse pass: gradients of the energy (not of a loss), written out
         w2 = self.output[2].weight.squeeze(0)                                # [OH]
         gh = (do1 * w2) @ self.output[0].weight                              # [R, B, H]
-        gz_parts: list[Tensor] = [None] * len(self.interactions)             # type: ignore[list-item]
-        gd = None
+        gws: list[Tensor] = [None] * len(self.interactions)                  # type: ignore[list-item]
         for k in range(len(self.interactions) - 1, -1, -1):
             blk = self.interactions[k]
-            q, w, x, dv = saved[k]
-            gu = (gh @ blk.lin_out.weight) * dv
-            gm = gu @ blk.lin_conv.weight                                    # [R, B, F]
-            gx = contract(w, gm)                                             # W symmetric
-            gh = gh + gx @ blk.lin_in.weight
-            gw = gm[:, i] * x[:, j] + gm[:, j] * x[:, i]                     # [R, P, F]
-            gz_parts[k] = (gw * env3) @ blk.filter_out.weight
-            ge = (gw * q).sum(-1)                                            # ∂E/∂env [R, P]
-            gd = ge * denv if gd is None else gd + ge * denv
-        ga = torch.cat(gz_parts, dim=-1) * dz                                # [R, P, nI*F]
-        gphi = ga @ self.filter_in.weight                                    # [R, P, K]
-        gd = gd + (gphi * dphi).sum(-1)                                      # dE/dd [R, P]
+            w, x, dv = saved[k]
+            gm = ((gh @ blk.lin_out.weight) * dv) @ blk.lin_conv.weight      # [R, B, F]
+            gh = gh + pairs.contract(w, gm) @ blk.lin_in.weight              # W symmetric
+            gws[k] = pairs.pair_products(gm, x)                              # ∂E/∂W [R, P, F]
+        gd = filters.grad_distance(gws)                                      # dE/dd [R, P]
         fij = (gd / d).unsqueeze(-1) * rij                                   # dE/d r_j for each pair
-        grad = fij.new_zeros(r, b, 3)
-        grad = grad.index_add(1, j, fij).index_add(1, i, -fij)
-        return energy, -grad
+        return energy, pairs.pair_to_bead(fij)                               # forces −∇E
 
     def _sparse(self, pos: Tensor, h: Tensor) -> Tensor:
         r, b, _ = pos.shape
@@ -429,8 +533,8 @@ class CGSchNet(nn.Module):
         z, env = self._filters_in(d)
         edge_index = torch.stack([torch.cat([j, i]), torch.cat([i, j])])     # source -> target
         hf = h.reshape(r * b, -1)
-        for k, block in enumerate(self.interactions):
-            w = block.filter_out(z[..., k * f : (k + 1) * f]) * env          # [E, F]
+        for zk, block in zip(z.split(f, dim=-1), self.interactions):
+            w = block.filter_out(zk) * env                                   # [E, F]
             x = block.lin_in(hf)
             m = self.conv(x, edge_index, torch.cat([w, w]))
             hf = hf + block.update(m)

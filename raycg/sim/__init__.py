@@ -15,7 +15,8 @@ Public API (see ARCHITECTURE.md)::
   exceeds ``blowup_max_bond_A``, is frozen at its last good state and reported; the others go on.
   Its trajectory file keeps only frames saved before its death; thermo arrays are NaN after it.
 - Re-running with the same ``out_dir`` resumes from ``checkpoint.pt`` bit for bit (CPU).
-- ``compile=True`` compiles the potential with ``torch.compile`` (static shapes).
+- ``compile`` (default ``auto``: runs of 10,000+ steps) compiles the potential with
+  ``torch.compile`` (static shapes).
 """
 
 from raycg.sim.config import SimulationConfig, make_config

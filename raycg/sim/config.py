@@ -16,6 +16,10 @@ from raycg.errors import ConfigError
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
+#: ``compile: auto`` compiles simulations of at least this many steps (shorter ones run eagerly:
+#: the compilation would cost more than it saves).
+COMPILE_AUTO_MIN_STEPS = 10_000
+
 
 class SimulationConfig(StrictModel):
     """Settings of one batched Langevin / Brownian simulation.
@@ -44,10 +48,21 @@ class SimulationConfig(StrictModel):
     chunk_frames: int = Field(100, ge=1)
     #: write a resumable checkpoint every this many steps (only with an output directory); None: at the end
     checkpoint_every: int | None = Field(None, ge=1)
-    #: torch.compile the potential (energy and, through AOTAutograd, forces); shapes are static (R, B fixed).
-    #: Compiling takes 20 s to minutes. On this 2-core CPU with 1 thread it did not speed CGSchNet up
-    #: (benchmarks/bench_sim.py --compile); measure on your hardware (GPUs are where it should pay)
-    compile: bool = False
+    #: torch.compile the potential (static shapes: R, B fixed). raycg's EnergyModel compiles its fused
+    #: network pass and its prior: ~2.5× the eager replica-steps/s at 100+ replicas on a 2-core CPU
+    #: (benchmarks/bench_sim.py), for a one-off compilation of seconds (cached) to a minute (cold).
+    #: ``auto``: compile runs of at least COMPILE_AUTO_MIN_STEPS steps.
+    compile: bool | Literal["auto"] = "auto"
+    #: CGSchNet's filters read from a table with this grid spacing (Å) instead of evaluated per pair
+    #: (raycg.model.FilterTable: cubic Hermite, force error ~1e-5 kcal/mol/Å at 0.005 Å, measured
+    #: at build and reported in replicas.json). None: the exact filter networks.
+    filter_table_spacing_A: float | None = Field(0.005, gt=0, allow_inf_nan=False)
+
+    def use_compile(self) -> bool:
+        """Whether this run compiles the potential (resolves ``compile: auto``)."""
+        if self.compile == "auto":
+            return self.n_steps >= COMPILE_AUTO_MIN_STEPS
+        return bool(self.compile)
 
     @field_validator("temperature_K")
     @classmethod

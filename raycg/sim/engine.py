@@ -114,21 +114,32 @@ def _compatible(ck: dict, cfg: SimulationConfig, r_: int, b_: int, path: Path) -
                          hint="raise n_steps or pass overwrite=True")
 
 
-def _compiled(potential):
-    """``torch.compile`` the energy (AOTAutograd compiles its backward, i.e. the forces, too).
+def _force_source(potential, cfg: SimulationConfig):
+    """What the integrator calls for forces, and a description for the run report.
 
-    A module is compiled as a ``pos -> E`` function (its ``energy_and_forces`` is bypassed: forces are
-    then −∇E by autograd); other callables are compiled as they are. Shapes are static (R, B fixed).
+    A potential with ``simulation_forces(compile=, table_spacing_A=)`` (raycg's EnergyModel:
+    tabulated filters, fused pass and prior compiled) provides its own. Otherwise, with
+    ``compile``, a module is compiled as a ``pos -> E`` function (AOTAutograd compiles its
+    backward, i.e. the forces, too) and another object's ``energy_and_forces`` is compiled.
     """
-    if isinstance(potential, torch.nn.Module):
-        return torch.compile(potential, dynamic=False)
-    eaf = getattr(potential, "energy_and_forces", None)
-    if callable(eaf):
-        class _Compiled:
-            energy_and_forces = staticmethod(torch.compile(eaf, dynamic=False))
+    use_compile = cfg.use_compile()
+    make = getattr(potential, "simulation_forces", None)
+    if callable(make):
+        eaf = make(compile=use_compile, table_spacing_A=cfg.filter_table_spacing_A)
+        info = dict(getattr(eaf, "info", {"compiled": use_compile}))
+    elif not use_compile:
+        return potential, {"compiled": False}
+    elif isinstance(potential, torch.nn.Module):
+        return torch.compile(potential, dynamic=False), {"compiled": True}
+    elif callable(getattr(potential, "energy_and_forces", None)):
+        eaf, info = torch.compile(potential.energy_and_forces, dynamic=False), {"compiled": True}
+    else:
+        return torch.compile(potential, dynamic=False), {"compiled": True}
 
-        return _Compiled()
-    return torch.compile(potential, dynamic=False)
+    class _Forces:
+        energy_and_forces = staticmethod(eaf)
+
+    return _Forces(), info
 
 
 def simulate(potential, masses, start_positions, config: SimulationConfig | dict | None = None, *,
@@ -158,7 +169,8 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
                          hint="pass bonds=[[i, j], ...] or a topology with bonds")
     if isinstance(potential, torch.nn.Module):
         potential.to(device=device, dtype=dtype)
-    force_fn = make_force_fn(_compiled(potential) if cfg.compile else potential)
+    force_source, force_info = _force_source(potential, cfg)
+    force_fn = make_force_fn(force_source)
 
     m_int = internal_mass(torch.as_tensor(m_np, dtype=torch.float64))
     coef = StepCoefficients(cfg.integrator, cfg.dt_ps, cfg.friction_per_ps, torch.tensor(temps, dtype=torch.float64),
@@ -381,7 +393,8 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
                    dtype=np.int64)
     result_kw = dict(alive=alive_np, died_at_step=np.where(alive_np, -1, died_np), reasons=reasons,
                      n_frames_per_replica=nfr, blown_up=blown, steps_per_s=steps_per_s, wall_s=wall,
-                     final_positions=x.detach().cpu().numpy(), final_velocities=v.detach().cpu().numpy())
+                     final_positions=x.detach().cpu().numpy(), final_velocities=v.detach().cpu().numpy(),
+                     info={"forces": force_info})
     if writer is not None:
         checkpoint(cfg.n_steps)
         from raycg.utils.provenance import provenance
@@ -397,7 +410,8 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
             "resumed_from_step": start_step if ck is not None else None,
             "units": {"length": "angstrom (nm inside the mdtraj .h5 files)", "time": "ps",
                       "energy": "kcal/mol", "temperature": "K", "mass": "amu"},
-            "masses": m_np.tolist(), "bonds": bonds_np.tolist(), "provenance": provenance(cfg),
+            "masses": m_np.tolist(), "bonds": bonds_np.tolist(), "forces": force_info,
+            "provenance": provenance(cfg),
         }
         writer.finalize(report)
     if out_dir is not None and (ck is not None or not keep_positions):

@@ -10,6 +10,10 @@ from raycg.config import StrictModel
 from raycg.model.schnet import CGSchNetConfig
 from raycg.priors import PriorConfig
 
+#: ``compile: auto`` compiles trainings of at least this many optimiser steps (epochs x batches);
+#: shorter ones run eagerly (the compilation would cost more than it saves).
+COMPILE_AUTO_MIN_STEPS = 500
+
 
 class OptimConfig(StrictModel):
     """AdamW, learning-rate schedule and gradient clipping."""
@@ -88,10 +92,18 @@ class TrainConfig(StrictModel):
     dtype: Literal["float32", "float64"] = "float32"
     #: bfloat16 autocast of the network on CUDA only (forces are checked in float32 on validation).
     amp: bool = False
-    #: ``torch.compile`` the fused energy+forces pass for training (dense path; the first steps
-    #: pay the compilation, minutes on a small CPU; worth it for long runs).
-    compile: bool = False
+    #: ``torch.compile`` the fused energy+forces pass for training (dense path): ~1.2× the eager
+    #: frames/s on a 2-core CPU (benchmarks/bench_train.py) for a one-off compilation of seconds
+    #: (cached) to about a minute (cold). ``auto``: compile runs of at least
+    #: COMPILE_AUTO_MIN_STEPS optimiser steps.
+    compile: bool | Literal["auto"] = "auto"
     progress: bool = True
+
+    def use_compile(self, batches_per_epoch: int) -> bool:
+        """Whether training compiles the fused pass (resolves ``compile: auto``)."""
+        if self.compile == "auto":
+            return self.epochs * batches_per_epoch >= COMPILE_AUTO_MIN_STEPS
+        return bool(self.compile)
 
     @model_validator(mode="after")
     def _need_tica(self) -> TrainConfig:

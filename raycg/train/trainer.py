@@ -299,7 +299,7 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
                    initial=start_epoch * n_batches)
 
     fused = net.energy_and_forces
-    if cfg.compile and net.use_dense(int(types.numel())):
+    if cfg.use_compile(n_batches) and need_graph and net.use_dense(int(types.numel())):
         fused = torch.compile(net.energy_and_forces, dynamic=False)
 
     def step_loss(pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None, *, train_mode: bool):

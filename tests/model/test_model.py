@@ -228,3 +228,96 @@ def test_energy_model_forces_with_prior_match_autograd():
     p = pos.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(model(p).sum(), p)
     assert torch.allclose(f, -g, atol=1e-11) and torch.allclose(e, model(pos).detach(), atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", ["gather", "band"])
+@pytest.mark.parametrize("b", [2, 3, 9])
+def test_dense_pair_operations_match_their_definitions(layout, b):
+    """Each pair <-> bead operation of both layouts equals a brute-force loop over pairs."""
+    from raycg.model.dense import DensePairs
+
+    ops = DensePairs(b, "cpu", layout)
+    i, j = ops.i.tolist(), ops.j.tolist()
+    assert sorted(zip(i, j)) == [(a, c) for a in range(b) for c in range(a + 1, b)]  # every pair once
+    assert [c - a for a, c in zip(i, j)] == sorted(c - a for a, c in zip(i, j))      # band order
+    g = torch.Generator().manual_seed(b)
+    r, f = 2, 5
+    pos = torch.randn(r, b, 3, generator=g, dtype=torch.float64)
+    w = torch.randn(r, ops.n_pairs, f, generator=g, dtype=torch.float64)
+    x = torch.randn(r, b, f, generator=g, dtype=torch.float64)
+    y = torch.randn(r, b, f, generator=g, dtype=torch.float64)
+    diffs = torch.stack([pos[:, c] - pos[:, a] for a, c in zip(i, j)], 1)
+    wfull = torch.zeros(r, b, b, f, dtype=torch.float64)
+    for p, (a, c) in enumerate(zip(i, j)):
+        wfull[:, a, c] = wfull[:, c, a] = w[:, p]
+    contract = torch.einsum("rabf,rbf->raf", wfull, x)
+    products = torch.stack([y[:, a] * x[:, c] + y[:, c] * x[:, a] for a, c in zip(i, j)], 1)
+    to_bead = torch.zeros(r, b, f, dtype=torch.float64)
+    for p, (a, c) in enumerate(zip(i, j)):
+        to_bead[:, a] += w[:, p]
+        to_bead[:, c] -= w[:, p]
+    assert torch.allclose(ops.diffs(pos), diffs, atol=1e-14)
+    assert torch.allclose(ops.contract(w, x), contract, atol=1e-12)
+    assert torch.allclose(ops.pair_products(y, x), products, atol=1e-12)
+    assert torch.allclose(ops.pair_to_bead(w), to_bead, atol=1e-12)
+
+
+def test_band_and_gather_layouts_give_the_same_forces_and_weight_gradients():
+    m = net(num_interactions=3, cutoff_upper=9.0)
+    pos = chain(4, 8, seed=5)
+    types = torch.arange(8) % 6
+    h = m._embed(types, 4, 8).double()
+    target = torch.randn(pos.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    params = [q for q in m.parameters() if q.requires_grad]
+    out = {}
+    for layout in ("gather", "band"):
+        e, f = m._dense_energy_forces(pos, h, layout=layout)
+        grads = torch.autograd.grad(((f - target) ** 2).mean() + e.pow(2).mean(), params, retain_graph=True)
+        out[layout] = (e, f, grads, m._dense(pos, h, layout=layout))
+    (e1, f1, g1, h1), (e2, f2, g2, h2) = out["gather"], out["band"]
+    assert torch.allclose(e1, e2, atol=1e-12) and torch.allclose(f1, f2, atol=1e-12)
+    assert torch.allclose(h1, h2, atol=1e-12)
+    for a, b in zip(g1, g2, strict=True):
+        assert torch.allclose(a, b, atol=1e-11, rtol=1e-9)
+
+
+def test_layout_choice_outside_compile_is_gather():
+    from raycg.model.dense import choose_layout
+
+    assert choose_layout("auto", weight_grads=True) == "gather"      # eager training: gather is faster
+    assert choose_layout("auto", weight_grads=False) == "gather"
+    assert choose_layout("band", weight_grads=False) == "band"
+
+
+_SEEN_LAYOUTS: list[str] = []
+
+
+def test_compiled_training_pass_uses_band_layout_and_matches_eager(monkeypatch):
+    """torch.compile of the fused pass with weight gradients traces the band layout; same numbers."""
+    from raycg.model import dense
+
+    seen = _SEEN_LAYOUTS        # a module global: dynamo replays a traced append to it
+    seen.clear()
+    init = dense.DensePairs.__init__
+
+    def spy(self, n_beads, device, layout):
+        _SEEN_LAYOUTS.append(layout)
+        init(self, n_beads, device, layout)
+
+    monkeypatch.setattr(dense.DensePairs, "__init__", spy)
+    torch._dynamo.reset()
+    m = net(num_interactions=2, cutoff_upper=9.0).float()
+    pos, types = chain(4, 6, seed=2, dtype=torch.float32), torch.arange(6) % 6
+    target = torch.randn(pos.shape, generator=torch.Generator().manual_seed(3))
+    params = [q for q in m.parameters() if q.requires_grad]
+    compiled = torch.compile(m.energy_and_forces, dynamic=False)
+    results = []
+    for fn in (m.energy_and_forces, compiled):
+        e, f = fn(pos, types, create_graph=True)
+        results.append((f.detach(), torch.autograd.grad(((f - target) ** 2).mean() + e.pow(2).mean(), params)))
+    torch._dynamo.reset()
+    assert "band" in seen and seen[0] == "gather"     # eager first, then the traced pass
+    (f1, g1), (f2, g2) = results
+    assert torch.allclose(f1, f2, atol=1e-5, rtol=1e-4)
+    for a, b in zip(g1, g2, strict=True):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-3)

@@ -206,3 +206,23 @@ def test_divergence_check_names_the_loss_and_epoch():
         check_divergence(dict(ok, train_loss=float("inf")))
     with pytest.raises(TrainingDiverged, match="more than 10000 x the prior-only loss"):
         check_divergence(dict(ok, train_force_loss=3e4))
+
+
+def test_compile_auto_follows_run_length():
+    from raycg.train.config import COMPILE_AUTO_MIN_STEPS
+
+    assert not cfg(epochs=2).use_compile(COMPILE_AUTO_MIN_STEPS // 2 - 1)
+    assert cfg(epochs=2).use_compile(COMPILE_AUTO_MIN_STEPS // 2)
+    assert not cfg(epochs=100, compile=False).use_compile(100)
+    assert cfg(epochs=1, compile=True).use_compile(1)
+
+
+def test_compiled_training_matches_eager(dataset, priors, tmp_path):
+    """compile=True (band layout, inductor) trains to the same weights as eager, up to float32 round-off."""
+    eager = train(cfg(epochs=2, compile=False), dataset, priors, None, tmp_path / "eager")
+    compiled = train(cfg(epochs=2, compile=True), dataset, priors, None, tmp_path / "compiled")
+    torch._dynamo.reset()
+    we, wc = weights(eager.model_dir), weights(compiled.model_dir)
+    moved = max(float((we[k] - wc[k]).abs().max()) for k in we)
+    assert moved < 1e-3
+    assert abs(eager.history[-1]["val_loss"] - compiled.history[-1]["val_loss"]) < 1e-3 * eager.history[-1]["val_loss"]

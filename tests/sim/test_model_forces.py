@@ -1,0 +1,66 @@
+"""The engine with raycg's EnergyModel: tabulated filters, compilation, and what the run reports."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from raycg.model import CGSchNet, CGSchNetConfig, EnergyModel
+from raycg.sim import SimulationConfig, simulate
+from raycg.sim.config import COMPILE_AUTO_MIN_STEPS
+
+from .sim_testlib import MASS, chain_starts
+
+torch.set_num_threads(1)
+N_BEADS = 6
+
+
+def small_model() -> EnergyModel:
+    torch.manual_seed(0)
+    net = CGSchNet(CGSchNetConfig(num_types=6, hidden_channels=16, num_filters=16, num_interactions=2, num_rbf=12,
+                                  cutoff_upper=10.0))
+    with torch.no_grad():
+        net.output[-1].weight.mul_(0.1)
+
+    class Bonds(torch.nn.Module):
+        def forward(self, x):
+            d = (x[:, 1:] - x[:, :-1]).norm(dim=-1)
+            return (20.0 * (d - 3.8) ** 2).sum(-1)
+
+    return EnergyModel(np.arange(N_BEADS) % 6, prior=Bonds(), network=net)
+
+
+def run(model, tmp_path=None, **kw):
+    cfg = SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=False, **kw)
+    return simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS), cfg, out_dir=tmp_path, progress=False)
+
+
+def test_compile_auto_follows_run_length():
+    assert not SimulationConfig(n_steps=COMPILE_AUTO_MIN_STEPS - 1).use_compile()
+    assert SimulationConfig(n_steps=COMPILE_AUTO_MIN_STEPS).use_compile()
+    assert not SimulationConfig(n_steps=10**6, compile=False).use_compile()
+    assert SimulationConfig(n_steps=1, compile=True).use_compile()
+
+
+def test_table_and_exact_filters_give_the_same_trajectory_and_the_run_says_which(tmp_path):
+    model = small_model()
+    exact = run(model, filter_table_spacing_A=None)
+    table = run(model, tmp_path / "table")
+    assert exact.info["forces"]["filter_table"] is None
+    assert table.info["forces"]["filter_table"]["max_relative_error"] < 1e-5
+    assert np.abs(table.positions - exact.positions).max() < 1e-6            # Å, after 20 steps
+    report = json.loads((tmp_path / "table" / "replicas.json").read_text())
+    assert report["forces"]["filter_table"]["spacing_A"] <= 0.005 and report["forces"]["compiled"] is False
+
+
+def test_compiled_simulation_matches_eager():
+    model = small_model()
+    eager = run(model)
+    compiled = simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS),
+                        SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3,
+                                         compile=True), progress=False)
+    torch._dynamo.reset()
+    assert compiled.info["forces"]["compiled"] is True
+    assert np.abs(compiled.positions - eager.positions).max() < 1e-8
