@@ -5,7 +5,8 @@ one optimiser step = energy and forces (differentiable w.r.t. the weights), forc
 AdamW step. torch_geometric's SchNet: forces by autograd with create_graph, on a plain-torch
 interaction graph (all pairs; at 175 beads the same 12 Å neighbour list raycg uses, since
 radius_graph needs pyg-lib/torch-cluster). raycg: the fused analytic energy+forces pass, eager
-and (10 beads) ``torch.compile``d; compilation is warm-up, not timed. Each number is the best of
+and (10 beads) ``torch.compile``d, over the micro-batches raycg.train uses (one loss per batch);
+compilation is warm-up, not timed. Each number is the best of
 ``--rounds`` timing rounds (the machine is shared; the best round is the least disturbed).
 Prints one JSON object; ratio = raycg / pyg frames/s at 10 beads.
 
@@ -52,7 +53,7 @@ def time_steps(step, n_frames: int, steps: int, warmup: int, device: str, rounds
 
 
 def raycg_step_fn(n_beads: int, batch: int, device: str, method: str = "auto", compile: bool = False):
-    from raycg.model import CGSchNet, CGSchNetConfig
+    from raycg.model import CGSchNet, CGSchNetConfig, blocked_energy_and_forces, micro_batch_frames
 
     torch.manual_seed(0)
     cfg = CGSchNetConfig(num_types=20, hidden_channels=128, num_filters=128, num_interactions=3,
@@ -61,9 +62,10 @@ def raycg_step_fn(n_beads: int, batch: int, device: str, method: str = "auto", c
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     pos, fref, types = make_batch(batch, n_beads, device)
     fused = torch.compile(net.energy_and_forces, dynamic=False) if compile else net.energy_and_forces
+    micro = micro_batch_frames(batch, n_beads)                  # as raycg.train does
 
     def step():
-        _, f = fused(pos, types, create_graph=True)
+        _, f = blocked_energy_and_forces(fused, pos, types, create_graph=True, block=micro)
         loss = ((f - fref) ** 2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -12,11 +12,12 @@ Pairs are kept in *band* order: by separation s = j − i, then by i. Two exact 
 the operations and give the same numbers (tested):
 
 - ``gather``: ``index_select`` into a symmetric ``[R, B, B, F]`` filter tensor, ``index_add``
-  for forces. Fastest without weight gradients (simulation) and in eager training.
+  for forces. Fastest without weight gradients (simulation) and in eager training of small proteins.
 - ``band``: only slices and padding: the pairs of separation s are ``x[:, s:]`` against
   ``x[:, :B−s]``. Its backward contains no scatter-add, which ``torch.compile`` (inductor) would
   otherwise lower to atomic adds; so compiled training uses it (2-core CPU, 10 beads, batch 256:
-  ~1.4× the compiled gather layout's frames/s, see benchmarks/bench_train.py).
+  ~1.4× the compiled gather layout's frames/s, see benchmarks/bench_train.py), and so does eager
+  training above 16 beads.
 """
 
 from __future__ import annotations
@@ -37,11 +38,20 @@ def band_pairs(n_beads: int, device: torch.device | str | None = None) -> tuple[
     return i, j
 
 
-def choose_layout(layout: Layout, weight_grads: bool) -> Literal["gather", "band"]:
-    """``auto``: ``band`` when weight gradients flow through a ``torch.compile``d pass, else ``gather``."""
+#: With weight gradients (training), eager passes use ``band`` above this many beads: the gather
+#: layout's [R, B, B, F] tensors and their scatter-add backward fall out of cache (2-core CPU, batch
+#: 256: equal at 16 beads, band 2.2× at 24 and 1.5× at 35).
+BAND_MIN_BEADS_EAGER = 17
+
+
+def choose_layout(layout: Layout, weight_grads: bool, n_beads: int = 0) -> Literal["gather", "band"]:
+    """``auto``: ``band`` when weight gradients flow through a ``torch.compile``d pass or through an
+    eager pass of at least BAND_MIN_BEADS_EAGER beads; ``gather`` otherwise (simulation)."""
     if layout != "auto":
         return layout
-    return "band" if weight_grads and torch.compiler.is_compiling() else "gather"
+    if weight_grads and (torch.compiler.is_compiling() or n_beads >= BAND_MIN_BEADS_EAGER):
+        return "band"
+    return "gather"
 
 
 class DensePairs:

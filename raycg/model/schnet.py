@@ -406,7 +406,7 @@ class CGSchNet(nn.Module):
     def dense_pairs(self, n_beads: int, device: torch.device, layout: Layout = "auto", *,
                     weight_grads: bool = False) -> DensePairs:
         """The pair ↔ bead operations of the dense path (cached per size, device and layout)."""
-        chosen = choose_layout(layout, weight_grads)
+        chosen = choose_layout(layout, weight_grads, n_beads)
         if torch.compiler.is_compiling():                                   # traced once, constant-folded
             return DensePairs(n_beads, device, chosen)
         key = (n_beads, str(device), chosen)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from raycg.errors import ConfigError, DatasetError, InputError
-from raycg.model.energy import EnergyModel
+from raycg.model.energy import EnergyModel, blocked_energy_and_forces, micro_batch_frames
 from raycg.model.io import save_model
 from raycg.model.schnet import CGSchNet
 from raycg.train.config import TrainConfig
@@ -302,17 +302,20 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
     if cfg.use_compile(n_batches) and need_graph and net.use_dense(int(types.numel())):
         fused = torch.compile(net.energy_and_forces, dynamic=False)
 
+    micro = micro_batch_frames(bs, int(types.numel()))
+
     def step_loss(pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None, *, train_mode: bool):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp and train_mode):
             if train_mode and need_graph:
                 # a partial last batch runs eagerly (no recompilation for a new shape)
                 fn = fused if pos.shape[0] == bs else net.energy_and_forces
-                e, f = fn(pos, types, create_graph=True)
+                e, f = blocked_energy_and_forces(fn, pos, types, create_graph=True, block=micro)
             elif train_mode:
                 e, f = net(pos, types), None
             else:
                 with torch.no_grad():
-                    e, f = forces_and_energy(net, pos, types, create_graph=False)
+                    e, f = blocked_energy_and_forces(
+                        lambda p: forces_and_energy(net, p, types, create_graph=False), pos, block=micro)
         lf = force_loss(f.to(dtype), dref) if f is not None else None
         le = energy_loss(e.to(dtype), tref, offset_invariant=lc.offset_invariant) if tref is not None else None
         return lf, le

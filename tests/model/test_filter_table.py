@@ -88,8 +88,18 @@ def test_energy_model_simulation_forces_report_the_table():
 def test_replica_blocks_give_the_same_forces():
     model = EnergyModel(torch.arange(6) % 6, network=make_net())
     pos = chain(7, 6, seed=4)
-    whole = model.simulation_forces(table_spacing_A=None, replica_block=None)(pos)
-    blocked_fn = model.simulation_forces(table_spacing_A=None, replica_block=3)
+    whole = model.simulation_forces(table_spacing_A=None, pair_block=None)(pos)
+    blocked_fn = model.simulation_forces(table_spacing_A=None, pair_block=45)   # 15 pairs per replica
     assert blocked_fn.info["replica_block"] == 3
     blocked = blocked_fn(pos)                                    # blocks of 3, 3, 1
     assert torch.allclose(blocked[0], whole[0], atol=1e-12) and torch.allclose(blocked[1], whole[1], atol=1e-12)
+
+
+def test_micro_batches_divide_the_batch_and_hold_about_the_pair_budget():
+    from raycg.model import micro_batch_frames
+
+    assert micro_batch_frames(256, 10, pair_block=8192) == 128          # 45 pairs/frame: 182 fit -> 256/2
+    assert micro_batch_frames(100, 10, pair_block=8192) == 100          # fits whole
+    m = micro_batch_frames(256, 35, pair_block=8192)                    # 595 pairs/frame: 13 fit
+    assert 256 % m == 0 and 7 <= m <= 13
+    assert micro_batch_frames(127, 35, pair_block=8192) == 13           # prime batch: no divisor near, use the fit

@@ -281,11 +281,12 @@ def test_band_and_gather_layouts_give_the_same_forces_and_weight_gradients():
         assert torch.allclose(a, b, atol=1e-11, rtol=1e-9)
 
 
-def test_layout_choice_outside_compile_is_gather():
+def test_layout_choice_outside_compile():
     from raycg.model.dense import choose_layout
 
-    assert choose_layout("auto", weight_grads=True) == "gather"      # eager training: gather is faster
-    assert choose_layout("auto", weight_grads=False) == "gather"
+    assert choose_layout("auto", weight_grads=True, n_beads=10) == "gather"   # eager training, small: gather
+    assert choose_layout("auto", weight_grads=True, n_beads=35) == "band"     # larger: band stays in cache
+    assert choose_layout("auto", weight_grads=False, n_beads=35) == "gather"  # simulation
     assert choose_layout("band", weight_grads=False) == "band"
 
 
