@@ -41,10 +41,11 @@ def micro_batch_frames(batch_size: int, n_beads: int, pair_block: int = TRAIN_PA
 
 def blocked_energy_and_forces(fn: Callable[..., tuple[Tensor, Tensor]], pos: Tensor, *args, block: int,
                               **kwargs) -> tuple[Tensor, Tensor]:
-    """``fn(pos, *args, **kwargs)`` on blocks of at most ``block`` structures, energies and forces concatenated."""
+    """``fn(pos, *args, **kwargs)`` on equal-sized blocks of at most ``block`` structures (energies and
+    forces concatenated)."""
     if pos.shape[0] <= block:
         return fn(pos, *args, **kwargs)
-    parts = [fn(p, *args, **kwargs) for p in pos.split(block)]
+    parts = [fn(p, *args, **kwargs) for p in pos.tensor_split(math.ceil(pos.shape[0] / block))]
     return torch.cat([e for e, _ in parts]), torch.cat([f for _, f in parts])
 
 

@@ -91,7 +91,7 @@ def test_replica_blocks_give_the_same_forces():
     whole = model.simulation_forces(table_spacing_A=None, pair_block=None)(pos)
     blocked_fn = model.simulation_forces(table_spacing_A=None, pair_block=45)   # 15 pairs per replica
     assert blocked_fn.info["replica_block"] == 3
-    blocked = blocked_fn(pos)                                    # blocks of 3, 3, 1
+    blocked = blocked_fn(pos)                                    # blocks of 3, 2, 2
     assert torch.allclose(blocked[0], whole[0], atol=1e-12) and torch.allclose(blocked[1], whole[1], atol=1e-12)
 
 
