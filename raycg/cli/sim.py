@@ -35,6 +35,8 @@ def register(groups) -> None:
     p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the potential (default: auto, runs of 10,000+ steps)")
+    p.add_argument("--filter-table-spacing", type=float, dest="filter_table_spacing_A",
+                   help="CGSchNet filter table grid in Å (default 0.005; 0: exact filter networks)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished simulation in OUT")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(handler=run)
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         over["blowup_max_bond_A"] = args.blowup_max_bond_A if args.blowup_max_bond_A > 0 else None
     elif base.get("blowup_max_bond_A") is None and ds.bonds.shape[0] > 0:
         over["blowup_max_bond_A"] = max_bond_from_data(ds)
+    if args.filter_table_spacing_A is not None:
+        over["filter_table_spacing_A"] = args.filter_table_spacing_A if args.filter_table_spacing_A > 0 else None
     cfg = make_config(base, **over)
     if args.n_replicas < 1:
         raise InputError(f"--n-replicas must be >= 1, got {args.n_replicas}")

@@ -80,3 +80,12 @@ def test_sim_run_saved_model(inputs, capsys):
     assert rc == 0, capsys.readouterr().err
     res = load_simulation(out)
     assert res.positions.shape == (2, 2, 10, 3) and np.isfinite(res.potential_energy).all()
+    import json
+
+    assert json.loads((out / "replicas.json").read_text())["forces"]["filter_table"]["spacing_A"] <= 0.005
+    exact = inputs / "run_model_exact"
+    assert main(["sim", "run", str(inputs / "model"), "--dataset", str(inputs / "ds"), "--out", str(exact),
+                 "--n-replicas", "2", "--n-steps", "20", "--save-every", "10", "--starts", "random", "--no-progress",
+                 "--filter-table-spacing", "0"]) == 0
+    assert json.loads((exact / "replicas.json").read_text())["forces"]["filter_table"] is None
+    assert np.allclose(load_simulation(exact).positions, res.positions, atol=1e-3)
