@@ -142,6 +142,26 @@ def _force_source(potential, cfg: SimulationConfig):
     return _Forces(), info
 
 
+def _working_force_fn(potential, cfg: SimulationConfig, x0: torch.Tensor):
+    """The force function, tried once on the start positions. If compilation fails (e.g. no C++
+    compiler on a node), say so in one line and fall back to the eager pass (same numbers)."""
+    source, info = _force_source(potential, cfg)
+    fn = make_force_fn(source)
+    if not info.get("compiled"):
+        return fn, info
+    try:
+        fn(x0)                                  # compiles now, for this (R, B) shape
+        return fn, info
+    except Exception as exc:  # noqa: BLE001 - any compiler failure; the eager retry re-raises real errors
+        import sys
+
+        print(f"raycg.sim: torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}); "
+              "running eagerly", file=sys.stderr, flush=True)
+        source, info = _force_source(potential, cfg.model_copy(update={"compile": False}))
+        info["compile_error"] = f"{type(exc).__name__}"
+        return make_force_fn(source), info
+
+
 def simulate(potential, masses, start_positions, config: SimulationConfig | dict | None = None, *,
              out_dir=None, topology=None, bonds=None, progress: bool = True, velocities=None,
              overwrite: bool = False, keep_positions: bool | None = None,
@@ -169,8 +189,7 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
                          hint="pass bonds=[[i, j], ...] or a topology with bonds")
     if isinstance(potential, torch.nn.Module):
         potential.to(device=device, dtype=dtype)
-    force_source, force_info = _force_source(potential, cfg)
-    force_fn = make_force_fn(force_source)
+    force_fn, force_info = _working_force_fn(potential, cfg, x0)
 
     m_int = internal_mass(torch.as_tensor(m_np, dtype=torch.float64))
     coef = StepCoefficients(cfg.integrator, cfg.dt_ps, cfg.friction_per_ps, torch.tensor(temps, dtype=torch.float64),

@@ -303,13 +303,28 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
         fused = torch.compile(net.energy_and_forces, dynamic=False)
 
     micro = micro_batch_frames(bs, int(types.numel()))
+    compiled = {"fn": fused, "tried": fused is net.energy_and_forces}
+
+    def fused_pass(pos: torch.Tensor):
+        # a partial last batch runs eagerly (no recompilation for a new shape)
+        fn = compiled["fn"] if pos.shape[0] == bs else net.energy_and_forces
+        if compiled["tried"] or fn is net.energy_and_forces:
+            return blocked_energy_and_forces(fn, pos, types, create_graph=True, block=micro)
+        compiled["tried"] = True
+        try:
+            return blocked_energy_and_forces(fn, pos, types, create_graph=True, block=micro)
+        except Exception as exc:  # noqa: BLE001 - a compiler failure (e.g. no C++ compiler); eager re-raises real errors
+            import sys
+
+            print(f"raycg.train: torch.compile failed ({type(exc).__name__}); training eagerly", file=sys.stderr,
+                  flush=True)
+            compiled["fn"] = net.energy_and_forces
+            return blocked_energy_and_forces(net.energy_and_forces, pos, types, create_graph=True, block=micro)
 
     def step_loss(pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None, *, train_mode: bool):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp and train_mode):
             if train_mode and need_graph:
-                # a partial last batch runs eagerly (no recompilation for a new shape)
-                fn = fused if pos.shape[0] == bs else net.energy_and_forces
-                e, f = blocked_energy_and_forces(fn, pos, types, create_graph=True, block=micro)
+                e, f = fused_pass(pos)
             elif train_mode:
                 e, f = net(pos, types), None
             else:

@@ -64,3 +64,21 @@ def test_compiled_simulation_matches_eager():
     torch._dynamo.reset()
     assert compiled.info["forces"]["compiled"] is True
     assert np.abs(compiled.positions - eager.positions).max() < 1e-8
+
+
+def test_failed_compilation_falls_back_to_eager(monkeypatch, capsys):
+    """A node without a working compiler: one line on stderr, the run goes on eagerly, same numbers."""
+    def broken_compile(fn, **kwargs):
+        def run_it(*a, **k):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return run_it
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    model = small_model()
+    res = simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS),
+                   SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=True),
+                   progress=False)
+    assert "torch.compile failed (RuntimeError: InvalidCxxCompiler" in capsys.readouterr().err
+    assert res.info["forces"]["compiled"] is False and res.info["forces"]["compile_error"] == "RuntimeError"
+    monkeypatch.undo()
+    assert np.abs(res.positions - run(model).positions).max() < 1e-12

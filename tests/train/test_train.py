@@ -226,3 +226,18 @@ def test_compiled_training_matches_eager(dataset, priors, tmp_path):
     moved = max(float((we[k] - wc[k]).abs().max()) for k in we)
     assert moved < 1e-3
     assert abs(eager.history[-1]["val_loss"] - compiled.history[-1]["val_loss"]) < 1e-3 * eager.history[-1]["val_loss"]
+
+
+def test_failed_compilation_trains_eagerly(dataset, priors, tmp_path, monkeypatch, capsys):
+    def broken_compile(fn, **kwargs):
+        def run_it(*a, **k):
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+        return run_it
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    broken = train(cfg(epochs=1, compile=True), dataset, priors, None, tmp_path / "broken")
+    assert "torch.compile failed (RuntimeError); training eagerly" in capsys.readouterr().err
+    monkeypatch.undo()
+    eager = train(cfg(epochs=1, compile=False), dataset, priors, None, tmp_path / "eager")
+    wb, we = weights(broken.model_dir), weights(eager.model_dir)
+    assert all(torch.equal(wb[k], we[k]) for k in wb)
