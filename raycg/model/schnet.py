@@ -228,14 +228,19 @@ class PairFilters:
 class ExactFilters(PairFilters):
     """The filter networks: W_k = MLP_k(φ(d)) · C(d), the first layers fused across interactions."""
 
-    def __init__(self, net: CGSchNet, d: Tensor) -> None:
+    def __init__(self, net: CGSchNet, d: Tensor, derivatives: bool = True) -> None:
+        """``derivatives=False``: values only (energy passes; :meth:`grad_distance` unavailable)."""
         self.net = net
+        self.q: list[Tensor] = []
+        if not derivatives:
+            self.z = net.filter_act(net.filter_in(net.basis(d)))             # [..., nI*F]
+            self.env = net.cutoff(d).unsqueeze(-1)
+            return
         act = net.config.activation
         self.phi, self.dphi = net.basis.with_derivative(d)                  # [..., K]
         env, self.denv = net.cutoff.with_derivative(d)                       # [...]
         self.env = env.unsqueeze(-1)
         self.z, self.dz = activation_and_derivative(act, net.filter_in(self.phi))   # [..., nI*F]
-        self.q: list[Tensor] = []
 
     def weights(self) -> list[Tensor]:
         f = self.net.config.num_filters
@@ -313,7 +318,7 @@ def _filters_and_derivative(net: CGSchNet, d: Tensor) -> tuple[Tensor, Tensor]:
     """Exact W_k(d) for all interactions [n, nI*F] and dW/dd (forward mode: d is a batch of scalars)."""
 
     def all_filters(x: Tensor) -> Tensor:
-        return torch.cat(ExactFilters(net, x).weights(), dim=-1)
+        return torch.cat(ExactFilters(net, x, derivatives=False).weights(), dim=-1)
 
     return torch.func.jvp(all_filters, (d,), (torch.ones_like(d),))
 
@@ -382,11 +387,6 @@ class CGSchNet(nn.Module):
             raise ValueError(f"types must be [B] or [R, B] = [{r}, {b}], got {tuple(types.shape)}")
         return self.embedding(types)
 
-    def _filters_in(self, d: Tensor) -> tuple[Tensor, Tensor]:
-        """Shared first filter layer for all interactions, and the cutoff envelope."""
-        z = self.filter_act(self.filter_in(self.basis(d)))
-        return z, self.cutoff(d).unsqueeze(-1)
-
     def use_dense(self, n_beads: int) -> bool:
         m = self.neighbour_method
         return m == "dense" or (m == "auto" and n_beads <= self.config.dense_max_beads)
@@ -415,12 +415,9 @@ class CGSchNet(nn.Module):
         return self._pair_cache[key]
 
     def _dense(self, pos: Tensor, h: Tensor, layout: Layout = "auto") -> Tensor:
-        f = self.config.num_filters
         pairs = self.dense_pairs(pos.shape[1], pos.device, layout, weight_grads=torch.is_grad_enabled())
         d = pairs.diffs(pos).pow(2).sum(-1).sqrt()                           # [R, P]
-        z, env = self._filters_in(d)                                         # [R, P, nI*F], [R, P, 1]
-        for zk, block in zip(z.split(f, dim=-1), self.interactions):
-            w = block.filter_out(zk) * env                                   # [R, P, F]
+        for w, block in zip(ExactFilters(self, d, derivatives=False).weights(), self.interactions):
             h = h + block.update(pairs.contract(w, block.lin_in(h)))         # Σ_j W_ij x_j
         return h
 
@@ -525,16 +522,13 @@ class CGSchNet(nn.Module):
 
     def _sparse(self, pos: Tensor, h: Tensor) -> Tensor:
         r, b, _ = pos.shape
-        f = self.config.num_filters
         flat = pos.reshape(r * b, 3)
         method = self.neighbour_method if self.neighbour_method != "dense" else "auto"
         i, j = neighbour_pairs(pos, self.config.cutoff_upper, method=method)
         d = (flat[j] - flat[i]).pow(2).sum(-1).sqrt()                        # [E]
-        z, env = self._filters_in(d)
         edge_index = torch.stack([torch.cat([j, i]), torch.cat([i, j])])     # source -> target
         hf = h.reshape(r * b, -1)
-        for zk, block in zip(z.split(f, dim=-1), self.interactions):
-            w = block.filter_out(zk) * env                                   # [E, F]
+        for w, block in zip(ExactFilters(self, d, derivatives=False).weights(), self.interactions):
             x = block.lin_in(hf)
             m = self.conv(x, edge_index, torch.cat([w, w]))
             hf = hf + block.update(m)
