@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def bare_openmm(pdb: Path, cfg, ps: float) -> float:
     import openmm as mm
@@ -64,11 +62,9 @@ def main() -> None:
     ap.add_argument("--platform", default="CPU")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    pdb = ROOT.parent / "shared" / "data" / "chignolin" / "cln025_allatom.pdb"
-    if not pdb.is_file():
-        from raycg.synth.go_model import native_pdb_path
+    from raycg.synth.go_model import native_pdb_path
 
-        pdb = native_pdb_path()
+    pdb = native_pdb_path()
     cfg = AllAtomConfig(save_every_ps=args.save_every_ps, segment_ps=max(args.ps / 4, args.save_every_ps),
                         minimise_iterations=100, equilibration_ps=0.0, unfold_ps=0.0, unfolded_fraction=0.0,
                         platform=args.platform, cpu_threads=args.threads, duration_ns=args.ps / 1000.0)

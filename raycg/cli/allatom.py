@@ -12,7 +12,7 @@ def register(groups: dict) -> None:
                     "TIP3P-FB/PME) with OpenMM as Ray tasks (GPU when the cluster has one), checkpointed "
                     "every segment, then map them to a CG dataset with the constraint-aware Cα force map.",
     )
-    g.add_argument("pdb", help="protein PDB with hydrogens (e.g. shared/data/chignolin/cln025_allatom.pdb)")
+    g.add_argument("pdb", help="protein PDB with hydrogens (e.g. the packaged raycg/resources/cln025_allatom.pdb)")
     g.add_argument("--out", required=True, help="output directory (replicas, checkpoints; CG dataset in OUT/cg)")
     g.add_argument("--config", help="YAML with AllAtomConfig fields (command-line flags override it)")
     g.add_argument("--replicas", type=int, dest="n_replicas")

@@ -4,13 +4,9 @@ import pytest
 
 pytest.importorskip("openmm")
 
-PDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "chignolin" / "cln025_allatom.pdb"
-
-
 @pytest.fixture(scope="session")
 def cln025_pdb() -> Path:
-    if PDB.is_file():
-        return PDB
+    """The all-atom CLN025 structure the package ships."""
     from raycg.synth.go_model import native_pdb_path
 
     return native_pdb_path()

@@ -10,8 +10,10 @@ import numpy as np
 from raycg import units as U
 from raycg.data import CGDataset, DatasetMeta
 from raycg.data.mapping import beads_from_sequence
+from raycg.synth.go_model import native_pdb_path
 
-CLN025_PDB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "chignolin" / "cln025_allatom.pdb"
+# the structure the package ships (a fresh clone has nothing beside it)
+CLN025_PDB = native_pdb_path()
 SEQ = "YYDPETGTWY"
 
 
