@@ -43,8 +43,12 @@ class LossConfig(StrictModel):
     #: Loss on batch-centred energies (a free energy is defined up to a constant).
     offset_invariant: bool = False
     density: Literal["histogram", "kde"] = "histogram"
-    #: TICA components used (None: all for tica-marginal, 2 for tica-joint).
-    n_components: int | None = Field(None, ge=1)
+    #: TICA components the energy target uses. ``slow`` (default): the components whose implied
+    #: timescale exceeds the TICA lag (eigenvalue > 1/e), at most 2 for ``tica-joint``: the fast modes,
+    #: with eigenvalues near 0 or negative, only add noise to the target (on the embedded reference,
+    #: summing all 45 components spreads the target ~10x wider). ``all``: every component of the
+    #: reference TICA, the published form. An integer: the first n components.
+    n_components: int | Literal["slow", "all"] = "slow"
     #: Histogram bins per TICA component.
     bins: int = Field(50, ge=2, le=100_000)
     #: KDE bandwidth (scipy bw_method: a number, "scott" or "silverman"; None = scott).
@@ -52,6 +56,8 @@ class LossConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> LossConfig:
+        if isinstance(self.n_components, int) and self.n_components < 1:
+            raise ValueError(f"n_components must be >= 1, 'slow' or 'all' (got {self.n_components})")
         if self.energy_weight > 0 and self.energy_target == "none":
             raise ValueError("energy_weight > 0 needs an energy_target (tica-marginal or tica-joint)")
         if self.force_weight == 0 and self.energy_weight == 0:

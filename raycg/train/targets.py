@@ -3,9 +3,10 @@
 Modes (``LossConfig.energy_target``):
 
 - ``tica-marginal`` — the published form: ``E(x) = −k_BT Σ_c ln p_c(y_c(x))`` over the first
-  ``k`` TICA components (default: all), each ``p_c`` a 1-D probability *density* (histogram with
+  ``k`` TICA components (default ``slow``: those whose implied timescale exceeds the lag; ``all``
+  is the published choice), each ``p_c`` a 1-D probability *density* (histogram with
   ``density=True`` semantics, or a Gaussian KDE);
-- ``tica-joint`` — ``E(x) = −k_BT ln p(y_1..y_k)`` from a k-D histogram/KDE (default k = 2).
+- ``tica-joint`` — ``E(x) = −k_BT ln p(y_1..y_k)`` from a k-D histogram/KDE (default: the slow components, at most 2).
 
 The network target is ``E(x) − E_prior(x)`` (computed by the trainer). Densities are estimated
 on all frames of the reference dataset (with its frame weights if any) and evaluated at every
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,21 +165,51 @@ def default_cache_dir() -> Path:
     return (Path(base) if base else Path.home() / ".cache" / "raycg") / "energy_targets"
 
 
-def n_components_for(mode: str, requested: int | None, tica_dim: int) -> int:
-    k = requested if requested is not None else (tica_dim if mode == "tica-marginal" else min(2, tica_dim))
-    if not 1 <= k <= tica_dim:
-        raise InputError(f"asked for {k} TICA components but the reference TICA has {tica_dim}",
+#: A TICA component is "slow" when its eigenvalue (autocorrelation at the lag) exceeds 1/e, i.e. its
+#: implied timescale t = −lag / ln λ is longer than the lag itself.
+SLOW_EIGENVALUE = math.exp(-1.0)
+
+
+@dataclass(frozen=True)
+class ComponentChoice:
+    """Which TICA components an energy target uses, and why (recorded with the targets)."""
+
+    rule: str                 # "slow" | "all" | "first-n"
+    k: int
+    eigenvalues: tuple[float, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "k": self.k, "eigenvalues": list(self.eigenvalues)}
+
+
+def choose_components(mode: str, requested: int | str | None, eigenvalues: Any) -> ComponentChoice:
+    """Resolve ``LossConfig.n_components`` (``slow`` | ``all`` | n) against the reference TICA."""
+    lam = np.asarray(eigenvalues, dtype=np.float64).ravel()
+    dim = int(lam.size)
+    if requested in (None, "slow"):
+        n_slow = int(np.sum(np.real(lam) > SLOW_EIGENVALUE))
+        k, rule = max(1, n_slow), "slow"
+        if mode == "tica-joint":
+            k = min(k, 2)
+        k = min(k, dim)
+    elif requested == "all":
+        k, rule = dim, "all"
+    else:
+        k, rule = int(requested), "first-n"
+    if not 1 <= k <= dim:
+        raise InputError(f"asked for {k} TICA components but the reference TICA has {dim}",
                          where="loss.n_components", hint="lower it or refit the TICA with more components")
-    return k
+    return ComponentChoice(rule, k, tuple(float(x) for x in lam[:k]))
 
 
-def compute_energy_targets(dataset: Any, tica: Any, mode: str, *, n_components: int | None = None,
+def compute_energy_targets(dataset: Any, tica: Any, mode: str, *, n_components: int | str | None = "slow",
                            density: str = "histogram", bins: int = 50, bandwidth: float | str | None = None,
                            cache_dir: str | os.PathLike | None = None) -> EnergyTargets:
     """TICA free energy of every frame of ``dataset`` (cached by dataset hash + TICA + settings)."""
-    k = n_components_for(mode, n_components, int(tica.dim))
+    choice = choose_components(mode, n_components, np.asarray(tica.eigenvalues)[: int(tica.dim)])
+    k = choice.k
     kbt = U.kbt(dataset.temperature)
-    settings = {"version": TARGETS_VERSION, "mode": mode, "k": k, "density": density, "bins": bins,
+    settings = {"version": TARGETS_VERSION, "mode": mode, "k": k, "components": choice.rule, "density": density, "bins": bins,
                 "bandwidth": bandwidth, "kbt": round(kbt, 12), "dataset": dataset.content_hash,
                 "tica": _tica_digest(tica)}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
@@ -195,6 +227,7 @@ def compute_energy_targets(dataset: Any, tica: Any, mode: str, *, n_components: 
     y = tica.transform(dataset.coords, n_components=k)
     out = tica_free_energy(y, kbt, mode, density=density, bins=bins, bandwidth=bandwidth, weights=dataset.weights)
     out.info["settings"] = settings
+    out.info["components"] = choice.as_dict()
     try:
         atomic_save_npy(npy, out.free_energy)
         atomic_write_json(meta, out.info)

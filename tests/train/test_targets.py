@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from raycg.errors import DatasetError, InputError
-from raycg.train.targets import compute_energy_targets, tica_free_energy
+from raycg.train.targets import SLOW_EIGENVALUE, choose_components, compute_energy_targets, tica_free_energy
 from raycg.units import kbt
 
 
@@ -38,7 +38,7 @@ def off_edge(y, bins, tol=1e-5):
 
 
 def test_tica_marginal_matches_published_formula(dataset, tica, tmp_path):
-    out = compute_energy_targets(dataset, tica, "tica-marginal", bins=40, cache_dir=tmp_path)
+    out = compute_energy_targets(dataset, tica, "tica-marginal", n_components="all", bins=40, cache_dir=tmp_path)
     y = independent_projection(dataset, tica, tica.dim)
     ref = published_marginal(y, kbt(dataset.temperature), 40)
     assert out.info["n_components"] == tica.dim == 3
@@ -52,7 +52,7 @@ def test_tica_marginal_matches_published_formula(dataset, tica, tmp_path):
     np.testing.assert_allclose(k1.free_energy[ok], published_marginal(y[:, :1], kbt(dataset.temperature), 40)[ok],
                                rtol=1e-6, atol=1e-6)
     # cached the second time, same numbers
-    again = compute_energy_targets(dataset, tica, "tica-marginal", bins=40, cache_dir=tmp_path)
+    again = compute_energy_targets(dataset, tica, "tica-marginal", n_components="all", bins=40, cache_dir=tmp_path)
     assert again.info["cached"] and np.array_equal(again.free_energy, out.free_energy)
 
 
@@ -104,3 +104,26 @@ def test_unbuildable_targets_fail_clearly():
 def test_too_many_components_named(dataset, tica, tmp_path):
     with pytest.raises(InputError, match="loss.n_components"):
         compute_energy_targets(dataset, tica, "tica-marginal", n_components=9, cache_dir=tmp_path)
+
+
+def test_component_rule_slow_all_first_n():
+    lam = [0.95, 0.6, 0.2, 0.05, -0.1]
+    assert SLOW_EIGENVALUE == pytest.approx(np.exp(-1))
+    assert choose_components("tica-marginal", "slow", lam).k == 2      # 0.95 and 0.6 exceed 1/e
+    assert choose_components("tica-marginal", None, lam).rule == "slow"
+    assert choose_components("tica-joint", "slow", [0.99, 0.9, 0.8, 0.1]).k == 2
+    assert choose_components("tica-marginal", "slow", [0.1, 0.05]).k == 1   # at least one component
+    assert choose_components("tica-marginal", "all", lam).k == 5
+    first = choose_components("tica-marginal", 3, lam)
+    assert (first.rule, first.k, first.eigenvalues) == ("first-n", 3, (0.95, 0.6, 0.2))
+
+
+def test_default_target_uses_slow_components_and_records_it(dataset, tica, tmp_path):
+    slow = compute_energy_targets(dataset, tica, "tica-marginal", bins=40, cache_dir=tmp_path)
+    n_slow = int(np.sum(np.asarray(tica.eigenvalues)[: tica.dim] > np.exp(-1)))
+    assert slow.info["components"]["rule"] == "slow"
+    assert slow.info["n_components"] == max(1, n_slow)
+    full = compute_energy_targets(dataset, tica, "tica-marginal", n_components="all", bins=40, cache_dir=tmp_path)
+    assert full.info["components"]["rule"] == "all" and full.info["n_components"] == tica.dim
+    if n_slow < tica.dim:                          # fast components only widen the target
+        assert np.std(slow.free_energy) < np.std(full.free_energy)

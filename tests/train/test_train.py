@@ -77,7 +77,11 @@ def test_energy_matching_loss_falls(dataset, priors, tica, tmp_path, mode):
     assert e[-1] < 0.8 * e[0], e
     assert min(v[1:]) < v[0], v
     assert res.target_info["mode"] == mode
-    assert res.target_info["n_components"] == (3 if mode == "tica-marginal" else 2)
+    from raycg.train.targets import choose_components
+
+    expected = choose_components(mode, "slow", np.asarray(tica.eigenvalues)[: tica.dim]).k
+    assert res.target_info["components"]["rule"] == "slow"
+    assert res.target_info["n_components"] == expected
     if mode == "tica-marginal":                   # the energy term is what lowers the energy loss
         ref = run(0.0)
         assert res.history[-1]["train_energy_loss"] < ref.history[-1]["train_energy_loss"]
