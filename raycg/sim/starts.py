@@ -1,4 +1,14 @@
-"""Start structures for simulations: frames spread across conformations, and the blow-up envelope.
+"""Start structures for simulations: frames drawn from the reference, and the blow-up envelope.
+
+``equilibrium`` (the default of studies) draws frames *from the reference distribution*, stratified
+over a 1-D/2-D feature (the leading TICs): each cell of an even grid gets a number of replicas
+proportional to its reference probability (largest-remainder rounding, so the expected count of a
+cell is exactly n·p_cell), each replica a random frame of its cell. The starts are then a sample of
+the equilibrium distribution with less spread than plain random frames, so a short run measures the
+model's dynamics rather than relaxation from outlying conformations. ``kcenters`` (farthest-point)
+and ``stratified`` (one frame per occupied cell, uniform over cells) spread starts across
+conformations instead: rare states are over-represented, which a free-energy comparison must then
+wait out (DESIGN §8).
 
 Lengths in Å. Velocities come from :func:`raycg.sim.maxwell_boltzmann`.
 """
@@ -11,7 +21,7 @@ import numpy as np
 
 from raycg.errors import InputError
 
-METHODS = ("kcenters", "stratified", "random")
+METHODS = ("equilibrium", "kcenters", "stratified", "random")
 
 
 def _coords_of(dataset) -> np.ndarray:
@@ -71,10 +81,44 @@ def _stratified(feat: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarra
     return np.asarray(out, dtype=np.int64)
 
 
+def _cells(feat: np.ndarray, per_dim: int) -> np.ndarray:
+    cell = np.zeros(len(feat), dtype=np.int64)
+    for k in range(feat.shape[1]):
+        lo, hi = float(feat[:, k].min()), float(feat[:, k].max())
+        width = (hi - lo) / per_dim if hi > lo else 1.0
+        cell = cell * per_dim + np.clip(((feat[:, k] - lo) / width).astype(np.int64), 0, per_dim - 1)
+    return cell
+
+
+def _equilibrium(feat: np.ndarray, n: int, rng: np.random.Generator, weights: np.ndarray | None,
+                 per_dim: int = 10) -> np.ndarray:
+    """Proportional stratified sample of ``n`` frames (frame probabilities ∝ ``weights``)."""
+    w = np.ones(len(feat)) if weights is None else np.asarray(weights, dtype=np.float64)
+    cell = _cells(feat, per_dim)
+    ids, inverse = np.unique(cell, return_inverse=True)
+    p = np.bincount(inverse, weights=w, minlength=len(ids))
+    p = p / p.sum()
+    quota = n * p
+    count = np.floor(quota).astype(np.int64)
+    rest = n - int(count.sum())
+    if rest > 0:                                   # largest remainders, ties broken at random
+        frac = quota - count + rng.random(len(quota)) * 1e-9
+        count[np.argsort(-frac)[:rest]] += 1
+    out = []
+    for c in np.flatnonzero(count):
+        members = np.flatnonzero(inverse == c)
+        pm = w[members] / w[members].sum()
+        out.append(rng.choice(members, size=int(count[c]), replace=count[c] > len(members), p=pm))
+    return rng.permutation(np.concatenate(out)).astype(np.int64)
+
+
 def select_start_frames(dataset, n: int, method: str = "kcenters", seed: int = 0, features=None, *,
-                        max_candidates: int = 20000) -> np.ndarray:
+                        max_candidates: int = 20000, weights=None) -> np.ndarray:
     """Indices (int64, length ``n``) of dataset frames to start ``n`` replicas from.
 
+    ``equilibrium``: a proportional stratified sample of the reference distribution over a 1-D or
+    2-D ``features`` (e.g. the leading TICs) on a 10-per-axis grid, frame probabilities ∝ ``weights``
+    (default: the dataset's frame weights, else uniform);
     ``kcenters``: greedy farthest-point selection on ``features`` (default: pair distances, Å) of
     at most ``max_candidates`` randomly chosen frames; ``stratified``: even grid over a 1-D or 2-D
     ``features`` [F] / [F, 1|2] (e.g. TIC projections or RMSD), one random frame per occupied cell,
@@ -104,14 +148,21 @@ def select_start_frames(dataset, n: int, method: str = "kcenters", seed: int = 0
             raise InputError("features contain NaN or inf", where="select_start_frames")
     if method == "random":
         return np.sort(rng.choice(n_frames, size=n, replace=n > n_frames)).astype(np.int64)
-    if method == "stratified":
+    if method in ("stratified", "equilibrium"):
         if feat is None:
-            raise InputError("method 'stratified' needs features", where="select_start_frames",
+            raise InputError(f"method {method!r} needs features", where="select_start_frames",
                              hint="pass a 1-D or 2-D feature per frame, e.g. TIC projections or RMSD")
         if feat.shape[1] > 2:
-            raise InputError(f"method 'stratified' takes a 1-D or 2-D feature, got {feat.shape[1]} dimensions",
+            raise InputError(f"method {method!r} takes a 1-D or 2-D feature, got {feat.shape[1]} dimensions",
                              where="select_start_frames", hint="pass the leading 1-2 TICs, or use kcenters")
-        chosen = _stratified(feat, n, rng)
+        if method == "stratified":
+            chosen = _stratified(feat, n, rng)
+        else:
+            w = weights if weights is not None else getattr(dataset, "weights", None)
+            if w is not None and (np.shape(w) != (n_frames,) or not np.all(np.asarray(w) >= 0)):
+                raise InputError(f"weights must be [frames] = [{n_frames}] and non-negative",
+                                 where="select_start_frames")
+            return _equilibrium(feat, n, rng, None if w is None else np.asarray(w, dtype=np.float64))
     else:
         cand = np.arange(n_frames) if n_frames <= max_candidates else np.sort(
             rng.choice(n_frames, size=max_candidates, replace=False))

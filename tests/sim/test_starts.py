@@ -75,3 +75,23 @@ def test_bond_envelope_from_data(two_state):
     ds, _ = two_state
     d = np.linalg.norm(np.diff(np.asarray(ds.coords), axis=1), axis=-1).max()
     assert max_bond_from_data(ds, factor=1.5) == pytest.approx(1.5 * d, rel=1e-5)
+
+
+def test_equilibrium_starts_follow_the_reference_distribution():
+    """90% of frames in one state, 10% in another: equilibrium starts keep 90/10 (kcenters and
+    stratified would split them about evenly), exactly in expectation, weights respected."""
+    rng = np.random.default_rng(0)
+    feat = np.concatenate([rng.normal(0.0, 0.3, 9000), rng.normal(5.0, 0.3, 1000)])
+    coords = rng.normal(size=(10000, 4, 3))
+    frames = select_start_frames(coords, 100, method="equilibrium", seed=3, features=feat)
+    assert len(frames) == 100 and len(set(frames.tolist())) == 100
+    assert (feat[frames] > 2.5).sum() == 10                     # proportional allocation: exactly n * p
+    again = select_start_frames(coords, 100, method="equilibrium", seed=3, features=feat)
+    assert np.array_equal(frames, again)
+    strat = select_start_frames(coords, 100, method="stratified", seed=3, features=feat)
+    assert (feat[strat] > 2.5).sum() > 30                       # uniform over cells: the minor state over-represented
+    w = np.where(feat > 2.5, 9.0, 1.0)                           # reweighted to 50/50
+    fw = select_start_frames(coords, 100, method="equilibrium", seed=3, features=feat, weights=w)
+    assert (feat[fw] > 2.5).sum() == 50
+    with pytest.raises(InputError, match="'equilibrium' needs features"):
+        select_start_frames(coords, 4, method="equilibrium")
