@@ -28,6 +28,7 @@ from raycg.cv.transitions import count_two_state_transitions_per_trajectory
 from raycg.errors import ConfigError, DatasetError, InputError
 from raycg.evaluate import metrics as M
 from raycg.evaluate.config import EvalConfig
+from raycg.evaluate.projection import project
 from raycg.evaluate.samples import ModelSamples
 from raycg.utils.io import atomic_path, atomic_write_json
 
@@ -293,7 +294,7 @@ def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None 
         raise DatasetError("reference dataset has no frames", where=where)
     temperature = float(config.temperature_K or reference.temperature)
     kT = U.kbt(temperature)
-    y = tica.transform(reference.coords, k, where=where)
+    y = project(tica, reference.coords, k, where=where)
     w = None if reference.weights is None else np.asarray(reference.weights, np.float64)
     edges = M.grid_edges(y, config.bins, config.padding)
     h2, out2 = M.histogram2d(y, edges[0], edges[1], w)
@@ -415,7 +416,7 @@ def _project_samples(samples: ModelSamples, tica: ReferenceTICA, k: int, burn_in
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     y = np.empty((int(offsets[-1]), k), np.float64)
     for i, r in enumerate(kept):
-        y[offsets[i] : offsets[i + 1]] = tica.transform(r, k, where=sources[i])
+        y[offsets[i] : offsets[i + 1]] = project(tica, r, k, where=sources[i])
     return y, offsets, kept, n_short
 
 
