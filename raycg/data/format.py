@@ -242,7 +242,7 @@ def compute_content_hash(ds: CGDataset) -> str:
     """SHA-256 over every array byte plus the physics-relevant metadata (not provenance).
 
     Arrays may also be lazy row readers (``_raycg_lazy_array = True``, with ``dtype``, ``shape``,
-    ``ndim`` and row slicing, e.g. :class:`raycg.data.streaming.NpyArray`): hashed chunk by chunk.
+    ``ndim`` and row slicing, e.g. :class:`raycg.data.npy_reader.NpyArray`): hashed chunk by chunk.
     """
     h = hashlib.sha256()
     for arr in (ds.coords, ds.forces, ds.traj_offsets, ds.weights):

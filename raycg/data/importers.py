@@ -27,7 +27,8 @@ import numpy as np
 from raycg import units as U
 from raycg.data.format import DatasetMeta, MappingInfo
 from raycg.data.mapping import CGMap, beads_from_sequence, ca_map, custom_map
-from raycg.data.streaming import NpyArray, write_dataset_streaming
+from raycg.data.npy_reader import NpyArray
+from raycg.data.streaming import write_dataset_streaming
 from raycg.data.validate import traj_ids_to_offsets
 from raycg.errors import DatasetError, InputError
 from raycg.utils.io import sha256_file

@@ -35,6 +35,7 @@ import numpy as np
 
 from raycg import units as U
 from raycg.data.format import CGDataset, compute_content_hash, load
+from raycg.data.npy_reader import NpyArray
 from raycg.errors import DatasetError, InputError
 
 RHO_OK = (0.6, 1.6)
@@ -186,8 +187,6 @@ def validate_dataset(path_or_ds: str | os.PathLike | CGDataset, *, check_hash: b
     else:
         ds = load(path_or_ds)
         # scan through seeking readers rather than the memory maps: resident memory stays at one chunk
-        from raycg.data.streaming import NpyArray
-
         for name in ("coords", "forces"):
             if isinstance(getattr(ds, name), np.memmap) and getattr(ds, name).ndim == 3:
                 readers.append(NpyArray(Path(ds.path) / f"{name}.npy"))

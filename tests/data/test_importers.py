@@ -15,7 +15,7 @@ from raycg.cli import main
 from raycg.data import compute_content_hash, load, save
 from raycg.data.importers import import_mdcath, import_mdtraj, import_torchmd_cg
 from raycg.data.mapping import ca_map
-from raycg.data.streaming import NpyArray
+from raycg.data.npy_reader import NpyArray
 from raycg.errors import DatasetError, InputError
 
 from .data_helpers import CLN025_PDB, SEQ, harmonic_chain, tree_digest
