@@ -11,20 +11,18 @@ def register(groups: dict[str, Any]) -> None:
     p = groups["<top>"].add_parser(
         "analyze", help="statistics, figures and a report of a study directory",
         description="Read STUDY_DIR/trials/*/result.json (+ fes.npz, train_history.csv), test each metric "
-                    "across energy weights (Holm-corrected vs the baseline) and write results/trials.parquet, "
-                    "results/summary.csv, results/report.md and results/figures/*.png.")
+                    "across energy weights (paired by seed, Holm-corrected vs the baseline; the spec's analysis: "
+                    "section names the primary metric) and write results/trials.parquet, results/summary.csv, "
+                    "results/convergence.csv, results/report.md and results/figures/*.png.")
     p.add_argument("study_dir", metavar="STUDY_DIR")
-    p.add_argument("--metrics", default=None, help="comma-separated metrics (default: all found)")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated extra (exploratory) metrics beyond the spec's primary and secondary ones")
     p.add_argument("--group", default="energy_weight", help="config column to group by (default energy_weight)")
     p.add_argument("--baseline", default=None, help="baseline group value (default: the smallest)")
-    p.add_argument("--alpha", type=float, default=0.05, help="family-wise significance level (default 0.05)")
-    p.add_argument("--primary", choices=("welch", "mwu", "perm"), default="welch",
-                   help="test whose Holm-corrected p decides significance (default welch)")
-    p.add_argument("--lower-better", default="", help="comma-separated metrics where lower is better "
-                   "(overrides the guess from the name)")
-    p.add_argument("--higher-better", default="", help="comma-separated metrics where higher is better")
-    p.add_argument("--seed", type=int, default=0, help="seed of bootstrap and permutation resampling")
-    p.add_argument("--resamples", type=int, default=9999, help="bootstrap/permutation resamples (default 9999)")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="family-wise significance level (default: the spec's analysis.alpha, else 0.05)")
+    p.add_argument("--primary-metric", default=None,
+                   help="metric the verdict is about (default: the spec's analysis.primary_metric, else kl_ref_model)")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.set_defaults(handler=_run)
 
@@ -45,40 +43,29 @@ def _baseline(text: str | None) -> Any:
 def _run(args: argparse.Namespace) -> int:
     from raycg.errors import InputError
     from raycg.report import run_analysis
-    from raycg.stats import HEADLINE_METRICS, TESTS, format_group, verdict
+    from raycg.stats import format_group
 
-    if not 0 < args.alpha < 1:
-        raise InputError(f"--alpha {args.alpha} must be in (0, 1)")
-    directions: dict[str, str | None] = {m: "lower" for m in _split(args.lower_better)}
-    directions.update({m: "higher" for m in _split(args.higher_better)})
+    if args.alpha is not None and not 0 < args.alpha < 0.5:
+        raise InputError(f"--alpha {args.alpha} must be in (0, 0.5)")
     a = run_analysis(args.study_dir, _split(args.metrics) or None, group=args.group, baseline=_baseline(args.baseline),
-                     directions=directions, alpha=args.alpha, primary=args.primary, seed=args.seed,
-                     n_resamples=args.resamples, figures=not args.no_figures)
+                     primary_metric=args.primary_metric, alpha=args.alpha, figures=not args.no_figures)
     counts = a.table["status"].value_counts().to_dict()
     print(f"trials: {len(a.table)} (" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
-    if a.results is not None:
+    if a.statistics is not None:
         s = a.summary
-        head = f"{'metric':<30} {a.group:>14} {'n':>4} {'mean':>11} {'95% CI':>23} " + " ".join(
-            f"{t + ' holm p':>13}" for t in TESTS) + "  sig"
-        print(head)
+        print(f"{'metric':<30} {a.group:>14} {'n':>4} {'mean':>11} {'95% CI (t)':>23} {'pairs':>5} "
+              f"{'paired t p (Holm)':>17}  role")
         for _, r in s.iterrows():
             ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if math.isfinite(r["ci_low"]) else ""
-            ps = " ".join(f"{_p(r.get(f'{t}_p_holm')):>13}" for t in TESTS)
-            sig = "" if r["group"] == r["baseline"] or _missing(r.get("significant")) else (
-                "yes" if r["significant"] else "no")
+            pairs = "" if _missing(r.get("n_pairs")) else str(int(r["n_pairs"]))
             print(f"{r['metric'][:30]:<30} {format_group(r['group']):>14} {int(r['n']):>4} {r['mean']:>11.4g} "
-                  f"{ci:>23} {ps}  {sig}")
+                  f"{ci:>23} {pairs:>5} {_p(r.get('t_p_holm')):>17}  {r['role']}")
         print()
-    if a.results is not None:
-        head = [m for m in HEADLINE_METRICS if m in a.metrics] or a.metrics
-        print("\n".join(verdict(a.results, m) for m in head))
-        if len(head) < len(a.metrics):
-            print(f"(verdicts for all {len(a.metrics)} metrics are in the report)")
-    else:
-        print(a.verdict)
+    print("verdict:")
+    print("\n".join(a.verdict_lines))
     for n in a.notes:
         print(f"note: {n}")
-    print(f"report: {a.report}")
+    print(f"report: {a.report_path}")
     return 0
 
 

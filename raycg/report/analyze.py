@@ -1,16 +1,15 @@
-"""``analyze(study_dir)``: trial table + statistics + figures + Markdown report under ``STUDY/results/``.
+"""``run_analysis(study_dir)``: trial table, statistics, figures and the Markdown report of a study.
 
-Writes (each atomically): ``results/figures/*.png``, ``results/trials.parquet``,
-``results/summary.csv`` (one row per metric x group) and, last, ``results/report.md``.
+Reads ``STUDY/spec.yaml`` (``analysis:``: primary metric, secondary metrics, α, equivalence margin,
+target effect size), ``trials/*/result.json`` (``metrics``, ``convergence``) and
+``prepared/noise_floor.json``. Writes (each atomically) ``results/figures/*.png``,
+``results/trials.parquet``, ``results/summary.csv`` (one row per metric × weight),
+``results/convergence.csv`` and, last, ``results/report.md``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,16 @@ import pandas as pd
 
 from raycg.errors import InputError
 from raycg.report import figures as fg
-from raycg.report.table import load_fes, load_history, parquet_safe, trial_table, trials_dir
-from raycg.stats import (
-    HEADLINE_METRICS,
-    TESTS,
-    detectable_effect,
-    format_group,
-    group_symbol,
-    metric_label,
-    sorted_groups,
-    summarize_all,
-    summary_table,
-    verdict,
+from raycg.report.inputs import (
+    AnalysisSettings,
+    Floor,
+    analysis_settings,
+    convergence_table,
+    load_noise_floor,
+    study_convergence,
 )
+from raycg.report.table import load_fes, load_history, parquet_safe, trial_table, trials_dir
+from raycg.stats import StudyStatistics, analyze_study, format_group, group_symbol, sorted_groups
 from raycg.units import KB_KCAL_PER_MOL_K
 from raycg.utils.io import atomic_path, atomic_write_text
 
@@ -42,47 +38,105 @@ _TEMPERATURE_KEYS = ("temperature_K", "sim.temperature_K", "simulation.temperatu
 
 @dataclass
 class Analysis:
-    """Everything :func:`analyze` computed (also returned by :func:`run_analysis`)."""
+    """Everything :func:`run_analysis` computed. ``verdict_lines`` is what the CLI prints."""
 
     study_dir: Path
     table: pd.DataFrame
-    metrics: list[str]
+    settings: AnalysisSettings
     group: str
-    results: dict[str, pd.DataFrame] | None
+    metrics: list[str]
+    statistics: StudyStatistics | None
+    convergence: pd.DataFrame
+    floor: Floor | None
     summary: pd.DataFrame
-    verdict: str
-    report: Path
+    verdict_lines: list[str]
+    report_path: Path
     figures: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def report(self) -> Path:
+        return self.report_path
+
+    @property
+    def verdict(self) -> str:
+        return "\n".join(self.verdict_lines)
 
 
 def analyze(study_dir: str | Path, metrics: Sequence[str] | None = None, **kwargs: Any) -> Path:
     """Analyse a study directory; returns the path of ``results/report.md``. See :func:`run_analysis`."""
-    return run_analysis(study_dir, metrics, **kwargs).report
+    return run_analysis(study_dir, metrics, **kwargs).report_path
 
 
 def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *, group: str = "energy_weight",
-                 baseline: Any = None, directions: Mapping[str, str | None] | None = None, alpha: float = 0.05,
-                 primary: str = "welch", seed: int = 0, n_resamples: int = 9999,
+                 baseline: Any = None, primary_metric: str | None = None, alpha: float | None = None,
                  figures: bool = True) -> Analysis:
-    """Trial table, statistics per metric (only ``ok`` trials; failed ones count as missing), figures, report.
+    """Statistics, figures and report of a study (only ``ok`` trials; failed ones count as missing).
 
-    ``metrics`` defaults to every metric found; ``directions`` maps metric -> "lower"/"higher"/None
-    (default: guessed from the name). ``baseline`` defaults to the smallest value of ``group``.
+    The spec's ``analysis:`` section names the primary and secondary metrics, α, the equivalence
+    margin and the target effect size; ``primary_metric``/``alpha`` override it. ``metrics`` adds
+    exploratory metrics (corrected across weights only, labelled so). ``baseline`` defaults to the
+    smallest value of ``group``.
     """
     study = Path(study_dir)
     tdir = trials_dir(study)
     table = trial_table(study)
-    found = list(table.attrs.get("metrics", []))
-    notes: list[str] = []
-    if metrics is None:
-        metrics = _default_metrics(table, found, notes)
+    settings = _settings(study, primary_metric, alpha)
+    notes: list[str] = [f"Analysis settings: {settings.source}."]
+    _numeric_group(table, group, study)
+    data = table[table["status"].isin(["ok", "failed"]) & table[group].notna()].copy()
+    metric_cols = list(table.attrs.get("metrics", []))
+    data.loc[data["status"] != "ok", metric_cols] = np.nan  # a failed trial's partial metrics are not results
+    _note_unfinished(table, notes)
+    _note_varying(table, data, group, notes)
+    ok = data[data["status"] == "ok"]
+    floor = load_noise_floor(study)
+    conv = convergence_table(study, ok, group)
+    chosen = _metrics(settings, ok, metrics, notes)
+    stats = None
+    lines = ["No successful trials with metrics: nothing to test."]
+    if chosen and len(ok):
+        converged, reasons, factor = study_convergence(conv)
+        stats = analyze_study(data, metrics=chosen, primary=settings.primary_metric, group=group, baseline=baseline,
+                              alpha=settings.alpha, equivalence_margin=settings.equivalence_margin,
+                              target_effect_size=settings.target_effect_size, converged=converged,
+                              convergence_reasons=reasons, exploratory=chosen[1 + len(_secondary(settings, ok)):],
+                              run_longer_factor=factor)
+        lines = stats.verdict_lines
+        notes += stats.notes
     else:
-        unknown = [m for m in metrics if m not in table.columns]
-        if unknown:
-            raise InputError(f"metric(s) {', '.join(unknown)} not in any trial's result.json "
-                             f"(found: {', '.join(found) or 'none'})")
-        metrics = list(metrics)
+        notes.append(lines[0])
+    out = study / "results"
+    made = _make_figures(table, data, stats, chosen, group, tdir, out / "figures", floor, notes) if figures else {}
+    summary = _summary(stats, floor)
+    with atomic_path(out / "trials.parquet") as tmp:
+        parquet_safe(table).to_parquet(tmp, index=False)
+    atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
+    conv_csv = conv.assign(reasons=["; ".join(r) for r in conv["reasons"]])
+    atomic_write_text(out / "convergence.csv", conv_csv.to_csv(index=False))
+    a = Analysis(study, table, settings, group, chosen, stats, conv, floor, summary, lines, out / "report.md",
+                 made, notes)
+    from raycg.report.markdown import render
+
+    atomic_write_text(a.report_path, render(a))
+    return a
+
+
+def _settings(study: Path, primary: str | None, alpha: float | None) -> AnalysisSettings:
+    s = analysis_settings(study)
+    if primary is not None and primary != s.primary_metric:
+        s.primary_metric = primary
+        s.secondary_metrics = [m for m in s.secondary_metrics if m != primary]
+        s.source += f"; primary metric {primary} given on the command line"
+    if alpha is not None:
+        if not 0 < alpha < 0.5:
+            raise InputError(f"alpha {alpha} must be in (0, 0.5)")
+        s.alpha = alpha
+        s.source += f"; α = {alpha:g} given on the command line"
+    return s
+
+
+def _numeric_group(table: pd.DataFrame, group: str, study: Path) -> None:
     if group not in table.columns:
         raise InputError(f"{study}: no config column {group!r} in the trials",
                          hint=f"pick --group from {', '.join(table.attrs.get('config_columns', []))}")
@@ -90,69 +144,58 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
         num = pd.to_numeric(table[group], errors="coerce")
         if num.notna().sum() == table[group].notna().sum():
             table[group] = num
-    out = study / "results"
-    fig_dir = out / "figures"
 
-    data = table[table["status"].isin(["ok", "failed"]) & table[group].notna()].copy()
+
+def _note_unfinished(table: pd.DataFrame, notes: list[str]) -> None:
+    left = table[~table["status"].isin(["ok", "failed"])]
+    if len(left):
+        notes.append(f"{len(left)} trial(s) not finished ({', '.join(sorted(set(left['status'])))}): not analysed.")
+
+
+def _note_varying(table: pd.DataFrame, data: pd.DataFrame, group: str, notes: list[str]) -> None:
     varying = [c for c in table.attrs.get("config_columns", []) if c != group and "seed" not in c.rsplit(".", 1)[-1]
                and data[c].dropna().astype(str).nunique() > 1]
     if varying:
         notes.append(f"Config columns other than {group!r} vary between trials ({', '.join(varying)}); each "
                      f"{group} group pools them. Use --group or a study per setting if that is not intended.")
-    data.loc[data["status"] != "ok", metrics] = np.nan  # a failed trial's partial metrics are not results
-    results = None
-    if metrics and (data["status"] == "ok").any():
-        results = summarize_all(data, metrics, group, baseline, directions=directions, alpha=alpha,
-                                primary=primary, seed=seed, n_resamples=n_resamples)
-        summary = summary_table(results)
-        text = verdict(results)
-        notes.append(_sensitivity(results, alpha))
-    else:
-        summary = pd.DataFrame(columns=["metric", "group", "n", "mean"])
-        text = "No successful trials with metrics: nothing to test."
-        notes.append(text)
-    symbol = group_symbol(group)
-
-    made: dict[str, Path] = {}
-    if figures:
-        made = _make_figures(table, data, results, metrics, group, symbol, tdir, fig_dir, notes)
-
-    with atomic_path(out / "trials.parquet") as tmp:
-        parquet_safe(table).to_parquet(tmp, index=False)
-    atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
-    analysis = Analysis(study, table, metrics, group, results, summary, text, out / "report.md", made, notes)
-    atomic_write_text(out / "report.md", _markdown(analysis, alpha=alpha, primary=primary,
-                                                   n_resamples=n_resamples, seed=seed))
-    return analysis
 
 
-def _sensitivity(results: dict[str, pd.DataFrame], alpha: float) -> str:
-    """One sentence: the smallest standardised effect this many seeds detects with 80% power."""
-    d = results["descriptives"]
-    n = int(d.groupby("group")["n"].max().min())
-    k = max(int(d["group"].nunique()) - 1, 1)
-    g, gb = detectable_effect(n, 0.8, alpha), detectable_effect(n, 0.8, alpha / k)
-    if not np.isfinite(g):
-        return "Sensitivity: a weight has fewer than 2 successful seeds; no test is possible there."
-    return (f"Sensitivity: with {n} seeds per weight a two-sided t-test at α = {alpha:g} detects effects "
-            f"|Hedges' g| ≥ {g:.2g} with 80% power (≥ {gb:.2g} at the Bonferroni level α/{k}, a bound for Holm); "
-            "smaller effects can be real and still come out not significant.")
+def _present(ok: pd.DataFrame, m: str) -> bool:
+    return m in ok.columns and bool(np.isfinite(pd.to_numeric(ok[m], errors="coerce")).any())
 
 
-def _default_metrics(table: pd.DataFrame, found: list[str], notes: list[str]) -> list[str]:
-    """Metrics with a value in some successful trial and not constant across them; headline ones first."""
-    ok = table["status"] == "ok"
-    keep, constant = [], []
-    for m in found:
-        v = table.loc[ok, m].to_numpy(float)
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            continue
-        (constant if v.size > 1 and np.ptp(v) == 0 else keep).append(m)
-    if constant:
-        notes.append(f"Not tested (identical in every successful trial): {', '.join(constant)}.")
-    head = [m for m in HEADLINE_METRICS if m in keep]
-    return head + [m for m in keep if m not in head]
+def _secondary(s: AnalysisSettings, ok: pd.DataFrame) -> list[str]:
+    return [m for m in s.secondary_metrics if _present(ok, m)]
+
+
+def _metrics(s: AnalysisSettings, ok: pd.DataFrame, extra: Sequence[str] | None, notes: list[str]) -> list[str]:
+    """[primary, *secondary present, *exploratory] (empty when no trial succeeded)."""
+    if ok.empty:
+        return []
+    if not _present(ok, s.primary_metric):
+        raise InputError(f"primary metric {s.primary_metric!r} is in no successful trial's result.json",
+                         hint="set analysis.primary_metric in the spec to a metric the trials report")
+    sec = _secondary(s, ok)
+    absent = [m for m in s.secondary_metrics if m not in sec]
+    if absent:
+        notes.append(f"Secondary metric(s) not reported by any successful trial: {', '.join(absent)}.")
+    unknown = [m for m in extra or [] if m not in ok.columns]
+    if unknown:
+        raise InputError(f"metric(s) {', '.join(unknown)} not in any trial's result.json")
+    explore = [m for m in extra or [] if m != s.primary_metric and m not in sec and _present(ok, m)]
+    return [s.primary_metric, *sec, *dict.fromkeys(explore)]
+
+
+def _summary(stats: StudyStatistics | None, floor: Floor | None) -> pd.DataFrame:
+    if stats is None:
+        return pd.DataFrame(columns=["metric", "group", "n", "mean"])
+    t = stats.table()
+    if floor is not None:
+        fm = {m: floor.metrics[m] for m in t["metric"].unique() if m in floor.metrics}
+        t["floor_mean"] = [fm[m].mean if m in fm else np.nan for m in t["metric"]]
+        t["floor_sd"] = [fm[m].sd if m in fm else np.nan for m in t["metric"]]
+        t["excess_over_floor"] = t["mean"] - t["floor_mean"]
+    return t
 
 
 # --- figures ----------------------------------------------------------------------------------------------------
@@ -177,11 +220,9 @@ def _kt(table: pd.DataFrame, ref_fes: dict[str, np.ndarray], notes: list[str]) -
     return KB_KCAL_PER_MOL_K * 300.0
 
 
-def _make_figures(table: pd.DataFrame, data: pd.DataFrame, results: dict[str, pd.DataFrame] | None,
-                  metrics: list[str], group: str, symbol: str, tdir: Path, fig_dir: Path,
-                  notes: list[str]) -> dict[str, Path]:
+def _pooled_fes(table: pd.DataFrame, ok: pd.DataFrame, group: str, symbol: str, tdir: Path, fig_dir: Path,
+                notes: list[str]) -> dict[str, Path]:
     made: dict[str, Path] = {}
-    ok = data[data["status"] == "ok"]
     groups = sorted_groups(ok[group].tolist())
     fes: dict[Any, list[dict[str, np.ndarray]]] = {}
     ref = None
@@ -189,41 +230,47 @@ def _make_figures(table: pd.DataFrame, data: pd.DataFrame, results: dict[str, pd
         f = load_fes(tdir / str(row["trial_id"]))
         if f is None:
             continue
-        if ref is None:
-            ref = f
+        ref = ref if ref is not None else f
         if f["edges_x"].shape != ref["edges_x"].shape or not (
                 np.allclose(f["edges_x"], ref["edges_x"]) and np.allclose(f["edges_y"], ref["edges_y"])):
             notes.append(f"Trial {row['trial_id']}: FES grid differs from the first trial's; left out of pooled FES.")
             continue
         fes.setdefault(row[group], []).append(f)
-    if ref is not None:
-        kt = _kt(table, ref, notes)
-        pooled = {f"{symbol}={format_group(g)} (pooled, {len(fes[g])} trials)":
-                  fg.free_energy(sum(np.asarray(x["hist_model"], float) for x in fes[g]), kt)
-                  for g in groups if g in fes}
-        if pooled:
-            ex, ey, fref = ref["edges_x"], ref["edges_y"], np.asarray(ref["fes_reference"], float)
-            made["fes"] = fg.plot_fes(fref, pooled, ex, ey, fig_dir / "fes_pooled.png")
-            short = {k.split(" (")[0]: v for k, v in pooled.items()}
-            made["fes_difference"] = fg.plot_fes_difference(fref, short, ex, ey, fig_dir / "fes_difference.png")
-        trans = {format_group(g): np.concatenate([np.ravel(x.get("transitions_per_replica", np.array([])))
-                                                  for x in fes[g]]).astype(float) for g in groups if g in fes}
-        if any(v.size for v in trans.values()):
-            wells = {format_group(g): np.array([float(np.ravel(x["deepest_well_population_model"])[0])
-                                                for x in fes[g] if "deepest_well_population_model" in x])
-                     for g in groups if g in fes}
-            wr = ref.get("deepest_well_population_reference")
-            made["trapping"] = fg.plot_trapping(trans, wells, float(np.ravel(wr)[0]) if wr is not None else None,
-                                                symbol, fig_dir / "trapping.png")
-    else:
+    if ref is None:
         notes.append("No fes.npz in any successful trial: no FES or trapping figures.")
-    if results is not None and metrics:
-        labels = {m: metric_label(m) for m in metrics}
+        return made
+    kt = _kt(table, ref, notes)
+    pooled = {f"{symbol}={format_group(g)} (pooled, {len(fes[g])} trials)":
+              fg.free_energy(sum(np.asarray(x["hist_model"], float) for x in fes[g]), kt) for g in groups if g in fes}
+    ex, ey, fref = ref["edges_x"], ref["edges_y"], np.asarray(ref["fes_reference"], float)
+    made["fes"] = fg.plot_fes(fref, pooled, ex, ey, fig_dir / "fes_pooled.png")
+    short = {k.split(" (")[0]: v for k, v in pooled.items()}
+    made["fes_difference"] = fg.plot_fes_difference(fref, short, ex, ey, fig_dir / "fes_difference.png")
+    trans = {format_group(g): np.concatenate([np.ravel(x.get("transitions_per_replica", np.array([])))
+                                              for x in fes[g]]).astype(float) for g in groups if g in fes}
+    if any(v.size for v in trans.values()):
+        wells = {format_group(g): np.array([float(np.ravel(x["deepest_well_population_model"])[0])
+                                            for x in fes[g] if "deepest_well_population_model" in x])
+                 for g in groups if g in fes}
+        wr = ref.get("deepest_well_population_reference")
+        made["trapping"] = fg.plot_trapping(trans, wells, float(np.ravel(wr)[0]) if wr is not None else None,
+                                            symbol, fig_dir / "trapping.png")
+    return made
+
+
+def _make_figures(table: pd.DataFrame, data: pd.DataFrame, stats: StudyStatistics | None, metrics: list[str],
+                  group: str, tdir: Path, fig_dir: Path, floor: Floor | None, notes: list[str]) -> dict[str, Path]:
+    symbol = group_symbol(group)
+    made: dict[str, Path] = {}
+    if stats is not None and stats.pair_by and len(stats.metrics[stats.primary].paired):
+        made["paired"] = fg.plot_paired_differences(data, stats, fig_dir / "paired_differences.png")
+    if stats is not None and metrics:
         for i in range(0, len(metrics), METRICS_PER_FIGURE):
-            part = i // METRICS_PER_FIGURE + 1
-            suffix = "" if part == 1 else f"_{part}"
-            made[f"metrics{suffix}"] = fg.plot_metrics(data, results, metrics[i:i + METRICS_PER_FIGURE], group,
-                                                       labels, symbol, fig_dir / f"metrics_vs_weight{suffix}.png")
+            suffix = "" if i == 0 else f"_{i // METRICS_PER_FIGURE + 1}"
+            made[f"metrics{suffix}"] = fg.plot_metrics(data, stats, metrics[i:i + METRICS_PER_FIGURE], symbol,
+                                                       fig_dir / f"metrics_vs_weight{suffix}.png",
+                                                       floor.metrics if floor else None)
+    made.update(_pooled_fes(table, data[data["status"] == "ok"], group, symbol, tdir, fig_dir, notes))
     hist = []
     order = sorted_groups(table[group].dropna().tolist())
     for _, row in table[table[group].notna()].iterrows():
@@ -234,183 +281,3 @@ def _make_figures(table: pd.DataFrame, data: pd.DataFrame, results: dict[str, pd
         hist.sort(key=lambda t: t[0])
         made["training"] = fg.plot_training([t[1:] for t in hist], symbol, fig_dir / "training_curves.png")
     return made
-
-
-# --- Markdown ---------------------------------------------------------------------------------------------------
-
-def _cell(v: Any, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (float, np.floating)):
-        if math.isinf(v):
-            return "∞" if v > 0 else "-∞"
-        return f"{v:.{digits}g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-def _p(v: float) -> str:
-    return "" if not np.isfinite(v) else ("<0.001" if v < 0.001 else f"{v:.3f}")
-
-
-def _p_eq(v: float) -> str:
-    return "= n/a" if not np.isfinite(v) else ("< 0.001" if v < 0.001 else f"= {v:.3f}")
-
-
-def _metric_section(a: Analysis, m: str) -> str:
-    r = a.results
-    d = r["descriptives"][r["descriptives"]["metric"] == m]
-    c = r["comparisons"][r["comparisons"]["metric"] == m].set_index("group")
-    pw = r["power"][r["power"]["metric"] == m].set_index("group")
-    rows = []
-    for _, x in d.iterrows():
-        g = x["group"]
-        base = g not in c.index
-        cc = c.loc[g] if not base else None
-        need = pw.loc[g, "seeds_needed"] if g in pw.index else float("nan")
-        rows.append([
-            format_group(g) + (" (baseline)" if base else ""), f"{int(x['n'])}" + (f" (+{int(x['n_missing'])} missing)"
-                                                                                     if x["n_missing"] else ""),
-            x["mean"], x["std"], f"[{_cell(x['ci_low'])}, {_cell(x['ci_high'])}]",
-            "" if base else cc["mean_diff"],
-            *(["", "", ""] if base else [_p(float(cc[f"{t}_p_holm"])) for t in TESTS]),
-            "" if base else cc["hedges_g"], "" if base else cc["cliffs_delta"],
-            "" if base else ("∞" if math.isinf(need) else _cell(need)),
-            "" if base else bool(cc["significant"]),
-        ])
-    header = [a.group, "n", "mean", "SD", "95% CI (bootstrap)", "Δ vs baseline", "Welch p (Holm)",
-              "MWU p (Holm)", "perm. p (Holm)", "Hedges' g", "Cliff's δ", "seeds for 80% power", "significant"]
-    om = r["omnibus"][r["omnibus"]["metric"] == m].iloc[0]
-    tr = r["trend"][r["trend"]["metric"] == m].iloc[0]
-    extra = (f"Kruskal–Wallis across all weights: H = {_cell(om['statistic'])}, p {_p_eq(float(om['p']))}. "
-             f"Spearman trend vs {a.group}: ρ = {_cell(tr['rho'])}, p {_p_eq(float(tr['p']))} (uncorrected).")
-    direction = c["direction"].iloc[0] if len(c) else None
-    dtxt = {"lower": "lower is better", "higher": "higher is better"}.get(direction, "no preferred direction")
-    return f"### {metric_label(m)} (`{m}`, {dtxt})\n\n{_md_table(header, rows)}\n\n{extra}\n"
-
-
-def _provenance(a: Analysis) -> list[str]:
-    study = a.study_dir
-    lines = []
-    info: dict[str, Any] = {}
-    for rel in ("study.json", "prepared/prepared.json"):
-        p = study / rel
-        if p.is_file():
-            try:
-                info[rel] = json.loads(p.read_text())
-            except (OSError, ValueError):
-                lines.append(f"- `{rel}` is unreadable.")
-    prov = None
-    hashes, commits = set(), set()
-    for tid in a.table["trial_id"]:
-        try:
-            res = json.loads((study / "trials" / str(tid) / "result.json").read_text())
-        except (OSError, ValueError):
-            continue
-        pv = res.get("provenance") or {}
-        prov = prov or pv
-        if pv.get("data_hash"):
-            hashes.add(str(pv["data_hash"]))
-        if pv.get("git_commit"):
-            commits.add(str(pv["git_commit"]))
-    st = info.get("study.json", {})
-    prep = info.get("prepared/prepared.json", {})
-    if st.get("name"):
-        lines.append(f"- Study name: `{st['name']}`")
-    if prep.get("data_hash"):
-        hashes.add(str(prep["data_hash"]))
-    lines.append(f"- Data hash: {', '.join(f'`{h}`' for h in sorted(hashes)) or 'not recorded'}"
-                 + (" — **trials used different data**" if len(hashes) > 1 else ""))
-    lines.append(f"- Git commit of the trials: {', '.join(f'`{c}`' for c in sorted(commits)) or 'not recorded'}"
-                 + (" — **trials ran different code**" if len(commits) > 1 else ""))
-    pk = (prov or {}).get("packages") or (st.get("provenance") or {}).get("packages") or {}
-    if pk:
-        lines.append("- Package versions (trials): " + ", ".join(f"{k} {v}" for k, v in sorted(pk.items()) if v))
-    from raycg.utils.provenance import git_commit, package_versions
-
-    now = package_versions()
-    lines.append(f"- This analysis: raycg {now.get('raycg')}, git `{git_commit()}`, scipy {now.get('scipy')}, "
-                 f"pandas {now.get('pandas')}, numpy {now.get('numpy')}")
-    return lines
-
-
-def _markdown(a: Analysis, *, alpha: float, primary: str, n_resamples: int, seed: int) -> str:
-    t = a.table
-    counts = t["status"].value_counts().to_dict()
-    sym = group_symbol(a.group)
-    base = None
-    if a.results is not None and len(a.results["comparisons"]):
-        base = a.results["comparisons"]["baseline"].iloc[0]
-    md = [f"# raycg study report: {a.study_dir.name}", "",
-          f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} from `{a.study_dir}`.", "",
-          f"- Trials: {len(t)} ({', '.join(f'{v} {k}' for k, v in counts.items())})",
-          f"- Grouped by `{a.group}` ({sym}); baseline {sym} = {format_group(base) if base is not None else 'n/a'}",
-          f"- Significance: Holm-corrected {dict(welch='Welch t-test', mwu='Mann–Whitney U', perm='permutation test')[primary]}"
-          f" p ≤ {alpha:g} (Holm across weights, per metric)", ""]
-    md += ["## Verdict", "", "```", a.verdict, "```", ""]
-    if a.notes:
-        md += ["Notes:", ""] + [f"- {n}" for n in a.notes] + [""]
-    if a.results is not None:
-        md += ["## Statistics per metric", ""]
-        md += [_metric_section(a, m) for m in a.metrics]
-    captions = {
-        "fes": "Reference FES (TIC 1/TIC 2, kcal/mol) and the pooled model FES of each weight (histograms of all "
-               "trials of a weight summed, F = −k_BT ln p, minimum 0; white = unvisited; colours clipped at the 99th percentile).",
-        "fes_difference": "F_model − F_reference per weight (kcal/mol) over bins visited by both; red = model "
-                          "higher (under-populated), blue = lower (over-populated).",
-        "metrics": "Each metric vs weight: grey dots = seeds, red = mean with bootstrap 95% CI; marks above = "
-                   "Holm-corrected test vs baseline.",
-        "trapping": "Trapping: basin transitions per replica (all replicas of all seeds of a weight) and the "
-                    "population of the deepest well per trial vs the reference.",
-        "training": "Training curves per trial (colour = weight; solid = training, dashed = validation).",
-    }
-    if a.figures:
-        md += ["## Figures", ""]
-        for key, path in a.figures.items():
-            caption = captions.get(re.sub(r"_\d+$", "", key), key)
-            md += [f"![{key}](figures/{path.name})", "", f"*{caption}*", ""]
-    md += ["## Trials", ""]
-    cols = ["trial_id", a.group, "seed", "status", "error", "runtime_s"] + a.metrics[:6]
-    cols = list(dict.fromkeys(c for c in cols if c in t.columns))
-    md += [_md_table(cols, t[cols].itertuples(index=False)), ""]
-    if len(a.metrics) > 6:
-        md += ["(all metrics: `trials.parquet`; statistics: `summary.csv`)", ""]
-    md += ["## Methods", "",
-           f"- Per weight: n (successful trials), mean, SD (ddof 1), 95% bootstrap CI of the mean "
-           f"(BCa, {n_resamples} resamples, seeded {seed}; percentile where BCa is undefined).",
-           "- Each weight vs the baseline: Welch's unequal-variance t-test, Mann–Whitney U (two-sided, exact for "
-           "small samples without ties), and a permutation test of the difference of means (exact enumeration "
-           f"when the number of splits ≤ {n_resamples}, else seeded random permutations).",
-           "- Holm–Bonferroni step-down correction across the weights compared with the baseline, separately per "
-           "metric and per test (columns `*_p_holm`). Only corrected p-values decide significance; metrics are "
-           "not corrected jointly, so read many metrics as many families.",
-           "- Effect sizes: Hedges' g (difference of means / pooled SD, exact small-sample factor J) and Cliff's δ "
-           "(P(weight > baseline) − P(weight < baseline)); both signed weight − baseline.",
-           "- Omnibus: Kruskal–Wallis across all weights. Trend: Spearman ρ of metric vs weight value (uncorrected).",
-           f"- Power: seeds per weight for 80% power to detect the observed |g| with a two-sided two-sample t-test "
-           f"at α = {alpha:g} (noncentral t, equal n; `seeds_needed_bonferroni` uses α / number of comparisons, "
-           "a safe bound for Holm). The observed g of a small study is itself noisy: treat it as a planning figure.",
-           "- With 3 seeds per weight Mann–Whitney cannot reach p < 0.1 and an exact permutation test not below "
-           "0.1 either; Welch's test is the primary test for that reason.",
-           "- Failed trials are shown in the trial table and counted as missing (`n_missing`), never dropped "
-           "silently; their partial metrics are not used.",
-           "- KL direction: KL(ref‖model) = Σ p_ref ln(p_ref / p_model) punishes reference states the model "
-           "misses; KL(model‖ref) punishes states the model visits but the reference does not.", "",
-           "## Limitations", "",
-           "- The FES here is a free energy of two TICA coordinates of the reference; matching it does not mean "
-           "the CG potential of mean force over all bead coordinates is matched (distance-based TICs are also "
-           "blind to chirality).",
-           "- Seeds give the spread between independent trainings and simulations; the statistics do not include "
-           "the sampling error of each trajectory beyond that.",
-           "- Pooled FES sum the histograms of all seeds of a weight, which weights seeds by their number of "
-           "frames (replicas that blew up contribute fewer).", "",
-           "## Provenance", ""]
-    md += _provenance(a)
-    return "\n".join(md) + "\n"

@@ -130,51 +130,106 @@ def _stars(p: float, alpha: float) -> str:
     return "***" if p <= alpha / 50 else "**" if p <= alpha / 5 else "*"
 
 
-def plot_metrics(data: pd.DataFrame, results: Mapping[str, pd.DataFrame], metrics: Sequence[str], group: str,
-                 labels: Mapping[str, str], symbol: str, path: Path) -> Path:
-    """Each metric vs group: seeds as dots, mean with bootstrap 95% CI, Holm significance vs baseline."""
+def _seed_lines(ax: Any, data: pd.DataFrame, m: str, group: str, groups: Sequence[Any]) -> None:
+    """Each seed's values across the weights as a thin grey line with dots (the pairing)."""
+    if "seed" not in data.columns:
+        return
+    pos = {g: i for i, g in enumerate(groups)}
+    for _, sd in data[data["seed"].notna()].groupby("seed"):
+        cells = sd.groupby(group)[m].mean().dropna()  # a failed trial: the line joins its neighbours
+        x = [pos[g] for g in cells.index if g in pos]
+        y = [cells[g] for g in cells.index if g in pos]
+        ax.plot(x, y, "-o", color="0.55", lw=1.0, ms=5, alpha=0.85, zorder=2)
+
+
+def _floor_band(ax: Any, floor: Any, n_groups: int) -> None:
+    if floor is None or not np.isfinite(floor.mean):
+        return
+    sd = floor.sd if np.isfinite(floor.sd) else 0.0
+    ax.axhspan(floor.mean - sd, floor.mean + sd, color="C2", alpha=0.15, zorder=1)
+    ax.axhline(floor.mean, color="C2", ls="--", lw=1.5, zorder=1, label="noise floor (mean ± SD)")
+
+
+def plot_metrics(data: pd.DataFrame, study: Any, metrics: Sequence[str], symbol: str, path: Path,
+                 floor: Mapping[str, Any] | None = None) -> Path:
+    """Each metric vs weight: seeds as grey lines (paired), mean with Student-t 95% CI, noise floor
+    band, and the family-corrected paired t-test vs the baseline (stars)."""
     from raycg.stats import format_group
 
     rows, cols = _grid(len(metrics), 3)
-    desc, comp = results["descriptives"], results["comparisons"]
-    with _figure(5.4 * cols, 4.4 * rows) as fig:
+    with _figure(5.6 * cols, 4.6 * rows) as fig:
         axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-        rng = np.random.default_rng(0)
         for ax, m in zip(axes, metrics, strict=False):
-            d = desc[desc["metric"] == m].reset_index(drop=True)
-            c = comp[comp["metric"] == m].set_index("group")
+            ms = study.metrics[m]
+            d = ms.descriptives.reset_index(drop=True)
             groups = d["group"].tolist()
             xs = np.arange(len(groups))
-            for i, g in enumerate(groups):
-                v = data.loc[data[group] == g, m].to_numpy(float)
-                v = v[np.isfinite(v)]
-                ax.scatter(i + rng.uniform(-0.12, 0.12, v.size), v, s=28, color="0.55", zorder=2,
-                           label="seeds" if i == 0 else None)
+            _floor_band(ax, (floor or {}).get(m), len(groups))
+            _seed_lines(ax, data, m, study.group, groups)
             mean = d["mean"].to_numpy(float)
             lo = np.clip(mean - d["ci_low"].to_numpy(float), 0, None)
             hi = np.clip(d["ci_high"].to_numpy(float) - mean, 0, None)
-            ax.errorbar(xs, mean, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="o-", color="C3", ms=8,
-                        capsize=6, lw=2, zorder=3, label="mean, 95% CI")
+            ax.errorbar(xs, mean, yerr=[np.nan_to_num(lo), np.nan_to_num(hi)], fmt="s", color="C3", ms=9,
+                        capsize=7, lw=2.5, zorder=3, label="mean, 95% CI (t)")
             ymin, ymax = ax.get_ylim()
             top = ymax + 0.02 * (ymax - ymin)
+            tests = ms.paired.set_index("group") if len(ms.paired) else ms.unpaired.set_index("group")
+            key = "t_p_holm" if len(ms.paired) else "welch_p_holm"
             for i, g in enumerate(groups):
-                if g in c.index:
-                    r = c.loc[g]
-                    ax.annotate(_stars(float(r[f"{r['primary_test']}_p_holm"]), float(r["alpha"])), (i, top),
-                                ha="center", va="bottom", fontsize=13)
-                else:
-                    ax.annotate("base", (i, top), ha="center", va="bottom", fontsize=11, color="0.4")
+                text = "base" if g == study.baseline else _stars(float(tests.loc[g, key]), study.alpha)
+                ax.annotate(text, (i, top), ha="center", va="bottom", fontsize=12,
+                            color="0.4" if g == study.baseline else "k")
             ax.set_ylim(ymin, ymax + 0.14 * (ymax - ymin))
-            ax.set_xticks(xs, [f"{format_group(g)}\nn={n}" + (f" ({k} missing)" if k else "")
+            ax.set_xticks(xs, [f"{format_group(g)}\nn={n}" + (f" (+{k} failed)" if k else "")
                                for g, n, k in zip(groups, d["n"], d["n_missing"], strict=True)])
-            direction = c["direction"].iloc[0] if len(c) else None
-            ax.set_title(labels.get(m, m) + {"lower": " (↓ better)", "higher": " (↑ better)"}.get(direction, ""))
+            arrow = {"lower": " (↓ better)", "higher": " (↑ better)"}.get(ms.direction or "", "")
+            ax.set_title(f"{ms.label}{arrow}\n[{ms.role}]", fontsize=13)
+            ax.set_ylabel(ms.unit or m)
             ax.set_xlabel(symbol)
             ax.grid(alpha=0.3)
-        axes[0].legend(loc="best")
+        axes[0].legend(loc="best", fontsize=10)
         for ax in axes[len(metrics):]:
             ax.set_visible(False)
-        fig.suptitle("Metrics vs weight: * Holm-corrected p ≤ α (** ≤ α/5, *** ≤ α/50) vs baseline")
+        fig.suptitle("Metrics vs weight (grey: one line per seed). Paired t vs baseline, Holm within the "
+                     "metric's family: * p ≤ α, ** ≤ α/5, *** ≤ α/50", fontsize=13)
+        return _save(fig, path)
+
+
+def plot_paired_differences(data: pd.DataFrame, study: Any, path: Path) -> Path:
+    """Primary metric: each seed's difference to its own baseline trial, per weight, with the mean
+    difference and its 95% t-interval; zero line and, when stated, the equivalence margin."""
+    from raycg.stats import format_group
+
+    ms = study.metrics[study.primary]
+    others = [g for g in study.groups if g != study.baseline]
+    with _figure(max(6.5, 1.9 * len(others) + 3.0), 5.0) as fig:
+        ax = fig.subplots()
+        if study.equivalence_margin:
+            mg = study.equivalence_margin
+            ax.axhspan(-mg, mg, color="C2", alpha=0.15, label=f"equivalence margin ±{mg:g}")
+        ax.axhline(0.0, color="k", lw=1.2)
+        piv = data[data["seed"].notna()].pivot_table(index="seed", columns=study.group, values=study.primary,
+                                                     aggfunc="mean")
+        rng = np.random.default_rng(0)
+        pt = ms.paired.set_index("group")
+        for i, g in enumerate(others):
+            if g in piv.columns and study.baseline in piv.columns:
+                diff = (piv[g] - piv[study.baseline]).dropna().to_numpy(float)
+                ax.scatter(i + rng.uniform(-0.08, 0.08, diff.size), diff, s=36, color="0.45", zorder=2,
+                           label="one seed" if i == 0 else None)
+            r = pt.loc[g]
+            ax.errorbar([i], [r["mean_diff"]], yerr=[[max(r["mean_diff"] - r["diff_ci_low"], 0)],
+                                                     [max(r["diff_ci_high"] - r["mean_diff"], 0)]],
+                        fmt="D", color="C3", ms=9, capsize=8, lw=2.5, zorder=3,
+                        label="mean difference, 95% CI (t)" if i == 0 else None)
+        ax.set_xticks(range(len(others)), [f"{format_group(g)}\n{int(pt.loc[g, 'n_pairs'])} pairs" for g in others])
+        ax.set_xlabel(f"weight (each vs baseline {format_group(study.baseline)}, same seed)")
+        arrow = {"lower": "below 0 = better", "higher": "above 0 = better"}.get(ms.direction or "", "")
+        ax.set_ylabel(f"Δ {ms.label}" + (f" ({ms.unit})" if ms.unit else ""))
+        ax.set_title(f"Primary metric {ms.label}, paired by seed:\neach seed minus its baseline trial ({arrow})",
+                     fontsize=13)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=10)
         return _save(fig, path)
 
 

@@ -192,3 +192,26 @@ def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
         elif len(kinds) > 1 or (kinds and not kinds <= {str, bool}):
             out[c] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in out[c]]
     return out
+
+
+def load_convergence(trial_dir: str | Path) -> dict[str, Any] | None:
+    """A trial's convergence verdict: ``{"converged": bool, "reasons": [...], "diagnostics": {...}}``.
+
+    From ``result.json`` → ``convergence`` (the study copies it there), else ``scores.json`` →
+    ``convergence``, else the ``converged`` metric (1/0, no reasons); None when none is recorded.
+    """
+    d = Path(trial_dir)
+    for name in ("result.json", "scores.json"):
+        obj, _ = _read_json(d / name)
+        if isinstance(obj, dict) and isinstance(obj.get("convergence"), dict) and "converged" in obj["convergence"]:
+            c = obj["convergence"]
+            diag = {k: float("nan") if v is None else v for k, v in (c.get("diagnostics") or {}).items()
+                    if v is None or isinstance(v, (int, float))}
+            return {"converged": bool(c["converged"]), "reasons": [str(r) for r in c.get("reasons") or []],
+                    "diagnostics": diag, "notes": [str(n) for n in c.get("notes") or []]}
+    obj, _ = _read_json(d / "result.json")
+    flag = (obj or {}).get("metrics", {}).get("converged") if isinstance(obj, dict) else None
+    if isinstance(flag, (bool, int, float)) and math.isfinite(flag):
+        return {"converged": bool(flag), "reasons": [] if flag else ["not converged (no reasons recorded)"],
+                "diagnostics": {}, "notes": []}
+    return None

@@ -1,25 +1,37 @@
-"""Statistics over trials grouped by a config column (energy weight): descriptives with bootstrap
-CIs, tests vs the baseline Holm-corrected across groups, effect sizes, omnibus and trend tests,
-and power. Everything is returned as pandas DataFrames."""
+"""Statistics of a study (energy weights × seeds, paired by seed): Student-t intervals, paired and
+unpaired tests vs the baseline with Holm families, equivalence (TOST), power of the test used, and
+the verdict (:func:`analyze_study`). Tables are pandas DataFrames."""
 
-from raycg.stats.comparisons import TESTS, holm, pairwise_tests
-from raycg.stats.effects import cliffs_delta, hedges_correction, hedges_g
-from raycg.stats.power import detectable_effect, power_two_sample, seeds_for_power
-from raycg.stats.summary import (
-    HEADLINE_METRICS,
-    default_direction,
-    format_group,
-    group_symbol,
-    metric_label,
-    sorted_groups,
-    summarize,
-    summarize_all,
-    summary_table,
-    verdict,
+from raycg.stats.comparisons import (
+    PAIRED_TESTS,
+    TEST_NAMES,
+    UNPAIRED_TESTS,
+    holm,
+    pairwise_tests,
+    unpaired_tests,
 )
+from raycg.stats.effects import cliffs_delta, hedges_correction, hedges_g
+from raycg.stats.groups import format_group, group_symbol, resolve_baseline, sorted_groups
+from raycg.stats.intervals import T_INTERVAL, t_interval
+from raycg.stats.paired import effect_dz, friedman, paired_t, paired_tests, rank_biserial, tost_paired
+from raycg.stats.power import detectable_effect, power_t, power_two_sample, seeds_for_power
+from raycg.stats.study import (
+    PRIMARY_TEST,
+    STATUSES,
+    MetricStatistics,
+    PowerStatement,
+    StudyStatistics,
+    VerdictLine,
+    analyze_study,
+    primary_decisions,
+)
+from raycg.stats.summary import summarize
 
 __all__ = [
-    "HEADLINE_METRICS", "TESTS", "cliffs_delta", "default_direction", "detectable_effect", "format_group", "group_symbol", "hedges_correction", "hedges_g",
-    "holm", "metric_label", "pairwise_tests", "power_two_sample", "seeds_for_power", "sorted_groups", "summarize", "summarize_all",
-    "summary_table", "verdict",
+    "PAIRED_TESTS", "PRIMARY_TEST", "STATUSES", "TEST_NAMES", "T_INTERVAL", "UNPAIRED_TESTS", "MetricStatistics",
+    "PowerStatement", "StudyStatistics", "VerdictLine", "analyze_study", "cliffs_delta", "detectable_effect",
+    "effect_dz", "format_group", "friedman", "group_symbol", "hedges_correction", "hedges_g", "holm", "paired_t",
+    "paired_tests", "pairwise_tests", "power_t", "power_two_sample", "primary_decisions", "rank_biserial",
+    "resolve_baseline", "seeds_for_power", "sorted_groups", "summarize", "t_interval", "tost_paired",
+    "unpaired_tests",
 ]

@@ -1,4 +1,4 @@
-"""Two-sample tests of a group against the baseline, and Holm's step-down correction.
+"""Unpaired two-sample tests of a group against the baseline, and Holm's step-down correction.
 
 :func:`pairwise_tests` is vectorised: ``baseline`` has shape ``(..., n0)``, ``other``
 ``(..., n1)``; leading dimensions broadcast, so thousands of simulated studies are tested in
@@ -14,9 +14,11 @@ from scipy import stats
 
 from raycg.stats.effects import cliffs_delta, hedges_g
 
-#: Test keys, in the order they are reported.
-TESTS = ("welch", "mwu", "perm")
-TEST_NAMES = {"welch": "Welch's t", "mwu": "Mann–Whitney U", "perm": "permutation (mean difference)"}
+#: Test keys (p-value column ``<key>_p``), in the order they are reported.
+PAIRED_TESTS = ("t", "wilcoxon")
+UNPAIRED_TESTS = ("welch", "mwu")
+TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "welch": "Welch's t",
+              "mwu": "Mann–Whitney U", "perm": "permutation (mean difference)"}
 
 
 def holm(pvalues: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -43,14 +45,12 @@ def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.mean(y, axis=axis) - np.mean(x, axis=axis)
 
 
-def pairwise_tests(baseline: np.ndarray, other: np.ndarray, *, seed: int = 0,
-                   n_resamples: int = 9999) -> dict[str, np.ndarray]:
-    """Welch's t, Mann–Whitney U and a permutation test of ``other`` vs ``baseline`` (last axis).
+def unpaired_tests(baseline: np.ndarray, other: np.ndarray) -> dict[str, np.ndarray]:
+    """Welch's t and Mann–Whitney U of ``other`` vs ``baseline`` (last axis), with effect sizes.
 
     Returns arrays over the broadcast leading shape: ``mean_diff``, ``welch_t``, ``welch_df``,
-    ``welch_p``, ``mwu_U`` (U of ``other``), ``mwu_p``, ``perm_p`` (statistic: difference of means,
-    exact when the number of distinct splits is <= ``n_resamples``, else ``n_resamples`` seeded
-    random permutations), ``hedges_g`` and ``cliffs_delta``. Inputs must be finite; n >= 2 each.
+    ``welch_p``, ``mwu_U`` (U of ``other``), ``mwu_p``, ``hedges_g`` and ``cliffs_delta``.
+    Inputs must be finite; n >= 2 each.
     """
     a = np.asarray(baseline, dtype=float)
     b = np.asarray(other, dtype=float)
@@ -61,11 +61,6 @@ def pairwise_tests(baseline: np.ndarray, other: np.ndarray, *, seed: int = 0,
         warnings.simplefilter("ignore", RuntimeWarning)
         welch = stats.ttest_ind(b, a, equal_var=False, axis=-1)
         mwu = stats.mannwhitneyu(b, a, alternative="two-sided", axis=-1, method="auto")
-        perm = stats.permutation_test(
-            (a, b), _mean_diff, permutation_type="independent", vectorized=True,
-            n_resamples=n_resamples, alternative="two-sided", axis=-1,
-            rng=np.random.default_rng(seed),
-        )
     return {
         "mean_diff": _mean_diff(a, b)[()],
         "welch_t": np.asarray(welch.statistic)[()],
@@ -73,7 +68,27 @@ def pairwise_tests(baseline: np.ndarray, other: np.ndarray, *, seed: int = 0,
         "welch_p": np.asarray(welch.pvalue)[()],
         "mwu_U": np.asarray(mwu.statistic)[()],
         "mwu_p": np.asarray(mwu.pvalue)[()],
-        "perm_p": np.asarray(perm.pvalue)[()],
         "hedges_g": np.asarray(hedges_g(a, b))[()],
         "cliffs_delta": np.asarray(cliffs_delta(a, b))[()],
     }
+
+
+def pairwise_tests(baseline: np.ndarray, other: np.ndarray, *, seed: int = 0,
+                   n_resamples: int = 9999) -> dict[str, np.ndarray]:
+    """:func:`unpaired_tests` plus ``perm_p``: a permutation test of the difference of means.
+
+    Exact when the number of distinct splits is <= ``n_resamples``, else ``n_resamples`` seeded
+    random permutations.
+    """
+    a, b = np.asarray(baseline, dtype=float), np.asarray(other, dtype=float)
+    out = unpaired_tests(a, b)
+    lead = np.broadcast_shapes(a.shape[:-1], b.shape[:-1])
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        perm = stats.permutation_test(
+            (np.broadcast_to(a, lead + a.shape[-1:]), np.broadcast_to(b, lead + b.shape[-1:])), _mean_diff,
+            permutation_type="independent", vectorized=True, n_resamples=n_resamples,
+            alternative="two-sided", axis=-1, rng=np.random.default_rng(seed),
+        )
+    out["perm_p"] = np.asarray(perm.pvalue)[()]
+    return out

@@ -1,8 +1,10 @@
-"""Power of a two-sided two-sample t-test and the seeds per group needed for a target power.
+"""Power of two-sided t-tests, the minimal detectable effect at a given n, and the n needed.
 
-Uses the noncentral t distribution (equal group sizes n, df = 2n - 2, noncentrality
-|g|·√(n/2)); with equal n and equal variances Welch's test has the same power to a close
-approximation. ``g`` is a standardised effect (Hedges' g / Cohen's d).
+Two designs: ``paired`` (the paired t-test of a study paired by seed: df = n - 1, noncentrality
+d_z·√n, d_z = mean difference / SD of the differences) and ``two-sample`` (equal groups of n,
+df = 2n - 2, noncentrality g·√(n/2); with equal n and variances Welch's test has about the same
+power). Exact noncentral-t power. Pass the *corrected* α (α / number of comparisons for
+Bonferroni, which Holm's first step equals) to plan for a corrected family.
 """
 
 from __future__ import annotations
@@ -10,59 +12,75 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+DESIGNS = ("paired", "two-sample")
 
-def power_two_sample(effect: float | np.ndarray, n_per_group: int | np.ndarray,
-                     alpha: float = 0.05) -> np.ndarray | float:
-    """Probability that a two-sided t-test at level ``alpha`` rejects, for true effect ``effect``.
 
-    Example (Cohen's tables): effect 0.5, n = 64 per group → 0.80.
+def _df_ncp(effect: np.ndarray, n: np.ndarray, design: str) -> tuple[np.ndarray, np.ndarray]:
+    if design == "paired":
+        return n - 1.0, effect * np.sqrt(n)
+    if design == "two-sample":
+        return 2.0 * n - 2.0, effect * np.sqrt(n / 2.0)
+    raise ValueError(f"design {design!r} unknown; use one of {DESIGNS}")
+
+
+def power_t(effect: float | np.ndarray, n: int | np.ndarray, alpha: float = 0.05,
+            design: str = "paired") -> np.ndarray | float:
+    """Probability that a two-sided t-test at level ``alpha`` rejects for standardized ``effect``.
+
+    ``n``: pairs (paired) or seeds per group (two-sample). NaN for n < 2.
+    Examples: two-sample, effect 0.5, n = 64 → 0.80 (Cohen); paired, d_z 1, n = 10 → 0.80.
     """
     g = np.abs(np.asarray(effect, dtype=float))
-    n = np.asarray(n_per_group, dtype=float)
-    df = 2.0 * n - 2.0
+    n = np.asarray(n, dtype=float)
+    df, ncp = _df_ncp(g, n, design)
     with np.errstate(invalid="ignore"):
         tc = stats.t.isf(alpha / 2.0, df)
-        ncp = g * np.sqrt(n / 2.0)
         pw = stats.nct.sf(tc, df, ncp) + stats.nct.cdf(-tc, df, ncp)
     pw = np.where(np.isinf(g), 1.0, pw)
     return np.where(n >= 2, pw, np.nan)[()]
 
 
-def seeds_for_power(effect: float, power: float = 0.8, alpha: float = 0.05,
-                    n_max: int = 100_000) -> float:
-    """Smallest n per group (≥ 2) whose two-sided t-test power reaches ``power`` for ``effect``.
+def power_two_sample(effect: float | np.ndarray, n_per_group: int | np.ndarray,
+                     alpha: float = 0.05) -> np.ndarray | float:
+    """:func:`power_t` for two independent groups of ``n_per_group`` each."""
+    return power_t(effect, n_per_group, alpha, "two-sample")
 
-    Returns ``inf`` when the effect is zero or needs more than ``n_max`` seeds, NaN for NaN input.
+
+def seeds_for_power(effect: float, power: float = 0.8, alpha: float = 0.05, n_max: int = 100_000,
+                    design: str = "paired") -> float:
+    """Smallest n (≥ 2) whose two-sided t-test power reaches ``power`` for ``effect``.
+
+    Returns ``inf`` when the effect is zero or needs more than ``n_max``, NaN for NaN input.
     """
     g = abs(float(effect))
     if np.isnan(g):
         return float("nan")
-    if g == 0.0 or power_two_sample(g, n_max, alpha) < power:
+    if g == 0.0 or power_t(g, n_max, alpha, design) < power:
         return float("inf")
     lo, hi = 2, 2
-    while power_two_sample(g, hi, alpha) < power:  # bracket: power grows with n
+    while power_t(g, hi, alpha, design) < power:  # bracket: power grows with n
         lo, hi = hi, min(hi * 2, n_max)
-    if power_two_sample(g, lo, alpha) >= power:
+    if power_t(g, lo, alpha, design) >= power:
         return float(lo)
     while hi - lo > 1:  # invariant: power(lo) < target <= power(hi)
         mid = (lo + hi) // 2
-        if power_two_sample(g, mid, alpha) >= power:
+        if power_t(g, mid, alpha, design) >= power:
             hi = mid
         else:
             lo = mid
     return float(hi)
 
 
-def detectable_effect(n_per_group: int, power: float = 0.8, alpha: float = 0.05) -> float:
-    """Smallest |g| a two-sided two-sample t-test with ``n_per_group`` detects with ``power`` (NaN if n < 2)."""
-    if n_per_group < 2:
+def detectable_effect(n: int, power: float = 0.8, alpha: float = 0.05, design: str = "paired") -> float:
+    """Smallest |effect| a two-sided t-test with ``n`` detects with ``power`` (NaN if n < 2)."""
+    if n < 2:
         return float("nan")
     lo, hi = 0.0, 1.0
-    while power_two_sample(hi, n_per_group, alpha) < power:
+    while power_t(hi, n, alpha, design) < power:
         lo, hi = hi, hi * 2.0
-    for _ in range(60):  # bisection: power grows with |g|
+    for _ in range(60):  # bisection: power grows with |effect|
         mid = 0.5 * (lo + hi)
-        if power_two_sample(mid, n_per_group, alpha) >= power:
+        if power_t(mid, n, alpha, design) >= power:
             hi = mid
         else:
             lo = mid

@@ -14,16 +14,16 @@ import pytest
 
 from raycg.cli import main
 from raycg.errors import InputError
-from raycg.report import trial_table
+from raycg.report import run_analysis, trial_table
 from raycg.report.figures import free_energy, infer_kt
 from raycg.units import kbt
 
-KT = kbt(300.0)
-WEIGHTS, SEEDS = (0.0, 1.0, 10.0), (0, 1, 2)  # as in conftest.make_study
+from .conftest import FLOOR
 
-FIGURES = ("fes_pooled.png", "fes_difference.png", "metrics_vs_weight.png", "trapping.png", "training_curves.png")
-TESTED = {"kl_ref_model", "kl_model_ref", "js", "w1", "fes_mse", "coverage", "transitions_per_replica_mean",
-          "deepest_well_excess", "blown_up_fraction"}
+KT = kbt(300.0)
+FIGURES = ("paired_differences.png", "metrics_vs_weight.png", "fes_pooled.png", "fes_difference.png", "trapping.png",
+           "training_curves.png")
+ANALYSED = ["kl_ref_model", "js_divergence", "w1", "fes_mse_aligned"]
 
 
 @pytest.fixture(scope="module")
@@ -31,25 +31,22 @@ def analysed(study):
     """Run the CLI once for the module: (study dir, stdout, exit code)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        rc = main(["analyze", str(study), "--resamples", "999"])
+        rc = main(["analyze", str(study)])
     return study, out.getvalue(), rc
+
+
+def _quiet(root: Path, **kw):
+    return run_analysis(root, figures=False, **kw)
 
 
 def test_trial_table_keeps_every_trial(study):
     t = trial_table(study)
-    assert len(t) == len(WEIGHTS) * len(SEEDS) + 2
-    assert t["status"].value_counts().to_dict() == {"ok": 9, "failed": 1, "running": 1}
+    assert len(t) == 13 and t["status"].value_counts().to_dict() == {"ok": 11, "failed": 1, "running": 1}
     failed = t.set_index("trial_id").loc["w1_s3"]
     assert failed["status"] == "failed" and "blew up" in failed["error"]
     assert np.isnan(failed["kl_ref_model"]) and failed["energy_weight"] == 1.0
     running = t.set_index("trial_id").loc["w10_s4"]
     assert running["status"] == "running" and running["phase"] == "train" and running["seed"] == 4
-    for col in ("energy_weight", "seed", "model.hidden", "kl_ref_model", "js", "w1", "fes_mse", "coverage",
-                "runtime_s", "error"):
-        assert col in t.columns
-    assert set(t.attrs["metrics"]) >= {"kl_ref_model", "coverage"}
-    ok = t[t["status"] == "ok"]
-    assert ok["kl_ref_model"].notna().all() and (ok["runtime_s"] >= 100).all()
 
 
 def test_unreadable_result_is_a_row(tmp_path, study_factory):
@@ -62,46 +59,104 @@ def test_unreadable_result_is_a_row(tmp_path, study_factory):
 
 
 def test_analyze_writes_every_file(analysed):
-    study, stdout, rc = analysed
+    study, _, rc = analysed
     assert rc == 0
     res = study / "results"
-    for rel in ("trials.parquet", "summary.csv", "report.md", *(f"figures/{f}" for f in FIGURES)):
+    for rel in ("trials.parquet", "summary.csv", "convergence.csv", "report.md", *(f"figures/{f}" for f in FIGURES)):
         assert (res / rel).is_file() and (res / rel).stat().st_size > 0, rel
     assert not [p for p in res.rglob("*") if ".tmp" in p.name]  # atomic writes left nothing behind
-    trials = pd.read_parquet(res / "trials.parquet")
-    assert len(trials) == 11
-    assert trials.set_index("trial_id").loc["w1_s3", "status"] == "failed"
     summary = pd.read_csv(res / "summary.csv")
-    assert set(summary["metric"]) == TESTED  # constant metrics are left out (and said so in the report)
-    assert summary["metric"].iloc[0] == "kl_ref_model"  # headline metrics first
-    assert len(summary) == len(TESTED) * len(WEIGHTS)
-    assert {"welch_p_holm", "mwu_p_holm", "perm_p_holm", "hedges_g", "cliffs_delta", "seeds_needed"} <= set(summary)
+    assert summary["metric"].unique().tolist() == ANALYSED  # primary first, then the spec's secondary metrics
+    assert summary.groupby("metric")["role"].first().to_dict() == {
+        "kl_ref_model": "primary", "js_divergence": "secondary", "w1": "secondary", "fes_mse_aligned": "secondary"}
     row = summary[(summary.metric == "kl_ref_model") & (summary.group == 1.0)].iloc[0]
-    assert row["n"] == 3 and row["n_missing"] == 1  # the failed trial counts as missing
+    assert row["n"] == 3 and row["n_missing"] == 1 and row["n_pairs"] == 3 and row["n_dropped"] == 1
+    assert row["floor_mean"] == FLOOR["kl_ref_model"][0]
+    assert row["excess_over_floor"] == pytest.approx(row["mean"] - FLOOR["kl_ref_model"][0])
+    sec = summary[summary.role == "secondary"].dropna(subset=["t_p"])
+    from raycg.stats import holm
+
+    assert sec["t_p_holm"].to_numpy() == pytest.approx(holm(sec["t_p"].to_numpy()))  # metrics × weights
 
 
-def test_report_content(analysed):
+def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
     study, _, _ = analysed
     md = (study / "results" / "report.md").read_text()
     for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (study / "results" / link).is_file(), link
     assert {Path(x).name for x in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)} == set(FIGURES)
-    assert re.search(r"\| w1_s3 \| 1 \| 3 \| failed \| simulate: all 8 replicas blew up", md)
-    assert "| w10_s4 | 10 | 4 | running |" in md
-    for phrase in ("Holm", "Welch", "Mann–Whitney", "permutation", "Hedges' g", "Cliff's δ", "Kruskal–Wallis",
-                   "Spearman", "KL(ref‖model)", "80% power", "potential of mean force", "sha256:feedbeef",
-                   "abc1234", "Sensitivity: with 3 seeds per weight", "Not tested (identical in every successful trial): n_replicas_total, "
-                   "folded_fraction_reference"):
+    a = _quiet(study)
+    verdict = md.split("## Verdict", 1)[1].split("```")[1].strip().splitlines()
+    assert verdict == a.verdict_lines and len(verdict) == 2
+    for phrase in (
+            "Primary metric: **KL(ref‖model)**", "**Paired by seed**", "w_E=1: 3 (1 dropped: seed 3)",
+            "Seeds: 0, 1, 2, 3.", "What this verdict means, and what it does not", "Study converged: **yes**",
+            "| w1_s0 | 1 | 0 | yes |", "noise floor (mean ± SD, 50 repeats)", "excess over floor",
+            "frames_per_replica = 500", "Paired by seed (each weight vs the baseline trial",
+            "Unpaired (independent samples; sensitivity check", "Equivalence (paired TOST at ±0.05 nats",
+            "Secondary: Holm across 3 metrics × 2 weights", "Friedman across all weights",
+            "Minimal detectable effect (80% power): |d_z|", "target effect d_z = 1", "Student t interval",
+            "Primary test: paired t-test", "Holm across (secondary metrics × weights)", "two one-sided paired t-tests",
+            "noncentral-t power", "Convergence gate", "Wilcoxon signed-rank", "rank-biserial", "Hedges' g",
+            "Cliff's δ", "potential of mean force", "sha256:feedbeef", "abc1234",
+            "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "| w10_s4 | 10 | 4 | running |"):
         assert phrase in md, phrase
+    assert "significant worsening" in verdict[1] and verdict[1].startswith("w_E=10 vs 0: KL(ref‖model)")
 
 
 def test_cli_prints_table_verdict_and_path(analysed):
     study, stdout, _ = analysed
-    assert "welch holm p" in stdout
-    assert re.search(r"w_E=10 vs 0: KL\(ref‖model\) higher by [0-9.]+ \(\d+%\), worse, Holm p[<=][0-9.]+, significant",
-                     stdout)
-    assert "not significant" in stdout  # w1 is noise at 3 seeds
+    assert "paired t p (Holm)" in stdout and "verdict:" in stdout
+    assert re.search(r"w_E=10 vs 0: KL\(ref‖model\): significant worsening \(Δ = [0-9.]+ nats", stdout)
+    assert "n = 3 pairs, 1 dropped" in stdout
     assert stdout.strip().endswith(f"report: {study / 'results' / 'report.md'}")
+
+
+def test_unconverged_study_is_reported_inconclusive(tmp_path, study_factory):
+    root = study_factory(tmp_path / "s", converged=False)
+    a = _quiet(root)
+    assert a.statistics.verdict and {v.status for v in a.statistics.verdict} == {"inconclusive"}
+    for line in a.verdict_lines:
+        assert "inconclusive: 11 of 11 trials not converged: replicas too short for the slowest implied timescale" \
+               " (11), too few folding/unfolding transitions per replica (11), run 50× longer" in line, line
+    md = a.report_path.read_text()
+    assert "Study converged: **no**" in md and "| w0_s0 | 0 | 0 | no | 50 |" in md
+    assert "**Inconclusive** lines mean" in md
+    conv = pd.read_csv(root / "results" / "convergence.csv")
+    assert len(conv) == 11 and not conv["converged"].any()
+
+
+def test_missing_convergence_diagnostics_are_inconclusive(tmp_path, study_factory):
+    a = _quiet(study_factory(tmp_path / "s", converged=None))
+    assert {v.status for v in a.statistics.verdict} == {"inconclusive"}
+    assert "convergence not assessed for 11 of 11 trials" in a.verdict_lines[0]
+    assert "run longer" in a.verdict_lines[0] and "× longer" not in a.verdict_lines[0]
+    assert "| not assessed |" in a.report_path.read_text()
+
+
+def test_no_noise_floor_says_so(tmp_path, study_factory):
+    a = _quiet(study_factory(tmp_path / "s", floor=False))
+    md = a.report_path.read_text()
+    assert a.floor is None and "No noise floor computed" in md and "excess over floor" not in md
+
+
+def test_spec_analysis_section_decides_primary_and_bad_primary_exits_2(tmp_path, study_factory, capsys):
+    root = study_factory(tmp_path / "a", analysis={"primary_metric": "w1", "secondary_metrics": ["kl_ref_model"],
+                                                  "alpha": 0.01, "equivalence_margin": None,
+                                                  "target_effect_size": 2.0})
+    a = _quiet(root)
+    st = a.statistics
+    assert st.primary == "w1" and st.secondary == ["kl_ref_model"] and st.alpha == 0.01
+    assert st.power.target_effect_size == 2.0 and all(v.metric == "w1" for v in st.verdict)
+    assert "no equivalence margin stated" in a.report_path.read_text()
+    bad = study_factory(tmp_path / "b", analysis={"primary_metric": "coverage"})
+    assert main(["analyze", str(bad), "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "coverage" in err and "spec.yaml" in err
+    nospec = study_factory(tmp_path / "c")
+    (nospec / "spec.yaml").unlink()
+    d = _quiet(nospec)
+    assert d.statistics.primary == "kl_ref_model" and "defaults" in d.settings.source
 
 
 def test_figures_are_real_images(analysed):
@@ -120,16 +175,14 @@ def test_figures_are_real_images(analysed):
 
 def test_pooled_free_energy_and_kt():
     rng = np.random.default_rng(0)
-    p = rng.dirichlet(np.ones(50))
-    hist = np.round(p * 1e6)
+    hist = np.round(rng.dirichlet(np.ones(50)) * 1e6)
     f = free_energy(hist, KT)
     expect = -KT * np.log(hist / hist.sum())
     assert np.nanmin(f) == 0 and f == pytest.approx(expect - expect.min())
     assert infer_kt(f + 3.0, hist) == pytest.approx(KT, rel=1e-9)
     hist[3] = 0
     assert np.isnan(free_energy(hist, KT)[3])
-    two = free_energy(hist + hist, KT)  # pooling identical trials leaves F unchanged
-    assert np.allclose(two, free_energy(hist, KT), equal_nan=True)
+    assert np.allclose(free_energy(hist + hist, KT), free_energy(hist, KT), equal_nan=True)
 
 
 def test_no_trials_is_one_line_exit_2(tmp_path, capsys):
@@ -143,8 +196,9 @@ def test_no_trials_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_bad_group_metric_or_baseline_exit_2(study, capsys):
-    for args in (["--group", "nope"], ["--metrics", "kl_ref_model,nope"], ["--baseline", "5"]):
-        assert main(["analyze", str(study), "--no-figures", "--resamples", "99", *args]) == 2
+    for args in (["--group", "nope"], ["--metrics", "kl_ref_model,nope"], ["--baseline", "5"], ["--alpha", "0.7"],
+                 ["--primary-metric", "coverage"]):
+        assert main(["analyze", str(study), "--no-figures", *args]) == 2, args
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err
 
@@ -158,27 +212,21 @@ def test_all_failed_study_still_reports(tmp_path):
                                                    "config": {"energy_weight": float(i), "seed": 0}, "metrics": {}}))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["analyze", str(root), "--resamples", "99"]) == 0
+        assert main(["analyze", str(root)]) == 0
     md = (root / "results" / "report.md").read_text()
     assert "No successful trials" in md and md.count("| failed | boom |") == 2
 
 
-def test_scores_json_fills_metrics_and_string_weights(tmp_path, study_factory):
-    from raycg.report import run_analysis
-
+def test_exploratory_metrics_and_string_weights(tmp_path, study_factory):
     root = study_factory(tmp_path / "s", failed=False, running=False)
     res_path = root / "trials" / "w1_s0" / "result.json"
     res = json.loads(res_path.read_text())
-    expect = res["metrics"]["kl_ref_model"]
-    res["metrics"] = {"final_train_loss": 1.5}
     res["config"]["energy_weight"] = "1"
-    res_path.write_text(json.dumps(res))
-    t = trial_table(root).set_index("trial_id")
-    assert t.loc["w1_s0", "kl_ref_model"] == expect and t.loc["w1_s0", "final_train_loss"] == 1.5
     res["config"]["model.hidden"] = 128
     res_path.write_text(json.dumps(res))
-    a = run_analysis(root, ["kl_ref_model"], figures=False, n_resamples=99)
+    a = _quiet(root, metrics=["coverage"])
     assert any("model.hidden" in n and "pools" in n for n in a.notes)
-    d = a.results["descriptives"].set_index("group")
-    assert list(d.index) == [0.0, 1.0, 10.0] and d.loc[1.0, "n"] == 3
-    assert a.results["trend"]["rho"].notna().all()
+    st = a.statistics
+    assert st.groups == [0.0, 1.0, 10.0] and st.exploratory == ["coverage"]
+    assert st.metrics["coverage"].role == "exploratory" and "## Exploratory metrics" in a.report_path.read_text()
+    assert a.metrics == [*ANALYSED, "coverage"]

@@ -1,0 +1,173 @@
+"""What the report reads besides the trial table: the spec's ``analysis:`` section, the noise floor
+(``prepared/noise_floor.json``) and each trial's convergence verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from raycg.errors import InputError
+from raycg.evaluate.metric_table import find_metric, headline_metrics
+from raycg.report.table import load_convergence
+
+DEFAULT_PRIMARY = "kl_ref_model"
+NOISE_FLOOR = Path("prepared") / "noise_floor.json"
+
+
+@dataclass
+class AnalysisSettings:
+    """The spec's ``analysis:`` section (or its defaults); ``source`` says which."""
+
+    primary_metric: str = DEFAULT_PRIMARY
+    secondary_metrics: list[str] = field(default_factory=lambda: [m for m in headline_metrics()
+                                                                  if m != DEFAULT_PRIMARY])
+    alpha: float = 0.05
+    equivalence_margin: float | None = None
+    target_effect_size: float | None = 1.0
+    source: str = "defaults"
+
+
+def _spec(study: Path) -> dict[str, Any]:
+    path = study / "spec.yaml"
+    if path.is_file():
+        import yaml
+
+        try:
+            spec = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(f"unreadable spec ({exc.__class__.__name__})", where=str(path)) from exc
+        return spec if isinstance(spec, dict) else {}
+    try:
+        return dict(json.loads((study / "study.json").read_text()).get("spec") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def analysis_settings(study: Path) -> AnalysisSettings:
+    """Settings from ``STUDY/spec.yaml`` → ``analysis:`` (study.json's spec when there is no spec.yaml)."""
+    section = _spec(study).get("analysis")
+    if not isinstance(section, dict):
+        return AnalysisSettings(source="defaults (the spec has no analysis: section)")
+    where = f"{study / 'spec.yaml'}: analysis"
+    primary = str(section.get("primary_metric") or DEFAULT_PRIMARY)
+    spec = find_metric(primary)
+    if spec is None or not spec.can_be_primary:
+        raise InputError(f"primary_metric {primary!r} cannot be a primary metric", where=where,
+                         hint="pick a metric with can_be_primary in raycg/evaluate/METRICS.md")
+    secondary = section.get("secondary_metrics")
+    secondary = [m for m in headline_metrics() if m != primary] if secondary is None else [str(m) for m in secondary]
+    alpha = float(section.get("alpha", 0.05))
+    if not 0 < alpha < 0.5:
+        raise InputError(f"alpha {alpha} must be in (0, 0.5)", where=where)
+    margin = section.get("equivalence_margin")
+    target = section.get("target_effect_size", 1.0)
+    return AnalysisSettings(primary, [m for m in secondary if m != primary], alpha,
+                            None if margin is None else float(margin), None if target is None else float(target),
+                            "the spec's analysis: section")
+
+
+@dataclass
+class FloorStat:
+    """A metric of a perfect model under the trials' protocol, over ``n`` repeats."""
+
+    mean: float
+    sd: float
+    q025: float
+    q975: float
+    n: int
+
+
+@dataclass
+class Floor:
+    metrics: dict[str, FloorStat]
+    protocol: dict[str, Any]
+    path: Path
+
+
+def load_noise_floor(study: Path) -> Floor | None:
+    """``STUDY/prepared/noise_floor.json`` via ``raycg.evaluate.NoiseFloor.load`` when it exists, else
+    its JSON layout (``{"metrics": {m: {mean, sd, q025, q975, n}}, "protocol": {...}}``); None if absent."""
+    path = study / NOISE_FLOOR
+    if not path.is_file():
+        return None
+    try:
+        from raycg.evaluate import NoiseFloor  # type: ignore[attr-defined]
+
+        nf = NoiseFloor.load(path)
+        stats = {k: FloorStat(float(v.mean), float(v.sd), float(v.q025), float(v.q975), int(v.n))
+                 for k, v in nf.metrics.items()}
+        proto = nf.protocol if isinstance(nf.protocol, dict) else getattr(nf.protocol, "__dict__", {})
+        return Floor(stats, dict(proto), path)
+    except ImportError:
+        pass
+    try:
+        raw = json.loads(path.read_text())
+        stats = {k: FloorStat(*(float(v.get(x, math.nan)) for x in ("mean", "sd", "q025", "q975")), int(v.get("n", 0)))
+                 for k, v in (raw.get("metrics") or {}).items() if isinstance(v, dict)}
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise InputError(f"unreadable noise floor ({exc.__class__.__name__}: {exc})", where=str(path),
+                         hint="re-run the study's prepare step or delete the file") from exc
+    return Floor(stats, dict(raw.get("protocol") or {}), path)
+
+
+# --- convergence ------------------------------------------------------------------------------------------------
+
+#: Short names of the convergence checks, recognised in the reasons evaluate writes (METRICS.md).
+_CHECKS = (("slowest implied timescale", "replicas too short for the slowest implied timescale"),
+           ("transitions per replica", "too few folding/unfolding transitions per replica"),
+           ("halves", "first and second halves of the runs disagree (drift)"),
+           ("started folded", "replicas remember their start basin"),
+           ("frame spacing unknown", "frame spacing unknown"))
+
+
+def _short(reason: str) -> str:
+    for key, name in _CHECKS:
+        if key in reason:
+            return name
+    return re.split(r"[:(]", reason, maxsplit=1)[0].strip()[:80] or reason[:80]
+
+
+def convergence_table(study: Path, trials: pd.DataFrame, group: str) -> pd.DataFrame:
+    """One row per successful trial: converged (True/False/None = not assessed), reasons (a list), diagnostics."""
+    rows = []
+    for _, t in trials.iterrows():
+        c = load_convergence(study / "trials" / str(t["trial_id"]))
+        diag = (c or {}).get("diagnostics", {})
+        rows.append({"trial_id": t["trial_id"], group: t.get(group), "seed": t.get("seed"),
+                     "converged": None if c is None else c["converged"],
+                     "reasons": list(c["reasons"]) if c else ["no convergence diagnostics recorded"],
+                     "run_longer_factor": float(diag.get("run_longer_factor", np.nan)),
+                     "time_over_timescale": float(diag.get("time_over_timescale", np.nan)),
+                     "crossings_per_replica": float(diag.get("crossings_per_replica", np.nan)),
+                     "replica_time_lost_fraction": float(t.get("replica_time_lost_fraction", np.nan))})
+    return pd.DataFrame(rows, columns=["trial_id", group, "seed", "converged", "reasons", "run_longer_factor",
+                                       "time_over_timescale", "crossings_per_replica", "replica_time_lost_fraction"])
+
+
+def study_convergence(conv: pd.DataFrame) -> tuple[bool, list[str], float | None]:
+    """(converged, reasons, run-longer factor) of the study: converged only when every successful
+    trial was assessed and converged; the factor is the largest any trial needs (None if unknown)."""
+    if conv.empty:
+        return False, ["no successful trial"], None
+    missing = int(conv["converged"].isna().sum())
+    bad = conv[conv["converged"].eq(False)]
+    reasons = []
+    if len(bad):
+        counts: dict[str, int] = {}
+        for listed in bad["reasons"]:
+            for r in listed or ["no reasons recorded"]:
+                counts[_short(r)] = counts.get(_short(r), 0) + 1
+        what = ", ".join(f"{k} ({v})" if len(bad) > 1 else k for k, v in counts.items())
+        reasons.append(f"{len(bad)} of {len(conv)} trials not converged: {what}")
+    if missing:
+        reasons.append(f"convergence not assessed for {missing} of {len(conv)} trials (no diagnostics recorded)")
+    f = conv["run_longer_factor"].to_numpy(float)
+    factor = float(np.nanmax(f)) if np.isfinite(f).any() and np.nanmax(f) > 1 else None
+    return not reasons, reasons, factor

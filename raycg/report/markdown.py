@@ -1,0 +1,431 @@
+"""The Markdown report of :func:`raycg.report.run_analysis` (``results/report.md``)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from raycg.stats import PRIMARY_TEST, T_INTERVAL, format_group, group_symbol
+
+if TYPE_CHECKING:
+    from raycg.report.analyze import Analysis
+    from raycg.stats import MetricStatistics
+
+
+def _cell(v: Any, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        if math.isinf(v):
+            return "∞" if v > 0 else "−∞"
+        return f"{v:.{digits}g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _p(v: float) -> str:
+    return "" if not np.isfinite(v) else ("<0.001" if v < 0.001 else f"{v:.3f}")
+
+
+def _p_eq(v: float) -> str:
+    return "= n/a" if not np.isfinite(v) else ("< 0.001" if v < 0.001 else f"= {v:.3f}")
+
+
+def _p_pair(raw: float, holm: float) -> str:
+    return "" if not np.isfinite(raw) else f"{_p(raw)} ({_p(holm)})"
+
+
+def _pm(mean: float, sd: float) -> str:
+    if not np.isfinite(mean):
+        return ""
+    return f"{_cell(mean)} ± {_cell(sd)}" if np.isfinite(sd) else _cell(mean)
+
+
+def _dir(ms: MetricStatistics) -> str:
+    return {"lower": "lower is better", "higher": "higher is better"}.get(ms.direction or "", "no preferred direction")
+
+
+# --- per-metric tables --------------------------------------------------------------------------------------------
+
+def _values(a: Analysis, ms: MetricStatistics) -> str:
+    st = a.statistics
+    fl = a.floor.metrics.get(ms.metric) if a.floor else None
+    rows = []
+    for _, x in ms.descriptives.iterrows():
+        g = x["group"]
+        row = [format_group(g) + (" (baseline)" if g == st.baseline else ""),
+               f"{int(x['n'])}" + (f" (+{int(x['n_missing'])} failed)" if x["n_missing"] else ""),
+               _pm(x["mean"], x["std"]), f"[{_cell(x['ci_low'])}, {_cell(x['ci_high'])}]"]
+        if fl is not None:
+            row += [_pm(fl.mean, fl.sd), x["mean"] - fl.mean]
+        rows.append(row)
+    head = [a.group, "n", "mean ± SD", f"95% CI ({T_INTERVAL})"]
+    if fl is not None:
+        head += [f"noise floor (mean ± SD, {fl.n} repeats)", "excess over floor"]
+    return _md_table(head, rows)
+
+
+def _paired(a: Analysis, ms: MetricStatistics) -> str:
+    rows = [[format_group(r["group"]), f"{int(r['n_pairs'])}" + (f" ({int(r['n_dropped'])} dropped: seed {r['dropped']})"
+                                                                  if r["n_dropped"] else ""),
+             f"{_cell(r['mean_diff'])} [{_cell(r['diff_ci_low'])}, {_cell(r['diff_ci_high'])}]",
+             _p_pair(r["t_p"], r["t_p_holm"]), _p_pair(r["wilcoxon_p"], r["wilcoxon_p_holm"]), r["d_z"], r["g_z"],
+             r["rank_biserial"], r["better"] if r["better"] is not pd.NA else None, bool(r["significant"])]
+            for _, r in ms.paired.iterrows()]
+    head = [f"{a.group} vs {format_group(a.statistics.baseline)}", "pairs", "Δ mean [95% CI]",
+            "paired t p (Holm)", "Wilcoxon p (Holm)", "d_z", "g_z", "rank-biserial", "better", "significant"]
+    return _md_table(head, rows)
+
+
+def _unpaired(a: Analysis, ms: MetricStatistics) -> str:
+    rows = [[format_group(r["group"]), f"{int(r['n'])} vs {int(r['n_baseline'])}", r["mean_diff"],
+             _p_pair(r["welch_p"], r["welch_p_holm"]), _p_pair(r["mwu_p"], r["mwu_p_holm"]), r["hedges_g"],
+             r["cliffs_delta"]] for _, r in ms.unpaired.iterrows()]
+    head = [f"{a.group} vs {format_group(a.statistics.baseline)}", "n", "Δ mean", "Welch p (Holm)",
+            "Mann–Whitney p (Holm)", "Hedges' g", "Cliff's δ"]
+    return _md_table(head, rows)
+
+
+def _equivalence(ms: MetricStatistics) -> str:
+    eq = ms.equivalence
+    rows = [[format_group(r["group"]), int(r["n_pairs"]), f"[{_cell(r['eq_ci_low'])}, {_cell(r['eq_ci_high'])}]",
+             f"±{_cell(r['margin'])}", _p(r["tost_p"]), _p(r["tost_p_holm"]), bool(r["equivalent"])]
+            for _, r in eq.iterrows()]
+    level = f"{100 * eq['eq_ci_level'].iloc[0]:.0f}%" if len(eq) else "90%"
+    return _md_table(["weight", "pairs", f"{level} CI of Δ", "margin", "TOST p", "TOST p (Holm)", "equivalent"], rows)
+
+
+def _omnibus(ms: MetricStatistics, symbol: str) -> str:
+    parts = []
+    for _, r in ms.omnibus.iterrows():
+        stat = "χ²" if r["test"] == "Friedman" else "H"
+        parts.append(f"{r['test']} across all weights: {stat} = {_cell(r['statistic'])}, p {_p_eq(r['p'])} "
+                     f"(n = {int(r['n'])} {r['unit']})")
+    tr = ms.trend.iloc[0]
+    parts.append(f"Spearman ρ of the metric vs {symbol}: {_cell(tr['rho'])}, p {_p_eq(tr['p'])} "
+                 "(descriptive, uncorrected)")
+    return "; ".join(parts) + "."
+
+
+def _metric_section(a: Analysis, ms: MetricStatistics, level: str = "###") -> list[str]:
+    st = a.statistics
+    out = [f"{level} {ms.label} (`{ms.metric}`{', ' + ms.unit if ms.unit else ''}; {_dir(ms)}) — {ms.role}", ""]
+    if ms.role != "secondary":  # the secondary family is stated once, above its metrics
+        out += [f"Correction family: {ms.family}.", ""]
+    out += [_values(a, ms), ""]
+    if st.pair_by:
+        out += [f"Paired by {st.pair_by} (each weight vs the baseline trial of the same seed; p-values raw and "
+                "Holm-corrected):", "", _paired(a, ms), ""]
+    out += ["Unpaired (independent samples; sensitivity check, not the decision):", "", _unpaired(a, ms), ""]
+    if ms.equivalence is not None:
+        out += [f"Equivalence (paired TOST at ±{_cell(st.equivalence_margin)} {ms.unit}, Holm across weights):", "",
+                _equivalence(ms), ""]
+    out += [_omnibus(ms, group_symbol(st.group)), ""]
+    return out
+
+
+# --- sections -----------------------------------------------------------------------------------------------------
+
+def _verdict(a: Analysis) -> list[str]:
+    st = a.statistics
+    out = ["## Verdict", ""]
+    if st is None:
+        return out + ["```", *a.verdict_lines, "```", ""]
+    ms = st.metrics[st.primary]
+    test = PRIMARY_TEST if st.pair_by else "Welch's t-test (no seed pairing available)"
+    out += [f"Primary metric: **{ms.label}** (`{st.primary}`, {ms.unit or 'no unit'}, {_dir(ms)}). Decision: "
+            f"{test} of each weight vs the baseline {group_symbol(st.group)} = {format_group(st.baseline)}, Holm "
+            f"across the {len(ms.unpaired)} weights at family-wise α = {st.alpha:g}"
+            + (f"; equivalence by paired TOST at ±{_cell(st.equivalence_margin)} {ms.unit}" if st.equivalence_margin
+               else "; no equivalence margin stated") + ".", "", "```", *a.verdict_lines, "```", ""]
+    return out + _meaning(a) + [""]
+
+
+def _meaning(a: Analysis) -> list[str]:
+    st = a.statistics
+    statuses = {v.status for v in st.verdict}
+    out = ["What this verdict means, and what it does not:", ""]
+    if not st.converged:
+        out.append("- **Inconclusive** lines mean the simulations are too short (or otherwise not converged) for "
+                   "their metrics to describe each model's equilibrium; the numbers shown are not results, "
+                   "whatever their p-values. Run longer and re-analyse.")
+    if statuses & {"significant improvement", "significant worsening"}:
+        out.append(f"- **Significant** means: over these seeds, the paired mean difference of the primary metric "
+                   f"is unlikely under no effect (family-wise error ≤ {st.alpha:g} across the weights). It says "
+                   "nothing about the size being important (see Δ and its CI, and the noise floor), and nothing "
+                   "about metrics other than the primary one.")
+    if "equivalent" in statuses:
+        out.append(f"- **Equivalent** means the whole {100 * (1 - 2 * st.alpha):.0f}% CI of the paired difference "
+                   f"lies inside ±{_cell(st.equivalence_margin)}: any effect is smaller than the margin the spec "
+                   "called negligible.")
+    if "no significant difference" in statuses:
+        out.append(f"- **No significant difference** is not evidence of no effect: with {st.power.n} pairs the "
+                   f"paired t-test at α/{st.power.m} detects |d_z| ≥ {_cell(st.power.mde, 2)} with 80% power; "
+                   "smaller effects can be real. Only an equivalence test against a stated margin can support "
+                   "\"no meaningful effect\".")
+    out.append("- The verdict is about the energy weight's effect under this protocol (data, priors, model, "
+               "training length, simulation length and starts); secondary and exploratory metrics never change it.")
+    if a.floor is None:
+        out.append("- No noise floor was computed, so it is unknown how much of each value a perfect model would "
+                   "also score under this protocol.")
+    return out
+
+
+def _design(a: Analysis) -> list[str]:
+    st, t = a.statistics, a.table
+    counts = t["status"].value_counts().to_dict()
+    out = ["## Design", "", f"- Trials: {len(t)} ({', '.join(f'{v} {k}' for k, v in counts.items())})."]
+    if st is None:
+        return out + [""]
+    sym = group_symbol(st.group)
+    done = t[t["status"].isin(["ok", "failed"])]
+    seeds = sorted(set(done["seed"].dropna().tolist()), key=str) if "seed" in t.columns else []
+    out.append(f"- Grouped by `{st.group}` ({sym}): {', '.join(format_group(g) for g in st.groups)}; baseline "
+               f"{sym} = {format_group(st.baseline)}. Seeds: {', '.join(map(format_group, seeds)) or 'none recorded'}.")
+    if st.pair_by:
+        out.append(f"- **Paired by {st.pair_by}**: a seed fixes the train/validation split, the initial network "
+                   "weights and the simulation start frames for every weight, so each weight's trial is compared "
+                   "with the baseline trial of the same seed. A pair whose partner failed is dropped and counted.")
+        pr = st.metrics[st.primary].paired
+        out.append("- Complete pairs vs the baseline (primary metric): " + "; ".join(
+            f"{sym}={format_group(r['group'])}: {int(r['n_pairs'])}" + (f" ({int(r['n_dropped'])} dropped: seed "
+                                                                          f"{r['dropped']})" if r["n_dropped"] else "")
+            for _, r in pr.iterrows()) + ".")
+    else:
+        out.append("- **Unpaired**: no seed column, so weights are compared as independent samples (Welch).")
+    out.append(f"- Primary metric: `{st.primary}`. Secondary: {', '.join(f'`{m}`' for m in st.secondary) or 'none'}. "
+               f"Exploratory: {', '.join(f'`{m}`' for m in st.exploratory) or 'none'}.")
+    out.append(f"- α = {st.alpha:g}; equivalence margin: "
+               f"{_cell(st.equivalence_margin) + ' ' + st.metrics[st.primary].unit if st.equivalence_margin else 'none'}"
+               f"; target effect size d_z = {_cell(st.target_effect_size) or 'none'}. ({a.settings.source})")
+    return out + [""]
+
+
+def _convergence(a: Analysis) -> list[str]:
+    out = ["## Convergence", ""]
+    st = a.statistics
+    if st is not None:
+        out.append("Study converged: **yes**." if st.converged else
+                   "Study converged: **no** — " + "; ".join(st.convergence_reasons) + ". The verdict is "
+                   "therefore inconclusive.")
+        out.append("")
+    c = a.convergence
+    if c.empty:
+        return out + ["No successful trials.", ""]
+    rows = [[r["trial_id"], format_group(r[a.group]), format_group(r["seed"]),
+             "not assessed" if r["converged"] is None or r["converged"] is pd.NA else bool(r["converged"]),
+             r["run_longer_factor"], r["time_over_timescale"], r["crossings_per_replica"],
+             r["replica_time_lost_fraction"], "; ".join(r["reasons"])] for _, r in c.iterrows()]
+    out += [_md_table(["trial", a.group, "seed", "converged", "run × longer", "time / slowest τ",
+                       "crossings per replica", "replica time lost", "reasons"], rows), ""]
+    return out
+
+
+def _floor(a: Analysis) -> list[str]:
+    out = ["## Noise floor", ""]
+    if a.floor is None:
+        return out + ["No noise floor computed (`prepared/noise_floor.json` is absent): the report cannot say how "
+                      "much of each value a perfect model would also score under this protocol (finite-sample "
+                      "divergences are not 0 even for a perfect sample).", ""]
+    fl = a.floor
+    proto = ", ".join(f"{k} = {v}" for k, v in fl.protocol.items()) or "not recorded"
+    out += ["What a perfect model scores under the trials' protocol: reference trajectories cut into segments of "
+            f"the trials' simulated length and started like the trials, scored like a trial (protocol: {proto}). "
+            "Each metric table shows the floor and the excess over it (value − floor mean).", ""]
+    rows = [[m, _pm(s.mean, s.sd), f"[{_cell(s.q025)}, {_cell(s.q975)}]", s.n] for m, s in fl.metrics.items()
+            if m in a.metrics]
+    return out + [_md_table(["metric", "floor mean ± SD", "floor 2.5–97.5%", "repeats"], rows), ""]
+
+
+def _power(a: Analysis) -> list[str]:
+    st = a.statistics
+    pw = st.power
+    unit = st.metrics[st.primary].unit
+    out = ["## Power", "",
+           f"For the test that decides the verdict ({pw.test}) at the Bonferroni level α/{pw.m} = "
+           f"{pw.alpha_per_test:.3g} (Holm's first step; Holm is at least as powerful), with {pw.n} complete "
+           f"{'pairs' if st.pair_by else 'seeds per weight'} (the smallest over the weights):", "",
+           f"- Minimal detectable effect (80% power): |d_z| = {_cell(pw.mde, 3)}"
+           + (f", about {_cell(pw.mde_units, 2)} {unit} at the observed SD of the paired differences (itself "
+              "estimated from few pairs: a rough conversion)" if np.isfinite(pw.mde_units) else "") + "."]
+    if pw.target_effect_size:
+        out += [f"- For the spec's target effect d_z = {_cell(pw.target_effect_size)}: power now "
+                f"{_cell(pw.power_at_target, 2)}; {_cell(pw.seeds_needed)} seeds (complete pairs) give 80% power.",
+                "- These numbers use the stated target, not the observed effect (an observed effect of a small "
+                "study is noisy and inflated when significant)."]
+    return out + [""]
+
+
+def _metrics(a: Analysis) -> list[str]:
+    st = a.statistics
+    out = [f"## Primary metric: {st.metrics[st.primary].label}", ""] + _metric_section(a, st.metrics[st.primary], "###")
+    for role, names in (("Secondary metrics", st.secondary), ("Exploratory metrics", st.exploratory)):
+        if names:
+            out += [f"## {role}", "", f"{st.metrics[names[0]].family[0].upper()}{st.metrics[names[0]].family[1:]}. "
+                    "They never change the verdict.", ""]
+            for m in names:
+                out += _metric_section(a, st.metrics[m], "###")
+    return out
+
+
+_CAPTIONS = {
+    "paired": "Primary metric, paired by seed: each dot is one seed's value minus the same seed's baseline trial; "
+              "red = mean difference with its 95% Student-t interval; green band = equivalence margin (if stated).",
+    "metrics": "Each metric vs weight: grey lines join one seed's trials (the pairing); red = mean with 95% "
+               "Student-t CI; green dashed line and band = noise floor (mean ± SD), if computed; marks = paired "
+               "t-test vs baseline, Holm within the metric's family.",
+    "fes": "Reference FES (TIC 1/TIC 2, kcal/mol) and the pooled model FES of each weight (histograms of all trials "
+           "of a weight summed, F = −k_BT ln p, minimum 0; white = unvisited; colours clipped at the 99th percentile).",
+    "fes_difference": "F_model − F_reference per weight (kcal/mol) over bins visited by both; red = model higher "
+                      "(under-populated), blue = lower (over-populated).",
+    "trapping": "Trapping: basin transitions per replica (all replicas of all seeds of a weight) and the population "
+                "of the deepest well per trial vs the reference.",
+    "training": "Training curves per trial (colour = weight; solid = training, dashed = validation).",
+}
+
+
+def _figures(a: Analysis) -> list[str]:
+    if not a.figures:
+        return []
+    out = ["## Figures", ""]
+    for key, path in a.figures.items():
+        caption = _CAPTIONS.get(re.sub(r"_\d+$", "", key), key)
+        out += [f"![{key}](figures/{path.name})", "", f"*{caption}*", ""]
+    return out
+
+
+def _trials(a: Analysis) -> list[str]:
+    t = a.table
+    cols = ["trial_id", a.group, "seed", "status", "error", "runtime_s"] + a.metrics[:4]
+    cols = list(dict.fromkeys(c for c in cols if c in t.columns))
+    return ["## Trials", "", _md_table(cols, t[cols].itertuples(index=False)), "",
+            "(all metrics: `trials.parquet`; statistics: `summary.csv`; convergence: `convergence.csv`)", ""]
+
+
+def _methods(a: Analysis) -> list[str]:
+    st = a.statistics
+    alpha = st.alpha if st else a.settings.alpha
+    return [
+        "## Methods", "",
+        "- Unit of analysis: one trial (train + simulate + score) per (weight, seed). Failed trials are listed and "
+        "counted as missing, never dropped silently; their partial metrics are not used.",
+        f"- Per weight: n, mean, SD (ddof 1) and a 95% **{T_INTERVAL} interval** of the mean (mean ± t₀.₉₇₅,ₙ₋₁·SD/√n). "
+        "It has its nominal coverage for normal data at any n (simulated: 95% at n = 3, 5, 10); the percentile "
+        "bootstrap it replaces covers 73–91% at n = 3–10. For skewed metrics (lognormal, σ = 1) the t-interval "
+        "also under-covers (about 82–84%): read group CIs of such metrics as approximate.",
+        "- Design: paired by seed (the seed fixes split, initial weights and start frames for every weight). "
+        f"**Primary test: {PRIMARY_TEST}** of each weight vs the baseline on the primary metric (over seeds with both "
+        "trials successful; pairs with a failed partner are dropped and counted), two-sided. The 95% CI of the mean "
+        "paired difference is the Student-t interval of the differences.",
+        f"- Multiplicity: primary metric — Holm across the weights vs the baseline (family-wise α = {alpha:g}); "
+        "only this family decides the verdict. Secondary metrics — Holm across (secondary metrics × weights) as one "
+        "family. Exploratory metrics — Holm across the weights of each metric only, labelled exploratory. The same "
+        "families are used for every test shown (columns \"(Holm)\").",
+        "- Shown beside the primary test, never deciding: Wilcoxon signed-rank (paired; scipy's exact distribution "
+        "for n ≤ 50 without ties or zeros; with 3 pairs its smallest two-sided p is 0.25, with 5 pairs 0.0625), "
+        "Welch's unequal-variance t and Mann–Whitney U (unpaired, ignoring the seed pairing).",
+        "- Effect sizes, signed weight − baseline: d_z = mean difference / SD of the differences (the paired "
+        "t-test's standardized effect), g_z = d_z × J(n − 1) (Hedges' small-sample correction), matched-pairs "
+        "rank-biserial r = (T₊ − T₋)/(T₊ + T₋) over Wilcoxon ranks; unpaired: Hedges' g, Cliff's δ.",
+        "- Omnibus: Friedman χ² over seeds complete in every weight (paired), Kruskal–Wallis over all trials "
+        "(unpaired). Trend: Spearman ρ of metric vs weight (descriptive, uncorrected).",
+        "- Equivalence: paired TOST — two one-sided paired t-tests of H₀: mean difference ≤ −margin and ≥ +margin "
+        "(df = n − 1), p = the larger; equivalent when its Holm-corrected p ≤ α (Holm across weights), i.e. the "
+        f"(1 − 2α) = {100 * (1 - 2 * alpha):.0f}% t-interval of the difference lies inside ±margin. The margin is the "
+        "spec's `analysis.equivalence_margin`, in units of the primary metric"
+        + (f" ({_cell(st.equivalence_margin)})." if st and st.equivalence_margin else " (not stated: no equivalence test)."),
+        "- Power: exact noncentral-t power of the paired t-test (df = n − 1, noncentrality d_z·√n) at the Bonferroni "
+        "level α/m (m = weights compared; Holm's first step, so a safe bound for Holm): the minimal |d_z| detected "
+        "with 80% power at the study's n, and the pairs needed for the spec's `target_effect_size`, never for the "
+        "observed effect.",
+        "- Convergence gate: each trial's convergence diagnostics (evaluate: simulated time vs the reference's slowest "
+        "implied timescale, folding/unfolding crossings per replica, first vs second half of the runs, replicas from "
+        "different start basins). The study is converged only when every successful trial is converged; otherwise, "
+        "or when a trial has no diagnostics, every verdict line is \"inconclusive\" with the reasons and the largest "
+        "run-length factor any trial needs.",
+        "- Noise floor: `prepared/noise_floor.json` — a perfect model under the same protocol (reference segments of "
+        "the trials' length, same starts and frame counts, many repeats); reported as floor mean ± SD and the excess "
+        "(value − floor mean). Paired differences, and so every test, are the same on values and on excesses."
+        + ("" if a.floor else " Not computed for this study."),
+        "- KL direction: KL(ref‖model) = Σ p_ref ln(p_ref / p_model) punishes reference states the model misses; "
+        "KL(model‖ref) punishes states the model visits but the reference does not.", "",
+    ]
+
+
+_LIMITATIONS = [
+    "## Limitations", "",
+    "- The FES is a free energy of two TICA coordinates of the reference; matching it does not mean the CG potential "
+    "of mean force over all bead coordinates is matched (distance-based TICs are also blind to chirality).",
+    "- Seeds give the spread between independent trainings and simulations; within-trial sampling error enters only "
+    "through that spread (per-trial block-bootstrap CIs are in `trials.parquet` as `<metric>_ci_low/high`).",
+    "- The paired t-test assumes roughly normal paired differences; with few seeds this cannot be checked, which is "
+    "why the Wilcoxon and unpaired tests are shown beside it.",
+    "- Pooled FES sum the histograms of all seeds of a weight, which weights seeds by their number of frames "
+    "(replicas that blew up contribute fewer).", "",
+]
+
+
+def _provenance(a: Analysis) -> list[str]:
+    study = a.study_dir
+    lines = ["## Provenance", ""]
+    info: dict[str, Any] = {}
+    for rel in ("study.json", "prepared/prepared.json"):
+        try:
+            info[rel] = json.loads((study / rel).read_text())
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError):
+            lines.append(f"- `{rel}` is unreadable.")
+    hashes, commits, packages = set(), set(), {}
+    for tid in a.table["trial_id"]:
+        try:
+            pv = json.loads((study / "trials" / str(tid) / "result.json").read_text()).get("provenance") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        hashes.update([str(pv["data_hash"])] if pv.get("data_hash") else [])
+        commits.update([str(pv["git_commit"])] if pv.get("git_commit") else [])
+        packages = packages or dict(pv.get("packages") or {})
+    st, prep = info.get("study.json", {}), info.get("prepared/prepared.json", {})
+    if st.get("name"):
+        lines.append(f"- Study name: `{st['name']}`")
+    hashes.update([str(prep["data_hash"])] if prep.get("data_hash") else [])
+    lines.append(f"- Data hash: {', '.join(f'`{h}`' for h in sorted(hashes)) or 'not recorded'}"
+                 + (" — **trials used different data**" if len(hashes) > 1 else ""))
+    lines.append(f"- Git commit of the trials: {', '.join(f'`{c}`' for c in sorted(commits)) or 'not recorded'}"
+                 + (" — **trials ran different code**" if len(commits) > 1 else ""))
+    packages = packages or (st.get("provenance") or {}).get("packages") or {}
+    if packages:
+        lines.append("- Package versions (trials): " + ", ".join(f"{k} {v}" for k, v in sorted(packages.items()) if v))
+    from raycg.utils.provenance import git_commit, package_versions
+
+    now = package_versions()
+    lines.append(f"- This analysis: raycg {now.get('raycg')}, git `{git_commit()}`, scipy {now.get('scipy')}, "
+                 f"pandas {now.get('pandas')}, numpy {now.get('numpy')}")
+    return lines
+
+
+def render(a: Analysis) -> str:
+    """The whole report."""
+    md = [f"# raycg study report: {a.study_dir.name}", "",
+          f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} from `{a.study_dir}`.", ""]
+    md += _verdict(a) + _design(a) + _convergence(a) + _floor(a)
+    if a.statistics is not None:
+        md += _metrics(a) + _power(a)
+    if a.notes:
+        md += ["## Notes", ""] + [f"- {n}" for n in a.notes] + [""]
+    md += _figures(a) + _trials(a) + _methods(a) + _LIMITATIONS + _provenance(a)
+    return "\n".join(md) + "\n"
