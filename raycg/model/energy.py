@@ -10,33 +10,29 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from raycg.device import (
+    CPU_SIM_PAIR_BLOCK,
+    CPU_TRAIN_PAIR_BLOCK,
+    divisor_block,
+    free_memory,
+    model_pass_bytes,
+    policy_for,
+    replicas_per_block,
+)
 from raycg.model.schnet import CGSchNet
 
-#: Bead pairs per block when a simulation evaluates forces eagerly (see EnergyModel.simulation_forces).
-EAGER_PAIR_BLOCK = 4096
-
-
-#: Bead pairs per micro-batch in training (see micro_batch_frames).
-TRAIN_PAIR_BLOCK = 8192
-
-
-def replicas_per_block(n_beads: int, pair_block: int) -> int:
-    """Structures of ``n_beads`` beads that fit in a block of ``pair_block`` bead pairs (at least 1)."""
-    return max(1, pair_block // max(1, n_beads * (n_beads - 1) // 2))
+#: CPU values of the device policy (raycg.device), kept under their old names.
+EAGER_PAIR_BLOCK = CPU_SIM_PAIR_BLOCK
+TRAIN_PAIR_BLOCK = CPU_TRAIN_PAIR_BLOCK
 
 
 def micro_batch_frames(batch_size: int, n_beads: int, pair_block: int = TRAIN_PAIR_BLOCK) -> int:
-    """Frames per micro-batch for a training batch: a divisor of ``batch_size`` (one compiled shape)
-    holding about ``pair_block`` bead pairs. The forward pass runs micro-batch by micro-batch and
+    """Frames per CPU micro-batch for a training batch: a divisor of ``batch_size`` (one compiled
+    shape) holding about ``pair_block`` bead pairs. The forward pass runs micro-batch by micro-batch and
     so does autograd's backward, each within cache; the loss is still the whole batch's (2-core CPU,
-    batch 256: 35 beads ~3.7× the frames/s of one block; 10 beads about the same)."""
-    fit = replicas_per_block(n_beads, pair_block)
-    if batch_size <= fit:
-        return batch_size
-    for k in range(math.ceil(batch_size / fit), batch_size + 1):
-        if batch_size % k == 0 and 2 * (batch_size // k) >= fit:
-            return batch_size // k
-    return fit
+    batch 256: 35 beads ~3.7× the frames/s of one block; 10 beads about the same). Other devices:
+    :meth:`raycg.device.DevicePolicy.train_micro_batch`."""
+    return divisor_block(batch_size, replicas_per_block(n_beads, pair_block))
 
 
 def blocked_energy_and_forces(fn: Callable[..., tuple[Tensor, Tensor]], pos: Tensor, *args, block: int,
@@ -110,23 +106,27 @@ class EnergyModel(nn.Module):
         return self._energy_and_forces(pos, network_eaf, self.prior, create_graph)
 
     def simulation_forces(self, *, compile: bool = False, table_spacing_A: float | None = None,
-                          pair_block: int | None = EAGER_PAIR_BLOCK) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+                          pair_block: int | None | str = "policy") -> Callable[[Tensor], tuple[Tensor, Tensor]]:
         """``pos -> (E, F)`` for simulation with frozen weights: :meth:`energy_and_forces` with
 
         - ``table_spacing_A``: the network's filters read from a :class:`FilterTable` of that grid
           spacing (Å) instead of evaluated per pair (None: exact filter networks);
         - ``compile``: the network's fused pass and the prior each ``torch.compile``d (static
           shapes: one compilation per replica count);
-        - ``pair_block``: without ``compile``, evaluate blocks of replicas holding at most this many
-          bead pairs (replicas are independent; blocks keep the per-pair intermediates in cache: at
-          1000 CLN025 replicas the unblocked eager pass is ~3× slower per replica than at 100, at 35
-          beads and 100 replicas ~4×). None: no blocking.
+        - ``pair_block``: without ``compile``, evaluate blocks of replicas (replicas are
+          independent). ``"policy"``: as the device policy says (:mod:`raycg.device`: on a CPU blocks
+          of ~4,096 bead pairs that keep the per-pair intermediates in cache — at 1000 CLN025
+          replicas the unblocked eager pass is ~3× slower per replica than at 100; on CUDA one
+          block unless the pass would not fit in memory); an int: blocks of at most that many bead
+          pairs; None: no blocking.
 
-        The function's ``info`` dict says what was used (and the table's measured error). On the
-        2-core CPU here, table + compile run ~5× the eager exact pass at 100+ replicas
+        The function's ``info`` dict says what was used (the table's measured error; ``capturable``:
+        the pass has no host synchronisation, so a simulation step may be captured in a CUDA graph).
+        On the 2-core CPU here, table + compile run ~5× the eager exact pass at 100+ replicas
         (benchmarks/bench_sim.py); the table's force error is ~1e-5 kcal/mol/Å (float32 level).
         """
-        info: dict = {"compiled": bool(compile), "filter_table": None}
+        info: dict = {"compiled": bool(compile), "filter_table": None,
+                      "capturable": self.network is None or self.network.use_dense(self.n_beads)}
         network_eaf = None
         if self.network is not None:
             network_eaf = self.network.energy_and_forces
@@ -141,17 +141,38 @@ class EnergyModel(nn.Module):
         prior = self.prior
         if compile and prior is not None:
             prior = torch.compile(prior, dynamic=False)
-
-        block = None if compile or pair_block is None else replicas_per_block(self.n_beads, pair_block)
-        info["replica_block"] = block
+        block_for = self._replica_blocks(None if compile else pair_block)
+        info["replica_block"] = None
 
         def energy_and_forces(pos: Tensor) -> tuple[Tensor, Tensor]:
-            if block is None or pos.dim() != 3:
+            block = block_for(pos) if pos.dim() == 3 else None
+            if block is None:
                 return self._energy_and_forces(pos, network_eaf, prior, False)
+            info["replica_block"] = block
             return blocked_energy_and_forces(self._energy_and_forces, pos, network_eaf, prior, False, block=block)
 
         energy_and_forces.info = info                                        # type: ignore[attr-defined]
         return energy_and_forces
+
+    def _replica_blocks(self, pair_block: int | None | str) -> Callable[[Tensor], int | None]:
+        """``pos -> replicas per block`` (None: one block) for :meth:`simulation_forces`."""
+        if pair_block is None:
+            return lambda pos: None
+        if pair_block != "policy":
+            fit = replicas_per_block(self.n_beads, int(pair_block))
+            return lambda pos: None if pos.shape[0] <= fit else fit
+        cache: dict[tuple, int | None] = {}
+
+        def block_for(pos: Tensor) -> int | None:
+            key = (pos.shape[0], pos.dtype, pos.device)
+            if key not in cache:
+                each = (model_pass_bytes(self.network.config, self.n_beads, pos.dtype, training=False)
+                        if self.network is not None else 0)
+                cache[key] = policy_for(pos.device).sim_block(pos.shape[0], self.n_beads, each,
+                                                              free_memory(pos.device))
+            return cache[key]
+
+        return block_for
 
     def _energy_and_forces(self, pos: Tensor, network_eaf, prior, create_graph: bool) -> tuple[Tensor, Tensor]:
         pos = self._check(pos)

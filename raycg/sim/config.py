@@ -12,13 +12,14 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from raycg.config import StrictModel
+from raycg.device import SIM_COMPILE_AUTO_MIN_STEPS, policy_for
 from raycg.errors import ConfigError
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
 #: ``compile: auto`` compiles simulations of at least this many steps (shorter ones run eagerly:
-#: the compilation would cost more than it saves).
-COMPILE_AUTO_MIN_STEPS = 10_000
+#: the compilation would cost more than it saves); the device policy's value (raycg.device).
+COMPILE_AUTO_MIN_STEPS = SIM_COMPILE_AUTO_MIN_STEPS
 
 
 class SimulationConfig(StrictModel):
@@ -51,18 +52,25 @@ class SimulationConfig(StrictModel):
     #: torch.compile the potential (static shapes: R, B fixed). raycg's EnergyModel compiles its fused
     #: network pass and its prior: ~2.5× the eager replica-steps/s at 100+ replicas on a 2-core CPU
     #: (benchmarks/bench_sim.py), for a one-off compilation of seconds (cached) to a minute (cold).
-    #: ``auto``: compile runs of at least COMPILE_AUTO_MIN_STEPS steps.
+    #: ``auto``: as the device policy says (raycg.device: runs of at least COMPILE_AUTO_MIN_STEPS steps).
     compile: bool | Literal["auto"] = "auto"
+    #: CUDA only: capture each step (noise, forces, integrator, blow-up masking, frame writes) in a
+    #: CUDA graph and replay it (same numbers; launch overhead gone). ``auto``: as the device policy
+    #: says (32-1,024 replicas). Only potentials without host synchronisation are captured
+    #: (raycg's EnergyModel on its dense path); a CPU never captures.
+    capture: bool | Literal["auto"] = "auto"
     #: CGSchNet's filters read from a table with this grid spacing (Å) instead of evaluated per pair
     #: (raycg.model.FilterTable: cubic Hermite, force error ~1e-5 kcal/mol/Å at 0.005 Å, measured
     #: at build and reported in replicas.json). None: the exact filter networks.
     filter_table_spacing_A: float | None = Field(0.005, gt=0, allow_inf_nan=False)
 
     def use_compile(self) -> bool:
-        """Whether this run compiles the potential (resolves ``compile: auto``)."""
-        if self.compile == "auto":
-            return self.n_steps >= COMPILE_AUTO_MIN_STEPS
-        return bool(self.compile)
+        """Whether this run compiles the potential (resolves ``compile: auto`` by the device policy)."""
+        return policy_for(self.device).use_compile(self.compile, self.n_steps, training=False)
+
+    def use_capture(self, n_replicas: int, capturable: bool) -> bool:
+        """Whether this run captures its steps in CUDA graphs (resolves ``capture: auto``)."""
+        return policy_for(self.device).use_capture(self.capture, n_replicas, capturable)
 
     @field_validator("temperature_K")
     @classmethod

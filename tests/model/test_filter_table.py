@@ -90,8 +90,8 @@ def test_replica_blocks_give_the_same_forces():
     pos = chain(7, 6, seed=4)
     whole = model.simulation_forces(table_spacing_A=None, pair_block=None)(pos)
     blocked_fn = model.simulation_forces(table_spacing_A=None, pair_block=45)   # 15 pairs per replica
-    assert blocked_fn.info["replica_block"] == 3
     blocked = blocked_fn(pos)                                    # blocks of 3, 2, 2
+    assert blocked_fn.info["replica_block"] == 3                 # the block of the last call
     assert torch.allclose(blocked[0], whole[0], atol=1e-12) and torch.allclose(blocked[1], whole[1], atol=1e-12)
 
 

@@ -1,0 +1,252 @@
+"""One device policy: how raycg runs on a CPU, a CUDA GPU or another accelerator.
+
+Every speed choice that depends on the hardware is decided here, per device type, from
+measurements on that device type; simulation, training and the benchmarks read it
+(:func:`policy_for`). A CPU choice is never applied to an accelerator unmeasured.
+
+CPU (2-core AMD EPYC, measured by benchmarks/bench_sim.py and bench_train.py):
+
+- eager simulation forces in blocks of ~4,096 bead pairs (the per-pair intermediates stay in
+  cache: at 1,000 CLN025 replicas the unblocked eager pass is ~3x slower per replica than at 100);
+- training micro-batches of ~8,192 bead pairs (a divisor of the batch, one loss per batch: 35 beads
+  ~3.7x the frames/s of one block);
+- a host-side health check per simulation step (free on a CPU): the masked blow-up update runs only
+  once a replica is unhealthy;
+- no CUDA-graph capture, deterministic kernels by construction.
+
+CUDA (one H100, torch 2.11, CUDA 13; issue 15): the CPU blocking made eager simulation 7k-17k
+replica-steps/s (1,100 sequential blocks per step at 100,000 replicas) against 122k-393k
+unblocked, and batch-4096 training 0.14-0.23x of torch_geometric against 1.5x (eager) / 3.4x
+(compiled) unblocked. So on CUDA:
+
+- whole batches: simulation replicas and training batches are split only when one pass would
+  not fit in ``memory_fraction`` of the free device memory (:func:`pass_bytes` estimates a pass);
+- launch overhead, not arithmetic, limits small replica counts (3.8 ms per compiled step at 100
+  replicas; a bare captured step ran 383k replica-steps/s at 128 replicas against 41k uncaptured):
+  simulation steps are captured in CUDA graphs at ``capture_replicas`` (32-1,024) replicas;
+- deterministic scatter kernels during simulation (``torch.use_deterministic_algorithms``), so the
+  captured and uncaptured paths give the same bits for the same seed (atomic adds would not);
+- the fused AdamW kernel and no host synchronisation per training step;
+- TF32 stays off: its force error has not been measured yet (benchmarks/gpu_check.py measures it
+  against float64; enable it here only where it stays below the data's force noise).
+
+Compile thresholds (``compile: auto``) on CUDA are the CPU ones until a GPU measures the
+compilation time (gpu_check.py reports it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+#: CPU: bead pairs per block when a simulation evaluates forces eagerly.
+CPU_SIM_PAIR_BLOCK = 4096
+#: CPU: bead pairs per training micro-batch.
+CPU_TRAIN_PAIR_BLOCK = 8192
+#: ``compile: auto`` compiles simulations of at least this many steps.
+SIM_COMPILE_AUTO_MIN_STEPS = 10_000
+#: ``compile: auto`` compiles trainings of at least this many optimiser steps.
+TRAIN_COMPILE_AUTO_MIN_STEPS = 500
+
+
+@dataclass(frozen=True)
+class DevicePolicy:
+    """The speed choices for one device type (see the module docstring for the measurements)."""
+
+    kind: str
+    #: eager simulation: bead pairs per block (None: whole batches, split only by free memory)
+    sim_pair_block: int | None
+    #: training: bead pairs per micro-batch (None: whole batches, split only by free memory)
+    train_pair_block: int | None
+    sim_compile_min_steps: int = SIM_COMPILE_AUTO_MIN_STEPS
+    train_compile_min_steps: int = TRAIN_COMPILE_AUTO_MIN_STEPS
+    #: one host-side health check per step; masking only once a replica is unhealthy (CPU)
+    host_health_check: bool = False
+    #: capture simulation steps in CUDA graphs at these replica counts (inclusive); None: never
+    capture_replicas: tuple[int, int] | None = None
+    #: deterministic (non-atomic) scatter kernels during simulation
+    deterministic_sim: bool = False
+    #: fused optimiser kernel (AdamW fused=True)
+    fused_optimizer: bool = False
+    #: TF32 matrix products (only where the measured force error stays below the data's noise)
+    allow_tf32: bool = False
+    #: at most this fraction of the free device memory per pass (whole-batch devices)
+    memory_fraction: float = 0.5
+
+    # -- compile -----------------------------------------------------------------------------
+    def use_compile(self, setting: bool | str, n_steps: int, *, training: bool) -> bool:
+        """Resolve ``compile`` (True / False / "auto") for a run of ``n_steps`` steps."""
+        if setting == "auto":
+            return n_steps >= (self.train_compile_min_steps if training else self.sim_compile_min_steps)
+        return bool(setting)
+
+    # -- CUDA graphs ---------------------------------------------------------------------------
+    def use_capture(self, setting: bool | str, n_replicas: int, capturable: bool) -> bool:
+        """Resolve ``capture`` (True / False / "auto"): never on a device that cannot capture or for a
+        potential that is not capture-safe; ``auto`` within ``capture_replicas``."""
+        if self.capture_replicas is None or not capturable or setting is False:
+            return False
+        if setting == "auto":
+            lo, hi = self.capture_replicas
+            return lo <= n_replicas <= hi
+        return bool(setting)
+
+    # -- blocking --------------------------------------------------------------------------------
+    def sim_block(self, n_replicas: int, n_beads: int, bytes_per_replica: int,
+                  free_bytes: int | None) -> int | None:
+        """Replicas per eager force block, or None for one block."""
+        if self.sim_pair_block is not None:
+            fit = replicas_per_block(n_beads, self.sim_pair_block)
+            return None if n_replicas <= fit else fit
+        fit = self._fit_in_memory(bytes_per_replica, free_bytes)
+        return None if fit is None or n_replicas <= fit else fit
+
+    def train_micro_batch(self, batch_size: int, n_beads: int, bytes_per_frame: int,
+                          free_bytes: int | None) -> int:
+        """Frames per training micro-batch: a divisor of ``batch_size`` near the block size."""
+        if self.train_pair_block is not None:
+            return divisor_block(batch_size, replicas_per_block(n_beads, self.train_pair_block))
+        fit = self._fit_in_memory(bytes_per_frame, free_bytes)
+        return batch_size if fit is None or batch_size <= fit else divisor_block(batch_size, fit)
+
+    def _fit_in_memory(self, bytes_each: int, free_bytes: int | None) -> int | None:
+        if free_bytes is None or bytes_each <= 0:
+            return None
+        return max(1, int(self.memory_fraction * free_bytes) // bytes_each)
+
+    # -- precision and determinism ------------------------------------------------------------
+    @contextlib.contextmanager
+    def simulation_context(self) -> Iterator[None]:
+        """Deterministic kernels (where the policy asks for them) for the duration of a simulation."""
+        if not self.deterministic_sim:
+            yield
+            return
+        before = (torch.are_deterministic_algorithms_enabled(),
+                  torch.is_deterministic_algorithms_warn_only_enabled())
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+    def apply_precision(self) -> None:
+        """Set TF32 as the policy says (called once per run on the device)."""
+        if self.kind == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
+
+
+CPU = DevicePolicy("cpu", sim_pair_block=CPU_SIM_PAIR_BLOCK, train_pair_block=CPU_TRAIN_PAIR_BLOCK,
+                   host_health_check=True)
+CUDA = DevicePolicy("cuda", sim_pair_block=None, train_pair_block=None, capture_replicas=(32, 1024),
+                    deterministic_sim=True, fused_optimizer=True)
+#: other accelerators (e.g. Apple mps): whole batches, nothing captured; nothing measured yet
+OTHER = DevicePolicy("other", sim_pair_block=None, train_pair_block=None)
+
+
+def policy_for(device: str | torch.device) -> DevicePolicy:
+    """The policy of a device ("cpu", "cuda", "cuda:1", a torch.device, ...)."""
+    kind = torch.device(device).type
+    return CPU if kind == "cpu" else CUDA if kind == "cuda" else OTHER
+
+
+def resolve_device(name: str | torch.device, error: type[Exception], where: str) -> torch.device:
+    """``torch.device(name)``, refusing CUDA where there is none (one line, ``error`` type)."""
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise error(f"device {str(name)!r} requested but CUDA is not available", where=where, hint="use device: cpu")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def free_memory(device: str | torch.device) -> int | None:
+    """Bytes a pass on ``device`` can use now: free device memory plus what torch's caching
+    allocator holds unused. None on a CPU (blocks there are sized for cache, not memory)."""
+    dev = torch.device(device)
+    if dev.type != "cuda" or not torch.cuda.is_available():
+        return None
+    free, _ = torch.cuda.mem_get_info(dev)
+    cached = torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+    return int(free + max(0, cached))
+
+
+# ----------------------------------------------------------------------------------------------
+# sizes
+
+
+def replicas_per_block(n_beads: int, pair_block: int) -> int:
+    """Structures of ``n_beads`` beads that fit in a block of ``pair_block`` bead pairs (at least 1)."""
+    return max(1, pair_block // max(1, n_beads * (n_beads - 1) // 2))
+
+
+def divisor_block(batch_size: int, fit: int) -> int:
+    """A divisor of ``batch_size`` of at most ``fit`` frames and at least ``fit / 2`` (one compiled
+    shape, blocks of equal size); ``fit`` itself when no divisor is that close (e.g. a prime batch)."""
+    if batch_size <= fit:
+        return batch_size
+    for k in range(math.ceil(batch_size / fit), batch_size + 1):
+        if batch_size % k == 0 and 2 * (batch_size // k) >= fit:
+            return batch_size // k
+    return fit
+
+
+def pass_bytes(n_beads: int, *, hidden: int, filters: int, interactions: int, rbf: int, dtype_bytes: int = 4,
+               training: bool = False) -> int:
+    """Rough peak bytes per structure of CGSchNet's dense fused energy+forces pass.
+
+    Per unordered pair: the basis and its derivative (2 K), the filter layers, filters and their
+    gradients (~7 F per interaction) and pair products (4 F); per bead pair grid the gather
+    layout's [B, B, F] contractions (4 B² F); per bead the features of every interaction. Training
+    keeps the graph for the weight gradients: x3. Conservative on purpose (the H100 ran 100,000
+    CLN025 replicas unblocked; this estimate asks for 0.9 MB each)."""
+    p = n_beads * (n_beads - 1) // 2
+    elems = p * (2 * rbf + 7 * interactions * filters + 4 * filters) + 4 * n_beads * n_beads * filters \
+        + 6 * interactions * n_beads * hidden
+    return int(elems * dtype_bytes * (3 if training else 1))
+
+
+def model_pass_bytes(config: Any, n_beads: int, dtype: torch.dtype, *, training: bool) -> int:
+    """:func:`pass_bytes` for a CGSchNetConfig-like object."""
+    return pass_bytes(n_beads, hidden=config.hidden_channels, filters=config.num_filters,
+                      interactions=config.num_interactions, rbf=config.num_rbf,
+                      dtype_bytes=torch.empty((), dtype=dtype).element_size(), training=training)
+
+
+# ----------------------------------------------------------------------------------------------
+# compilation with a fallback
+
+
+class CompileFallback:
+    """Call ``compiled``; if its first call fails (e.g. no C++ compiler on a node), say so in one
+    line on stderr and call the eager function from then on (same numbers).
+
+    ``make_eager``: builds the eager function (only when needed). ``who``/``then`` make the line:
+    ``"{who}: torch.compile failed ({error}); {then}"``; ``detail`` adds the error's first line.
+    """
+
+    def __init__(self, compiled: Callable, make_eager: Callable[[], Callable], *, who: str, then: str,
+                 detail: bool = False) -> None:
+        self.fn = compiled
+        self.make_eager = make_eager
+        self.who, self.then, self.detail = who, then, detail
+        self.tried = False
+        self.error: str | None = None
+
+    def __call__(self, *args, **kwargs):
+        if self.tried:
+            return self.fn(*args, **kwargs)
+        self.tried = True
+        try:
+            return self.fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure; the eager retry re-raises real errors
+            self.error = type(exc).__name__
+            text = f"{self.error}: {str(exc).splitlines()[0][:200]}" if self.detail and str(exc) else self.error
+            print(f"{self.who}: torch.compile failed ({text}); {self.then}", file=sys.stderr, flush=True)
+            self.fn = self.make_eager()
+            return self.fn(*args, **kwargs)
