@@ -190,8 +190,10 @@ def plot_metrics(data: pd.DataFrame, study: Any, metrics: Sequence[str], symbol:
         axes[0].legend(loc="best", fontsize=10)
         for ax in axes[len(metrics):]:
             ax.set_visible(False)
+        gate = "" if study.converged else "\nSTUDY NOT CONVERGED: the marks are not results (see the report)"
         fig.suptitle("Metrics vs weight (grey: one line per seed). Paired t vs baseline, Holm within the "
-                     "metric's family: * p ≤ α, ** ≤ α/5, *** ≤ α/50", fontsize=13)
+                     f"metric's family: * p ≤ α, ** ≤ α/5, *** ≤ α/50{gate}", fontsize=13,
+                     color="k" if study.converged else "C3")
         return _save(fig, path)
 
 
@@ -226,8 +228,9 @@ def plot_paired_differences(data: pd.DataFrame, study: Any, path: Path) -> Path:
         ax.set_xlabel(f"weight (each vs baseline {format_group(study.baseline)}, same seed)")
         arrow = {"lower": "below 0 = better", "higher": "above 0 = better"}.get(ms.direction or "", "")
         ax.set_ylabel(f"Δ {ms.label}" + (f" ({ms.unit})" if ms.unit else ""))
-        ax.set_title(f"Primary metric {ms.label}, paired by seed:\neach seed minus its baseline trial ({arrow})",
-                     fontsize=13)
+        gate = "" if study.converged else " — NOT CONVERGED"
+        ax.set_title(f"Primary metric {ms.label}, paired by seed{gate}:\neach seed minus its baseline trial ({arrow})",
+                     fontsize=13, color="k" if study.converged else "C3")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=10)
         return _save(fig, path)

@@ -177,12 +177,29 @@ def _meaning(a: Analysis) -> list[str]:
                    f"paired t-test at α/{st.power.m} detects |d_z| ≥ {_cell(st.power.mde, 2)} with 80% power; "
                    "smaller effects can be real. Only an equivalence test against a stated margin can support "
                    "\"no meaningful effect\".")
+    out += _at_floor(a)
     out.append("- The verdict is about the energy weight's effect under this protocol (data, priors, model, "
                "training length, simulation length and starts); secondary and exploratory metrics never change it.")
     if a.floor is None:
         out.append("- No noise floor was computed, so it is unknown how much of each value a perfect model would "
                    "also score under this protocol.")
     return out
+
+
+def _at_floor(a: Analysis) -> list[str]:
+    """Weights whose mean primary metric lies inside the noise floor's 2.5–97.5% range."""
+    st = a.statistics
+    fl = a.floor.metrics.get(st.primary) if a.floor else None
+    if fl is None or not (np.isfinite(fl.q025) and np.isfinite(fl.q975)):
+        return []
+    d = st.metrics[st.primary].descriptives
+    inside = [format_group(g) for g, m in zip(d["group"], d["mean"], strict=True) if fl.q025 <= m <= fl.q975]
+    if not inside:
+        return [f"- Every weight's mean primary metric is above the noise floor's 97.5% point ({_cell(fl.q975)}): "
+                "the differences are not just the finite-sample floor."]
+    return [f"- At {group_symbol(st.group)} = {', '.join(inside)} the mean primary metric lies inside the noise "
+            f"floor's 2.5–97.5% range [{_cell(fl.q025)}, {_cell(fl.q975)}]: indistinguishable from a perfect model "
+            "under this protocol, so differences there say little about the models."]
 
 
 def _design(a: Analysis) -> list[str]:

@@ -99,6 +99,7 @@ def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
             "Primary test: paired t-test", "Holm across (secondary metrics × weights)", "two one-sided paired t-tests",
             "noncentral-t power", "Convergence gate", "Wilcoxon signed-rank", "rank-biserial", "Hedges' g",
             "Cliff's δ", "potential of mean force", "sha256:feedbeef", "abc1234",
+            "Every weight's mean primary metric is above the noise floor's 97.5% point (0.06)",
             "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "| w10_s4 | 10 | 4 | running |"):
         assert phrase in md, phrase
     assert "significant worsening" in verdict[1] and verdict[1].startswith("w_E=10 vs 0: KL(ref‖model)")
@@ -148,7 +149,9 @@ def test_spec_analysis_section_decides_primary_and_bad_primary_exits_2(tmp_path,
     st = a.statistics
     assert st.primary == "w1" and st.secondary == ["kl_ref_model"] and st.alpha == 0.01
     assert st.power.target_effect_size == 2.0 and all(v.metric == "w1" for v in st.verdict)
-    assert "no equivalence margin stated" in a.report_path.read_text()
+    md = a.report_path.read_text()
+    assert "no equivalence margin stated" in md
+    assert "At w_E = 0 the mean primary metric lies inside the noise floor's 2.5–97.5% range [0.12, 0.24]" in md
     bad = study_factory(tmp_path / "b", analysis={"primary_metric": "coverage"})
     assert main(["analyze", str(bad), "--no-figures"]) == 2
     err = capsys.readouterr().err.strip()
