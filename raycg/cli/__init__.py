@@ -5,7 +5,8 @@ Command groups (``data``, ``priors``, ``train``, ``sim``, ``eval``, ``analyze``,
 ``register(groups)`` where ``groups`` maps a group name to an argparse sub-parsers object (or
 ``"<top>"`` for top-level commands). Handlers import heavy libraries lazily so ``--help`` is fast.
 
-Any :class:`raycg.errors.InputError` becomes one line on stderr and exit status 2.
+Any :class:`raycg.errors.InputError`, and any argument the parser rejects, becomes one line on
+stderr (``error: ...``) and exit status 2.
 """
 
 from __future__ import annotations
@@ -42,8 +43,24 @@ COMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a rejected argument is one line (``error: PROG: message; see PROG --help``), exit 2,
+    and options are never abbreviated (``--gpus`` must not silently become ``--gpus-per-worker``).
+
+    Sub-parsers inherit the class (argparse makes them with ``type(parent)``).
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message.splitlines()[0] if message else 'bad arguments'}; "
+                     f"see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="raycg",
         description="raycg: train CGSchNet with TICA free-energy matching, simulate, score, and "
                     "decide with significance tests; distributed on Ray.",

@@ -142,9 +142,9 @@ def _import_mdcath(args: argparse.Namespace) -> int:
 
 def _info(args: argparse.Namespace) -> int:
     from raycg.data.describe import describe
-    from raycg.data.format import load
+    from raycg.data.validate import require_valid
 
-    print(describe(load(args.dataset)))
+    print(describe(require_valid(args.dataset, "cheap", command="data info")))
     return 0
 
 

@@ -45,9 +45,9 @@ def register(groups) -> None:
 
 def run_tica(args: argparse.Namespace) -> int:
     from raycg.cv import fit_reference_tica
-    from raycg.data.format import load as load_dataset
+    from raycg.data.validate import require_valid
 
-    ds = load_dataset(args.dataset)
+    ds = require_valid(args.dataset, "cheap", command="eval tica")
     tica = fit_reference_tica(ds, lag=args.lag, dim=args.dim, features=args.features,
                               weights=None if args.no_weights else "dataset", var_cutoff=args.var_cutoff,
                               progress=True)
@@ -78,12 +78,12 @@ def run_score(args: argparse.Namespace) -> int:
     import math
 
     from raycg.cv import ReferenceTICA
-    from raycg.data.format import load as load_dataset
+    from raycg.data.validate import require_valid
     from raycg.evaluate import load_model_trajectories, score
 
     over = {k: getattr(args, k) for k in ("burn_in_fraction", "bins", "folded_rmsd_A", "native_pdb")}
     config = load_eval_config(args.config, over)
-    ds = load_dataset(args.reference)
+    ds = require_valid(args.reference, "cheap", command="eval score")
     tica = ReferenceTICA.load(args.tica)
     tica.check_compatible(ds, where=args.tica)
     samples = load_model_trajectories(args.trajectories, ds, topology=args.top)

@@ -38,7 +38,7 @@ def _fit(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from raycg.config import load_config, validate_config
-    from raycg.data.format import load
+    from raycg.data.validate import require_valid
     from raycg.errors import InputError
     from raycg.priors import PriorConfig, fit_priors
     from raycg.priors.plot import plot_priors
@@ -53,7 +53,7 @@ def _fit(args: argparse.Namespace) -> int:
                                     "temperature_K": args.temperature}.items() if v is not None}
     if overrides:
         cfg = validate_config(PriorConfig, {**cfg.model_dump(), **overrides}, source="command line")
-    ds = load(args.dataset)
+    ds = require_valid(args.dataset, "cheap", command="priors fit")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         priors = fit_priors(ds, cfg, progress=not args.quiet)

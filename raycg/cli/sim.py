@@ -66,13 +66,14 @@ def load_potential(path: str | Path, device: str = "cpu"):
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from raycg.cli.common import check_device
     from raycg.config import read_yaml, validate_config
-    from raycg.data.format import load as load_dataset
+    from raycg.data.validate import require_valid
     from raycg.errors import InputError
     from raycg.sim import SimulationConfig, make_config, max_bond_from_data, select_start_frames, simulate
     from raycg.utils.io import atomic_write_json
 
-    ds = load_dataset(args.dataset)
+    ds = require_valid(args.dataset, "cheap", command="sim run")  # start frames, masses, bonds, units
     base: dict = {}
     if args.config:
         data, lines = read_yaml(args.config)
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     if args.filter_table_spacing_A is not None:
         over["filter_table_spacing_A"] = args.filter_table_spacing_A if args.filter_table_spacing_A > 0 else None
     cfg = make_config(base, **over)
+    check_device(cfg.device, where="--device" if args.device else f"{args.config}: device")
     if args.n_replicas < 1:
         raise InputError(f"--n-replicas must be >= 1, got {args.n_replicas}")
     features = None

@@ -26,8 +26,9 @@ def _train(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from raycg.cli.common import check_device
     from raycg.config import load_config, validate_config
-    from raycg.data.format import load
+    from raycg.data.validate import require_valid
     from raycg.errors import ConfigError
     from raycg.train import TrainRunConfig, train
 
@@ -42,7 +43,8 @@ def _train(args: argparse.Namespace) -> int:
         q = Path(p).expanduser()
         return q if q.is_absolute() else base / q
 
-    ds = load(rel(cfg.dataset))
+    check_device(cfg.device, where="--device" if args.device else f"{args.config}: device")
+    ds = require_valid(rel(cfg.dataset), "full", command="train")
     out = rel(cfg.out)
     if cfg.priors == "none":
         priors = None

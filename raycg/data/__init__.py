@@ -1,6 +1,7 @@
 """CG datasets: the on-disk format, importers, mapping and validation.
 
-Format and API: :mod:`raycg.data.format`. Validation: :func:`raycg.data.validate.validate_dataset`.
+Format and API: :mod:`raycg.data.format`. Validation: :func:`raycg.data.validate.validate_dataset`; the
+gate every command passes a dataset through: :func:`raycg.data.validate.require_valid`.
 Importers (streamed, unit-converting): :mod:`raycg.data.importers`. All-atom → CG maps (Cα slice,
 custom, constraint-aware forces): :mod:`raycg.data.mapping`. Importers and mapping are imported
 lazily from here so ``import raycg.data`` stays light.
@@ -21,6 +22,7 @@ from raycg.data.format import (
 
 _LAZY = {
     "validate_dataset": "raycg.data.validate", "ValidationReport": "raycg.data.validate",
+    "require_valid": "raycg.data.validate",
     "import_torchmd_cg": "raycg.data.importers", "import_mdtraj": "raycg.data.importers",
     "import_mdcath": "raycg.data.importers", "ca_map": "raycg.data.mapping", "custom_map": "raycg.data.mapping",
     "CGMap": "raycg.data.mapping", "describe": "raycg.data.describe",

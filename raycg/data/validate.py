@@ -3,7 +3,7 @@
 Every failure raises :class:`raycg.errors.DatasetError` with one line (what, where, what to do);
 nothing on disk is ever modified. Checks, in order:
 
-1. arrays readable, shapes ``coords == forces == [F, B, 3]``, float dtypes; meta counts agree;
+1. arrays readable, shapes ``coords == forces == [F, B, 3]``, float dtypes; meta counts agree; not empty;
 2. trajectory offsets: start at 0, strictly increasing (contiguous, non-empty trajectories), end at F;
 3. bead metadata: one entry per bead, masses > 0, types ≥ 0, bonds inside 0..B-1; residue names
    known for Cα maps; ``topology.pdb`` has B atoms; weights finite, ≥ 0, not all zero;
@@ -22,12 +22,16 @@ nothing on disk is ever modified. Checks, in order:
    errors (batch means over frames, weighted when weights exist); with too few frames the check is
    reported as inconclusive, never as a failure. Mapping without constraint-aware aggregation, or
    a slightly wrong temperature, moves ρ by much less than a unit slip.
+
+:func:`require_valid` is the gate every command passes its dataset through: the same checks at a
+``cheap`` level (everything but the content hash; units on bounded samples) or a ``full`` one.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,26 +185,82 @@ def _closest_slip(rho: float) -> str:
 def validate_dataset(path_or_ds: str | os.PathLike | CGDataset, *, check_hash: bool = True,
                      physics: bool = True, max_frames: int = 500_000) -> ValidationReport:
     """Run every check on a dataset directory (or loaded dataset); raise DatasetError on the first failure."""
-    readers = []
-    if isinstance(path_or_ds, CGDataset):
-        ds = path_or_ds
-    else:
-        ds = load(path_or_ds)
-        # scan through seeking readers rather than the memory maps: resident memory stays at one chunk
-        for name in ("coords", "forces"):
-            if isinstance(getattr(ds, name), np.memmap) and getattr(ds, name).ndim == 3:
-                readers.append(NpyArray(Path(ds.path) / f"{name}.npy"))
-                setattr(ds, name, readers[-1])
+    ds = path_or_ds if isinstance(path_or_ds, CGDataset) else load(path_or_ds)
+    with _scanning(ds) as scan:
+        return _validate(scan, check_hash=check_hash, physics=physics, max_frames=max_frames)
+
+
+@dataclass(frozen=True)
+class GateLevel:
+    """What :func:`require_valid` checks at one level."""
+
+    check_hash: bool
+    length_frames: int       # frames sampled for the bonded-distance (length unit) check
+    virial_frames: int       # frames sampled for the virial (force unit) check
+
+
+#: ``cheap``: structure, empty data, topology, NaN/inf (every frame), length units and force units on
+#: bounded samples. ``full``: also the content hash and the force-unit check on up to 500,000 frames.
+GATE_LEVELS = {"cheap": GateLevel(check_hash=False, length_frames=2000, virial_frames=20_000),
+               "full": GateLevel(check_hash=True, length_frames=20_000, virial_frames=500_000)}
+
+
+def require_valid(dataset: str | os.PathLike | CGDataset, level: str = "cheap", *,
+                  command: str | None = None) -> CGDataset:
+    """The gate every command passes its dataset through; returns the (memory-mapped) dataset.
+
+    Raises :class:`DatasetError` with one line (``<command>: dataset rejected: <file>: <what>;
+    <what to do>``) when a check of ``level`` (see :data:`GATE_LEVELS`) fails. Never writes anything.
+    """
+    if level not in GATE_LEVELS:
+        raise ValueError(f"level must be one of {sorted(GATE_LEVELS)}, got {level!r}")
+    gate = GATE_LEVELS[level]
     try:
-        return _validate(ds, check_hash=check_hash, physics=physics, max_frames=max_frames)
+        ds = dataset if isinstance(dataset, CGDataset) else load(dataset)
+        with _scanning(ds) as scan:
+            _validate(scan, check_hash=gate.check_hash, physics=True, max_frames=gate.virial_frames,
+                      length_frames=gate.length_frames)
+    except DatasetError as exc:
+        raise DatasetError(f"{command}: dataset rejected: {exc}" if command else str(exc)) from None
+    return ds
+
+
+@contextmanager
+def _scanning(ds: CGDataset):
+    """``ds`` with its on-disk coords/forces read through seeking readers instead of memory maps, so
+    a scan over every frame keeps resident memory at one chunk; the readers are closed afterwards."""
+    readers = {}
+    try:
+        if ds.path is not None:
+            for name in ("coords", "forces"):
+                arr = getattr(ds, name)
+                if isinstance(arr, np.memmap) and arr.ndim == 3:
+                    readers[name] = NpyArray(Path(ds.path) / f"{name}.npy")
+        yield replace(ds, **readers) if readers else ds
     finally:
-        for r in readers:
+        for r in readers.values():
             r.close()
 
 
-def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int) -> ValidationReport:
+def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int,
+              length_frames: int = 20000) -> ValidationReport:
     root = Path(ds.path) if ds.path is not None else Path("<in-memory dataset>")
     rep = ValidationReport(path=str(root))
+    _check_structure(ds, root, rep)
+    _check_finite(ds, root, rep)
+    if check_hash and ds.meta.content_hash:
+        h = compute_content_hash(ds)
+        if h != ds.meta.content_hash:
+            raise _fail(root, f"content hash mismatch: meta.json says {ds.meta.content_hash[:19]}..., the arrays "
+                              f"give {h[:19]}... (arrays changed after writing)", "re-import the dataset from its sources")
+        rep.ok("hash", ds.meta.content_hash)
+    if physics:
+        _check_length_units(ds, root, rep, length_frames)
+        _check_force_units(ds, root, rep, max_frames)
+    return rep
+
+
+def _check_shapes(ds: CGDataset, root: Path, rep: ValidationReport) -> None:
     meta = ds.meta
 
     # 1. shapes and dtypes
@@ -222,8 +282,16 @@ def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int
                                          f"coords.npy {tuple(c.shape)}", "re-import the dataset")
     if ds.weights is not None and tuple(ds.weights.shape) != (c.shape[0],):
         raise _fail(root / "weights.npy", f"weights must have shape [{c.shape[0]}], got {tuple(ds.weights.shape)}")
+    if c.shape[0] == 0 or c.shape[1] == 0:
+        raise _fail(root / "coords.npy", "the dataset is empty: no frames" if c.shape[0] == 0 else
+                    "the dataset is empty: no beads", "import or generate data into it first")
     rep.ok("shapes", f"coords {tuple(c.shape)}" + ("" if ds.forces is None else ", forces same") + f", {c.dtype}")
 
+
+def _check_structure(ds: CGDataset, root: Path, rep: ValidationReport) -> None:
+    """Shapes, empty data, trajectory offsets, bead metadata, topology bead count, weights."""
+    meta = ds.meta
+    _check_shapes(ds, root, rep)
     # 2. trajectories
     check_offsets(ds.traj_offsets, ds.n_frames, str(root / "traj_offsets.npy"))
     if meta.n_trajectories != ds.n_trajectories:
@@ -257,7 +325,10 @@ def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int
             raise _fail(root / "weights.npy", f"weights must be finite, non-negative and not all zero (frame {bad})")
         rep.ok("weights", f"sum {float(w.sum()):.6g}")
 
-    # 4. finite values
+
+def _check_finite(ds: CGDataset, root: Path, rep: ValidationReport) -> None:
+    """No NaN/inf in coords or forces (every frame is read); the first bad frame and bead are named."""
+    meta = ds.meta
     for name, arr in (("coords.npy", ds.coords), ("forces.npy", ds.forces)):
         if arr is None:
             continue
@@ -270,19 +341,12 @@ def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int
                         "remove the broken frames/trajectory from the source and re-import")
     rep.ok("finite", "no NaN/inf in coords" + ("" if ds.forces is None else " or forces"))
 
-    # 5. content hash
-    if check_hash and meta.content_hash:
-        h = compute_content_hash(ds)
-        if h != meta.content_hash:
-            raise _fail(root, f"content hash mismatch: meta.json says {meta.content_hash[:19]}..., the arrays give "
-                              f"{h[:19]}... (arrays changed after writing)", "re-import the dataset from its sources")
-        rep.ok("hash", meta.content_hash)
 
-    if not physics:
-        return rep
-    # 6. length units
+def _check_length_units(ds: CGDataset, root: Path, rep: ValidationReport, max_frames: int) -> None:
+    """Median bonded distance: ≈ 3.8 Å for Cα beads, never below 1 Å (nm stored as Å)."""
+    meta = ds.meta
     if len(ds.bonds) and ds.n_frames:
-        med = median_bond_length(ds)
+        med = median_bond_length(ds, max_frames=max_frames)
         rep.stats["median_bond_A"] = med
         is_ca = all(n == "CA" for n in meta.beads.names)
         if is_ca and not (CA_BOND_A - 0.8 <= med <= CA_BOND_A + 0.8):
@@ -293,7 +357,11 @@ def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int
             raise _fail(root / "coords.npy", f"median bonded bead distance is {med:.3g} Å (< 1 Å): coordinates look "
                                              "like nm", "store coordinates in Å (re-import with --length-units nm)")
         rep.ok("length units", f"median bond {med:.3f} Å")
-    # 7. force units
+
+
+def _check_force_units(ds: CGDataset, root: Path, rep: ValidationReport, max_frames: int) -> None:
+    """Virial ratio ρ (module docstring) over up to ``max_frames`` evenly spaced frames."""
+    meta = ds.meta
     if ds.forces is not None and ds.n_frames and ds.n_beads > 1:
         rho, se, used = virial_ratio(ds.coords, ds.forces, meta.temperature_K, weights=ds.weights,
                                      max_frames=max_frames)
@@ -310,7 +378,6 @@ def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int
                             f"{meta.temperature_K:g} K; {_closest_slip(rho)}",
                             "re-import with the right --force-units (and check --temperature)")
             rep.ok("force units", f"virial ratio {rho:.3f} ± {se:.3f} (1 expected) from {used} frames")
-    return rep
 
 
 def _check_beads(ds: CGDataset, root: Path) -> None:

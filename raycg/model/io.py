@@ -91,24 +91,15 @@ def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
                dtype: torch.dtype | None = None) -> EnergyModel:
-    """Rebuild an EnergyModel (eval mode) from a directory written by :func:`save_model`."""
-    from safetensors.torch import load_file
+    """Rebuild an EnergyModel (eval mode) from a directory written by :func:`save_model`.
 
+    Malformed files (truncated or foreign weights, a broken config) raise InputError with one line.
+    """
     path = Path(path)
     meta = read_model_meta(path)
-    network = None
-    if meta.get("has_network"):
-        cfg = CGSchNetConfig.model_validate(meta["network_config"])
-        network = CGSchNet(cfg)
-        wfile = path / "network.safetensors"
-        if not wfile.is_file():
-            raise InputError(f"{wfile} is missing", hint="the model directory is incomplete; re-save it")
-        state = load_file(str(wfile), device="cpu")
-        try:
-            network.load_state_dict(state, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise InputError(f"{wfile}: weights do not match the saved config ({first})") from None
+    if not isinstance(meta.get("bead_types"), list):
+        raise InputError(f"{path / 'model.json'}: bead_types missing or not a list", hint="re-save the model")
+    network = _load_network(path, meta) if meta.get("has_network") else None
     prior = None
     if meta.get("has_prior"):
         from raycg.priors import PriorSet
@@ -119,3 +110,34 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     if dtype is not None:
         model = model.to(dtype=dtype)
     return model.to(device).eval()
+
+
+def _load_network(path: Path, meta: dict[str, Any]) -> CGSchNet:
+    """The CGSchNet of a model directory: config from model.json, weights from network.safetensors."""
+    from pydantic import ValidationError
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        cfg = CGSchNetConfig.model_validate(meta.get("network_config"))
+    except ValidationError as err:
+        from raycg.config import format_validation_error
+
+        raise InputError(format_validation_error(err, str(path / "model.json"), prefix="network_config"),
+                         hint="the model was written by another raycg version or edited; re-save it") from None
+    network = CGSchNet(cfg)
+    wfile = path / "network.safetensors"
+    if not wfile.is_file():
+        raise InputError(f"{wfile} is missing", hint="the model directory is incomplete; re-save it")
+    try:
+        state = load_file(str(wfile), device="cpu")
+    except (SafetensorError, OSError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(f"{wfile}: not a readable safetensors file ({first})",
+                         hint="the weights are truncated or not raycg's; copy or re-save the model") from None
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise InputError(f"{wfile}: weights do not match the saved config ({first})") from None
+    return network
