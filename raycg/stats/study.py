@@ -363,7 +363,8 @@ def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.S
         extra = ""
         if eq is not None and bool(eq["equivalent"]):
             extra = f"; but within the equivalence margin ±{_fmt(margin)}{unit}: practically negligible"
-        return f"{head}: {status} ({stat}, d_z = {_fmt(float(r['d_z']) if paired else float('nan'), 2)}{extra})"
+        eff = f"d_z = {_fmt(float(r['d_z']), 2)}" if paired else f"Hedges' g = {_fmt(float(r['hedges_g']), 2)}"
+        return f"{head}: {status} ({stat}, {eff}{extra})"
     if status == "equivalent":
         return (f"{head}: equivalent within ±{_fmt(margin)}{unit} ({stat}; {100 * eq['eq_ci_level']:.0f}% CI "
                 f"[{_fmt(float(eq['eq_ci_low']))}, {_fmt(float(eq['eq_ci_high']))}] inside the margin, "
@@ -374,6 +375,6 @@ def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.S
     else:
         pw = st.power
         tail = (f"no equivalence margin stated, so this is not evidence of no effect; with {pw.n} "
-                f"{'pairs' if paired else 'seeds'} only effects |d_z| ≥ {_fmt(pw.mde, 2)} "
+                f"{'pairs' if paired else 'seeds'} only effects |{'d_z' if paired else 'g'}| ≥ {_fmt(pw.mde, 2)} "
                 f"(≈ {_fmt(pw.mde_units, 2)}{unit}) are detected with 80% power")
     return f"{head}: no significant difference ({stat}); {tail}"

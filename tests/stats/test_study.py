@@ -158,3 +158,6 @@ def test_bad_input_is_one_line():
         analyze_study(df, metrics=[], primary="kl_ref_model", equivalence_margin=-1.0)
     st = analyze_study(df.drop(columns="seed"), metrics=[], primary="kl_ref_model")
     assert st.design == "unpaired" and any("Welch" in n for n in st.notes)
+    assert st.power.test.startswith("Welch") and all("unpaired" in v.text for v in st.verdict)
+    worse = next(v.text for v in st.verdict if v.group == 10.0)
+    assert "significant worsening" in worse and "Welch t Holm p" in worse and "Hedges' g" in worse
