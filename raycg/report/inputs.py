@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,47 +73,27 @@ def analysis_settings(study: Path) -> AnalysisSettings:
 
 
 @dataclass
-class FloorStat:
-    """A metric of a perfect model under the trials' protocol, over ``n`` repeats."""
-
-    mean: float
-    sd: float
-    q025: float
-    q975: float
-    n: int
-
-
-@dataclass
 class Floor:
-    metrics: dict[str, FloorStat]
+    """The study's noise floor: ``metrics[m]`` has mean, sd, q025, q975, n (raycg.evaluate.FloorStat)."""
+
+    metrics: dict[str, Any]
     protocol: dict[str, Any]
+    n_repeats: int
+    converged_fraction: float
+    notes: list[str]
     path: Path
 
 
 def load_noise_floor(study: Path) -> Floor | None:
-    """``STUDY/prepared/noise_floor.json`` via ``raycg.evaluate.NoiseFloor.load`` when it exists, else
-    its JSON layout (``{"metrics": {m: {mean, sd, q025, q975, n}}, "protocol": {...}}``); None if absent."""
+    """``STUDY/prepared/noise_floor.json`` read by ``raycg.evaluate.NoiseFloor.load``; None if absent."""
+    from raycg.evaluate import NoiseFloor
+
     path = study / NOISE_FLOOR
     if not path.is_file():
         return None
-    try:
-        from raycg.evaluate import NoiseFloor  # type: ignore[attr-defined]
-
-        nf = NoiseFloor.load(path)
-        stats = {k: FloorStat(float(v.mean), float(v.sd), float(v.q025), float(v.q975), int(v.n))
-                 for k, v in nf.metrics.items()}
-        proto = nf.protocol if isinstance(nf.protocol, dict) else getattr(nf.protocol, "__dict__", {})
-        return Floor(stats, dict(proto), path)
-    except ImportError:
-        pass
-    try:
-        raw = json.loads(path.read_text())
-        stats = {k: FloorStat(*(float(v.get(x, math.nan)) for x in ("mean", "sd", "q025", "q975")), int(v.get("n", 0)))
-                 for k, v in (raw.get("metrics") or {}).items() if isinstance(v, dict)}
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
-        raise InputError(f"unreadable noise floor ({exc.__class__.__name__}: {exc})", where=str(path),
-                         hint="re-run the study's prepare step or delete the file") from exc
-    return Floor(stats, dict(raw.get("protocol") or {}), path)
+    nf = NoiseFloor.load(path)
+    return Floor(dict(nf.metrics), nf.protocol.to_dict(), int(nf.n_repeats), float(nf.converged_fraction),
+                 list(nf.notes), path)
 
 
 # --- convergence ------------------------------------------------------------------------------------------------

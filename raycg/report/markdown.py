@@ -260,9 +260,12 @@ def _floor(a: Analysis) -> list[str]:
                       "divergences are not 0 even for a perfect sample).", ""]
     fl = a.floor
     proto = ", ".join(f"{k} = {v}" for k, v in fl.protocol.items()) or "not recorded"
+    conv = (f" {100 * fl.converged_fraction:.0f}% of the repeats pass the convergence diagnostics."
+            if np.isfinite(fl.converged_fraction) else "")
     out += ["What a perfect model scores under the trials' protocol: reference trajectories cut into segments of "
-            f"the trials' simulated length and started like the trials, scored like a trial (protocol: {proto}). "
-            "Each metric table shows the floor and the excess over it (value − floor mean).", ""]
+            f"the trials' simulated length and started like the trials, scored like a trial, {fl.n_repeats} "
+            f"repeats (protocol: {proto}).{conv} Each metric table shows the floor and the excess over it "
+            "(value − floor mean).", ""] + [f"- {n}" for n in fl.notes] + ([""] if fl.notes else [])
     rows = [[m, _pm(s.mean, s.sd), f"[{_cell(s.q025)}, {_cell(s.q975)}]", s.n] for m, s in fl.metrics.items()
             if m in a.metrics]
     return out + [_md_table(["metric", "floor mean ± SD", "floor 2.5–97.5%", "repeats"], rows), ""]

@@ -129,11 +129,11 @@ def make_study(root: Path, *, converged: bool | None = True, floor: bool = True,
     _write_json(root / "study.json", {"name": "synthetic", "spec": {}})
     _write_json(root / "prepared" / "prepared.json", {"data_hash": "sha256:feedbeef"})
     if floor:
-        _write_json(root / "prepared" / "noise_floor.json", {
-            "metrics": {m: {"mean": mu, "sd": sd, "q025": mu - 2 * sd, "q975": mu + 2 * sd, "n": 50}
-                        for m, (mu, sd) in FLOOR.items()},
-            "protocol": {"n_replicas": 8, "frames_per_replica": 500, "frame_interval_ps": 0.2,
-                         "start_method": "equilibrium"}})
+        from raycg.evaluate import FloorStat, NoiseFloor, SamplingProtocol
+
+        NoiseFloor(SamplingProtocol(8, 500, 0.2, "equilibrium"),
+                   {m: FloorStat(mu, sd, mu - 2 * sd, mu + 2 * sd, 50) for m, (mu, sd) in FLOOR.items()},
+                   n_repeats=50, seed=0, converged_fraction=0.9).save(root / "prepared" / "noise_floor.json")
     seed_effects = rng.uniform(0, 0.25, len(SEEDS))  # shared by all weights of a seed: the reason to pair
     for w in WEIGHTS:
         for s in SEEDS:

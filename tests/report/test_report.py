@@ -92,7 +92,7 @@ def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
             "Primary metric: **KL(ref‖model)**", "**Paired by seed**", "w_E=1: 3 (1 dropped: seed 3)",
             "Seeds: 0, 1, 2, 3.", "What this verdict means, and what it does not", "Study converged: **yes**",
             "| w1_s0 | 1 | 0 | yes |", "noise floor (mean ± SD, 50 repeats)", "excess over floor",
-            "frames_per_replica = 500", "Paired by seed (each weight vs the baseline trial",
+            "frames_per_replica = 500", "50 repeats", "90% of the repeats pass", "Paired by seed (each weight vs the baseline trial",
             "Unpaired (independent samples; sensitivity check", "Equivalence (paired TOST at ±0.05 nats",
             "Secondary: Holm across 3 metrics × 2 weights", "Friedman across all weights",
             "Minimal detectable effect (80% power): |d_z|", "target effect d_z = 1", "Student t interval",
@@ -135,10 +135,15 @@ def test_missing_convergence_diagnostics_are_inconclusive(tmp_path, study_factor
     assert "| not assessed |" in a.report_path.read_text()
 
 
-def test_no_noise_floor_says_so(tmp_path, study_factory):
-    a = _quiet(study_factory(tmp_path / "s", floor=False))
+def test_no_noise_floor_says_so_and_a_broken_one_exits_2(tmp_path, study_factory, capsys):
+    root = study_factory(tmp_path / "s", floor=False)
+    a = _quiet(root)
     md = a.report_path.read_text()
     assert a.floor is None and "No noise floor computed" in md and "excess over floor" not in md
+    (root / "prepared" / "noise_floor.json").write_text('{"metrics": {}}')
+    assert main(["analyze", str(root), "--no-figures"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "noise_floor.json" in err and "\n" not in err
 
 
 def test_spec_analysis_section_decides_primary_and_bad_primary_exits_2(tmp_path, study_factory, capsys):
