@@ -329,9 +329,15 @@ def _figures(a: Analysis) -> list[str]:
 
 
 def _trials(a: Analysis) -> list[str]:
-    t = a.table
+    t = a.table.copy()
     cols = ["trial_id", a.group, "seed", "status", "error", "runtime_s"] + a.metrics[:4]
     cols = list(dict.fromkeys(c for c in cols if c in t.columns))
+    m = a.settings.primary_metric
+    if {f"{m}_ci_low", f"{m}_ci_high"} <= set(t.columns):  # within-trial block-bootstrap CI (evaluate)
+        name = f"{m} 95% CI (within trial)"
+        t[name] = [f"[{_cell(lo)}, {_cell(hi)}]" if np.isfinite(lo) else "" for lo, hi in
+                   zip(t[f"{m}_ci_low"], t[f"{m}_ci_high"], strict=True)]
+        cols.insert(cols.index(m) + 1 if m in cols else len(cols), name)
     return ["## Trials", "", _md_table(cols, t[cols].itertuples(index=False)), "",
             "(all metrics: `trials.parquet`; statistics: `summary.csv`; convergence: `convergence.csv`)", ""]
 

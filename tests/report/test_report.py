@@ -100,7 +100,7 @@ def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
             "noncentral-t power", "Convergence gate", "Wilcoxon signed-rank", "rank-biserial", "Hedges' g",
             "Cliff's δ", "potential of mean force", "sha256:feedbeef", "abc1234",
             "Every weight's mean primary metric is above the noise floor's 97.5% point (0.06)",
-            "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "| w10_s4 | 10 | 4 | running |"):
+            "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "kl_ref_model 95% CI (within trial)", "| w10_s4 | 10 | 4 | running |"):
         assert phrase in md, phrase
     assert "significant worsening" in verdict[1] and verdict[1].startswith("w_E=10 vs 0: KL(ref‖model)")
 
