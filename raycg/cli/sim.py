@@ -53,14 +53,15 @@ def load_potential(path: str | Path, device: str = "cpu"):
         from raycg.priors import PriorSet
 
         return PriorSet.load(path).to_module()
-    if path.is_dir() or path.is_file():
+    if path.is_dir():
         try:
             from raycg.model import load_model
         except ImportError:
             raise InputError(f"{path}: model files need raycg.model, which is not available",
                              hint="pass a priors JSON instead") from None
         return load_model(path, device=device)
-    raise InputError(f"{path} is neither a priors JSON nor a model directory")
+    raise InputError(f"{path} is neither a priors JSON (.json) nor a model directory",
+                     hint="pass a priors JSON (raycg priors fit) or a model directory (raycg train)")
 
 
 def run(args: argparse.Namespace) -> int:

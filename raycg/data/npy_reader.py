@@ -88,18 +88,29 @@ class NpyArray:
         return len(self.shape)
 
     def __getitem__(self, index) -> np.ndarray:
-        """Rows by slice or by an increasing integer index array (read by seeking, never mapped)."""
+        """Rows by slice or by an integer index array (read by seeking, never mapped).
+
+        Indices are read in windows of at most ``_SPAN_BYTES`` of the file (one read per window, so a
+        sparse sample of a long file costs a few large reads, not one read per row).
+        """
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
             return self.read(start, stop)[::step] if step > 0 else np.array(self.read(0, len(self))[index])
         idx = np.asarray(index, np.int64).reshape(-1)
         if idx.size == 0:
             return np.empty((0,) + tuple(self.shape[1:]), self.dtype)
-        lo, hi = int(idx.min()), int(idx.max()) + 1
         row_bytes = self.dtype.itemsize * (int(np.prod(self.shape[1:], dtype=np.int64)) if self.ndim > 1 else 1)
-        if (hi - lo) * row_bytes <= self._SPAN_BYTES:
-            return self.read(lo, hi)[idx - lo]
-        return np.concatenate([self.read(int(i), int(i) + 1) for i in idx])
+        rows = max(1, self._SPAN_BYTES // row_bytes)
+        order = np.argsort(idx, kind="stable")
+        sidx = idx[order]
+        out = np.empty((idx.size,) + tuple(self.shape[1:]), self.dtype)
+        start = 0
+        while start < sidx.size:
+            lo = int(sidx[start])
+            stop = int(np.searchsorted(sidx, lo + rows, side="left"))
+            out[order[start:stop]] = self.read(lo, int(sidx[stop - 1]) + 1)[sidx[start:stop] - lo]
+            start = stop
+        return out
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` as a new array."""

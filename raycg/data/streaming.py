@@ -108,8 +108,9 @@ def write_dataset_streaming(out: str | os.PathLike, meta: DatasetMeta, traj_offs
                 ds.path = tmp
                 report = validate_dataset(ds, check_hash=False)
                 report.path = str(out)
-        except DatasetError as exc:
-            raise DatasetError(str(exc).replace(str(tmp), str(out))) from None
+        except DatasetError as exc:  # name the would-be output, and say that nothing was written there
+            msg = str(exc).replace(f"{tmp}{os.sep}", "").replace(str(tmp), str(out))
+            raise DatasetError(f"refusing to write {out} (nothing written): {msg}") from None
         finally:
             cr.close()
             if fr is not None:
