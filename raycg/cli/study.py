@@ -1,26 +1,43 @@
-"""``raycg study run|resume|status|analyze``: energy-weight x seed studies on Ray Tune."""
+"""``raycg study run|resume|status|analyze``: energy-weight x seed studies on Ray Tune.
+
+Progress goes to stderr; the results (trial table, verdict, report path) and ``status`` to stdout.
+A study left with unfinished trials (Ctrl-C, trials Tune gave up on) prints how to resume it and
+exits 130 after Ctrl-C, 1 otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+
+def _incomplete(exc) -> int:
+    print(str(exc), file=sys.stderr)
+    return 130 if exc.interrupted else 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    from raycg.study.runner import run_study
+    from raycg.study.driver import StudyIncomplete, run_study
 
-    table = run_study(args.spec, address=args.address, storage=args.storage, name=args.name)
+    try:
+        table = run_study(args.spec, address=args.address, storage=args.storage, name=args.name, out=print)
+    except StudyIncomplete as exc:
+        return _incomplete(exc)
     return 0 if not table.empty else 1
 
 
 def _resume(args: argparse.Namespace) -> int:
-    from raycg.study.runner import resume_study
+    from raycg.study.driver import StudyIncomplete, resume_study
 
-    table = resume_study(args.study, address=args.address, storage=args.storage)
+    try:
+        table = resume_study(args.study, address=args.address, storage=args.storage, out=print)
+    except StudyIncomplete as exc:
+        return _incomplete(exc)
     return 0 if not table.empty else 1
 
 
 def _status(args: argparse.Namespace) -> int:
-    from raycg.study.runner import format_status, study_status
+    from raycg.study.results import format_status, study_status
 
     st = study_status(args.study, storage=args.storage)
     if args.json:
@@ -33,16 +50,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from raycg.study.runner import aggregate
+    from raycg.study.results import aggregate, resolve_study
 
-    aggregate(args.study if args.storage is None else _resolve(args))
+    aggregate(args.study if args.storage is None else resolve_study(args.study, args.storage))
     return 0
-
-
-def _resolve(args: argparse.Namespace) -> str:
-    from raycg.study.runner import resolve_study
-
-    return resolve_study(args.study, args.storage)
 
 
 def register(groups) -> None:

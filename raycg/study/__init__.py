@@ -1,7 +1,20 @@
 """Studies on Ray Tune: spec -> prepare (once) -> trials (energy weight x seed) -> aggregate.
 
 The only raycg package that imports Ray (lazily: importing :mod:`raycg.study` imports neither Ray
-nor the stages: a Ray worker running a trial imports only what its pipeline needs). Public API::
+nor the stages; a Ray worker running a trial imports only what its pipeline needs). Layout:
+
+==================  ==========================================================================
+``spec/``           the YAML spec, one module per group of sections
+``grid.py``         grid points, trial ids, each trial's typed config
+``pipelines/``      the Pipeline interface + registry; ``cgschnet/`` (one module per phase), ``toy.py``
+``trial/``          one trial (Ray-free core), its Tune session, its dashboard gauges
+``driver/``         run / resume a study on Ray Tune (the Tune wiring, driver progress)
+``results/``        status and aggregation, read from the study storage alone (no Ray)
+``hpo/``            ``raycg study tune``: Optuna + ASHA search
+``ray_compat.py``   every use of Ray's non-public API
+==================  ==========================================================================
+
+Public API::
 
     from raycg.study import run_study, resume_study, study_status, load_spec
     table = run_study("studies/quickstart.yaml")          # a pandas DataFrame, one row per trial
@@ -13,18 +26,18 @@ from typing import Any
 
 _LAZY = {
     "StudySpec": "raycg.study.spec",
-    "grid_points": "raycg.study.spec",
     "load_spec": "raycg.study.spec",
-    "trial_config": "raycg.study.spec",
-    "trial_id_for": "raycg.study.grid",
-    "run_study": "raycg.study.runner",
-    "resume_study": "raycg.study.runner",
-    "study_status": "raycg.study.runner",
-    "format_status": "raycg.study.runner",
-    "aggregate": "raycg.study.runner",
-    "trial_table": "raycg.study.runner",
-    "validate_study": "raycg.study.runner",
-    "prepare": "raycg.study.prepare",
+    "grid_points": "raycg.study.grid",
+    "trial_config": "raycg.study.grid",
+    "trial_id_for": "raycg.study.keys",
+    "run_study": "raycg.study.driver",
+    "resume_study": "raycg.study.driver",
+    "validate_study": "raycg.study.driver",
+    "StudyIncomplete": "raycg.study.driver",
+    "study_status": "raycg.study.results",
+    "format_status": "raycg.study.results",
+    "aggregate": "raycg.study.results",
+    "trial_table": "raycg.study.results",
     "run_trial": "raycg.study.trial",
 }
 

@@ -1,82 +1,79 @@
-"""The grid and per-trial configs as plain data (no stage imports: Ray workers import this cheaply)."""
+"""The grid: every trial's swept values (its point), its id, and its typed config.
+
+A trial's config is the study's :class:`StudySpec` with the point's values set in place, each
+validated like a value in the spec file (``raycg.study.spec.fields.set_field``): the energy weight
+and the seed go where the pipeline says (``Pipeline.energy_weight_fields``/``seed_fields``), a
+swept field to its dotted path. Values are set weight, seed, then sweeps, in that order.
+"""
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
-import re
+from dataclasses import dataclass
 from typing import Any
 
+from raycg.study.keys import config_hash, trial_id_for
+from raycg.study.pipelines import get_pipeline
+from raycg.study.spec import StudySpec, set_field
 
-# --- dotted access --------------------------------------------------------------------------------
-def get_dotted(data: dict, key: str) -> Any:
-    node: Any = data
-    for part in key.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise KeyError(key)
-        node = node[part]
-    return node
-
-
-def set_dotted(data: dict, key: str, value: Any, *, create: bool = False) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        if part not in node:
-            if not create:
-                raise KeyError(key)
-            node[part] = {}
-        node = node[part]
-    if parts[-1] not in node and not create:
-        raise KeyError(key)
-    node[parts[-1]] = value
+#: keys of a Tune config that are not grid values: the study's URI and (HPO) the phases to run
+INTERNAL_KEYS = ("study", "phases")
+#: top-level spec fields that say how the study runs, not what a trial does
+_NOT_TRIAL = {"grid", "storage", "retries", "concurrency", "description"}
 
 
-
-# --- the grid -------------------------------------------------------------------------------------
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        s = f"{v:g}"
-    else:
-        s = str(v)
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", s)
-
-
-def trial_id_for(point: dict[str, Any]) -> str:
-    """A readable, deterministic trial id from a grid point, e.g. ``w0.1_s2`` or ``w1_s0_lr=0.001``."""
-    parts = [f"w{_fmt(point['energy_weight'])}", f"s{_fmt(point['seed'])}"]
-    for key in sorted(k for k in point if k not in ("energy_weight", "seed")):
-        parts.append(f"{key.split('.')[-1]}={_fmt(point[key])}")
-    tid = "_".join(parts)
-    if len(tid) > 80:
-        tid = tid[:60] + "_" + hashlib.sha256(tid.encode()).hexdigest()[:12]
-    return tid
+def grid_points(spec: StudySpec) -> list[dict[str, Any]]:
+    """Every trial's swept values, in a stable order (weights outermost, then seeds, then sweeps)."""
+    points: list[dict[str, Any]] = []
+    sweeps = list(spec.grid.sweep.items())
+    for w in spec.grid.energy_weights:
+        for s in spec.grid.seed_list():
+            combos: list[dict[str, Any]] = [{}]
+            for key, values in sweeps:
+                combos = [dict(c, **{key: v}) for c in combos for v in values]
+            points.extend({"energy_weight": float(w), "seed": int(s), **c} for c in combos)
+    return points
 
 
-# Where the energy weight and the seed go in the resolved per-trial config.
-ENERGY_WEIGHT_KEYS = ("training.loss.energy_weight",)
-SEED_KEYS = ("training.seed", "simulation.seed", "toy.seed")
+def grid_point(tune_config: dict[str, Any]) -> dict[str, Any]:
+    """The grid values of a Tune trial config (everything but the internal keys)."""
+    return {k: v for k, v in tune_config.items() if k not in INTERNAL_KEYS}
 
 
-def trial_config_from_dict(spec: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
-    """The full per-trial config (the spec's sections with the grid point's values applied)."""
-    data = copy.deepcopy(spec)
-    for key in ("grid", "storage", "retries", "concurrency", "description"):
-        data.pop(key, None)
-    for key in ENERGY_WEIGHT_KEYS:
-        set_dotted(data, key, point["energy_weight"], create=True)
-    for key in SEED_KEYS:
-        section = key.split(".")[0]
-        if isinstance(data.get(section), dict):
-            set_dotted(data, key, point["seed"], create=True)
+def trial_config(spec: StudySpec, point: dict[str, Any], *, source: str = "spec") -> StudySpec:
+    """The spec with ``point``'s values set (a validated copy; ConfigError names a rejected value)."""
+    pipeline = get_pipeline(spec.pipeline)
+    config = spec.model_copy(deep=True)
+    for key in pipeline.energy_weight_fields:
+        set_field(config, key, float(point["energy_weight"]), source=source)
+    for key in pipeline.seed_fields:
+        set_field(config, key, int(point["seed"]), source=source)
     for key, value in point.items():
         if key not in ("energy_weight", "seed"):
-            set_dotted(data, key, value, create=key.startswith("toy."))
-    data["energy_weight"] = point["energy_weight"]
-    data["seed"] = point["seed"]
-    return data
+            set_field(config, key, value, source=source)
+    return config
 
 
-def config_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a study: its id, grid values and typed config."""
+
+    trial_id: str
+    point: dict[str, Any]
+    config: StudySpec
+
+    def config_json(self) -> dict[str, Any]:
+        """The trial's config as JSON (``trials/<id>/config.json``): the spec's trial sections + the point."""
+        data = self.config.model_dump(mode="json", exclude=_NOT_TRIAL)
+        return {**data, "energy_weight": self.point["energy_weight"], "seed": self.point["seed"]}
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config_json())
+
+
+def make_trial(spec: StudySpec, point: dict[str, Any], *, source: str = "spec") -> Trial:
+    return Trial(trial_id_for(point), dict(point), trial_config(spec, point, source=source))
+
+
+__all__ = ["INTERNAL_KEYS", "Trial", "config_hash", "grid_point", "grid_points", "make_trial", "trial_config",
+           "trial_id_for"]

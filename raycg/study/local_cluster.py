@@ -114,7 +114,7 @@ def validate_cluster_config(config: dict[str, Any] | str | os.PathLike) -> dict[
 
     Raises InputError with one line naming the file and the problem.
     """
-    from ray.autoscaler._private.util import prepare_config, validate_config
+    from raycg.study.ray_compat import validate_cluster_config as ray_validate
 
     source = "cluster config"
     if not isinstance(config, dict):
@@ -124,13 +124,9 @@ def validate_cluster_config(config: dict[str, Any] | str | os.PathLike) -> dict[
         except (OSError, yaml.YAMLError) as exc:
             raise InputError(f"cannot read cluster config: {exc}", where=source) from None
     try:
-        if config.get("provider", {}).get("type") == "fake_multinode":
-            # The pip wheel lacks the fake provider's defaults file, so such a config must be
-            # complete: validate it as it is against Ray's schema.
-            prepared = dict(config)
-        else:
-            prepared = prepare_config(dict(config))
-        validate_config(prepared)
+        # The pip wheel lacks the fake provider's defaults file, so such a config must be
+        # complete: validate it as it is against Ray's schema.
+        prepared = ray_validate(config, complete=config.get("provider", {}).get("type") == "fake_multinode")
     except Exception as exc:  # jsonschema.ValidationError, ValueError, ...
         msg = str(exc).splitlines()[0]
         path = ".".join(str(p) for p in getattr(exc, "absolute_path", []) or [])

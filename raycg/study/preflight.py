@@ -19,7 +19,6 @@ anything is written or started.
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import subprocess
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from raycg.errors import ConfigError
+from raycg.study import ray_compat
 from raycg.study.storage import is_remote, normalize
 
 #: filesystem types that are shared between machines (``/proc/mounts`` names)
@@ -55,11 +55,7 @@ class ClusterSnapshot:
 # --- the checks (pure) ----------------------------------------------------------------------------
 def trial_request(spec) -> dict[str, float]:
     """Ray resources one trial asks for (Ray's names: CPU, GPU, custom)."""
-    req: dict[str, float] = {"CPU": float(spec.resources.cpus)}
-    if spec.resources.gpu > 0:
-        req["GPU"] = float(spec.resources.gpu)
-    req.update({k: float(v) for k, v in spec.resources.extra.items()})
-    return req
+    return spec.resources.ray_request()
 
 
 def _fmt(res: dict[str, float]) -> str:
@@ -184,23 +180,11 @@ def _snapshot_from_ray(where: str = "the Ray cluster") -> ClusterSnapshot:
               "resources": {k: float(v) for k, v in (n.get("Resources") or {}).items()
                             if not k.startswith("node:")}}
              for n in ray.nodes() if n.get("Alive")]
-    autoscaler, max_res = False, None
-    try:
-        from ray.experimental.internal_kv import _internal_kv_get
-
-        status = _internal_kv_get("__autoscaling_status")
-        autoscaler = has_autoscaler(json.loads(status)) if status else False
-    except Exception:  # noqa: BLE001 - no autoscaler information
-        pass
-    try:
-        from ray._private import state
-
-        max_res = state.state.get_max_resources_from_cluster_config()  # autoscaler v2 / KubeRay
-        if max_res is not None:
-            autoscaler = True
-            max_res = {k: (math.inf if v >= sys.maxsize else float(v)) for k, v in max_res.items()}
-    except Exception:  # noqa: BLE001 - private API; older/newer Ray
-        max_res = None
+    status = ray_compat.autoscaling_status()
+    autoscaler = has_autoscaler(status) if status else False
+    max_res = ray_compat.autoscaler_max_resources()  # autoscaler v2 / KubeRay
+    if max_res is not None:
+        autoscaler = True
     return ClusterSnapshot(nodes=nodes, autoscaler=autoscaler, max_resources=max_res, where=f"the cluster at {where}"
                            if where != "the Ray cluster" else where)
 
@@ -208,13 +192,7 @@ def _snapshot_from_ray(where: str = "the Ray cluster") -> ClusterSnapshot:
 def _local_snapshot() -> ClusterSnapshot:
     """The local Ray that the runner would start: this machine, its CPUs and GPUs, no autoscaler."""
     cpus = float(os.environ.get("RAYCG_RAY_NUM_CPUS") or os.cpu_count() or 1)
-    gpus = 0.0
-    try:
-        from ray._private.accelerators import NvidiaGPUAcceleratorManager
-
-        gpus = float(NvidiaGPUAcceleratorManager.get_current_node_num_accelerators() or 0)
-    except Exception:  # noqa: BLE001 - private API; assume none
-        gpus = 0.0
+    gpus = ray_compat.local_gpu_count()
     res = {"CPU": cpus}
     if gpus:
         res["GPU"] = gpus

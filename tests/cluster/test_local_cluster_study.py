@@ -131,7 +131,7 @@ def test_job_submitted_study_succeeds_and_is_readable(submitted_job, capsys):
     from ray.job_submission import JobStatus
 
     from raycg.cli import main
-    from raycg.study.runner import trial_table
+    from raycg.study.results import trial_table
 
     logs = submitted_job["logs"]
     assert submitted_job["status"] == JobStatus.SUCCEEDED, logs[-3000:]

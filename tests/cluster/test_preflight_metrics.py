@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from raycg.errors import ConfigError
-from raycg.study.metrics import STAGES, TrialMetrics
 from raycg.study.preflight import ClusterSnapshot, check_cluster, filesystem_type
 from raycg.study.spec import StudySpec
+from raycg.study.trial.metrics import STAGES, TrialMetrics
 
 
 def spec(storage="/tmp/raycg-preflight-test", **resources) -> StudySpec:
@@ -95,8 +95,7 @@ def test_run_study_on_this_cpu_only_machine_refuses_a_gpu_request(tmp_path, caps
 
 def test_trial_metrics_steps_per_second_and_eta_without_ray():
     t = [0.0]
-    m = TrialMetrics("w0_s0", "s", {"pipeline": "cgschnet", "simulation": {"n_steps": 1000, "chunks": 4}},
-                     clock=lambda: t[0])
+    m = TrialMetrics("w0_s0", "s", (1000, 4), clock=lambda: t[0])
     assert not m.enabled  # outside Ray: a no-op that still remembers what it would set
     m.update({"epoch": 0, "train_loss": 3.0, "val_loss": 2.0}, phase="train", progress=0.25)
     t[0] = 10.0
@@ -115,7 +114,7 @@ def test_trial_metrics_steps_per_second_and_eta_without_ray():
 
 def test_restored_trial_eta_counts_only_its_own_progress():
     t = [100.0]
-    m = TrialMetrics("w0_s0", "s", {}, restored=True, clock=lambda: t[0])
+    m = TrialMetrics("w0_s0", "s", None, restored=True, clock=lambda: t[0])
     m.update({"chunk": 1}, phase="simulate", progress=0.6)
     assert "eta_seconds" not in m.values  # no rate yet
     t[0] = 110.0

@@ -74,7 +74,9 @@ def test_killed_driver_then_resume(tmp_path, monkeypatch, capsys):
         monkeypatch.setenv("RAYCG_RAY_NUM_CPUS", "2")
         monkeypatch.delenv("RAY_ADDRESS", raising=False)
         assert main(["study", "resume", str(study)]) == 0
-        assert "trials: 4/4 done" in capsys.readouterr().out
+        captured = capsys.readouterr()
+        assert "trials: 4/4 done" in captured.err  # progress on stderr
+        assert "verdict:" in captured.out and "report:" in captured.out  # results on stdout
     finally:
         for t in temps:
             end_own_processes(t)

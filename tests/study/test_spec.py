@@ -9,7 +9,9 @@ import yaml
 
 from raycg.cli import main
 from raycg.errors import ConfigError
-from raycg.study.spec import grid_points, load_spec, trial_config, trial_id_for
+from raycg.study.grid import grid_points, make_trial, trial_config
+from raycg.study.keys import trial_id_for
+from raycg.study.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +47,9 @@ def test_grid_points_seeds_and_sweeps(tmp_path):
     assert len(pts) == 4 and spec.grid.n_trials() == 4
     assert {(p["seed"], p["toy.epochs"]) for p in pts} == {(7, 2), (7, 3), (11, 2), (11, 3)}
     cfg = trial_config(spec, pts[1])
-    assert cfg["toy"]["epochs"] == 3 and cfg["toy"]["seed"] == 7 and cfg["energy_weight"] == 1.0
+    assert cfg.toy.epochs == 3 and cfg.toy.seed == 7
+    assert spec.toy.epochs == 4 and spec.toy.seed == 0  # the spec itself is untouched
+    assert make_trial(spec, pts[1]).config_json()["energy_weight"] == 1.0
     assert trial_id_for(pts[1]) == "w1_s7_epochs=3"
 
 
@@ -53,10 +57,10 @@ def test_energy_weight_and_seed_reach_the_stage_configs():
     spec = load_spec(ROOT / "studies" / "quickstart.yaml")
     assert spec.grid.energy_weights == [0.0, 0.1, 1.0] and spec.grid.seed_list() == [0, 1, 2]
     cfg = trial_config(spec, {"energy_weight": 0.1, "seed": 2})
-    assert cfg["training"]["loss"]["energy_weight"] == 0.1
-    assert cfg["training"]["seed"] == 2 and cfg["simulation"]["seed"] == 2
+    assert cfg.training.loss.energy_weight == 0.1
+    assert cfg.training.seed == 2 and cfg.simulation.seed == 2
     # energy matching uses the study's reference TICA settings
-    assert cfg["training"]["tica"]["lag"] == spec.evaluation.tica_lag
+    assert cfg.training.tica.lag == spec.evaluation.tica_lag
 
 
 def test_paper_scale_spec_is_valid():

@@ -65,6 +65,8 @@ def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path, caps
     assert any(ln.startswith("trials: 4/4 done") for ln in lines)
 
     prepared = json.loads((study / "prepared" / "prepared.json").read_text())
+    dataset_temperature = json.loads((study_dataset / "meta.json").read_text())["temperature_K"]
+    assert prepared["temperature_K"] == dataset_temperature
     for tid in table["trial_id"]:
         tdir = study / "trials" / tid
         for f in ("config.json", "result.json", "scores.json", "fes.npz", "train_history.csv"):
@@ -75,6 +77,10 @@ def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path, caps
         prov = res["provenance"]
         assert prov["data_hash"] == prepared["data_hash"] and "git_commit" in prov and prov["packages"]["ray"]
         assert set(res["stage_times"]) == {"train", "simulate", "score"}
+        assert set(res["convergence"]) == {"converged", "reasons", "diagnostics"}
+        # simulated at the dataset's temperature (the spec sets none), and replicas.json says so
+        replicas = json.loads((tdir / "sim" / "replicas.json").read_text())
+        assert replicas["temperature_K"] == [dataset_temperature] * 4
         # reported to Tune every epoch and every simulation chunk (each with a checkpoint)
         rows = tune_rows(study, tid)
         assert [r["epoch"] for r in rows if r.get("phase") == "train" and "epoch" in r] == [0, 1]
@@ -135,7 +141,7 @@ def test_ctrl_c_leaves_a_resumable_study(ray_local, tmp_path):
     import threading
     import time
 
-    from raycg.study import resume_study, run_study, study_status
+    from raycg.study import StudyIncomplete, resume_study, run_study, study_status
 
     spec = {"name": "ctrlc", "pipeline": "toy", "storage": str(tmp_path),
             "grid": {"energy_weights": [0.0, 1.0], "seeds": 2},
@@ -154,7 +160,7 @@ def test_ctrl_c_leaves_a_resumable_study(ray_local, tmp_path):
             time.sleep(0.1)
 
     threading.Thread(target=interrupt_after_first_result, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(StudyIncomplete, match="raycg study resume"):
         run_study(spec, log=lambda s: None)
     assert fired.is_set()
     st = study_status(str(study))

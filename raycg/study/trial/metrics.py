@@ -70,10 +70,11 @@ def ray_active() -> bool:
 class TrialMetrics:
     """Sets the ``raycg_trial_*`` gauges of one trial; ``update`` is called at every report.
 
-    ``config`` is the trial's full config (used to turn simulation chunks into steps/s).
+    ``simulation_steps``: (integration steps, chunks) of the trial's simulation, which turns
+    finished chunks into steps/s (None: the pipeline's simulation has no steps).
     """
 
-    def __init__(self, trial_id: str, study: str | None, config: dict[str, Any] | None = None,
+    def __init__(self, trial_id: str, study: str | None, simulation_steps: tuple[int, int] | None = None,
                  *, restored: bool = False, clock=time.monotonic):
         self.tags = {"study": str(study or ""), "trial": str(trial_id)}
         self.clock = clock
@@ -81,11 +82,7 @@ class TrialMetrics:
         # progress at the start of this attempt (a restored trial learns it from its first report)
         self.p0: float | None = None if restored else 0.0
         self.enabled = ray_active()
-        sim = (config or {}).get("simulation") or {}
-        if (config or {}).get("pipeline") == "toy":  # no integration steps: chunks only
-            sim = {}
-        self.chunks = int(sim.get("chunks") or 0)
-        self.n_steps = int(sim.get("n_steps") or 0)
+        self.n_steps, self.chunks = simulation_steps or (0, 0)
         self._last_chunk: tuple[int, float] | None = None
         self.values: dict[str, float] = {}  # what was last set (also kept when Ray is absent)
 

@@ -1,0 +1,161 @@
+"""Prepare a CGSchNet study once: priors, reference TICA, start frames, energy targets, noise floor.
+
+Everything lands in ``STUDY/prepared`` with ``prepared.json``, keyed by the hash of what it
+depends on (dataset content, prior settings, TICA settings, start frames), so an unchanged study
+reuses it and a resumed one skips it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from raycg.errors import ConfigError, InputError
+from raycg.study import prepared
+from raycg.study.keys import config_hash
+from raycg.utils.io import atomic_save_npy
+from raycg.utils.provenance import provenance
+
+if TYPE_CHECKING:
+    from raycg.study.spec import StudySpec
+    from raycg.study.storage import Store
+
+
+def dataset_path(spec: StudySpec) -> Path:
+    if spec.dataset == "embedded":
+        from raycg.synth import embedded_dataset
+
+        return Path(embedded_dataset())
+    return Path(spec.dataset).expanduser().resolve()
+
+
+def check_dataset(spec: StudySpec, *, source: str = "spec") -> None:
+    """Fail early (one line) when the dataset is missing or not a raycg dataset."""
+    if spec.dataset == "embedded":
+        return
+    p = Path(spec.dataset).expanduser()
+    if not p.exists():
+        raise ConfigError(f"{source}: dataset: {p} does not exist",
+                          hint='give the path of a raycg CG dataset directory, or "embedded"')
+    if not (p / "meta.json").is_file():
+        raise ConfigError(f"{source}: dataset: {p} is not a raycg CG dataset (no meta.json)",
+                          hint="convert it first with `raycg data import` or use \"embedded\"")
+
+
+def prepare_inputs(spec: StudySpec, data_hash: str) -> dict[str, Any]:
+    """What the prepared artefacts depend on (its hash is the cache key)."""
+    sim = spec.simulation
+    return {
+        "pipeline": spec.pipeline,
+        "dataset_hash": data_hash,
+        "priors": spec.priors.model_dump(mode="json"),
+        "tica": {"lag": spec.evaluation.tica_lag, "dim": spec.evaluation.tica_dim},
+        "starts": {"n": sim.replicas, "method": sim.start_method, "seed": sim.start_seed},
+    }
+
+
+def prepare(spec: StudySpec, store: Store, *, log) -> dict[str, Any]:
+    """Build (or reuse) ``STUDY/prepared``; return the contents of ``prepared.json``."""
+    from raycg.data import format as dfmt
+
+    t0 = time.perf_counter()
+    ds_path = dataset_path(spec)
+    ds = dfmt.load(ds_path)
+    inputs = prepare_inputs(spec, ds.content_hash)
+    key = config_hash(inputs)
+    old = prepared.cached(store, key)
+    if old:
+        log(f"prepare: cached ({key}) in {store.uri(prepared.PREPARED)}")
+        return old
+    tmp = Path(tempfile.mkdtemp(prefix="raycg-prepare-"))
+    try:
+        info = {"hash": key, "inputs": inputs, **_build(spec, ds, tmp)}
+        info["dataset_rel"] = None
+        if store.remote:  # nodes cannot see the driver's disk: ship the dataset with the study
+            shutil.copytree(ds_path, tmp / "dataset")
+            info["dataset_rel"] = "dataset"
+        info.update(dataset_path=str(ds_path), provenance=provenance(inputs, data_hash=ds.content_hash))
+        prepared.publish(store, tmp, info)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"prepare: dataset {ds_path.name} ({ds.n_frames} frames, {ds.n_beads} beads, {ds.temperature:g} K), "
+        f"priors, TICA (lag {spec.evaluation.tica_lag}), {spec.simulation.replicas} {spec.simulation.start_method} "
+        f"starts in {time.perf_counter() - t0:.1f} s")
+    return info
+
+
+def _build(spec: StudySpec, ds, out: Path) -> dict[str, Any]:
+    """Compute every artefact into ``out``; return the fields of ``prepared.json`` that describe them."""
+    from raycg.cv import fit_reference_tica
+    from raycg.priors import fit_priors
+
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    fit_priors(ds, spec.priors).save(out / "priors.json")
+    times["priors"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    tica = fit_reference_tica(ds, lag=spec.evaluation.tica_lag, dim=spec.evaluation.tica_dim)
+    tica.save(out / "tica.npz")
+    times["tica"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    starts = _start_frames(spec, ds, tica)
+    atomic_save_npy(out / "starts.npy", starts)
+    atomic_save_npy(out / "start_positions.npy", np.asarray(ds.coords[starts], dtype=np.float32))
+    times["starts"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    targets = _energy_targets(spec, ds, tica, out)
+    if targets is not None:
+        times["energy_targets"] = time.perf_counter() - t
+    return {
+        "data_hash": ds.content_hash, "n_frames": ds.n_frames, "n_beads": ds.n_beads,
+        "n_trajectories": ds.n_trajectories,
+        "temperature_K": float(ds.temperature),  # what trials simulate at unless simulation.temperature_K is set
+        "files": sorted(p.name for p in out.iterdir()), "energy_targets": targets, "tica": _tica_summary(tica),
+        "max_bond_A": _max_bond(ds), "times_s": times,
+    }
+
+
+def _start_frames(spec: StudySpec, ds, tica) -> np.ndarray:
+    """Start frames of the replicas (the same for every trial), drawn as ``simulation.start_method`` says."""
+    from raycg.sim.starts import select_start_frames
+
+    sim = spec.simulation
+    features = None
+    if sim.start_method in ("stratified", "equilibrium"):  # strata over the leading TICs of the study's TICA
+        features = tica.transform(ds.coords, n_components=min(2, int(tica.dim)))
+    idx = select_start_frames(ds, sim.replicas, method=sim.start_method, seed=sim.start_seed, features=features)
+    return np.asarray(idx, dtype=np.int64)
+
+
+def _energy_targets(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | None:
+    """Energy targets of the spec's loss settings into ``out/targets`` (the trainer's cache format)."""
+    from raycg.train import compute_energy_targets
+
+    loss = spec.training.loss
+    if loss.energy_target == "none":
+        return None
+    compute_energy_targets(ds, tica, loss.energy_target, n_components=loss.n_components, density=loss.density,
+                           bins=loss.bins, bandwidth=loss.kde_bandwidth, cache_dir=out / "targets")
+    return {"mode": loss.energy_target, "cache_dir": "targets"}
+
+
+def _tica_summary(tica) -> dict[str, Any]:
+    return {"lag": int(tica.lag), "dim": int(tica.dim),
+            "timescales_ps": [float(t) for t in np.asarray(tica.timescales_ps)[:5]]}
+
+
+def _max_bond(ds) -> float | None:
+    from raycg.sim.starts import max_bond_from_data
+
+    try:
+        return float(max_bond_from_data(ds))
+    except InputError:
+        return None

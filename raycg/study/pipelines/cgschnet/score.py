@@ -1,0 +1,40 @@
+"""Phase ``score``: the trial's trajectories against the reference TICA free energy (raycg.evaluate).
+
+``scores.json`` and ``fes.npz`` go to the trial's directory; the metrics (with their within-trial
+confidence bounds) into ``result.json``, and the convergence verdict into its ``convergence``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from raycg.study.pipelines.cgschnet.inputs import reference_tica, trial_dataset
+
+if TYPE_CHECKING:
+    from raycg.study.pipelines.base import TrialContext
+
+
+def score_phase(ctx: TrialContext) -> None:
+    from raycg.evaluate import load_model_trajectories, score
+
+    ds = trial_dataset(ctx)
+    samples = load_model_trajectories(ctx.work / "sim", reference=ds)
+    sc = score(ds, reference_tica(ctx), samples, ctx.config.evaluation.eval_config())
+    out = ctx.work / "scores"
+    sc.save(out)
+    for f in sorted(out.iterdir()):
+        if f.is_file():
+            ctx.upload_file(f, f.name)
+    ctx.metrics.update({k: float(v) for k, v in sc.metrics.items()
+                        if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)})
+    ctx.convergence = convergence_record(getattr(sc, "convergence", None))
+
+
+def convergence_record(conv: Any) -> dict[str, Any] | None:
+    """``{converged, reasons, diagnostics}`` of an evaluate ``Convergence`` (None while there is none)."""
+    if conv is None:
+        return None
+    return {"converged": bool(conv.converged), "reasons": [str(r) for r in conv.reasons],
+            "diagnostics": {str(k): float(v) for k, v in dict(conv.diagnostics).items()}}

@@ -1,0 +1,158 @@
+"""Every use of Ray's non-public API, in one place, checked against the installed Ray.
+
+raycg is tested with the Ray versions in :data:`TESTED` (``pyproject.toml`` pins the same range).
+Each function here wraps one private attribute; if a Ray release moves it, the function raises
+:class:`RayAPIChanged` naming what changed instead of a study silently losing a feature, and
+``tests/study/test_ray_compat.py`` fails on that Ray (run it before widening the pin).
+
+Uses, and why there is no public way:
+
+- ``Tuner._local_tuner._run_config``: ``Tuner.restore`` drops the run's callbacks (they are not
+  part of the saved state) and takes no new ones; the study's progress printer is re-attached here.
+- ``OptunaSearch._ot_trials`` / ``_completed_trials``: OptunaSearch records an intermediate value
+  only for the metric it optimises; the search reports the per-epoch validation loss so that
+  Optuna knows how far ASHA-stopped trials got.
+- ``ray._private.state.state.get_max_resources_from_cluster_config``: the most an autoscaler can
+  add (preflight: a GPU request no node will ever offer). New in Ray 2.46 (absent from the 2.41,
+  2.42 and 2.45 wheels, present in 2.46-2.48 and 2.60); older Rays give no limits (None).
+- ``ray.experimental.internal_kv._internal_kv_get("__autoscaling_status")``: whether an autoscaler
+  that can add nodes runs at all.
+- ``ray._private.accelerators.NvidiaGPUAcceleratorManager``: GPUs a local Ray would see, before
+  starting it.
+- ``ray.autoscaler._private.util.prepare_config/validate_config``: offline validation of a cluster
+  YAML against Ray's schema (what ``ray up`` does first).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+#: oldest and newest Ray release raycg is tested with (inclusive, major.minor)
+TESTED = ((2, 41), (2, 60))
+#: first Ray with ``get_max_resources_from_cluster_config``
+MAX_RESOURCES_SINCE = (2, 46)
+
+
+class RayAPIChanged(RuntimeError):
+    """The installed Ray moved a non-public attribute raycg relies on."""
+
+
+def _changed(what: str, exc: BaseException) -> RayAPIChanged:
+    import ray
+
+    lo, hi = (".".join(map(str, v)) for v in TESTED)
+    return RayAPIChanged(f"ray {ray.__version__} changed {what} ({type(exc).__name__}: {exc}); raycg is tested "
+                         f"with ray {lo}-{hi}: install a ray in that range or update raycg/study/ray_compat.py")
+
+
+def ray_version() -> tuple[int, int]:
+    import ray
+
+    major, minor = ray.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
+def is_tested_version() -> bool:
+    return TESTED[0] <= ray_version() <= TESTED[1]
+
+
+def attach_callbacks(tuner: Any, callbacks: list, *, verbose: int = 0) -> None:
+    """Give a restored ``Tuner`` the run callbacks (and verbosity) that ``Tuner.restore`` drops."""
+    try:
+        run_config = tuner._local_tuner._run_config
+        run_config.callbacks = list(callbacks)
+        run_config.verbose = verbose
+    except AttributeError as exc:
+        raise _changed("Tuner._local_tuner._run_config", exc) from None
+
+
+def optuna_trial(searcher: Any, trial_id: str) -> Any | None:
+    """The Optuna trial behind a running Tune trial of an ``OptunaSearch`` (None once it completed)."""
+    try:
+        completed, trials = searcher._completed_trials, searcher._ot_trials
+    except AttributeError as exc:
+        raise _changed("OptunaSearch._ot_trials/_completed_trials", exc) from None
+    return None if trial_id in completed else trials.get(trial_id)
+
+
+def autoscaler_max_resources() -> dict[str, float] | None:
+    """The most resources the connected cluster's autoscaler can provide (None: Ray does not say)."""
+    try:
+        from ray._private import state
+
+        getter = state.state.get_max_resources_from_cluster_config
+    except (ImportError, AttributeError) as exc:
+        if ray_version() < MAX_RESOURCES_SINCE:
+            return None
+        raise _changed("ray._private.state.state.get_max_resources_from_cluster_config", exc) from None
+    res = getter()
+    if res is None:
+        return None
+    return {k: (math.inf if v >= sys.maxsize else float(v)) for k, v in res.items()}
+
+
+def autoscaling_status() -> dict[str, Any] | None:
+    """The autoscaler's status report of the connected cluster (GCS key ``__autoscaling_status``)."""
+    try:
+        from ray.experimental.internal_kv import _internal_kv_get
+    except ImportError as exc:
+        raise _changed("ray.experimental.internal_kv._internal_kv_get", exc) from None
+    raw = _internal_kv_get("__autoscaling_status")
+    return json.loads(raw) if raw else None
+
+
+def local_gpu_count() -> float:
+    """NVIDIA GPUs a Ray started on this machine would see (no Ray needed)."""
+    try:
+        from ray._private.accelerators import NvidiaGPUAcceleratorManager
+
+        count = NvidiaGPUAcceleratorManager.get_current_node_num_accelerators
+    except (ImportError, AttributeError) as exc:
+        raise _changed("ray._private.accelerators.NvidiaGPUAcceleratorManager", exc) from None
+    return float(count() or 0)
+
+
+def validate_cluster_config(config: dict[str, Any], *, complete: bool = False) -> dict[str, Any]:
+    """Ray's own cluster-YAML validation, offline: defaults filled in unless ``complete``, then the schema.
+
+    Raises what Ray raises for an invalid config (jsonschema.ValidationError, ValueError, ...).
+    """
+    try:
+        from ray.autoscaler._private.util import prepare_config, validate_config
+    except ImportError as exc:
+        raise _changed("ray.autoscaler._private.util.prepare_config/validate_config", exc) from None
+    prepared = dict(config) if complete else prepare_config(dict(config))
+    validate_config(prepared)
+    return prepared
+
+
+#: (module, attribute path, first Ray that has it) of every non-public name used above
+PRIVATE_NAMES = (
+    ("ray.tune.impl.tuner_internal", "TunerInternal", TESTED[0]),
+    ("ray.tune.search.optuna", "OptunaSearch.on_trial_result", TESTED[0]),
+    ("ray._private.state", "state.get_max_resources_from_cluster_config", MAX_RESOURCES_SINCE),
+    ("ray.experimental.internal_kv", "_internal_kv_get", TESTED[0]),
+    ("ray._private.accelerators", "NvidiaGPUAcceleratorManager.get_current_node_num_accelerators", TESTED[0]),
+    ("ray.autoscaler._private.util", "prepare_config", TESTED[0]),
+    ("ray.autoscaler._private.util", "validate_config", TESTED[0]),
+)
+
+
+def check_api() -> list[str]:
+    """Which of the non-public names raycg uses the installed Ray lacks (empty: all present)."""
+    import importlib
+
+    missing = []
+    for module, path, since in PRIVATE_NAMES:
+        if ray_version() < since:
+            continue
+        try:
+            obj: Any = importlib.import_module(module)
+            for part in path.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            missing.append(f"{module}.{path} ({type(exc).__name__}: {exc})")
+    return missing

@@ -1,0 +1,7 @@
+"""Reading a study back, with no Ray: ``status.py`` (``raycg study status``) and ``aggregate.py``
+(``raycg study analyze``: the trial table, statistics, report)."""
+
+from raycg.study.results.aggregate import aggregate, trial_table
+from raycg.study.results.status import format_status, resolve_study, study_status
+
+__all__ = ["aggregate", "format_status", "resolve_study", "study_status", "trial_table"]
