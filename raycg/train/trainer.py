@@ -29,12 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from raycg.device import CompileFallback, free_memory, model_pass_bytes, policy_for, resolve_device
 from raycg.errors import ConfigError, DatasetError, InputError
-from raycg.model.energy import EnergyModel, blocked_energy_and_forces, micro_batch_frames
+from raycg.model.energy import EnergyModel, blocked_energy_and_forces
 from raycg.model.io import save_model
 from raycg.model.schnet import CGSchNet
 from raycg.train.config import TrainConfig
 from raycg.train.losses import energy_loss, force_loss, forces_and_energy, total_loss
+from raycg.train.validation import energy_validation_loss
 from raycg.utils.io import atomic_directory, atomic_write_json, atomic_write_text
 from raycg.utils.progress import Progress
 from raycg.utils.provenance import provenance
@@ -94,14 +96,6 @@ def _config_digest(cfg: TrainConfig) -> str:
     keep = set(TrainConfig.model_fields) - {"epochs", "progress", "early_stopping_patience"}
     text = cfg.model_dump_json(include=keep)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
-
-
-def _resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for but CUDA is not available", where="device",
-                          hint="use device: cpu")
-    return dev
 
 
 def _prior_energies_forces(prior: torch.nn.Module | None, coords: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,30 +159,46 @@ def _write_history(path: Path, history: list[dict[str, float]]) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# training
+# data
 
 
-def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: str | Path, *,
-          report: Callable[[dict[str, float], Path], None] | None = None, resume: bool = True,
-          device: str | torch.device = "cpu", cache_dir: str | Path | None = None) -> TrainResult:
-    """Train CGSchNet on ``dataset`` (delta forces w.r.t. ``priors``; energy targets from ``tica``).
+@dataclass
+class TrainData:
+    """Everything per frame that does not change during training, resident on the training device:
+    coordinates, delta forces (data − prior) and energy targets (free energy − prior) of the
+    training and validation frames."""
 
-    ``priors``: a :class:`raycg.priors.PriorSet` or None (no prior). ``tica``: a ReferenceTICA or
-    None (then ``config.tica`` says how to load/fit one, if the loss needs it). ``report(metrics,
-    checkpoint_dir)`` is called after every epoch's checkpoint. With ``resume`` an existing
-    checkpoint of the same config in ``out_dir`` is continued exactly.
-    """
-    cfg = config
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dev = _resolve_device(device)
-    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
-    lc = cfg.loss
-    w_f, w_e = lc.force_weight, lc.energy_weight
+    x_tr: torch.Tensor
+    d_tr: torch.Tensor
+    t_tr: torch.Tensor | None
+    x_va: torch.Tensor
+    d_va: torch.Tensor
+    t_va: torch.Tensor | None
+    types: torch.Tensor
+    types_np: np.ndarray
+    prior_module: Any
+    train_traj: np.ndarray
+    val_traj: np.ndarray
+    prior_only_train_f: float
+    prior_only_val_f: float
+    target_info: dict[str, Any] | None
+
+    @property
+    def n_tr(self) -> int:
+        return int(self.x_tr.shape[0])
+
+    @property
+    def n_val(self) -> int:
+        return int(self.x_va.shape[0])
+
+    @property
+    def n_beads(self) -> int:
+        return int(self.types.numel())
+
+
+def _check_inputs(cfg: TrainConfig, dataset: Any, priors: Any) -> None:
     where = str(getattr(dataset, "path", None) or "dataset")
-
-    # --- inputs ---------------------------------------------------------------------------------
-    if dataset.forces is None and w_f > 0:
+    if dataset.forces is None and cfg.loss.force_weight > 0:
         raise DatasetError("dataset has no forces, but force matching (loss.force_weight > 0) needs them",
                            where=f"dataset ({where})", hint="import the dataset with its forces")
     types_np = dataset.bead_types
@@ -199,6 +209,10 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
     if priors is not None and int(getattr(priors, "n_beads", dataset.n_beads)) != dataset.n_beads:
         raise InputError(f"priors are for {priors.n_beads} beads but the dataset has {dataset.n_beads}",
                          where="priors")
+
+
+def _split(cfg: TrainConfig, dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(training trajectories, validation trajectories, training frames, validation frames)."""
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     if cfg.val_fraction > 0:
         from raycg.data.format import split_trajectories
@@ -215,7 +229,36 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
     val_idx = _evenly(dataset.frames_of(val_traj), cfg.max_val_frames)
     if len(train_idx) == 0:
         raise DatasetError("no training frames after the split", where="val_fraction")
+    return train_traj, val_traj, train_idx, val_idx
 
+
+def _energy_targets(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path, cache_dir, all_idx: np.ndarray,
+                    e_prior: np.ndarray) -> tuple[np.ndarray | None, dict | None]:
+    """Energy targets (TICA free energy − prior energy) of the frames ``all_idx``, and their info."""
+    lc = cfg.loss
+    if lc.energy_target == "none":
+        return None, None
+    from raycg.train.targets import compute_energy_targets
+
+    tica = _resolve_tica(cfg, dataset, tica, out_dir)
+    if hasattr(tica, "check_compatible"):
+        tica.check_compatible(dataset)
+    tg = compute_energy_targets(dataset, tica, lc.energy_target, n_components=lc.n_components, density=lc.density,
+                                bins=lc.bins, bandwidth=lc.kde_bandwidth, cache_dir=cache_dir)
+    target = tg.free_energy[all_idx] - e_prior
+    if not np.all(np.isfinite(target)):
+        raise DatasetError("energy targets (TICA free energy − prior energy) are not finite",
+                           where=str(getattr(dataset, "path", None) or "dataset"),
+                           hint="check the priors and the dataset")
+    return target, tg.info
+
+
+def prepare_data(cfg: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: Path, dev: torch.device,
+                 cache_dir=None) -> TrainData:
+    """Split, prior energies and forces (once, float64), delta forces and energy targets, on ``dev``."""
+    _check_inputs(cfg, dataset, priors)
+    dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+    train_traj, val_traj, train_idx, val_idx = _split(cfg, dataset)
     prior_module = priors.to_module() if priors is not None else None
     all_idx = np.concatenate([train_idx, val_idx])
     coords = np.asarray(dataset.coords[all_idx], dtype=np.float32)
@@ -224,216 +267,281 @@ def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: st
         delta = np.asarray(dataset.forces[all_idx], dtype=np.float32) - f_prior
     else:
         delta = np.zeros_like(f_prior)
-    target = None
-    target_info = None
-    if lc.energy_target != "none":
-        from raycg.train.targets import compute_energy_targets
-
-        tica = _resolve_tica(cfg, dataset, tica, out_dir)
-        if hasattr(tica, "check_compatible"):
-            tica.check_compatible(dataset)
-        tg = compute_energy_targets(dataset, tica, lc.energy_target, n_components=lc.n_components,
-                                    density=lc.density, bins=lc.bins, bandwidth=lc.kde_bandwidth,
-                                    cache_dir=cache_dir)
-        target = tg.free_energy[all_idx] - e_prior
-        target_info = tg.info
-        if not np.all(np.isfinite(target)):
-            raise DatasetError("energy targets (TICA free energy − prior energy) are not finite",
-                               where=where, hint="check the priors and the dataset")
-
+    target, target_info = _energy_targets(cfg, dataset, tica, out_dir, cache_dir, all_idx, e_prior)
     n_tr = len(train_idx)
 
     def to_dev(a: np.ndarray | None, sl: slice) -> torch.Tensor | None:
         return None if a is None else torch.as_tensor(np.ascontiguousarray(a[sl])).to(dev, dtype)
 
     tr, va = slice(0, n_tr), slice(n_tr, None)
-    x_tr, d_tr, t_tr = to_dev(coords, tr), to_dev(delta, tr), to_dev(target, tr)
-    x_va, d_va, t_va = to_dev(coords, va), to_dev(delta, va), to_dev(target, va)
-    has_val = len(val_idx) > 0
-    prior_only_val_f = float(np.mean(delta[va].astype(np.float64) ** 2)) if has_val else float("nan")
-    prior_only_train_f = float(np.mean(delta[tr].astype(np.float64) ** 2))
-    types = torch.as_tensor(types_np, dtype=torch.long, device=dev)
-    del coords, delta, f_prior
+    return TrainData(
+        x_tr=to_dev(coords, tr), d_tr=to_dev(delta, tr), t_tr=to_dev(target, tr),
+        x_va=to_dev(coords, va), d_va=to_dev(delta, va), t_va=to_dev(target, va),
+        types=torch.as_tensor(dataset.bead_types, dtype=torch.long, device=dev), types_np=dataset.bead_types,
+        prior_module=prior_module, train_traj=train_traj, val_traj=val_traj,
+        prior_only_train_f=float(np.mean(delta[tr].astype(np.float64) ** 2)),
+        prior_only_val_f=float(np.mean(delta[va].astype(np.float64) ** 2)) if len(val_idx) else float("nan"),
+        target_info=target_info)
 
-    # --- model, optimiser, schedule ---------------------------------------------------------------
-    torch.manual_seed(cfg.seed)
-    net = CGSchNet(cfg.model).to(device=dev, dtype=dtype)
-    oc = cfg.optim
-    opt = torch.optim.AdamW(net.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay)
-    if oc.schedule == "plateau":
-        sched: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=oc.plateau_factor,
-                                                                patience=oc.plateau_patience, min_lr=oc.min_lr)
-    elif oc.schedule == "exponential":
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=oc.gamma)
-    else:
-        sched = None
 
-    ckpt_dir = out_dir / "checkpoint"
-    digest = _config_digest(cfg)
-    start_epoch, best_val, best_epoch, bad_epochs, stopped = 0, math.inf, -1, 0, False
-    history: list[dict[str, float]] = []
-    best_state = copy.deepcopy(net.state_dict())
-    state_file = ckpt_dir / "state.pt"
-    if resume and state_file.is_file():
-        st = torch.load(state_file, map_location="cpu", weights_only=True)
-        if st.get("config_digest") != digest:
-            raise ConfigError(f"{out_dir} holds a checkpoint of a different training config", where="out",
+# ----------------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class EpochState:
+    """Where training stands: the next epoch, the best validation loss so far, early stopping."""
+
+    best_state: dict
+    start_epoch: int = 0
+    best_val: float = math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    stopped: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """One training run on prepared data: optimiser steps, validation, checkpoints, exact resume.
+
+    Device choices come from the device policy (:mod:`raycg.device`): CPU micro-batches of ~8k bead
+    pairs; on CUDA whole batches (split only if a batch would not fit in memory), the fused AdamW
+    kernel, and no host synchronisation within an epoch (the losses accumulate on the device).
+    """
+
+    def __init__(self, cfg: TrainConfig, data: TrainData, dev: torch.device, out_dir: Path,
+                 report: Callable[[dict[str, float], Path], None] | None = None, resume: bool = True) -> None:
+        self.cfg, self.data, self.dev, self.out_dir, self.report = cfg, data, dev, out_dir, report
+        self.policy = policy_for(dev)
+        self.dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
+        torch.manual_seed(cfg.seed)
+        self.net = CGSchNet(cfg.model).to(device=dev, dtype=self.dtype)
+        self.opt, self.sched = self._optimiser()
+        self.ckpt_dir = out_dir / "checkpoint"
+        self.digest = _config_digest(cfg)
+        self.state = EpochState(best_state=copy.deepcopy(self.net.state_dict()))
+        if resume and (self.ckpt_dir / "state.pt").is_file():
+            self._resume()
+        self.bs = cfg.batch_size
+        self.n_batches = max(1, math.ceil(data.n_tr / self.bs))
+        self.use_amp = cfg.amp and dev.type == "cuda"
+        self.need_graph = cfg.loss.force_weight > 0
+        each = model_pass_bytes(cfg.model, data.n_beads, self.dtype, training=True)
+        self.micro = self.policy.train_micro_batch(self.bs, data.n_beads, each, free_memory(dev))
+        self.compiled = self._compiled_pass()
+
+    def _optimiser(self):
+        oc = self.cfg.optim
+        fused = {"fused": True} if self.policy.fused_optimizer and self.dev.type == "cuda" else {}
+        opt = torch.optim.AdamW(self.net.parameters(), lr=oc.lr, betas=oc.betas, weight_decay=oc.weight_decay, **fused)
+        if oc.schedule == "plateau":
+            sched: Any = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=oc.plateau_factor,
+                                                                    patience=oc.plateau_patience, min_lr=oc.min_lr)
+        elif oc.schedule == "exponential":
+            sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=oc.gamma)
+        else:
+            sched = None
+        return opt, sched
+
+    def _resume(self) -> None:
+        st = torch.load(self.ckpt_dir / "state.pt", map_location="cpu", weights_only=True)
+        if st.get("config_digest") != self.digest:
+            raise ConfigError(f"{self.out_dir} holds a checkpoint of a different training config", where="out",
                               hint="use a new output directory, or resume=False (CLI: --no-resume) to start over")
-        net.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        if sched is not None and st.get("scheduler") is not None:
-            sched.load_state_dict(st["scheduler"])
+        self.net.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        if self.sched is not None and st.get("scheduler") is not None:
+            self.sched.load_state_dict(st["scheduler"])
         torch.set_rng_state(st["rng_cpu"])
-        if dev.type == "cuda" and st.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(st["rng_cuda"], dev)
-        start_epoch, best_val, best_epoch = int(st["epoch"]) + 1, float(st["best_val"]), int(st["best_epoch"])
-        bad_epochs, stopped = int(st["bad_epochs"]), bool(st["stopped"])
-        history = [dict(h) for h in st["history"]]
-        best_state = st["best_model"]
+        if self.dev.type == "cuda" and st.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(st["rng_cuda"], self.dev)
+        self.state = EpochState(best_state=st["best_model"], start_epoch=int(st["epoch"]) + 1,
+                                best_val=float(st["best_val"]), best_epoch=int(st["best_epoch"]),
+                                bad_epochs=int(st["bad_epochs"]), stopped=bool(st["stopped"]),
+                                history=[dict(h) for h in st["history"]])
 
-    bs = cfg.batch_size
-    n_batches = max(1, math.ceil(n_tr / bs))
-    use_amp = cfg.amp and dev.type == "cuda"
-    need_graph = w_f > 0
-    bar = Progress(cfg.epochs * n_batches, desc="train", unit="batch", disable=not cfg.progress,
-                   initial=start_epoch * n_batches)
+    def _compiled_pass(self) -> CompileFallback | None:
+        """The compiled fused pass (with its eager fallback), when the policy and config say so."""
+        cfg, net = self.cfg, self.net
+        if not (self.policy.use_compile(cfg.compile, cfg.epochs * self.n_batches, training=True)
+                and self.need_graph and net.use_dense(self.data.n_beads)):
+            return None
+        return CompileFallback(torch.compile(net.energy_and_forces, dynamic=False), lambda: net.energy_and_forces,
+                               who="raycg.train", then="training eagerly")
 
-    fused = net.energy_and_forces
-    if cfg.use_compile(n_batches) and need_graph and net.use_dense(int(types.numel())):
-        fused = torch.compile(net.energy_and_forces, dynamic=False)
+    # -- one optimiser step ------------------------------------------------------------------------
+    def forces_pass(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Energies and forces, differentiable w.r.t. the weights, micro-batch by micro-batch.
+        A partial last batch runs eagerly (no recompilation for a new shape)."""
+        full = self.compiled is not None and pos.shape[0] == self.bs
+        fn = self.compiled if full else self.net.energy_and_forces
+        return blocked_energy_and_forces(fn, pos, self.data.types, create_graph=True, block=self.micro)
 
-    micro = micro_batch_frames(bs, int(types.numel()))
-    compiled = {"fn": fused, "tried": fused is net.energy_and_forces}
-
-    def fused_pass(pos: torch.Tensor):
-        # a partial last batch runs eagerly (no recompilation for a new shape)
-        fn = compiled["fn"] if pos.shape[0] == bs else net.energy_and_forces
-        if compiled["tried"] or fn is net.energy_and_forces:
-            return blocked_energy_and_forces(fn, pos, types, create_graph=True, block=micro)
-        compiled["tried"] = True
-        try:
-            return blocked_energy_and_forces(fn, pos, types, create_graph=True, block=micro)
-        except Exception as exc:  # noqa: BLE001 - a compiler failure (e.g. no C++ compiler); eager re-raises real errors
-            import sys
-
-            print(f"raycg.train: torch.compile failed ({type(exc).__name__}); training eagerly", file=sys.stderr,
-                  flush=True)
-            compiled["fn"] = net.energy_and_forces
-            return blocked_energy_and_forces(net.energy_and_forces, pos, types, create_graph=True, block=micro)
-
-    def step_loss(pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None, *, train_mode: bool):
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp and train_mode):
-            if train_mode and need_graph:
-                e, f = fused_pass(pos)
-            elif train_mode:
-                e, f = net(pos, types), None
+    def batch_losses(self, pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None):
+        """(force loss, energy loss) of one training batch (None for a term not computed)."""
+        lc = self.cfg.loss
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
+            if self.need_graph:
+                e, f = self.forces_pass(pos)
             else:
-                with torch.no_grad():
-                    e, f = blocked_energy_and_forces(
-                        lambda p: forces_and_energy(net, p, types, create_graph=False), pos, block=micro)
-        lf = force_loss(f.to(dtype), dref) if f is not None else None
-        le = energy_loss(e.to(dtype), tref, offset_invariant=lc.offset_invariant) if tref is not None else None
+                e, f = self.net(pos, self.data.types), None
+        lf = force_loss(f.to(self.dtype), dref) if f is not None else None
+        le = energy_loss(e.to(self.dtype), tref, offset_invariant=lc.offset_invariant) if tref is not None else None
         return lf, le
 
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, cfg.epochs):
-        if stopped:
-            break
+    def train_epoch(self, epoch: int, bar: Progress) -> tuple[list[float], float]:
+        """One pass over the training frames in a seeded random order: ([force, energy, total]
+        frame-weighted mean losses, seconds)."""
+        cfg, d, net = self.cfg, self.data, self.net
+        w_f, w_e = cfg.loss.force_weight, cfg.loss.energy_weight
         net.train()
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        perm = torch.randperm(n_tr, generator=gen).to(dev)
-        acc = torch.zeros(3, dtype=torch.float64, device=dev)     # force, energy, total (frame-weighted)
+        perm = torch.randperm(d.n_tr, generator=gen).to(self.dev)
+        acc = torch.zeros(3, dtype=torch.float64, device=self.dev)     # force, energy, total (frame-weighted)
         t0 = time.perf_counter()
-        for b in range(n_batches):
-            idx = perm[b * bs : (b + 1) * bs]
-            lf, le = step_loss(x_tr[idx], d_tr[idx], None if t_tr is None else t_tr[idx], train_mode=True)
+        for b in range(self.n_batches):
+            idx = perm[b * self.bs : (b + 1) * self.bs]
+            lf, le = self.batch_losses(d.x_tr[idx], d.d_tr[idx], None if d.t_tr is None else d.t_tr[idx])
             loss = total_loss(lf, le, w_f, w_e)
-            opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            if oc.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), oc.grad_clip_norm)
-            opt.step()
+            if cfg.optim.grad_clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip_norm)
+            self.opt.step()
             k = float(len(idx))
             acc += torch.stack([(lf.detach() if lf is not None else loss.new_zeros(())).double() * k,
                                 (le.detach() if le is not None else loss.new_zeros(())).double() * k,
                                 loss.detach().double() * k])
             bar.update(1)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        train_time = time.perf_counter() - t0
-        tr_f, tr_e, tr_loss = (acc / n_tr).tolist()
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+        return (acc / d.n_tr).tolist(), time.perf_counter() - t0
 
-        # validation (full precision, no graph)
+    # -- validation --------------------------------------------------------------------------------
+    def validate(self, train_loss: float) -> tuple[float, float, float]:
+        """(force loss, energy loss, total) on the validation frames, in full precision without a
+        graph; the energy loss as training computes it (:func:`energy_validation_loss`). Without
+        validation frames: NaN, NaN and the training loss."""
+        cfg, d, net = self.cfg, self.data, self.net
         net.eval()
-        va_f = va_e = float("nan")
-        if has_val:
-            sf = se = 0.0
-            vb = 4 * bs
-            for s in range(0, x_va.shape[0], vb):
-                lf, le = step_loss(x_va[s : s + vb], d_va[s : s + vb],
-                                   None if t_va is None else t_va[s : s + vb], train_mode=False)
-                k = float(min(vb, x_va.shape[0] - s))
-                sf += float(lf.detach()) * k
-                se += float(le.detach()) * k if le is not None else 0.0
-            va_f = sf / x_va.shape[0]
-            va_e = se / x_va.shape[0] if t_va is not None else float("nan")
-            va_loss = (w_f * va_f if w_f > 0 else 0.0) + (w_e * va_e if w_e > 0 else 0.0)
+        if d.n_val == 0:
+            return float("nan"), float("nan"), train_loss
+        sf = torch.zeros((), dtype=torch.float64, device=self.dev)
+        energies = []
+        vb = 4 * self.bs
+        with torch.no_grad():
+            for s in range(0, d.n_val, vb):
+                pos = d.x_va[s : s + vb]
+                e, f = blocked_energy_and_forces(lambda p: forces_and_energy(net, p, d.types, create_graph=False),
+                                                 pos, block=self.micro)
+                sf += force_loss(f.to(self.dtype), d.d_va[s : s + vb]).double() * float(pos.shape[0])
+                energies.append(e.to(self.dtype))
+        va_f = float(sf) / d.n_val
+        va_e = float("nan")
+        if d.t_va is not None:
+            va_e = float(energy_validation_loss(torch.cat(energies), d.t_va, batch_size=self.bs,
+                                                offset_invariant=cfg.loss.offset_invariant))
+        w_f, w_e = cfg.loss.force_weight, cfg.loss.energy_weight
+        return va_f, va_e, (w_f * va_f if w_f > 0 else 0.0) + (w_e * va_e if w_e > 0 else 0.0)
+
+    # -- end of an epoch ---------------------------------------------------------------------------
+    def end_epoch(self, epoch: int, train: list[float], train_time: float, val: tuple[float, float, float]) -> None:
+        """Schedule, best weights, early stopping, divergence check, checkpoint, history, report."""
+        cfg, st, d = self.cfg, self.state, self.data
+        tr_f, tr_e, tr_loss = train
+        va_f, va_e, va_loss = val
+        lr = float(self.opt.param_groups[0]["lr"])
+        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step(va_loss)
+        elif self.sched is not None:
+            self.sched.step()
+            for g in self.opt.param_groups:
+                g["lr"] = max(g["lr"], cfg.optim.min_lr)
+        if va_loss < st.best_val - cfg.early_stopping_min_delta:
+            st.best_val, st.best_epoch, st.bad_epochs = va_loss, epoch, 0
+            st.best_state = copy.deepcopy(self.net.state_dict())
         else:
-            va_loss = tr_loss
-        lr = float(opt.param_groups[0]["lr"])
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            sched.step(va_loss)
-        elif sched is not None:
-            sched.step()
-            for g in opt.param_groups:
-                g["lr"] = max(g["lr"], oc.min_lr)
-        if va_loss < best_val - cfg.early_stopping_min_delta:
-            best_val, best_epoch, bad_epochs = va_loss, epoch, 0
-            best_state = copy.deepcopy(net.state_dict())
-        else:
-            bad_epochs += 1
-        if cfg.early_stopping_patience is not None and bad_epochs >= cfg.early_stopping_patience:
-            stopped = True
+            st.bad_epochs += 1
+        if cfg.early_stopping_patience is not None and st.bad_epochs >= cfg.early_stopping_patience:
+            st.stopped = True
         metrics = {
-            "epoch": epoch, "train_force_loss": tr_f, "train_energy_loss": tr_e if t_tr is not None else float("nan"),
+            "epoch": epoch, "train_force_loss": tr_f, "train_energy_loss": tr_e if d.t_tr is not None else float("nan"),
             "train_loss": tr_loss, "val_force_loss": va_f, "val_energy_loss": va_e, "val_loss": va_loss,
-            "best_val_loss": best_val, "best_epoch": best_epoch, "lr": lr,
-            "frames_per_s": n_tr / train_time if train_time > 0 else float("nan"), "epoch_time_s": train_time,
-            "prior_only_val_force_loss": prior_only_val_f, "prior_only_train_force_loss": prior_only_train_f,
+            "best_val_loss": st.best_val, "best_epoch": st.best_epoch, "lr": lr,
+            "frames_per_s": d.n_tr / train_time if train_time > 0 else float("nan"), "epoch_time_s": train_time,
+            "prior_only_val_force_loss": d.prior_only_val_f, "prior_only_train_force_loss": d.prior_only_train_f,
         }
         check_divergence(metrics)  # before the checkpoint: diverged weights never become a resume point
-        history.append(metrics)
+        st.history.append(metrics)
+        self.checkpoint(epoch)
+        _write_history(self.out_dir / "train_history.csv", st.history)
+        if self.report is not None:
+            self.report(dict(metrics), self.ckpt_dir)
+
+    def checkpoint(self, epoch: int) -> None:
+        st = self.state
         state = {
-            "version": CHECKPOINT_VERSION, "config_digest": digest, "epoch": epoch, "model": net.state_dict(),
-            "optimizer": opt.state_dict(), "scheduler": None if sched is None else sched.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-            "best_val": best_val, "best_epoch": best_epoch, "bad_epochs": bad_epochs, "stopped": stopped,
-            "history": history, "best_model": best_state,
+            "version": CHECKPOINT_VERSION, "config_digest": self.digest, "epoch": epoch,
+            "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": None if self.sched is None else self.sched.state_dict(), "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(self.dev) if self.dev.type == "cuda" else None,
+            "best_val": st.best_val, "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs, "stopped": st.stopped,
+            "history": st.history, "best_model": st.best_state,
         }
-        with atomic_directory(ckpt_dir, overwrite=True) as tmp:
+        with atomic_directory(self.ckpt_dir, overwrite=True) as tmp:
             torch.save(state, tmp / "state.pt")
             (tmp / "epoch.txt").write_text(f"{epoch}\n")
-        _write_history(out_dir / "train_history.csv", history)
-        if report is not None:
-            report(dict(metrics), ckpt_dir)
-    bar.close()
 
-    # --- final model: best validation weights, with the prior added back ---------------------------
-    net.load_state_dict(best_state)
-    net = net.to("cpu")
-    model = EnergyModel(types_np, prior=prior_module, network=net)
-    model_dir = save_model(out_dir / "model", model, priors=priors,
-                           extra={"best_epoch": best_epoch, "best_val_loss": best_val, "dtype": cfg.dtype,
-                                  "dataset_hash": dataset.content_hash})
-    result = TrainResult(
-        out_dir=out_dir, model_dir=model_dir, history=history, best_epoch=best_epoch, best_val_loss=best_val,
-        epochs_run=len(history), stopped_early=stopped, prior_only_val_force_loss=prior_only_val_f,
-        target_info=target_info, metrics=dict(history[-1]) if history else {},
-    )
-    atomic_write_json(out_dir / "train_result.json", result.to_json())
-    atomic_write_json(out_dir / "provenance.json",
-                      provenance(cfg, dataset.content_hash, n_train_frames=int(n_tr), n_val_frames=int(len(val_idx)),
-                                 train_trajectories=[int(t) for t in train_traj],
-                                 val_trajectories=[int(t) for t in val_traj], device=str(dev)))
-    return result
+    def run(self) -> None:
+        """Train from the next epoch to ``epochs`` (or until early stopping)."""
+        cfg = self.cfg
+        bar = Progress(cfg.epochs * self.n_batches, desc="train", unit="batch", disable=not cfg.progress,
+                       initial=self.state.start_epoch * self.n_batches)
+        for epoch in range(self.state.start_epoch, cfg.epochs):
+            if self.state.stopped:
+                break
+            train, train_time = self.train_epoch(epoch, bar)
+            self.end_epoch(epoch, train, train_time, self.validate(train[2]))
+        bar.close()
+
+    def finish(self, dataset: Any, priors: Any) -> TrainResult:
+        """Save the best-validation model (prior added back), train_result.json and provenance.json."""
+        st, d, out_dir = self.state, self.data, self.out_dir
+        self.net.load_state_dict(st.best_state)
+        net = self.net.to("cpu")
+        model = EnergyModel(d.types_np, prior=d.prior_module, network=net)
+        model_dir = save_model(out_dir / "model", model, priors=priors,
+                               extra={"best_epoch": st.best_epoch, "best_val_loss": st.best_val, "dtype": self.cfg.dtype,
+                                      "dataset_hash": dataset.content_hash})
+        result = TrainResult(
+            out_dir=out_dir, model_dir=model_dir, history=st.history, best_epoch=st.best_epoch,
+            best_val_loss=st.best_val, epochs_run=len(st.history), stopped_early=st.stopped,
+            prior_only_val_force_loss=d.prior_only_val_f, target_info=d.target_info,
+            metrics=dict(st.history[-1]) if st.history else {},
+        )
+        atomic_write_json(out_dir / "train_result.json", result.to_json())
+        atomic_write_json(out_dir / "provenance.json",
+                          provenance(self.cfg, dataset.content_hash, n_train_frames=d.n_tr, n_val_frames=d.n_val,
+                                     train_trajectories=[int(t) for t in d.train_traj],
+                                     val_trajectories=[int(t) for t in d.val_traj], device=str(self.dev)))
+        return result
+
+
+def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: str | Path, *,
+          report: Callable[[dict[str, float], Path], None] | None = None, resume: bool = True,
+          device: str | torch.device = "cpu", cache_dir: str | Path | None = None) -> TrainResult:
+    """Train CGSchNet on ``dataset`` (delta forces w.r.t. ``priors``; energy targets from ``tica``).
+
+    ``priors``: a :class:`raycg.priors.PriorSet` or None (no prior). ``tica``: a ReferenceTICA or
+    None (then ``config.tica`` says how to load/fit one, if the loss needs it). ``report(metrics,
+    checkpoint_dir)`` is called after every epoch's checkpoint. With ``resume`` an existing
+    checkpoint of the same config in ``out_dir`` is continued exactly.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device, ConfigError, "device")
+    policy_for(dev).apply_precision()
+    data = prepare_data(config, dataset, priors, tica, out_dir, dev, cache_dir)
+    trainer = Trainer(config, data, dev, out_dir, report, resume)
+    trainer.run()
+    return trainer.finish(dataset, priors)
