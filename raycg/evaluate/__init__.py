@@ -1,26 +1,48 @@
 """Free-energy scoring of model trajectories against the reference TICA (see METRICS.md)."""
 
 from raycg.evaluate.config import EvalConfig
+from raycg.evaluate.convergence import Convergence
+from raycg.evaluate.floor import FloorStat, NoiseFloor, SamplingProtocol, draw_reference_samples, noise_floor
+from raycg.evaluate.metric_table import (
+    METRICS,
+    MetricSpec,
+    find_metric,
+    headline_metrics,
+    metric_direction,
+    metric_label,
+    metric_spec,
+    primary_candidates,
+)
 from raycg.evaluate.samples import ModelSamples, load_model_trajectories
 from raycg.evaluate.score import (
-    METRIC_DIRECTIONS,
     ReferenceSummary,
     TrialScore,
-    metric_direction,
     prepare_reference,
     score,
     tica_fingerprint,
 )
 
 __all__ = [
-    "METRIC_DIRECTIONS",
+    "METRICS",
+    "Convergence",
     "EvalConfig",
+    "FloorStat",
+    "MetricSpec",
     "ModelSamples",
+    "NoiseFloor",
     "ReferenceSummary",
+    "SamplingProtocol",
     "TrialScore",
+    "draw_reference_samples",
+    "find_metric",
+    "headline_metrics",
     "load_model_trajectories",
     "metric_direction",
+    "metric_label",
+    "metric_spec",
+    "noise_floor",
     "prepare_reference",
+    "primary_candidates",
     "score",
     "tica_fingerprint",
 ]

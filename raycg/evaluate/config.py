@@ -64,6 +64,40 @@ class EvalConfig(StrictModel):
                                         description="basins holding less reference probability are merged into "
                                                     "their lowest-barrier neighbour")
 
+    # --- blow-ups, within-trial uncertainty, convergence (METRICS.md) ---------------------------
+    blowup_penalty: bool = Field(
+        True, description="replica-time lost to blow-ups enters the model distribution as mass outside the "
+                          "reference grid (KL, JS and per-TIC KL) and as mass at the grid's diagonal distance "
+                          "(W1), so a model that blows up scores worse; false: score the saved frames only")
+    bootstrap_resamples: int = Field(
+        200, ge=0, le=100_000,
+        description="block-bootstrap resamples over replicas (replicas are the independent units) for the "
+                    "<metric>_ci_low/_ci_high columns; 0: no intervals")
+    bootstrap_resamples_w1: int = Field(
+        100, ge=0, le=100_000,
+        description="resamples for the W1 interval (each is one transport LP, ~10 ms); at most "
+                    "bootstrap_resamples are used")
+    ci_level: float = Field(0.95, gt=0.5, lt=1.0, description="coverage of the bootstrap intervals")
+    bootstrap_seed: int = Field(0, ge=0, description="seed of the bootstrap resampling (deterministic)")
+    min_time_over_timescale: float = Field(
+        5.0, ge=0.0,
+        description="convergence: each replica's simulated time after burn-in (median over replicas) must be "
+                    "at least this many times the reference's slowest implied TICA timescale")
+    min_crossings_per_replica: float = Field(
+        1.0, ge=0.0,
+        description="convergence: folding + unfolding events (RMSD hysteresis) per replica, averaged over "
+                    "replicas, must reach this; fewer means the folded population still reflects the starts")
+    drift_alpha: float = Field(
+        0.01, gt=0.0, lt=0.5,
+        description="convergence: the first and second half of the runs (after burn-in) disagree when a "
+                    "permutation test over replicas (swapping each replica's halves) gives p below this")
+    start_basin_alpha: float = Field(
+        0.01, gt=0.0, lt=0.5,
+        description="convergence: replicas started folded and unfolded disagree when a one-sided permutation "
+                    "test of their folded-fraction difference gives p below this")
+    convergence_permutations: int = Field(999, ge=99, le=100_000,
+                                          description="random permutations in each convergence test")
+
     @model_validator(mode="after")
     def _core_below_merge(self) -> EvalConfig:
         if self.basin_core_kT > self.basin_merge_kT:

@@ -7,6 +7,7 @@ their family. ``METRICS.md`` beside this file documents the formulas.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -90,17 +91,63 @@ _TABLE: tuple[MetricSpec, ...] = (
        "fraction of replicas that never leave their first basin"),
     _m("blown_up_fraction", "blown-up replica fraction", "fraction", "lower", "replicas that blew up"),
     _m("n_blown_up", "blown-up replicas", "count", "lower", "number of replicas that blew up"),
+    _m("replica_time_lost_fraction", "replica-time lost to blow-ups", "fraction", "lower",
+       "planned replica-time after the blow-ups / planned replica-time (penalised in KL, JS and W1)"),
+    _m("converged", "converged", "1/0", None,
+       "1 when every convergence diagnostic passes (scores.json → convergence has the reasons)"),
+    # descriptive quantities (compare model with reference; counts)
+    _m("mirror_fraction_model", "mirror fraction (model)", "fraction", None,
+       "model frames closer to the mirror image of native than to native"),
+    _m("mirror_fraction_reference", "mirror fraction (reference)", "fraction", None,
+       "reference frames closer to the mirror image of native than to native"),
+    _m("mirror_folded_fraction_reference", "mirror-folded fraction (reference)", "fraction", None,
+       "reference frames folded into the mirror image"),
+    _m("rmsd_mean_model_A", "mean Cα RMSD to native (model)", "Å", None, "mean Cα RMSD of model frames to native"),
+    _m("n_basins", "reference TIC basins", "count", None, "basins of the reference FES"),
+    _m("transitions_per_replica_median", "TIC-basin transitions per replica (median)", "count", None,
+       "median core-to-core transitions per model replica"),
+    _m("transitions_per_trajectory_mean_reference", "TIC-basin transitions per trajectory (reference)", "count",
+       None, "core-to-core transitions per reference trajectory"),
+    _m("transition_rate_per_ns_model", "TIC-basin transition rate (model)", "1/ns", None,
+       "transitions per simulated ns of the model (CG time)"),
+    _m("transition_rate_per_ns_reference", "TIC-basin transition rate (reference)", "1/ns", None,
+       "transitions per ns of the reference"),
+    _m("transition_rate_ratio", "TIC-basin transition-rate ratio", "ratio", None, "model rate / reference rate"),
+    _m("folding_transitions_per_trajectory_mean_reference", "folding transitions per trajectory (reference)",
+       "count", None, "committed folding + unfolding events per reference trajectory"),
+    _m("folding_transition_rate_per_ns_model", "folding-transition rate (model)", "1/ns", None,
+       "folding + unfolding events per simulated ns of the model (CG time)"),
+    _m("folding_transition_rate_per_ns_reference", "folding-transition rate (reference)", "1/ns", None,
+       "folding + unfolding events per ns of the reference"),
+    _m("folding_transition_rate_ratio", "folding-transition rate ratio", "ratio", None,
+       "model rate / reference rate (no pseudo-counts)"),
+    _m("deepest_well_population_model", "deepest-well population (model)", "fraction", None,
+       "model probability of the reference's deepest basin"),
+    _m("deepest_well_population_reference", "deepest-well population (reference)", "fraction", None,
+       "reference probability of its deepest basin"),
+    _m("max_basin_population_model", "largest basin population (model)", "fraction", None,
+       "population of the model's most populated basin"),
+    _m("trapped_fraction_mean_reference", "trapped fraction (reference)", "fraction", None,
+       "mean over reference trajectories of the fraction of frames in their most visited basin"),
+    _m("n_frames_model", "model frames scored", "count", None, "model frames after burn-in"),
+    _m("n_replicas_used", "replicas scored", "count", None, "replicas with frames after burn-in"),
+    _m("n_replicas_total", "replicas", "count", None, "replicas found"),
 )
 
 METRICS: Mapping[str, MetricSpec] = MappingProxyType({m.name: m for m in _TABLE})
 
 
+#: Suffixes of derived columns: per-TIC variants (``_tic1``) and bootstrap interval bounds (``_ci_low``).
+_SUFFIX = re.compile(r"(_tic\d+)?(_ci_low|_ci_high)?$")
+
+
 def _family(name: str) -> str:
-    return name.rsplit("_tic", 1)[0] if "_tic" in name else name
+    return _SUFFIX.sub("", name, count=1)
 
 
 def find_metric(name: str) -> MetricSpec | None:
-    """The spec of ``name`` (per-TIC variants map to their family), or None if raycg does not define it."""
+    """The spec of ``name`` (per-TIC variants and ``_ci_low``/``_ci_high`` bounds map to their family),
+    or None if raycg does not define it."""
     return METRICS.get(name) or METRICS.get(_family(name))
 
 
@@ -132,3 +179,14 @@ def headline_metrics() -> list[str]:
 
 def primary_candidates() -> list[str]:
     return [m.name for m in _TABLE if m.can_be_primary]
+
+
+def interval_metrics() -> list[str]:
+    """Metrics ``score`` reports with a bootstrap interval (``<m>_ci_low``/``<m>_ci_high``): those that can
+    be primary or have a noise floor."""
+    return [m.name for m in _TABLE if m.can_be_primary or m.has_floor]
+
+
+def floor_metrics() -> list[str]:
+    """Metrics a noise floor is reported for (``has_floor``)."""
+    return [m.name for m in _TABLE if m.has_floor]

@@ -141,10 +141,12 @@ def wasserstein_1d(u: np.ndarray, v: np.ndarray, u_weights: np.ndarray | None = 
     return float(wasserstein_distance(u, v, u_weights, v_weights))
 
 
-def transport_lp(p: np.ndarray, xp: np.ndarray, q: np.ndarray, xq: np.ndarray) -> float:
-    """Exact discrete optimal-transport cost ``min_π Σ π_ij |x_i - y_j|`` (Euclidean ground metric)
-    between non-negative masses ``p`` at points ``xp`` and ``q`` at ``xq`` (``q`` is rescaled to the
-    total of ``p``), solved as a linear program (scipy HiGHS). Sizes up to a few hundred points each."""
+def transport_lp(p: np.ndarray, xp: np.ndarray | None, q: np.ndarray, xq: np.ndarray | None, *,
+                 cost: np.ndarray | None = None) -> float:
+    """Exact discrete optimal-transport cost ``min_π Σ π_ij c_ij`` between non-negative masses ``p``
+    and ``q`` (``q`` is rescaled to the total of ``p``), solved as a linear program (scipy HiGHS).
+    ``c_ij = |xp_i - xq_j|`` (Euclidean) unless the ``[len(p), len(q)]`` matrix ``cost`` is given.
+    Sizes up to a few hundred points each."""
     from scipy.optimize import linprog
     from scipy.sparse import coo_matrix
     from scipy.spatial.distance import cdist
@@ -156,7 +158,7 @@ def transport_lp(p: np.ndarray, xp: np.ndarray, q: np.ndarray, xq: np.ndarray) -
         return 0.0
     q = q * (total / q.sum())
     m, n = len(p), len(q)
-    cost = cdist(xp, xq).ravel()
+    cost = (cdist(xp, xq) if cost is None else np.asarray(cost, dtype=np.float64)).ravel()
     rows = np.concatenate([np.repeat(np.arange(m), n), m + np.tile(np.arange(n), m)])
     cols = np.concatenate([np.arange(m * n), np.arange(m * n)])
     a = coo_matrix((np.ones(2 * m * n), (rows, cols)), shape=(m + n, m * n)).tocsr()
@@ -165,6 +167,65 @@ def transport_lp(p: np.ndarray, xp: np.ndarray, q: np.ndarray, xq: np.ndarray) -
     if res.status != 0:  # pragma: no cover - the problem is always feasible and bounded
         raise RuntimeError(f"transport LP failed: {res.message}")
     return float(max(res.fun, 0.0))
+
+
+def w1_grid_edges(y_p: np.ndarray, y_q: np.ndarray, bins: int = 24) -> list[np.ndarray] | None:
+    """The ``bins × bins`` grid of :func:`wasserstein_2d_grid`: the range of ``y_p`` (the reference)
+    joined with the 0.1–99.9% quantile range of ``y_q`` (finite rows of the first two columns);
+    None when either sample has no finite row."""
+    y_p = np.asarray(y_p, dtype=np.float64)[:, :2]
+    y_q = np.asarray(y_q, dtype=np.float64)[:, :2]
+    y_p = y_p[np.all(np.isfinite(y_p), 1)]
+    y_q = y_q[np.all(np.isfinite(y_q), 1)]
+    if len(y_p) == 0 or len(y_q) == 0:
+        return None
+    lo = np.minimum(y_p.min(0), np.quantile(y_q, 0.001, axis=0))
+    hi = np.maximum(y_p.max(0), np.quantile(y_q, 0.999, axis=0))
+    return grid_edges(np.stack([lo, hi]), bins, 0.0)
+
+
+def w1_cells(y: np.ndarray, edges: list[np.ndarray]) -> np.ndarray:
+    """Flat cell index (``ix * ny + iy``) of each finite row of ``y`` on a W1 grid; rows beyond the grid
+    are clipped onto its border cells, non-finite rows get -1."""
+    y = np.asarray(y, dtype=np.float64)[:, :2]
+    ok = np.all(np.isfinite(y), 1)
+    lo = np.array([edges[0][0], edges[1][0]])
+    hi = np.array([edges[0][-1], edges[1][-1]])
+    yc = np.clip(np.where(ok[:, None], y, lo), lo, hi)
+    ix, iy = bin_index(yc[:, 0], edges[0]), bin_index(yc[:, 1], edges[1])
+    return np.where(ok, ix * (len(edges[1]) - 1) + iy, -1)
+
+
+def w1_from_histograms(hp: np.ndarray, hq: np.ndarray, edges: list[np.ndarray], *, lost: float = 0.0,
+                       lost_distance: float = 0.0) -> float:
+    """Wasserstein-1 between two histograms on one W1 grid (cells as point masses at their centres).
+
+    ``lost``: extra model mass (same units as ``hq``) that is nowhere on the grid (replica-time lost to
+    blow-ups); it sits at distance ``lost_distance`` from every cell, so the reference mass it stands
+    in for is transported there at that cost. W1 depends only on ``p - q`` (Kantorovich-Rubinstein):
+    the surplus cells are moved onto the deficit cells (and the lost mass); shared mass stays put.
+    """
+    hp = np.asarray(hp, dtype=np.float64).ravel()
+    hq = np.asarray(hq, dtype=np.float64).ravel()
+    total_q = hq.sum() + max(float(lost), 0.0)
+    if hp.sum() <= 0 or total_q <= 0:
+        return float("nan")
+    d = hp / hp.sum() - hq / total_q
+    q_out = max(float(lost), 0.0) / total_q
+    tol = 1e-14
+    pos, neg = d > tol, d < -tol
+    if not pos.any() or (not neg.any() and q_out <= tol):
+        return 0.0
+    cx = 0.5 * (edges[0][1:] + edges[0][:-1])
+    cy = 0.5 * (edges[1][1:] + edges[1][:-1])
+    gx, gy = np.meshgrid(cx, cy, indexing="ij")
+    centres = np.column_stack([gx.ravel(), gy.ravel()])
+    if q_out <= tol:
+        return transport_lp(d[pos], centres[pos], -d[neg], centres[neg])
+    from scipy.spatial.distance import cdist
+
+    cost = np.column_stack([cdist(centres[pos], centres[neg]), np.full(int(pos.sum()), float(lost_distance))])
+    return transport_lp(d[pos], None, np.append(-d[neg], q_out), None, cost=cost)
 
 
 def wasserstein_2d_grid(y_p: np.ndarray, y_q: np.ndarray, bins: int = 24,
@@ -176,36 +237,19 @@ def wasserstein_2d_grid(y_p: np.ndarray, y_q: np.ndarray, bins: int = 24,
     frame cannot make the grid coarse; the few frames beyond it are clipped onto the border cells,
     which can only lower the value). Each populated cell is a point mass at its centre; the exact
     transport cost between the two cell distributions (Euclidean ground metric, :func:`transport_lp`
-    on the surplus/deficit cells of ``p - q``) is returned. Identical samples give exactly 0; the discretisation error is below one cell diagonal
-    and in practice ≲ 1% for smooth densities (two unit Gaussians 1 apart: 1.0005 at 24 bins).
-    Units of the inputs (TIC units here); ≥ 0, lower is better.
+    on the surplus/deficit cells of ``p - q``) is returned. Identical samples give exactly 0; the
+    discretisation error is below one cell diagonal and in practice ≲ 1% for smooth densities (two
+    unit Gaussians 1 apart: 1.0005 at 24 bins). Units of the inputs (TIC units here); ≥ 0, lower is better.
     """
-    y_p = np.asarray(y_p, dtype=np.float64)[:, :2]
-    y_q = np.asarray(y_q, dtype=np.float64)[:, :2]
-    y_p = y_p[np.all(np.isfinite(y_p), 1)]
-    y_q = y_q[np.all(np.isfinite(y_q), 1)]
-    if len(y_p) == 0 or len(y_q) == 0:
+    edges = w1_grid_edges(y_p, y_q, bins)
+    if edges is None:
         return float("nan")
-    lo = np.minimum(y_p.min(0), np.quantile(y_q, 0.001, axis=0))
-    hi = np.maximum(y_p.max(0), np.quantile(y_q, 0.999, axis=0))
-    edges = grid_edges(np.stack([lo, hi]), bins, 0.0)
-    y_q = np.clip(y_q, lo, hi)
-    hp, _ = histogram2d(y_p, edges[0], edges[1], p_weights)
-    hq, _ = histogram2d(y_q, edges[0], edges[1])
-    if hp.sum() <= 0 or hq.sum() <= 0:
-        return float("nan")
-    # W1 depends only on p - q (Kantorovich-Rubinstein): move the surplus cells onto the deficit cells;
-    # mass the two share stays put at no cost. Same optimum as the full problem, ~4x smaller LP.
-    d = hp.ravel() / hp.sum() - hq.ravel() / hq.sum()
-    tol = 1e-14
-    pos, neg = d > tol, d < -tol
-    if not pos.any() or not neg.any():
-        return 0.0
-    cx = 0.5 * (edges[0][1:] + edges[0][:-1])
-    cy = 0.5 * (edges[1][1:] + edges[1][:-1])
-    gx, gy = np.meshgrid(cx, cy, indexing="ij")
-    centres = np.column_stack([gx.ravel(), gy.ravel()])
-    return transport_lp(d[pos], centres[pos], -d[neg], centres[neg])
+    n_cells = bins * bins
+    cp, cq = w1_cells(y_p, edges), w1_cells(y_q, edges)
+    w = None if p_weights is None else np.asarray(p_weights, dtype=np.float64)[cp >= 0]
+    hp = np.bincount(cp[cp >= 0], weights=w, minlength=n_cells).astype(np.float64)
+    hq = np.bincount(cq[cq >= 0], minlength=n_cells).astype(np.float64)
+    return w1_from_histograms(hp, hq, edges)
 
 
 # ----------------------------------------------------------------------------------------------

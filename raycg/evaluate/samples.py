@@ -3,8 +3,9 @@
 Accepted inputs (one replica per trajectory file):
 
 - a raycg simulation output directory (``replicas.json`` + ``replica_*.h5``, see ARCHITECTURE.md):
-  replicas listed under ``blown_up`` are excluded and counted, even though their files hold the
-  frames saved before they died;
+  a replica listed under ``blown_up`` is counted as blown up; the frames it saved before the
+  blow-up are scored and the rest of its planned run (``n_frames``) counts as lost replica-time,
+  which scoring penalises (METRICS.md);
 - an mdtraj HDF5 (``.h5``), PDB or other self-describing file; formats without a topology
   (``.xtc``, ``.dcd``, ``.trr``, ``.nc``, ...) take the CG topology from ``topology=`` or from the
   reference dataset; all-atom trajectories are reduced to their Cα atoms when those match the
@@ -33,12 +34,27 @@ TOPOLOGY_FREE_SUFFIXES = {".xtc", ".dcd", ".trr", ".nc", ".netcdf", ".binpos", "
 
 
 @dataclass
-class ModelSamples:
-    """Model trajectories in Å, one array ``[T_r, B, 3]`` per kept replica.
+class _Loaded:
+    """One replica as read, before it becomes part of :class:`ModelSamples`."""
 
-    ``n_replicas_total`` counts every replica found; ``n_blown_up`` those excluded because the
-    simulation reported them blown up (or their coordinates are non-finite); ``n_empty`` those
-    with no frames. ``dt_frame_ps`` is the spacing of saved frames when known (else ``None``).
+    where: str
+    xyz: np.ndarray
+    explicit: bool = False          # named by the user (an empty file is then an error)
+    planned: int | None = None      # planned frames (None: its length)
+    blown_up: str | None = None     # reason, when the simulation reported a blow-up
+
+
+@dataclass
+class ModelSamples:
+    """Model trajectories in Å, one array ``[T_r, B, 3]`` per scored replica.
+
+    ``n_replicas_total`` counts every replica found; ``n_blown_up`` those that blew up (the
+    simulation reported it, or their coordinates turn non-finite); ``n_empty`` those with no frames
+    (excluded, not counted as blown up). A blown-up replica keeps the frames it saved before the
+    blow-up (up to the first non-finite frame) and loses the rest of its planned run:
+    ``planned_frames[i]`` is the planned length of ``replicas[i]`` (its own length when it ran to the
+    end), and ``lost_planned_frames`` lists the planned lengths of blown-up replicas that saved no
+    frame at all. ``dt_frame_ps`` is the spacing of saved frames when known (else ``None``).
     """
 
     replicas: list[np.ndarray]
@@ -50,6 +66,8 @@ class ModelSamples:
     sources: list[str] = field(default_factory=list)
     replica_sources: list[str] = field(default_factory=list)
     dt_frame_ps: float | None = None
+    planned_frames: list[int] = field(default_factory=list)
+    lost_planned_frames: list[int] = field(default_factory=list)
 
     @property
     def n_replicas(self) -> int:
@@ -58,6 +76,13 @@ class ModelSamples:
     @property
     def n_frames(self) -> int:
         return int(sum(len(r) for r in self.replicas))
+
+    @property
+    def replica_time_lost_fraction(self) -> float:
+        """Planned replica-time lost after blow-ups: Σ (planned − saved frames) / Σ planned frames."""
+        planned = sum(self.planned_frames) + sum(self.lost_planned_frames)
+        lost = planned - self.n_frames
+        return float(lost / planned) if planned > 0 else 0.0
 
     @classmethod
     def from_arrays(cls, replicas: Iterable[np.ndarray], *, dt_frame_ps: float | None = None,
@@ -80,26 +105,39 @@ class ModelSamples:
         return s
 
     # --- internal -----------------------------------------------------------------------------
-    def _add(self, xyz_A: np.ndarray, where: str, *, explicit: bool = False) -> None:
-        if len(xyz_A) == 0:
+    def _add(self, xyz_A: np.ndarray, where: str, *, explicit: bool = False, planned: int | None = None,
+             blown_up: str | None = None) -> None:
+        """Add one replica; ``blown_up`` (a reason) marks a replica the simulation reported blown up,
+        ``planned`` its planned frame count (default: its length)."""
+        planned = int(len(xyz_A) if planned is None else max(planned, len(xyz_A)))
+        if len(xyz_A) == 0 and blown_up is None:
             if explicit:
                 raise DatasetError("trajectory has no frames", where=where,
                                    hint="check the file (did the simulation save any frame?)")
             self.n_empty += 1
             self.excluded.append({"source": where, "reason": "empty"})
             return
-        if not np.all(np.isfinite(xyz_A)):
+        finite = np.isfinite(xyz_A).all(axis=(1, 2))
+        if not finite.all():
+            xyz_A = xyz_A[: int(np.argmin(finite))]      # frames before the first non-finite one
+            blown_up = blown_up or "non-finite coordinates"
+        if blown_up is not None:
             self.n_blown_up += 1
-            self.excluded.append({"source": where, "reason": "non-finite coordinates"})
+            self.excluded.append({"source": where, "reason": f"{blown_up}; {len(xyz_A)} of {planned} planned "
+                                                             "frames scored, the rest counted as lost"})
+        if len(xyz_A) == 0:
+            self.lost_planned_frames.append(planned)
             return
         self.replicas.append(np.ascontiguousarray(xyz_A, dtype=np.float32))
         self.replica_sources.append(where)
+        self.planned_frames.append(planned)
 
     def _finish(self) -> None:
         where = ", ".join(self.sources[:3]) + (" ..." if len(self.sources) > 3 else "")
         if not self.replicas:
             if self.n_blown_up and self.n_blown_up + self.n_empty >= self.n_replicas_total:
-                raise DatasetError(f"all {self.n_replicas_total} replicas blew up; nothing to score",
+                raise DatasetError(f"all {self.n_replicas_total} replicas blew up before saving a frame; "
+                                   "nothing to score",
                                    where=where, hint="the model is unstable: check the training or use a smaller dt")
             raise DatasetError(f"no frames to score in {self.n_replicas_total} trajector"
                                f"{'y' if self.n_replicas_total == 1 else 'ies'} (all empty)", where=where,
@@ -126,9 +164,27 @@ def _check_beads(n: int, n_beads: int | None, where: str) -> None:
                            hint="score trajectories of the same CG system (one bead per reference bead)")
 
 
-def _load_sim_dir(path: Path, n_beads: int | None, samples: list) -> tuple[int, list[dict], float | None]:
+def _read_replica_h5(f: Path, n_beads: int | None) -> np.ndarray:
     import h5py
 
+    try:
+        with h5py.File(f, "r") as fh:
+            xyz = np.asarray(fh["coordinates"][...], dtype=np.float32)
+            units = fh["coordinates"].attrs.get("units", b"nanometers")
+    except (OSError, KeyError) as exc:
+        raise DatasetError(f"unreadable replica trajectory ({exc})", where=str(f),
+                           hint="re-run the simulation") from None
+    units = units.decode() if isinstance(units, bytes) else str(units)
+    scale = U.NM_TO_ANGSTROM if units.startswith("nano") else 1.0
+    if xyz.ndim != 3 or xyz.shape[-1] != 3:
+        raise DatasetError(f"coordinates have shape {xyz.shape}, expected [frames, beads, 3]", where=str(f))
+    _check_beads(xyz.shape[1], n_beads, str(f))
+    return xyz * np.float32(scale)
+
+
+def _load_sim_dir(path: Path, n_beads: int | None) -> tuple[list[_Loaded], float | None]:
+    """Every replica of a raycg simulation directory. A blown-up replica keeps the frames it saved
+    before the blow-up (``frames_per_replica``); its planned length is the run's ``n_frames``."""
     rep = path / "replicas.json"
     try:
         info = json.loads(rep.read_text())
@@ -140,31 +196,26 @@ def _load_sim_dir(path: Path, n_beads: int | None, samples: list) -> tuple[int, 
     dt = None
     if info.get("dt_ps") and info.get("save_every"):
         dt = float(info["dt_ps"]) * int(info["save_every"])
-    excluded = []
+    planned = info.get("n_frames")
+    if planned is None and info.get("n_steps") and info.get("save_every"):
+        planned = int(info["n_steps"]) // int(info["save_every"])
+    saved = info.get("frames_per_replica")
+    out: list[_Loaded] = []
     for r in range(n_rep):
         f = path / f"replica_{r:04d}.h5"
+        xyz = _read_replica_h5(f, n_beads) if f.exists() else np.zeros((0, n_beads or 0, 3), np.float32)
+        if saved is not None and r < len(saved):
+            xyz = xyz[: int(saved[r])]
+        reason = None
         if r in blown:
             d = blown[r]
-            excluded.append({"source": str(f), "replica": r, "reason": f"blown up: {d.get('reason', '?')} "
-                             f"at step {d.get('step', '?')}"})
-            continue
-        if not f.exists():
-            samples.append((str(f), np.zeros((0, n_beads or 0, 3), np.float32)))
-            continue
-        try:
-            with h5py.File(f, "r") as fh:
-                xyz = np.asarray(fh["coordinates"][...], dtype=np.float32)
-                units = fh["coordinates"].attrs.get("units", b"nanometers")
-        except (OSError, KeyError) as exc:
-            raise DatasetError(f"unreadable replica trajectory ({exc})", where=str(f),
-                               hint="re-run the simulation") from None
-        units = units.decode() if isinstance(units, bytes) else str(units)
-        scale = U.NM_TO_ANGSTROM if units.startswith("nano") else 1.0
-        if xyz.ndim != 3 or xyz.shape[-1] != 3:
-            raise DatasetError(f"coordinates have shape {xyz.shape}, expected [frames, beads, 3]", where=str(f))
-        _check_beads(xyz.shape[1], n_beads, str(f))
-        samples.append((str(f), xyz * np.float32(scale)))
-    return n_rep, excluded, dt
+            reason = f"blown up: {d.get('reason', '?')} at step {d.get('step', '?')}"
+        out.append(_Loaded(str(f), xyz, False, None if planned is None else int(planned), reason))
+    if planned is None:  # older report: the longest replica that ran to the end
+        full = [len(x.xyz) for x in out if x.blown_up is None] or [len(x.xyz) for x in out]
+        for x in out:
+            x.planned = max(full)
+    return out, dt
 
 
 def _load_mdtraj_file(path: Path, n_beads: int | None, topology: Any) -> tuple[np.ndarray, float | None]:
@@ -217,9 +268,7 @@ def load_model_trajectories(paths: str | os.PathLike | Iterable[str | os.PathLik
                 raise InputError(f"topology file not found: {tp}")
             topology = mdtraj.load_topology(str(tp))
         ref_top = topology
-    loaded: list[tuple[str, np.ndarray, bool]] = []
-    excluded: list[dict] = []
-    n_total = n_blown = 0
+    loaded: list[_Loaded] = []
     dts: list[float] = []
     for p in paths:
         if not p.exists():
@@ -230,12 +279,8 @@ def load_model_trajectories(paths: str | os.PathLike | Iterable[str | os.PathLik
                         else "pass a raycg simulation output directory or trajectory files")
                 raise DatasetError("not a finished raycg simulation directory (no replicas.json)", where=str(p),
                                    hint=hint)
-            reps: list = []
-            n_rep, exc, dt = _load_sim_dir(p, n_beads, reps)
-            n_total += n_rep
-            n_blown += len(exc)
-            excluded.extend(exc)
-            loaded.extend((w, x, False) for w, x in reps)
+            reps, dt = _load_sim_dir(p, n_beads)
+            loaded.extend(reps)
             if dt:
                 dts.append(dt)
         elif p.suffix.lower() == ".npy":
@@ -249,26 +294,23 @@ def load_model_trajectories(paths: str | os.PathLike | Iterable[str | os.PathLik
                 raise DatasetError(f"array has shape {arr.shape}; expected [frames, beads, 3] or "
                                    "[replicas, frames, beads, 3] in Å", where=str(p))
             _check_beads(arr.shape[2], n_beads, str(p))
-            n_total += arr.shape[0]
             for r in range(arr.shape[0]):
-                loaded.append((f"{p}[{r}]", np.asarray(arr[r], np.float32), arr.shape[0] == 1))
+                loaded.append(_Loaded(f"{p}[{r}]", np.asarray(arr[r], np.float32), arr.shape[0] == 1))
         else:
             xyz, dt = _load_mdtraj_file(p, n_beads, ref_top)
-            n_total += 1
-            loaded.append((str(p), xyz, True))
+            loaded.append(_Loaded(str(p), xyz, True))
             if dt:
                 dts.append(dt)
-    if not loaded and n_total == 0:
+    if not loaded:
         raise InputError("no model trajectories found", where=", ".join(map(str, paths)))
-    bead_counts = {x.shape[1] for _, x, _ in loaded if len(x)}
+    bead_counts = {x.xyz.shape[1] for x in loaded if len(x.xyz)}
     if len(bead_counts) > 1:
         raise DatasetError(f"trajectories have different bead counts {sorted(bead_counts)}",
                            where=", ".join(map(str, paths)), hint="score one CG system at a time")
     nb = n_beads if n_beads is not None else (bead_counts.pop() if bead_counts else 0)
-    samples = ModelSamples(replicas=[], n_beads=nb, n_replicas_total=n_total, n_blown_up=n_blown,
-                           excluded=excluded, sources=[str(p) for p in paths],
+    samples = ModelSamples(replicas=[], n_beads=nb, n_replicas_total=len(loaded), sources=[str(p) for p in paths],
                            dt_frame_ps=float(np.median(dts)) if dts else None)
-    for where, xyz, explicit in loaded:
-        samples._add(xyz, where, explicit=explicit)
+    for x in loaded:
+        samples._add(x.xyz, x.where, explicit=x.explicit, planned=x.planned, blown_up=x.blown_up)
     samples._finish()
     return samples

@@ -32,19 +32,33 @@ def _sim_dir(path, ds, blown, n_rep=3, frames=40):
     return path
 
 
-def test_sim_dir_blown_up_replicas_are_excluded_and_counted(small, tmp_path):
-    d = _sim_dir(tmp_path / "sim", small, blown=[1])
+def test_sim_dir_blown_up_replicas_keep_their_saved_frames_and_count_the_lost_time(small, tmp_path):
+    d = _sim_dir(tmp_path / "sim", small, blown=[1], frames=40)
+    info = json.loads((d / "replicas.json").read_text())
+    info.update(n_frames=40, frames_per_replica=[40, 10, 40])  # replica 1 died after 10 of 40 frames
+    (d / "replicas.json").write_text(json.dumps(info))
     s = load_model_trajectories(d, small)
-    assert s.n_replicas_total == 3 and s.n_blown_up == 1 and s.n_replicas == 2
+    assert s.n_replicas_total == 3 and s.n_blown_up == 1 and s.n_replicas == 3
+    assert [len(r) for r in s.replicas] == [40, 10, 40] and s.planned_frames == [40, 40, 40]
+    assert s.replica_time_lost_fraction == pytest.approx(30 / 120)
     assert s.dt_frame_ps == pytest.approx(0.1)
     # mdtraj stores nm; raycg works in Å
-    np.testing.assert_allclose(s.replicas[1], small.coords[80:120], atol=1e-4)
-    assert "blown up" in s.excluded[0]["reason"]
+    np.testing.assert_allclose(s.replicas[2], small.coords[80:120], atol=1e-4)
+    assert "blown up" in s.excluded[0]["reason"] and "10 of 40" in s.excluded[0]["reason"]
 
 
-def test_all_replicas_blown_up_is_one_clear_error(small, tmp_path):
+def test_non_finite_frames_end_a_replica_and_all_blown_up_before_a_frame_is_one_clear_error(small, tmp_path):
+    from raycg.evaluate import ModelSamples
+
+    x = np.asarray(small.coords[:20]).copy()
+    x[15:] = np.nan
+    s = ModelSamples.from_arrays([np.asarray(small.coords[:20]), x])
+    assert [len(r) for r in s.replicas] == [20, 15] and s.n_blown_up == 1
+    assert s.replica_time_lost_fraction == pytest.approx(5 / 40)
     d = _sim_dir(tmp_path / "sim", small, blown=[0, 1, 2])
-    with pytest.raises(DatasetError, match="all 3 replicas blew up"):
+    info = json.loads((d / "replicas.json").read_text())
+    (d / "replicas.json").write_text(json.dumps({**info, "n_frames": 40, "frames_per_replica": [0, 0, 0]}))
+    with pytest.raises(DatasetError, match="all 3 replicas blew up before saving a frame"):
         load_model_trajectories(d, small)
 
 

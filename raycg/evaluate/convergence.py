@@ -1,0 +1,187 @@
+"""Convergence diagnostics of one trial: is the model's sample long enough to speak for its equilibrium?
+
+Four checks (thresholds are :class:`EvalConfig` fields; METRICS.md, "Convergence"):
+
+1. time: each replica's simulated time after burn-in (median over replicas) ≥
+   ``min_time_over_timescale`` × the reference's slowest implied TICA timescale;
+2. crossings: folding + unfolding events per replica (RMSD hysteresis), mean over replicas ≥
+   ``min_crossings_per_replica``;
+3. drift: the first and second half of the runs (after burn-in) agree: JS divergence of their pooled
+   histograms on the basin grid, tested against the replica-to-replica noise by permutation (each
+   replica's two halves swapped at random; under stationarity and reversibility the halves are
+   exchangeable), fails when p < ``drift_alpha``;
+4. start basins: replicas started folded and not folded (Cα RMSD of their first frame below / above
+   ``folded_rmsd_A``) reach the same folded fraction: one-sided permutation test of the difference
+   (started-folded minus started-unfolded), fails when p < ``start_basin_alpha``.
+
+A check that cannot be assessed (e.g. every replica started folded; too few replicas for the
+permutation test to reach its α) does not fail the trial; it is listed in ``notes``.
+``diagnostics["run_longer_factor"]`` suggests how much longer to run: the shortfall of the time or
+crossing check, at least 2 when the drift or start-basin check fails (1 when converged).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from raycg.evaluate import metrics as M
+from raycg.evaluate.config import EvalConfig
+
+
+@dataclass
+class Convergence:
+    """Verdict of the convergence diagnostics of one trial (saved in scores.json under "convergence")."""
+
+    converged: bool
+    reasons: list[str] = field(default_factory=list)        # why not converged (empty when converged)
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)          # checks that could not be assessed
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["diagnostics"] = {k: (float(v) if v is not None and np.isfinite(v) else None)
+                            for k, v in self.diagnostics.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Convergence:
+        diag = {k: (float("nan") if v is None else float(v)) for k, v in d.get("diagnostics", {}).items()}
+        return cls(bool(d["converged"]), list(d.get("reasons", [])), diag, list(d.get("notes", [])))
+
+
+@dataclass
+class ReplicaSeries:
+    """What the checks need, per scored replica (after burn-in)."""
+
+    basin_cells: list[np.ndarray]     # per replica: flat cell on the basin grid (last index = outside)
+    n_cells: int
+    folded_fraction: np.ndarray       # [R] folded fraction after burn-in
+    start_rmsd: np.ndarray            # [R] Cα RMSD of the replica's first saved frame to native (Å)
+    events: np.ndarray                # [R] folding + unfolding events
+    frames: np.ndarray                # [R] frames after burn-in
+    dt_frame_ps: float | None
+    slowest_timescale_ps: float
+
+
+def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence (nats) of every row pair of two count matrices (same as
+    :func:`metrics.js_divergence` row by row)."""
+    p = p / p.sum(axis=1, keepdims=True)
+    q = q / q.sum(axis=1, keepdims=True)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(p > 0, p * np.log(p / m), 0.0).sum(axis=1)
+        b = np.where(q > 0, q * np.log(q / m), 0.0).sum(axis=1)
+    return np.clip(0.5 * a + 0.5 * b, 0.0, np.log(2.0))
+
+
+def _min_p(n_distinct: int) -> float:
+    return 1.0 / max(n_distinct, 1)
+
+
+def _halves(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -> tuple[float, float, float, int]:
+    """JS of first vs second halves, the median JS under random half swaps, permutation p, replicas used."""
+    a, b = [], []
+    for c in s.basin_cells:
+        h = len(c) // 2
+        if h == 0:
+            continue
+        a.append(np.bincount(c[:h], minlength=s.n_cells))
+        b.append(np.bincount(c[len(c) - h:], minlength=s.n_cells))
+    if len(a) < 2:
+        return float("nan"), float("nan"), float("nan"), len(a)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    used = (a.sum(0) + b.sum(0)) > 0          # cells empty in both halves add nothing to any JS
+    a, b = a[:, used], b[:, used]
+    stat = M.js_divergence(a.sum(0), b.sum(0))
+    flips = rng.integers(0, 2, size=(config.convergence_permutations, len(a))).astype(np.float64)
+    first = flips @ b + (1.0 - flips) @ a
+    second = flips @ a + (1.0 - flips) @ b
+    null = js_rows(first, second)
+    p = (1.0 + np.count_nonzero(null >= stat - 1e-15)) / (1.0 + len(null))
+    return stat, float(np.median(null)), float(p), len(a)
+
+
+def _start_gap(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -> tuple[float, float, int, int]:
+    """Folded fraction of folded starts minus that of the others, one-sided permutation p, group sizes."""
+    folded_start = s.start_rmsd < config.folded_rmsd_A
+    k, n = int(folded_start.sum()), len(folded_start)
+    if k == 0 or k == n:
+        return float("nan"), float("nan"), k, n - k
+    f = s.folded_fraction
+    gap = float(f[folded_start].mean() - f[~folded_start].mean())
+    perms = np.argsort(rng.random((config.convergence_permutations, n)), axis=1)[:, :k]
+    g1 = f[perms].mean(1)
+    g0 = (f.sum() - f[perms].sum(1)) / (n - k)
+    p = (1.0 + np.count_nonzero(g1 - g0 >= gap - 1e-12)) / (1.0 + len(perms))
+    return gap, float(p), k, n - k
+
+
+def _time_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str]) -> None:
+    tau = s.slowest_timescale_ps
+    d["slowest_timescale_ps"] = tau
+    if not s.dt_frame_ps:
+        d["replica_time_ps"] = d["time_over_timescale"] = float("nan")
+        reasons.append("frame spacing unknown: the simulated time cannot be compared with the reference's "
+                       "slowest timescale (give the frame spacing)")
+        return
+    t = float(np.median(s.frames) * s.dt_frame_ps)
+    ratio = t / tau if np.isfinite(tau) and tau > 0 else float("nan")
+    d["replica_time_ps"], d["time_over_timescale"] = t, ratio
+    if not np.isfinite(ratio):
+        reasons.append("the reference's slowest implied timescale is not finite: no run length can be "
+                       "shown to exceed it")
+    elif ratio < config.min_time_over_timescale:
+        need = config.min_time_over_timescale / ratio
+        d["run_longer_factor"] = max(d.get("run_longer_factor", 1.0), need)
+        reasons.append(f"replicas ran {t:.4g} ps after burn-in (median), {ratio:.2g}× the reference's slowest "
+                       f"implied timescale ({tau:.4g} ps); needs ≥ {config.min_time_over_timescale:g}× "
+                       f"(run {need:.2g}× longer)")
+
+
+def _crossing_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str]) -> None:
+    x = float(np.mean(s.events)) if len(s.events) else 0.0
+    d["crossings_per_replica"] = x
+    d["replicas_with_crossing_fraction"] = float(np.mean(s.events > 0)) if len(s.events) else 0.0
+    if x < config.min_crossings_per_replica:
+        need = config.min_crossings_per_replica / x if x > 0 else math.inf
+        if np.isfinite(need):
+            d["run_longer_factor"] = max(d.get("run_longer_factor", 1.0), need)
+        reasons.append(f"{x:.2g} folding/unfolding transitions per replica (needs ≥ "
+                       f"{config.min_crossings_per_replica:g}): the folded population still reflects the starts")
+
+
+def assess_convergence(s: ReplicaSeries, config: EvalConfig) -> Convergence:
+    """Run the four checks (module docstring) on one trial's replicas."""
+    d: dict[str, float] = {"run_longer_factor": 1.0, "n_replicas": float(len(s.frames))}
+    reasons: list[str] = []
+    notes: list[str] = []
+    rng = np.random.default_rng(config.bootstrap_seed)
+    _time_check(s, config, d, reasons)
+    _crossing_check(s, config, d, reasons)
+    js, js_null, p, n_used = _halves(s, config, rng)
+    d.update(halves_js=js, halves_js_null_median=js_null, halves_p=p)
+    if not np.isfinite(p) or _min_p(2 ** (n_used - 1)) >= config.drift_alpha:
+        notes.append(f"first/second-half agreement not assessable with {n_used} replicas (the permutation test "
+                     f"needs ≥ {2 + math.floor(math.log2(1 / config.drift_alpha))} to reach p < {config.drift_alpha:g})")
+    elif p < config.drift_alpha:
+        d["run_longer_factor"] = max(d["run_longer_factor"], 2.0)
+        reasons.append(f"the first and second halves of the runs differ beyond replica-to-replica noise (JS "
+                       f"{js:.3g} vs {js_null:.3g} typical under stationarity, permutation p = {p:.2g} < "
+                       f"{config.drift_alpha:g}): the runs still drift")
+    gap, p_gap, n_f, n_u = _start_gap(s, config, rng)
+    d.update(start_folded_gap=gap, start_gap_p=p_gap, n_folded_starts=float(n_f), n_unfolded_starts=float(n_u))
+    if not np.isfinite(p_gap) or _min_p(math.comb(n_f + n_u, n_f)) >= config.start_basin_alpha:
+        notes.append(f"start-basin agreement not assessable ({n_f} replicas started folded, {n_u} not)")
+    elif p_gap < config.start_basin_alpha:
+        d["run_longer_factor"] = max(d["run_longer_factor"], 2.0)
+        f = s.folded_fraction
+        fs = s.start_rmsd < config.folded_rmsd_A
+        reasons.append(f"replicas started folded stay more folded than those started unfolded (folded fraction "
+                       f"{f[fs].mean():.2f} vs {f[~fs].mean():.2f}, permutation p = {p_gap:.2g} < "
+                       f"{config.start_basin_alpha:g}): memory of the starts")
+    return Convergence(converged=not reasons, reasons=reasons, diagnostics=d, notes=notes)

@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+
+from raycg.cv.testing import two_state_coords
+from raycg.evaluate import Convergence, EvalConfig, ModelSamples, prepare_reference, score
+
+from .evaluate_helpers import two_state_model
+
+# the two-state reference switches with p = 0.005 per 1-ps frame: slowest implied timescale ~130 ps
+
+
+@pytest.fixture(scope="module")
+def prepared(reference):
+    ds, tica, _ = reference
+    cfg = EvalConfig(bootstrap_resamples=0)
+    return ds, tica, cfg, prepare_reference(ds, tica, cfg)
+
+
+def _conv(prepared, samples, **cfg_kw) -> Convergence:
+    ds, tica, cfg, ref = prepared
+    res = score(ds, tica, samples, cfg.model_copy(update=cfg_kw), reference_summary=ref)
+    assert res.metrics["converged"] == float(res.convergence.converged)
+    return res.convergence
+
+
+def test_a_long_sample_of_the_reference_process_converges(prepared):
+    c = _conv(prepared, two_state_model(16, 1000, 0.005, seed=31))
+    assert c.converged and c.reasons == []
+    d = c.diagnostics
+    assert d["time_over_timescale"] > 5 and d["crossings_per_replica"] >= 1 and d["halves_p"] > 0.01
+    assert d["run_longer_factor"] == 1.0
+
+
+def test_short_replicas_fail_on_time_and_crossings(prepared):
+    c = _conv(prepared, two_state_model(32, 200, 0.005, seed=32))
+    assert not c.converged
+    assert any("slowest implied timescale" in r and "run 3.6× longer" in r for r in c.reasons), c.reasons
+    assert any("transitions per replica" in r for r in c.reasons), c.reasons
+    assert c.diagnostics["run_longer_factor"] == pytest.approx(5 / c.diagnostics["time_over_timescale"])
+
+
+def test_stuck_replicas_fail_on_crossings_and_remember_their_starts(prepared):
+    c = _conv(prepared, two_state_model(16, 1000, 0.0, seed=33))
+    assert not c.converged and not any("timescale" in r for r in c.reasons)
+    assert any("0 folding/unfolding transitions" in r for r in c.reasons), c.reasons
+    assert any("memory of the starts" in r for r in c.reasons), c.reasons
+
+
+def test_drifting_replicas_fail_the_half_agreement(prepared):
+    """Every replica starts unfolded and folds once half-way: long enough, one crossing each, but the
+    first and second halves disagree."""
+    rng = np.random.default_rng(34)
+    st = np.zeros((16, 1000), np.int8)
+    for i, w in enumerate(rng.integers(450, 650, size=16)):
+        st[i, :w] = 1
+    x = two_state_coords(st, 0.4, rng).reshape(16, 1000, 10, 3)
+    c = _conv(prepared, ModelSamples.from_arrays(list(x), dt_frame_ps=1.0))
+    assert not c.converged and len(c.reasons) == 1 and "still drift" in c.reasons[0]
+    assert any("start-basin agreement not assessable" in n for n in c.notes)
+    # the same replicas with their halves in random order are stationary by construction
+    c2 = _conv(prepared, ModelSamples.from_arrays([r if i % 2 else r[::-1] for i, r in enumerate(x)],
+                                                  dt_frame_ps=1.0))
+    assert not any("drift" in r for r in c2.reasons)
+
+
+def test_unknown_frame_spacing_and_thresholds_are_config(prepared, tmp_path):
+    s = ModelSamples.from_arrays(two_state_model(16, 1000, 0.005, seed=31).replicas)  # no dt
+    c = _conv(prepared, s)
+    assert not c.converged and "frame spacing unknown" in c.reasons[0]
+    loose = _conv(prepared, two_state_model(32, 200, 0.005, seed=32), min_time_over_timescale=1.0,
+                  min_crossings_per_replica=0.5)
+    assert loose.converged, loose.reasons
+    ds, tica, cfg, ref = prepared
+    res = score(ds, tica, two_state_model(4, 300, 0.005, seed=35), cfg, reference_summary=ref)
+    doc = json.loads((res.save(tmp_path / "t") / "scores.json").read_text())
+    assert doc["convergence"]["converged"] is False and doc["convergence"]["reasons"]
+    assert Convergence.from_dict(doc["convergence"]).reasons == res.convergence.reasons
+    assert doc["metrics"]["converged"] == 0.0
