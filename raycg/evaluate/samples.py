@@ -80,7 +80,8 @@ class ModelSamples:
     @property
     def replica_time_lost_fraction(self) -> float:
         """Planned replica-time lost after blow-ups: Σ (planned − saved frames) / Σ planned frames."""
-        planned = sum(self.planned_frames) + sum(self.lost_planned_frames)
+        kept = self.planned_frames or [len(r) for r in self.replicas]
+        planned = sum(kept) + sum(self.lost_planned_frames)
         lost = planned - self.n_frames
         return float(lost / planned) if planned > 0 else 0.0
 
