@@ -71,7 +71,7 @@ def _tiny_cg_spec(name: str, dataset: Path, storage: Path, **extra) -> dict:
         "priors": {"bins": 24, "min_bin_count": 2, "dihedral_order": 1},
         "training": copy.deepcopy(TINY_TRAINING),
         "simulation": {"replicas": 4, "n_steps": 200, "save_every": 10, "dt_ps": 0.004, "chunks": 2},
-        "evaluation": {"tica_lag": 2, "bins": 20},
+        "evaluation": {"tica_lag": 2, "bins": 20, "noise_floor_repeats": 0},
         "grid": {"energy_weights": [0.0], "seeds": 1},
         "resources": {"cpus": 1},
         "retries": {"max_failures": 1},

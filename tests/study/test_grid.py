@@ -90,3 +90,16 @@ def test_simulation_runs_at_the_dataset_temperature_unless_the_spec_sets_one():
         assert engine_config(spec.simulation, prepared).temperature_K == explicit
     with pytest.raises(ConfigError, match="simulation.temperature_K"):
         cg_spec(simulation={"temperature_K": -5.0})
+
+
+def test_the_noise_floor_samples_like_the_trials():
+    from raycg.study.pipelines.cgschnet.prepare import sampling_protocol
+
+    spec = cg_spec(simulation={"replicas": 8, "n_steps": 1000, "save_every": 25, "dt_ps": 0.004,
+                               "start_method": "kcenters"})
+    p = sampling_protocol(spec)
+    assert (p.n_replicas, p.frames_per_replica, p.start_method) == (8, 40, "kcenters")
+    assert p.frame_interval_ps == pytest.approx(0.1)
+    assert sampling_protocol(cg_spec(simulation={"n_steps": 5, "save_every": 10})) is None  # no saved frame
+    with pytest.raises(ConfigError, match="evaluation.noise_floor_repeats"):
+        cg_spec(evaluation={"noise_floor_repeats": 1})

@@ -25,7 +25,7 @@ def tiny_spec(name: str, dataset: Path, storage: Path, **extra) -> dict:
         "priors": {"bins": 24, "min_bin_count": 2, "dihedral_order": 1},
         "training": json.loads(json.dumps(TINY_TRAINING)),
         "simulation": {"replicas": 4, "n_steps": 200, "save_every": 10, "dt_ps": 0.004, "chunks": 2},
-        "evaluation": {"tica_lag": 2, "bins": 20},
+        "evaluation": {"tica_lag": 2, "bins": 20, "noise_floor_repeats": 3},
         "grid": {"energy_weights": [0.0, 1.0], "seeds": 2},
         "resources": {"cpus": 1},
         "concurrency": {"max_concurrent_trials": 2},
@@ -67,6 +67,14 @@ def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path, caps
     prepared = json.loads((study / "prepared" / "prepared.json").read_text())
     dataset_temperature = json.loads((study_dataset / "meta.json").read_text())["temperature_K"]
     assert prepared["temperature_K"] == dataset_temperature
+    # the noise floor of a perfect model under the trials' protocol (4 replicas x 20 frames, 0.04 ps apart)
+    from raycg.evaluate import NoiseFloor
+
+    floor = NoiseFloor.load(study / "prepared" / "noise_floor.json")
+    assert floor.n_repeats == 3 and floor.protocol.to_dict() == {
+        "n_replicas": 4, "frames_per_replica": 20, "frame_interval_ps": pytest.approx(0.04),
+        "start_method": "equilibrium"}
+    assert floor.metrics["kl_ref_model"].n == 3 and floor.metrics["kl_ref_model"].mean > 0
     for tid in table["trial_id"]:
         tdir = study / "trials" / tid
         for f in ("config.json", "result.json", "scores.json", "fes.npz", "train_history.csv"):
@@ -77,7 +85,8 @@ def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path, caps
         prov = res["provenance"]
         assert prov["data_hash"] == prepared["data_hash"] and "git_commit" in prov and prov["packages"]["ray"]
         assert set(res["stage_times"]) == {"train", "simulate", "score"}
-        assert set(res["convergence"]) == {"converged", "reasons", "diagnostics"}
+        assert {"converged", "reasons", "diagnostics"} <= set(res["convergence"])
+        assert res["metrics"]["converged"] == float(res["convergence"]["converged"])
         # simulated at the dataset's temperature (the spec sets none), and replicas.json says so
         replicas = json.loads((tdir / "sim" / "replicas.json").read_text())
         assert replicas["temperature_K"] == [dataset_temperature] * 4
@@ -118,7 +127,8 @@ def test_diverged_and_blown_up_trials_fail_with_reason(ray_local, study_dataset,
     spec = tiny_spec("failing", study_dataset, tmp_path, training=training)
     spec["grid"] = {"energy_weights": [0.0], "seeds": 1,
                     "sweep": {"simulation.dt_ps": [0.004, 50.0], "training.optim.lr": [3e-4, 1e30]}}
-    table = run_study(spec, log=lambda s: None).set_index("trial_id")
+    lines: list[str] = []
+    table = run_study(spec, log=lines.append).set_index("trial_id")
 
     assert len(table) == 4
     ok = table.loc["w0_s0_dt_ps=0.004_lr=0.0003"]
@@ -131,7 +141,11 @@ def test_diverged_and_blown_up_trials_fail_with_reason(ray_local, study_dataset,
     for tid in table.index:
         res = json.loads((tmp_path / "failing" / "trials" / tid / "result.json").read_text())
         assert res["attempts"] == 1
-    assert (tmp_path / "failing" / "results" / "report.md").is_file()
+    # one energy weight: the study still ends with its table; the report either exists or the
+    # analysis said in one line why it declined (nothing to compare)
+    declined = [ln for ln in lines if ln.startswith("analysis: ")]
+    assert (tmp_path / "failing" / "results" / "report.md").is_file() or \
+        (len(declined) == 1 and "energy_weight" in declined[0]), lines[-5:]
 
 
 def test_ctrl_c_leaves_a_resumable_study(ray_local, tmp_path):

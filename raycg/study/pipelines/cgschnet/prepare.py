@@ -1,5 +1,9 @@
 """Prepare a CGSchNet study once: priors, reference TICA, start frames, energy targets, noise floor.
 
+The noise floor (``noise_floor.json``, ``raycg.evaluate.noise_floor``) scores segments of the
+reference's own trajectories sampled like the trials (:func:`sampling_protocol`: replicas, saved
+frames per replica, frame interval, start method), ``evaluation.noise_floor_repeats`` times.
+
 Everything lands in ``STUDY/prepared`` with ``prepared.json``, keyed by the hash of what it
 depends on (dataset content, prior settings, TICA settings, start frames), so an unchanged study
 reuses it and a resumed one skips it.
@@ -22,6 +26,7 @@ from raycg.utils.io import atomic_save_npy
 from raycg.utils.provenance import provenance
 
 if TYPE_CHECKING:
+    from raycg.evaluate import SamplingProtocol
     from raycg.study.spec import StudySpec
     from raycg.study.storage import Store
 
@@ -47,15 +52,29 @@ def check_dataset(spec: StudySpec, *, source: str = "spec") -> None:
                           hint="convert it first with `raycg data import` or use \"embedded\"")
 
 
+def sampling_protocol(spec: StudySpec) -> SamplingProtocol | None:
+    """How every trial samples (replicas, saved frames, their spacing, starts); None: no saved frames."""
+    from raycg.evaluate import SamplingProtocol
+
+    sim = spec.simulation
+    if sim.frames_per_replica < 1:
+        return None
+    return SamplingProtocol(n_replicas=sim.replicas, frames_per_replica=sim.frames_per_replica,
+                            frame_interval_ps=sim.frame_interval_ps, start_method=sim.start_method)
+
+
 def prepare_inputs(spec: StudySpec, data_hash: str) -> dict[str, Any]:
     """What the prepared artefacts depend on (its hash is the cache key)."""
-    sim = spec.simulation
+    sim, ev = spec.simulation, spec.evaluation
+    protocol = sampling_protocol(spec)
     return {
         "pipeline": spec.pipeline,
         "dataset_hash": data_hash,
         "priors": spec.priors.model_dump(mode="json"),
-        "tica": {"lag": spec.evaluation.tica_lag, "dim": spec.evaluation.tica_dim},
+        "tica": {"lag": ev.tica_lag, "dim": ev.tica_dim},
         "starts": {"n": sim.replicas, "method": sim.start_method, "seed": sim.start_seed},
+        "noise_floor": {"repeats": ev.noise_floor_repeats, "protocol": protocol.to_dict() if protocol else None,
+                        "evaluation": ev.eval_config().model_dump(mode="json")},
     }
 
 
@@ -83,9 +102,10 @@ def prepare(spec: StudySpec, store: Store, *, log) -> dict[str, Any]:
         prepared.publish(store, tmp, info)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    floor = f", noise floor ({info['noise_floor']['repeats']} repeats)" if info["noise_floor"] else ""
     log(f"prepare: dataset {ds_path.name} ({ds.n_frames} frames, {ds.n_beads} beads, {ds.temperature:g} K), "
         f"priors, TICA (lag {spec.evaluation.tica_lag}), {spec.simulation.replicas} {spec.simulation.start_method} "
-        f"starts in {time.perf_counter() - t0:.1f} s")
+        f"starts{floor} in {time.perf_counter() - t0:.1f} s")
     return info
 
 
@@ -114,11 +134,17 @@ def _build(spec: StudySpec, ds, out: Path) -> dict[str, Any]:
     targets = _energy_targets(spec, ds, tica, out)
     if targets is not None:
         times["energy_targets"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    floor = _noise_floor(spec, ds, tica, out)
+    if floor is not None:
+        times["noise_floor"] = time.perf_counter() - t
     return {
         "data_hash": ds.content_hash, "n_frames": ds.n_frames, "n_beads": ds.n_beads,
         "n_trajectories": ds.n_trajectories,
         "temperature_K": float(ds.temperature),  # what trials simulate at unless simulation.temperature_K is set
-        "files": sorted(p.name for p in out.iterdir()), "energy_targets": targets, "tica": _tica_summary(tica),
+        "files": sorted(p.name for p in out.iterdir()), "energy_targets": targets, "noise_floor": floor,
+        "tica": _tica_summary(tica),
         "max_bond_A": _max_bond(ds), "times_s": times,
     }
 
@@ -145,6 +171,20 @@ def _energy_targets(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | No
     compute_energy_targets(ds, tica, loss.energy_target, n_components=loss.n_components, density=loss.density,
                            bins=loss.bins, bandwidth=loss.kde_bandwidth, cache_dir=out / "targets")
     return {"mode": loss.energy_target, "cache_dir": "targets"}
+
+
+def _noise_floor(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | None:
+    """What a perfect model scores under the trials' protocol -> ``out/noise_floor.json`` (raycg.evaluate)."""
+    from raycg.evaluate import noise_floor
+
+    protocol = sampling_protocol(spec)
+    repeats = spec.evaluation.noise_floor_repeats
+    if protocol is None or repeats < 2:
+        return None
+    floor = noise_floor(ds, tica, spec.evaluation.eval_config(), protocol, n_repeats=repeats,
+                        seed=spec.simulation.start_seed)
+    floor.save(out / "noise_floor.json")
+    return {"file": "noise_floor.json", "repeats": repeats, "protocol": protocol.to_dict()}
 
 
 def _tica_summary(tica) -> dict[str, Any]:

@@ -6,7 +6,7 @@ confidence bounds) into ``result.json``, and the convergence verdict into its ``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,12 +29,4 @@ def score_phase(ctx: TrialContext) -> None:
             ctx.upload_file(f, f.name)
     ctx.metrics.update({k: float(v) for k, v in sc.metrics.items()
                         if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)})
-    ctx.convergence = convergence_record(getattr(sc, "convergence", None))
-
-
-def convergence_record(conv: Any) -> dict[str, Any] | None:
-    """``{converged, reasons, diagnostics}`` of an evaluate ``Convergence`` (None while there is none)."""
-    if conv is None:
-        return None
-    return {"converged": bool(conv.converged), "reasons": [str(r) for r in conv.reasons],
-            "diagnostics": {str(k): float(v) for k, v in dict(conv.diagnostics).items()}}
+    ctx.convergence = sc.convergence.to_dict() if sc.convergence is not None else None
