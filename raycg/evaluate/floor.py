@@ -258,7 +258,7 @@ def draw_reference_samples(reference, ref: ReferenceSummary, protocol: SamplingP
 
 
 def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, protocol: SamplingProtocol, *,
-                n_repeats: int = 20, seed: int = 0, reference_summary: ReferenceSummary | None = None) -> NoiseFloor:
+                n_repeats: int = 30, seed: int = 0, reference_summary: ReferenceSummary | None = None) -> NoiseFloor:
     """Score ``n_repeats`` perfect-model samples (:func:`draw_reference_samples`, seeds ``seed``,
     ``seed+1``, …) with :func:`score` and the same ``config`` (no bootstrap: the repeats are the spread)."""
     from raycg.evaluate.score import score
