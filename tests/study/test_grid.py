@@ -100,6 +100,7 @@ def test_the_noise_floor_samples_like_the_trials():
     p = sampling_protocol(spec)
     assert (p.n_replicas, p.frames_per_replica, p.start_method) == (8, 40, "kcenters")
     assert p.frame_interval_ps == pytest.approx(0.1)
+    assert spec.evaluation.noise_floor_repeats is None  # raycg.evaluate.noise_floor's own default
     assert sampling_protocol(cg_spec(simulation={"n_steps": 5, "save_every": 10})) is None  # no saved frame
     with pytest.raises(ConfigError, match="evaluation.noise_floor_repeats"):
         cg_spec(evaluation={"noise_floor_repeats": 1})

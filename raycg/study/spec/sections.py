@@ -57,12 +57,13 @@ class EvaluationSection(EvalConfig):
     tica_dim: int | None = Field(None, ge=1)
     metrics: list[str] = Field(default_factory=list,
                                description="metrics the printed table leads with (empty: the analysis section's)")
-    noise_floor_repeats: int = Field(
-        20, ge=0, description="perfect-model samples scored at prepare for the noise floor (0: no floor)")
+    noise_floor_repeats: int | None = Field(
+        None, ge=0, description="perfect-model samples scored at prepare for the noise floor "
+                                "(null: raycg.evaluate.noise_floor's default; 0: no floor)")
 
     @field_validator("noise_floor_repeats")
     @classmethod
-    def _repeats(cls, v: int) -> int:
+    def _repeats(cls, v: int | None) -> int | None:
         if v == 1:
             raise ValueError("a noise floor needs at least 2 repeats (0: none)")
         return v

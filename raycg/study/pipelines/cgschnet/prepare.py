@@ -179,12 +179,12 @@ def _noise_floor(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | None:
 
     protocol = sampling_protocol(spec)
     repeats = spec.evaluation.noise_floor_repeats
-    if protocol is None or repeats < 2:
+    if protocol is None or repeats == 0:
         return None
-    floor = noise_floor(ds, tica, spec.evaluation.eval_config(), protocol, n_repeats=repeats,
-                        seed=spec.simulation.start_seed)
+    kwargs = {} if repeats is None else {"n_repeats": repeats}
+    floor = noise_floor(ds, tica, spec.evaluation.eval_config(), protocol, seed=spec.simulation.start_seed, **kwargs)
     floor.save(out / "noise_floor.json")
-    return {"file": "noise_floor.json", "repeats": repeats, "protocol": protocol.to_dict()}
+    return {"file": "noise_floor.json", "repeats": floor.n_repeats, "protocol": protocol.to_dict()}
 
 
 def _tica_summary(tica) -> dict[str, Any]:
