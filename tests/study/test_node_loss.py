@@ -31,6 +31,8 @@ def cluster():
 
     # cluster_utils writes the machine-wide "current cluster" file; put back what was there
     old = ADDRESS_FILE.read_bytes() if ADDRESS_FILE.exists() else None
+    made_dir = not ADDRESS_FILE.parent.exists()
+    ADDRESS_FILE.parent.mkdir(parents=True, exist_ok=True)  # cluster_utils writes there unconditionally
     temp = short_tmpdir("rcgc")
     c = Cluster(initialize_head=True, connect=False,
                 head_node_args={"num_cpus": 0, "temp_dir": str(temp), "include_dashboard": False,
@@ -38,6 +40,8 @@ def cluster():
     try:
         if old is None:
             ADDRESS_FILE.unlink(missing_ok=True)
+            if made_dir and not any(ADDRESS_FILE.parent.iterdir()):
+                ADDRESS_FILE.parent.rmdir()
         else:
             ADDRESS_FILE.write_bytes(old)
         workers = [c.add_node(num_cpus=1, temp_dir=str(temp), object_store_memory=80 * 1024**2) for _ in range(2)]

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from raycg.config import dump_config
+from raycg.config import dump_config, validate_config
 from raycg.errors import ConfigError, InputError
 from raycg.study.grid import grid_points, make_trial
 from raycg.study.keys import config_hash, trial_id_for
@@ -127,7 +127,7 @@ def resume_study(name_or_path: str, *, address: str | None = None, storage: str 
     out = out or log or print
     log = log or log_stderr
     uri = resolve_study(name_or_path, storage)
-    spec = StudySpec.model_validate(Store(uri).read_json("study.json")["spec"])
+    spec = validate_config(StudySpec, Store(uri).read_json("study.json")["spec"], source=f"{uri}/study.json")
     preflight(spec, address=address, source=uri, log=log)  # the cluster may have changed since the run
     prepare_study(spec, uri, log=log)  # cached: returns at once unless the prepared files are missing
     return _run_grid(spec, uri, address=address, restore=True, log=log, out=out,

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from raycg.config import validate_config
 from raycg.errors import InputError
 from raycg.study.grid import Trial, grid_point, make_trial
 from raycg.study.pipelines import PHASES, Pipeline, TrialContext, TrialFailed, get_pipeline
@@ -48,7 +49,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     t_start = time.perf_counter()
     store = Store(config["study"])
     study = store.read_json("study.json")
-    spec = study_spec(study)
+    spec = study_spec(study, source=f"{store.root}/study.json")
     trial = make_trial(spec, grid_point(config), source=f"{store.root}/study.json")
     session = current_session()
     old = store.try_read_json(f"trials/{trial.trial_id}/result.json")
@@ -74,11 +75,11 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     return final
 
 
-def study_spec(study: dict[str, Any]) -> StudySpec:
+def study_spec(study: dict[str, Any], *, source: str = "study.json") -> StudySpec:
     """The validated spec of a ``study.json`` (validated once per process)."""
     key = study["spec_hash"]
     if key not in _SPECS:
-        _SPECS[key] = StudySpec.model_validate(study["spec"])
+        _SPECS[key] = validate_config(StudySpec, study["spec"], source=source)
     return _SPECS[key]
 
 
