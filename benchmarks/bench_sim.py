@@ -15,7 +15,10 @@ per cell is bounded (a warm-up step, then steps until ``--seconds``). Prints one
     python benchmarks/bench_sim.py [--quick] [--device cuda] [--replicas 1 10 100] [--seconds 3] [--compile R ...]
                                    [--no-compile]
 
-The machine is shared: the JSON records the load average; rates are the best of ``--rounds``.
+The machine is shared: the JSON records the load average; rates are the best of ``--rounds``, and
+each rate also per CPU second of this process (``*_per_cpu_s``, ``ratio_per_cpu_second``: less
+sensitive to other processes). ``--device cuda`` runs both sides on the GPU (benchmarks/gpu_check.py
+runs the GPU tables, captured steps included, in one go).
 """
 
 from __future__ import annotations
@@ -36,9 +39,23 @@ MASS = 12.011
 DT, GAMMA, TEMP = 0.002, 1.0, 300.0
 
 
-def start_positions(n: int, seed: int = 0) -> np.ndarray:
-    from raycg.cv.testing import native_ca
+def native_ca() -> np.ndarray:
+    """Cα trace (Å, centred) of raycg's packaged CLN025 PDB (first model), read without mdtraj (the
+    GPU machines' image has none; raycg.cv.testing.native_ca gives the same to ~1e-6 Å)."""
+    from importlib import resources
 
+    text = resources.files("raycg").joinpath("resources", "cln025_allatom.pdb").read_text()
+    ca = []
+    for line in text.splitlines():
+        if line.startswith("ENDMDL"):
+            break
+        if line.startswith(("ATOM", "HETATM")) and line[12:16].strip() == "CA":
+            ca.append([float(line[30:38]), float(line[38:46]), float(line[46:54])])
+    x = np.asarray(ca, dtype=np.float64)
+    return x - x.mean(0)
+
+
+def start_positions(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return native_ca()[None] + rng.normal(scale=0.3, size=(n, N_BEADS, 3))
 
@@ -49,7 +66,6 @@ def make_priors():
     Bonds ½·100(r−3.8)², angles ½·20(θ−θ_native)², dihedrals −cos(φ−φ_native), repulsion (4 Å/r)⁶ for
     pairs ≥ 3 bonds apart. Returns (module, bead types).
     """
-    from raycg.cv.testing import native_ca
     from raycg.priors import PriorEnergy
     from raycg.priors.geometry import np_angles, np_dihedrals
 
@@ -123,8 +139,10 @@ class ReferenceModel(torch.nn.Module):
         return e + self.prior(x)
 
 
-def reference_rate(model, x0: np.ndarray, seconds: float, device: str, rounds: int = 2) -> tuple[float, int]:
-    """Plain BAOAB loop (autograd forces); returns (best steps/s over ``rounds``, steps timed)."""
+def reference_rate(model, x0: np.ndarray, seconds: float, device: str, rounds: int = 2,
+                   cpu: dict | None = None) -> tuple[float, int]:
+    """Plain BAOAB loop (autograd forces); returns (best steps/s over ``rounds``, steps timed).
+    ``cpu``: filled with the best steps per CPU second of this process (robust to other load)."""
     from raycg import units as U
 
     x = torch.as_tensor(x0, dtype=torch.float32, device=device)
@@ -156,7 +174,7 @@ def reference_rate(model, x0: np.ndarray, seconds: float, device: str, rounds: i
     _sync(device)
     best, n_total = 0.0, 0
     for _ in range(rounds):
-        n, t0 = 0, time.perf_counter()
+        n, t0, c0 = 0, time.perf_counter(), time.process_time()
         while True:
             x, v, f = step(x, v, f)
             n += 1
@@ -164,30 +182,39 @@ def reference_rate(model, x0: np.ndarray, seconds: float, device: str, rounds: i
             if time.perf_counter() - t0 >= seconds and n >= 2:
                 break
         best, n_total = max(best, n / (time.perf_counter() - t0)), n_total + n
+        if cpu is not None:
+            cpu["steps_per_cpu_s"] = max(cpu.get("steps_per_cpu_s", 0.0), n / max(time.process_time() - c0, 1e-9))
     assert torch.isfinite(x).all(), "reference blew up"
     return best, n_total
 
 
 def raycg_rate(model, x0: np.ndarray, seconds: float, device: str, compile_step: bool = False,
-               rounds: int = 2) -> tuple[float, int, int]:
+               rounds: int = 2, cpu: dict | None = None, **extra) -> tuple[float, int, int]:
     """raycg.sim.simulate steps/s (best of ``rounds`` timed calls after a warm-up call that sizes them).
 
     Returns (steps/s, steps per timed call, blown-up replicas). The rate is the engine's own loop timer.
+    ``cpu``: filled with the best steps per CPU second of this process (whole calls, set-up included).
+    ``extra``: more SimulationConfig fields (e.g. ``capture=True``; given only when asked for, so the
+    script also times older raycg versions).
     """
     from raycg.sim import SimulationConfig, simulate
 
     base = dict(dt_ps=DT, friction_per_ps=GAMMA, temperature_K=TEMP, device=device, compile=compile_step,
-                blowup_max_bond_A=8.0)
+                blowup_max_bond_A=8.0, **extra)
     masses = np.full(N_BEADS, MASS)
     bonds = np.stack([np.arange(N_BEADS - 1), np.arange(1, N_BEADS)], 1)
     for _ in range(2 if compile_step else 1):  # compiled: the first call compiles, the second is warm
         warm = simulate(model, masses, x0, SimulationConfig(n_steps=4, save_every=4, **base), bonds=bonds,
                         progress=False)
-    n = int(min(2000, max(2, seconds * warm.steps_per_s)))
+    n = int(min(2000 if device == "cpu" else 20_000, max(2, seconds * warm.steps_per_s)))
     best, dead = 0.0, 0
     for _ in range(rounds):
+        c0 = time.process_time()
         res = simulate(model, masses, x0, SimulationConfig(n_steps=n, save_every=n, **base), bonds=bonds,
                        progress=False)
+        if cpu is not None:
+            cpu["steps_per_cpu_s"] = max(cpu.get("steps_per_cpu_s", 0.0), n / max(time.process_time() - c0, 1e-9))
+            cpu["info"] = res.info.get("forces", {})
         best, dead = max(best, res.steps_per_s), max(dead, int((~res.alive).sum()))
     return best, n, dead
 
@@ -226,7 +253,7 @@ def main() -> None:
     except ImportError as exc:  # the model package is not there: fall back to the same-size stand-in
         model, model_cfg = ReferenceModel(copy.deepcopy(prior), types), {}
         model_kind = f"stand-in: torch_geometric SchNet of the same size ({exc})"
-    reference = ReferenceModel(copy.deepcopy(prior), types).eval()
+    reference = ReferenceModel(copy.deepcopy(prior), types).eval().to(args.device)
 
     rows = []
     for r in replicas:
@@ -240,24 +267,32 @@ def main() -> None:
             print(json.dumps({"progress": row}), flush=True)
             continue
         ours, ref, n_ours, n_ref, dead = 0.0, 0.0, 0, 0, 0
+        cpu_ours: dict = {}
+        cpu_ref: dict = {}
         for _ in range(args.rounds):  # alternate the two sides: the machine's load drifts
-            rate, n, d = raycg_rate(model, x0, seconds, args.device, rounds=1)
+            rate, n, d = raycg_rate(model, x0, seconds, args.device, rounds=1, cpu=cpu_ours)
             ours, n_ours, dead = max(ours, rate), n_ours + n, max(dead, d)
-            rate, n = reference_rate(reference, x0, seconds, args.device, rounds=1)
+            rate, n = reference_rate(reference, x0, seconds, args.device, rounds=1, cpu=cpu_ref)
             ref, n_ref = max(ref, rate), n_ref + n
         row["raycg_cgschnet"] = {"replica_steps_per_s": ours * r, "bead_steps_per_s": ours * r * N_BEADS,
+                                 "replica_steps_per_cpu_s": cpu_ours["steps_per_cpu_s"] * r,
                                  "steps": n_ours, "blown_up": dead}
         row["reference_pyg_schnet"] = {"replica_steps_per_s": ref * r, "bead_steps_per_s": ref * r * N_BEADS,
-                                       "steps": n_ref}
+                                       "replica_steps_per_cpu_s": cpu_ref["steps_per_cpu_s"] * r, "steps": n_ref}
         row["ratio_vs_reference"] = ours / ref
+        row["ratio_per_cpu_second"] = cpu_ours["steps_per_cpu_s"] / cpu_ref["steps_per_cpu_s"]
         if r in compile_at:
             try:
                 t0 = time.perf_counter()
-                rate, n, d = raycg_rate(model, x0, seconds, args.device, compile_step=True, rounds=args.rounds)
+                cpu_c: dict = {}
+                rate, n, d = raycg_rate(model, x0, seconds, args.device, compile_step=True, rounds=args.rounds,
+                                        cpu=cpu_c)
                 row["raycg_cgschnet_compiled"] = {
-                    "replica_steps_per_s": rate * r, "bead_steps_per_s": rate * r * N_BEADS, "steps": n,
+                    "replica_steps_per_s": rate * r, "bead_steps_per_s": rate * r * N_BEADS,
+                    "replica_steps_per_cpu_s": cpu_c["steps_per_cpu_s"] * r, "steps": n,
                     "blown_up": d, "wall_s_including_compile": time.perf_counter() - t0}
                 row["ratio_compiled_vs_reference"] = rate / ref
+                row["ratio_compiled_per_cpu_second"] = cpu_c["steps_per_cpu_s"] / cpu_ref["steps_per_cpu_s"]
             except Exception as exc:  # noqa: BLE001 - report, do not abort the table
                 row["raycg_cgschnet_compiled"] = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
         rows.append(row)

@@ -6,7 +6,8 @@ AdamW step. torch_geometric's SchNet: forces by autograd with create_graph, on a
 interaction graph (all pairs; at 175 beads the same 12 Å neighbour list raycg uses, since
 radius_graph needs pyg-lib/torch-cluster). raycg: the fused analytic energy+forces pass, eager
 and (10 beads) ``torch.compile``d, over the micro-batches raycg.train uses (one loss per batch);
-compilation is warm-up, not timed. Each number is the best of
+compilation is warm-up, not timed (on CUDA: whole batches and the fused AdamW, as the device
+policy says for raycg.train). Each number is the best of
 ``--rounds`` timing rounds (the machine is shared; the best round is the least disturbed).
 Prints one JSON object; ratio = raycg / pyg frames/s at 10 beads.
 
@@ -52,17 +53,30 @@ def time_steps(step, n_frames: int, steps: int, warmup: int, device: str, rounds
     return {"wall": round(best_wall, 1), "per_cpu_second": round(best_cpu, 1)}
 
 
+def train_micro_batch(cfg, batch: int, n_beads: int, device: str) -> int:
+    """Frames per micro-batch as raycg.train chooses them (the device policy; older raycg: CPU rule)."""
+    try:
+        from raycg.device import free_memory, model_pass_bytes, policy_for
+    except ImportError:                                          # raycg before the device policy
+        from raycg.model import micro_batch_frames
+
+        return micro_batch_frames(batch, n_beads)
+    each = model_pass_bytes(cfg, n_beads, torch.float32, training=True)
+    return policy_for(device).train_micro_batch(batch, n_beads, each, free_memory(device))
+
+
 def raycg_step_fn(n_beads: int, batch: int, device: str, method: str = "auto", compile: bool = False):
-    from raycg.model import CGSchNet, CGSchNetConfig, blocked_energy_and_forces, micro_batch_frames
+    from raycg.model import CGSchNet, CGSchNetConfig, blocked_energy_and_forces
 
     torch.manual_seed(0)
     cfg = CGSchNetConfig(num_types=20, hidden_channels=128, num_filters=128, num_interactions=3,
                          num_rbf=50, cutoff_upper=12.0, neighbour_method=method)
     net = CGSchNet(cfg).to(device)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    fused_adam = {"fused": True} if torch.device(device).type == "cuda" else {}   # as raycg.train on CUDA
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, **fused_adam)
     pos, fref, types = make_batch(batch, n_beads, device)
     fused = torch.compile(net.energy_and_forces, dynamic=False) if compile else net.energy_and_forces
-    micro = micro_batch_frames(batch, n_beads)                  # as raycg.train does
+    micro = train_micro_batch(cfg, batch, n_beads, device)      # as raycg.train does
 
     def step():
         _, f = blocked_energy_and_forces(fused, pos, types, create_graph=True, block=micro)
