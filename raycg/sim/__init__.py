@@ -14,9 +14,12 @@ Public API (see ARCHITECTURE.md)::
 - A replica whose positions/forces/energy/velocities become non-finite, or whose bonded distance
   exceeds ``blowup_max_bond_A``, is frozen at its last good state and reported; the others go on.
   Its trajectory file keeps only frames saved before its death; thermo arrays are NaN after it.
-- Re-running with the same ``out_dir`` resumes from ``checkpoint.pt`` bit for bit (CPU).
+- Re-running with the same ``out_dir`` resumes from ``checkpoint.pt`` bit for bit.
 - ``compile`` (default ``auto``: runs of 10,000+ steps) compiles the potential with
   ``torch.compile`` (static shapes).
+- On CUDA, ``capture`` (default ``auto``: 32-1,024 replicas) replays each step — noise, forces,
+  integrator, blow-up masking, frame writes — from a CUDA graph (:mod:`raycg.sim.capture`; the same
+  numbers as uncaptured). What runs how on which device: :mod:`raycg.device`.
 """
 
 from raycg.sim.config import SimulationConfig, make_config
