@@ -29,6 +29,11 @@ then on the device (``carry: [".whl"]``)::
         .whl/*.whl && export PYTHONPATH=/tmp/site || exit; \\
     PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --out $OUT/gpu_check.json
 
+(the device tool: ``run(command=..., carry=[".whl"], timeout_s=420)``; the budget guard ends the
+script by ~285 s). Cells that did not fit are listed in ``skipped``: a second call with
+``--sections train,trials`` (or ``--budget-s``) fills them in; compilation times are reported
+(``compiled_setup_s``, ``compile_s``) and set how much fits.
+
 ``--smoke``: tiny sizes on any device (proves the script runs; CPU never captures, so there the
 captured cells run the graphs' control flow without graphs). ``--sections sim,train``: only those.
 """
