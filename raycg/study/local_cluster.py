@@ -1,17 +1,26 @@
 """A fake multi-node Ray cluster with a real autoscaler on one machine.
 
-``start_local_cluster`` starts a Ray head with the autoscaler and the ``fake_multinode``
-provider: when trials ask for GPUs the autoscaler "launches" fake GPU worker nodes (real raylets
-on this machine advertising ``GPU: 1``) and removes them after the idle timeout. Everything runs
-under its own ``--temp-dir`` and ports; ``stop_local_cluster`` ends only the processes that
-belong to that temp dir, by PID (never the global Ray stop command, which ends every Ray on the machine).
+``start_local_cluster`` starts a Ray head with the autoscaler and a fake multi-node provider
+(:mod:`raycg.study.fake_provider`): when trials ask for GPUs the autoscaler "launches" fake GPU
+worker nodes (real raylets on this machine advertising ``GPU: 1``) and removes them after the idle
+timeout; a fake node whose processes died is forgotten by the provider so the autoscaler replaces
+it (Ray's own fake provider keeps counting a dead node forever).
+
+Everything runs under its own ``--temp-dir``, ports and Unix session: ``ray start`` is launched
+with ``start_new_session=True`` and the session id is recorded in ``raycg_local_cluster.json``,
+so ``stop_local_cluster`` finds every process of the cluster (head daemons, fake nodes, their
+agents and workers, which rename themselves and ignore SIGTERM) by that session, ends them by PID
+(SIGTERM, then SIGKILL after a grace period) and never touches its own ancestors or another Ray.
+Ray Client (``ray://``) is off: ``ray start --head`` always starts its server, bound to the
+machine's network address whatever ``--node-ip-address`` says (Ray swaps 127.0.0.1 for it), and
+raycg never uses it (drivers join by the GCS address, jobs go through the dashboard on 127.0.0.1),
+so it is ended right after start-up.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +35,8 @@ from raycg.errors import InputError
 from raycg.utils.io import atomic_write_json, atomic_write_text
 
 STATE_FILE = "raycg_local_cluster.json"
+#: the fake provider that replaces lost nodes (see raycg.study.fake_provider)
+PROVIDER_MODULE = "raycg.study.fake_provider.RaycgFakeMultiNodeProvider"
 
 
 @dataclass
@@ -41,6 +52,8 @@ class LocalCluster:
     gpus_per_worker: float
     cpus_per_worker: float
     idle_timeout_minutes: float
+    session_id: int = 0         # Unix session of every process of the cluster (0: not recorded)
+    started_unix: float = 0.0
 
     def env(self) -> dict[str, str]:
         """Environment a client process needs (address and auth mode)."""
@@ -65,8 +78,16 @@ def free_port(low: int = 20000, high: int = 40000) -> int:
 
 def fake_cluster_config(port: int, *, max_workers: int = 2, gpus_per_worker: float = 1,
                         cpus_per_worker: float = 1, idle_timeout_minutes: float = 0.25,
-                        head_cpus: float = 1, cluster_name: str = "raycg-local") -> dict[str, Any]:
-    """A complete cluster YAML (every top-level key) for the ``fake_multinode`` provider."""
+                        head_cpus: float = 1, cluster_name: str = "raycg-local",
+                        provider_module: str | None = None) -> dict[str, Any]:
+    """A complete cluster YAML (every top-level key) for the ``fake_multinode`` provider.
+
+    ``provider_module``: a ``module.Class`` subclassing Ray's fake provider, loaded as an
+    ``external`` provider (``start_local_cluster`` uses :data:`PROVIDER_MODULE`).
+    """
+    provider: dict[str, Any] = {"type": "fake_multinode"}
+    if provider_module:
+        provider = {"type": "external", "module": provider_module}
     return {
         "cluster_name": cluster_name,
         "max_workers": max_workers,
@@ -74,7 +95,7 @@ def fake_cluster_config(port: int, *, max_workers: int = 2, gpus_per_worker: flo
         "idle_timeout_minutes": idle_timeout_minutes,
         "docker": {},
         "provider": {
-            "type": "fake_multinode",
+            **provider,
             "use_node_id_as_ip": True,
             "disable_node_updaters": True,
             "disable_launch_config_check": True,
@@ -126,7 +147,7 @@ def validate_cluster_config(config: dict[str, Any] | str | os.PathLike) -> dict[
     try:
         # The pip wheel lacks the fake provider's defaults file, so such a config must be
         # complete: validate it as it is against Ray's schema.
-        prepared = ray_validate(config, complete=config.get("provider", {}).get("type") == "fake_multinode")
+        prepared = ray_validate(config, complete=_is_fake(config.get("provider", {})))
     except Exception as exc:  # jsonschema.ValidationError, ValueError, ...
         msg = str(exc).splitlines()[0]
         path = ".".join(str(p) for p in getattr(exc, "absolute_path", []) or [])
@@ -135,27 +156,31 @@ def validate_cluster_config(config: dict[str, Any] | str | os.PathLike) -> dict[
     return prepared
 
 
-def _processes_under(temp_dir: str) -> list[int]:
-    """PIDs of processes whose command line mentions ``temp_dir`` (our Ray's processes)."""
-    import psutil
+def _is_fake(provider: dict[str, Any]) -> bool:
+    return provider.get("type") == "fake_multinode" or provider.get("module") == PROVIDER_MODULE
 
-    me = os.getpid()
-    out = []
-    for proc in psutil.process_iter(["pid", "cmdline", "environ"]):
-        try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-            env = proc.info.get("environ") or {}
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if proc.info["pid"] == me:
-            continue
-        if temp_dir in cmd or env.get("RAYCG_LOCAL_CLUSTER_DIR") == temp_dir:
-            out.append(proc.info["pid"])
-    return out
+
+def cluster_processes(temp_dir: str | os.PathLike, info: LocalCluster | None = None) -> list:
+    """Live processes of the local cluster in ``temp_dir`` (psutil.Process), never this one or its ancestors.
+
+    Found by the recorded session id (every process the cluster started, renamed agents included),
+    plus anything naming the temp dir and the descendants of all those (clusters started before
+    session ids were recorded, or a process that left the session).
+    """
+    from raycg.study import processes
+
+    temp_dir = str(Path(temp_dir).resolve())
+    found = {p.pid: p for p in processes.processes_naming(temp_dir)}
+    if info is not None and info.session_id:
+        found.update({p.pid: p for p in processes.session_processes(info.session_id,
+                                                                    started_after=info.started_unix)})
+    found.update({p.pid: p for p in processes.descendants(list(found))})
+    skip = processes.protected_pids()
+    return [p for pid, p in sorted(found.items()) if pid not in skip]
 
 
 def start_local_cluster(temp_dir: str | os.PathLike, *, max_workers: int = 2, gpus_per_worker: float = 1,
-                        cpus_per_worker: float = 1, idle_timeout_minutes: float = 0.25, head_cpus: float = 1,
+                        cpus_per_worker: float = 1, idle_timeout_minutes: float = 0.25, head_cpus: int = 1,
                         port: int | None = None, dashboard_port: int | None = None,
                         auth_mode: str = "disabled", include_dashboard: bool = True,
                         timeout_s: float = 90.0) -> LocalCluster:
@@ -167,11 +192,12 @@ def start_local_cluster(temp_dir: str | os.PathLike, *, max_workers: int = 2, gp
                          hint="run 'raycg cluster local down --temp-dir ...' first")
     if auth_mode not in ("disabled", "token"):
         raise InputError(f"auth mode must be 'disabled' or 'token', got {auth_mode!r}")
+    head_cpus = _whole(head_cpus, "head CPUs")  # `ray start --num-cpus=1.0` is refused
     port = port or free_port()
     dashboard_port = dashboard_port or free_port()
     cfg = fake_cluster_config(port, max_workers=max_workers, gpus_per_worker=gpus_per_worker,
                               cpus_per_worker=cpus_per_worker, idle_timeout_minutes=idle_timeout_minutes,
-                              head_cpus=head_cpus)
+                              head_cpus=head_cpus, provider_module=PROVIDER_MODULE)
     cfg_path = Path(temp_dir, "autoscaling.yaml")
     atomic_write_text(cfg_path, yaml.safe_dump(cfg, sort_keys=False))
     env = dict(os.environ)
@@ -196,17 +222,47 @@ def start_local_cluster(temp_dir: str | os.PathLike, *, max_workers: int = 2, gp
         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
         f"--runtime-env-agent-port={free_port()}",
     ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    if proc.returncode != 0:
-        stop_local_cluster(temp_dir, missing_ok=True)
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"ray start failed: {tail[0]}")
+    started = time.time()
+    # its own session: every process it starts (and they start) can be found and ended by that id
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     info = LocalCluster(address=f"127.0.0.1:{port}", dashboard_url=f"http://127.0.0.1:{dashboard_port}",
                         temp_dir=temp_dir, config_path=str(cfg_path), auth_mode=auth_mode,
                         max_workers=max_workers, gpus_per_worker=gpus_per_worker,
-                        cpus_per_worker=cpus_per_worker, idle_timeout_minutes=idle_timeout_minutes)
-    atomic_write_json(Path(temp_dir, STATE_FILE), asdict(info))
+                        cpus_per_worker=cpus_per_worker, idle_timeout_minutes=idle_timeout_minutes,
+                        session_id=proc.pid, started_unix=started)
+    atomic_write_json(Path(temp_dir, STATE_FILE), asdict(info))  # recorded first: a failed start is stoppable
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        err = (err or "") + f"\nray start did not finish in {timeout_s:g} s"
+    if proc.returncode != 0:
+        stop_local_cluster(temp_dir, missing_ok=True)
+        tail = (err or out or "").strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"ray start failed: {tail[0]}")
+    _end_client_server(temp_dir, info)
     return info
+
+
+def _end_client_server(temp_dir: str, info: LocalCluster) -> None:
+    """End the Ray Client server (it listens on the machine's address; nothing here uses it)."""
+    from raycg.study.processes import end_processes
+
+    def is_client_server(p) -> bool:
+        try:
+            return "ray.util.client.server" in " ".join(p.cmdline())
+        except Exception:  # noqa: BLE001 - a process that ended meanwhile
+            return False
+
+    end_processes([p for p in cluster_processes(temp_dir, info) if is_client_server(p)], grace_s=2.0)
+
+
+def _whole(value: float, what: str) -> int:
+    if float(value) != int(value) or value < 0:
+        raise InputError(f"{what} must be a whole number >= 0, got {value!r}")
+    return int(value)
 
 
 def read_local_cluster(temp_dir: str | os.PathLike) -> LocalCluster:
@@ -218,32 +274,28 @@ def read_local_cluster(temp_dir: str | os.PathLike) -> LocalCluster:
 
 
 def stop_local_cluster(temp_dir: str | os.PathLike, *, missing_ok: bool = False, grace_s: float = 5.0) -> int:
-    """End every process of the local cluster in ``temp_dir`` (by PID); return how many were ended."""
-    import psutil
+    """End every process of the local cluster in ``temp_dir`` (by PID); return how many were ended.
+
+    SIGTERM, then SIGKILL after ``grace_s`` (Ray's agents ignore SIGTERM); a second sweep catches
+    workers that were being started during the first. Never this process or its ancestors.
+    """
+    from raycg.study.processes import end_processes
 
     temp_dir = str(Path(temp_dir).resolve())
     state = Path(temp_dir, STATE_FILE)
     if not state.exists() and not missing_ok:
-        raise InputError(f"no local cluster recorded in {temp_dir}")
-    pids = _processes_under(temp_dir)
-    procs = []
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            p.send_signal(signal.SIGTERM)
-            procs.append(p)
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(procs, timeout=grace_s)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=grace_s)
+        raise InputError(f"no local cluster recorded in {temp_dir}",
+                         hint="give the --temp-dir the cluster was started with")
+    info = None
+    try:
+        info = read_local_cluster(temp_dir)
+    except (InputError, OSError, ValueError, TypeError):
+        pass
+    ended = end_processes(cluster_processes(temp_dir, info), grace_s=grace_s)
+    ended += end_processes(cluster_processes(temp_dir, info), grace_s=grace_s)
     if state.exists():
         state.unlink()
-    return len(procs)
+    return len({r.pid for r in ended})
 
 
 def cluster_nodes(address: str, auth_mode: str = "disabled") -> list[dict[str, Any]]:

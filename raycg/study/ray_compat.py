@@ -21,6 +21,9 @@ Uses, and why there is no public way:
   starting it.
 - ``ray.autoscaler._private.util.prepare_config/validate_config``: offline validation of a cluster
   YAML against Ray's schema (what ``ray up`` does first).
+- ``ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider`` (its ``_nodes``
+  table, ``lock``, ``_terminate_node`` and the ``Node`` handles in it): subclassed by
+  ``raycg.study.fake_provider`` so the one-machine cluster replaces a lost node.
 """
 
 from __future__ import annotations
@@ -138,6 +141,8 @@ PRIVATE_NAMES = (
     ("ray._private.accelerators", "NvidiaGPUAcceleratorManager.get_current_node_num_accelerators", TESTED[0]),
     ("ray.autoscaler._private.util", "prepare_config", TESTED[0]),
     ("ray.autoscaler._private.util", "validate_config", TESTED[0]),
+    ("ray.autoscaler._private.fake_multi_node.node_provider", "FakeMultiNodeProvider._terminate_node", TESTED[0]),
+    ("ray._private.node", "Node.kill_all_processes", TESTED[0]),
 )
 
 
