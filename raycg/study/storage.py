@@ -8,6 +8,7 @@ both. Only local storage is exercised by the tests.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -20,6 +21,13 @@ from raycg.errors import ConfigError
 from raycg.utils.io import atomic_directory, atomic_write_bytes, atomic_write_json, to_json
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "hdfs://", "abfs://", "abfss://")
+#: bytes the start-of-study probe really writes (and fsyncs): a 0-byte file succeeds on a full disk
+PROBE_BYTES = 1 << 20
+#: free space a study refuses to start below (override: RAYCG_MIN_FREE_MB)
+MIN_FREE_BYTES = 64 << 20
+#: errnos that mean "the storage is full", not "this trial is wrong"
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_FULL_TEXT = ("no space left on device", "disk quota exceeded", "file too large", "errno 28", "[errno 122]")
 
 
 def is_remote(uri: str) -> bool:
@@ -171,26 +179,94 @@ class Store:
             self.fs.delete_file(self._p(rel))
 
 
-def check_writable(uri: str, *, where: str = "storage") -> None:
-    """Raise ConfigError (one line) unless ``uri`` can be written; creates local directories."""
+def is_storage_full(exc: BaseException | str) -> bool:
+    """Whether an error (or its text, e.g. Tune's error of a trial) says the storage is full."""
+    if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _FULL_TEXT)
+
+
+def free_bytes(uri: str) -> int | None:
+    """Free bytes on the filesystem holding ``uri`` (its nearest existing ancestor); None for object stores."""
+    if is_remote(uri):
+        return None
+    p = Path(normalize(uri))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def min_free_bytes() -> int:
+    env = os.environ.get("RAYCG_MIN_FREE_MB")
+    try:
+        return int(float(env) * 2**20) if env else MIN_FREE_BYTES
+    except ValueError:
+        raise ConfigError(f"RAYCG_MIN_FREE_MB must be a number of MiB, got {env!r}") from None
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n / 1024:.0f} KiB"
+
+
+def check_writable(uri: str, *, where: str = "storage", probe_bytes: int = PROBE_BYTES,
+                   min_free: int | None = None) -> None:
+    """Raise ConfigError (one line) unless ``uri`` can be written: a real write, and some free space.
+
+    Local paths: the free space must be at least ``min_free`` (default :func:`min_free_bytes`),
+    then ``probe_bytes`` are written, fsynced and removed (a 0-byte probe succeeds on a full disk).
+    Directories created for the probe are removed again when it fails: a refused study leaves
+    nothing behind.
+    """
     uri = normalize(uri)
-    if not is_remote(uri):
-        p = Path(uri)
-        probe_parent = p
-        while not probe_parent.exists() and probe_parent != probe_parent.parent:
-            probe_parent = probe_parent.parent
-        if probe_parent.exists() and not probe_parent.is_dir():
-            raise ConfigError(f"{where}: {uri} is not a directory ({probe_parent} is a file)",
-                              hint="choose a directory with --storage")
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=".raycg-write-test-", dir=p)
-            os.close(fd)
-            os.unlink(name)
-        except OSError as exc:
-            raise ConfigError(f"{where}: cannot write to {uri} ({exc.strerror or exc})",
-                              hint="choose a writable directory with --storage") from None
+    if is_remote(uri):
+        _check_remote(uri, where)
         return
+    p = Path(uri)
+    existing = p
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ConfigError(f"{where}: {uri} is not a directory ({existing} is a file)",
+                          hint="choose a directory with --storage")
+    need = min_free_bytes() if min_free is None else min_free
+    free = free_bytes(uri)
+    if free is not None and free < need:
+        raise ConfigError(f"{where}: only {_mb(free)} free on the disk holding {uri} (a study needs at least "
+                          f"{_mb(need)})", hint="free some space or choose another --storage")
+    created = [d for d in [p, *p.parents] if not d.exists()]
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        probe_write(p, probe_bytes)
+    except OSError as exc:
+        for d in created:  # innermost first: only what the probe made, and only while empty
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        what = "the disk is full" if is_storage_full(exc) else (exc.strerror or str(exc))
+        raise ConfigError(f"{where}: cannot write to {uri} ({what})",
+                          hint="free some space or choose a writable directory with --storage") from None
+
+
+def probe_write(directory: Path, n: int) -> None:
+    """Write ``n`` bytes into a temporary file in ``directory``, fsync, remove it; raises OSError."""
+    fd, name = tempfile.mkstemp(prefix=".raycg-write-test-", dir=directory)
+    try:
+        block = os.urandom(min(n, 1 << 16))
+        left = n
+        while left > 0:
+            left -= os.write(fd, block[: min(left, len(block))])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def _check_remote(uri: str, where: str) -> None:
     try:
         store = Store(uri)
         probe = f".raycg-write-test-{uuid.uuid4().hex}"

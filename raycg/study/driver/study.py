@@ -1,15 +1,24 @@
 """The driver: validate the spec, prepare once, run the grid on Ray Tune, aggregate.
 
 ``run_study`` starts a local Ray (or joins a cluster with ``address`` / ``RAY_ADDRESS`` / under
-``ray job submit``), writes ``spec.yaml`` and ``study.json``, runs the pipeline's ``prepare``,
-then the grid on Tune (``driver/tuner.py``); ``resume_study`` restores the Tune experiment in
+``ray job submit``), runs the pipeline's ``prepare``, writes ``spec.yaml`` and ``study.json``,
+then runs the grid on Tune (``driver/tuner.py``); ``resume_study`` restores the Tune experiment in
 ``STUDY/tune`` after Ctrl-C, a killed driver or a lost head. Progress goes to ``log`` (default
 stderr); the results (table, verdict, report path) to ``out`` (default: ``log`` if given, else stdout).
+
+Faults (issue 14): the storage gets a real write and a free-space check before anything starts, and
+a study that fails while being created (bad dataset, full disk) leaves no directory behind. While
+Tune runs, the driver keeps ``driver.json`` fresh, stops with a resume hint when the storage is full
+(``driver/watch.py``), and a driver that started its own Ray leaves a reaper that ends Ray's
+leftovers however the driver exits (``raycg.study.processes``). ``resume_study`` first repairs what
+a full disk or a killed driver truncated (``raycg.study.tune_state``) and refuses to run next to a
+live driver of the same study.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -24,8 +33,10 @@ from raycg.study.keys import config_hash, trial_id_for
 from raycg.study.pipelines import get_pipeline
 from raycg.study.preflight import preflight
 from raycg.study.results import aggregate, resolve_study, study_status, trial_table
+from raycg.study.results.status import driver_state
 from raycg.study.spec import StudySpec, spec_from_any
-from raycg.study.storage import Store, check_writable, join, normalize
+from raycg.study.storage import Store, check_writable, is_storage_full, join, normalize
+from raycg.study.tune_state import repair_study
 from raycg.utils.provenance import provenance
 
 Log = Callable[[str], None]
@@ -34,10 +45,11 @@ Log = Callable[[str], None]
 class StudyIncomplete(RuntimeError):
     """A study stopped with unfinished trials (Ctrl-C, or trials Tune could not finish); it is resumable."""
 
-    def __init__(self, name: str, uri: str, unfinished: int, *, interrupted: bool):
-        super().__init__(f"study {name}: stopped with {unfinished} unfinished trial(s); continue with "
+    def __init__(self, name: str, uri: str, unfinished: int, *, interrupted: bool, reason: str | None = None):
+        why = f"{reason}; " if reason else ""
+        super().__init__(f"study {name}: {why}stopped with {unfinished} unfinished trial(s); continue with "
                          f"`raycg study resume {uri}`")
-        self.uri, self.unfinished, self.interrupted = uri, unfinished, interrupted
+        self.uri, self.unfinished, self.interrupted, self.reason = uri, unfinished, interrupted, reason
 
 
 def log_stderr(msg: str) -> None:
@@ -79,11 +91,25 @@ def prepare_study(spec: StudySpec, uri: str, *, log: Log) -> dict[str, Any]:
 
 
 def create_study(spec: StudySpec, uri: str, *, log: Log = log_stderr) -> dict[str, Any]:
-    """Write ``spec.yaml``, prepare, write ``study.json`` (no Ray); return the study record."""
+    """Prepare, write ``spec.yaml`` and ``study.json`` (no Ray); return the study record.
+
+    A new study directory is removed again if this fails (a rejected dataset, a full disk, Ctrl-C):
+    nothing is left that looks like a study.
+    """
     store = Store(uri)
-    store.write_text("spec.yaml", dump_config(spec))
-    record = study_record(spec, uri, prepare_study(spec, uri, log=log))
-    store.write_json("study.json", record)
+    fresh = not store.exists("")
+    try:
+        prepared = prepare_study(spec, uri, log=log)
+        store.write_text("spec.yaml", dump_config(spec))
+        record = study_record(spec, uri, prepared)
+        store.write_json("study.json", record)
+    except BaseException as exc:
+        if fresh:
+            store.delete("")
+        if isinstance(exc, OSError) and is_storage_full(exc):
+            raise ConfigError(f"{uri}: the disk filled up while creating the study ({exc.strerror or exc})",
+                              hint="free some space and run it again") from None
+        raise
     return record
 
 
@@ -127,27 +153,40 @@ def resume_study(name_or_path: str, *, address: str | None = None, storage: str 
     out = out or log or print
     log = log or log_stderr
     uri = resolve_study(name_or_path, storage)
-    spec = validate_config(StudySpec, Store(uri).read_json("study.json")["spec"], source=f"{uri}/study.json")
+    store = Store(uri)
+    record = store.read_json("study.json")
+    spec = validate_config(StudySpec, record["spec"], source=f"{uri}/study.json")
+    refuse_live_driver(store, spec.name)
     preflight(spec, address=address, source=uri, log=log)  # the cluster may have changed since the run
     prepare_study(spec, uri, log=log)  # cached: returns at once unless the prepared files are missing
+    repair_study(store, record["trial_ids"], ("energy_weight", "seed", *spec.grid.sweep), log=log)
     return _run_grid(spec, uri, address=address, restore=True, log=log, out=out,
                      aggregate_results=aggregate_results, shutdown=shutdown)
+
+
+def refuse_live_driver(store: Store, name: str) -> None:
+    """ConfigError when another live driver is running this study (two drivers would fight over it)."""
+    d = driver_state(store)
+    if d and d["alive"] and not (d.get("pid") == os.getpid() and d.get("host") == socket.gethostname()):
+        raise ConfigError(f"study {name} is being run by the driver pid {d['pid']} on {d.get('host')} (last heartbeat "
+                          f"{d['heartbeat_age_s']:.0f} s ago)", hint="let it finish or stop it (Ctrl-C) first; "
+                          "`raycg study status` shows its progress")
 
 
 def _run_grid(spec: StudySpec, uri: str, *, address: str | None, restore: bool, log: Log, out: Log,
               aggregate_results: bool, shutdown: bool | None) -> pd.DataFrame:
     status = study_status(uri)
     todo = status["n_trials"] - status["done"] - status["failed"]
-    interrupted = False
+    interrupted, reason = False, None
     if todo > 0:
         if restore:
             log(f"study {spec.name}: resuming ({status['done']} done, {status['failed']} failed, {todo} to run)")
-        interrupted = _tune_grid(spec, uri, status["n_trials"], address=address, restore=restore, log=log,
-                                 shutdown=shutdown)
+        interrupted, reason = _tune_grid(spec, uri, status["n_trials"], address=address, restore=restore, log=log,
+                                         shutdown=shutdown)
     status = study_status(uri)
     unfinished = status["n_trials"] - status["done"] - status["failed"]
-    if interrupted or unfinished > 0:  # Tune stops gracefully on Ctrl-C and saves its state
-        raise StudyIncomplete(spec.name, uri, unfinished, interrupted=interrupted)
+    if interrupted or reason or unfinished > 0:  # Tune stops gracefully on Ctrl-C and saves its state
+        raise StudyIncomplete(spec.name, uri, unfinished, interrupted=interrupted, reason=reason)
     if not aggregate_results:
         return trial_table(uri)
     t0 = time.perf_counter()
@@ -156,32 +195,73 @@ def _run_grid(spec: StudySpec, uri: str, *, address: str | None, restore: bool, 
     except InputError as exc:  # the trials are done; the analysis declined (e.g. nothing to compare)
         log(f"analysis: {exc}")
         return trial_table(uri)
+    except OSError as exc:  # the trials are done and stored; only the report could not be written
+        if not is_storage_full(exc):
+            raise
+        log(f"analysis: the study storage is full ({exc.strerror or exc}); free some space, then "
+            f"`raycg study analyze {uri}`")
+        return trial_table(uri)
     log(f"aggregate: {time.perf_counter() - t0:.1f} s")
     return table
 
 
 def _tune_grid(spec: StudySpec, uri: str, n_trials: int, *, address: str | None, restore: bool, log: Log,
-               shutdown: bool | None) -> bool:
-    """Run the unfinished trials on Ray Tune; True if interrupted (Ctrl-C)."""
+               shutdown: bool | None) -> tuple[bool, str | None]:
+    """Run the unfinished trials on Ray Tune; (interrupted by Ctrl-C, why it stopped early or None)."""
     from raycg.study.driver.progress import StudyProgress
     from raycg.study.driver.tuner import ensure_ray, fold_errors, grid_tuner
+    from raycg.study.driver.watch import watch
 
     t0 = time.perf_counter()
+    own_ray = not (address or os.environ.get("RAY_ADDRESS"))
     started = ensure_ray(address, log=log)
     if started:
         log(f"ray: up in {time.perf_counter() - t0:.1f} s")
+        if own_ray:
+            _start_reaper()
+    store = Store(uri)
+    heartbeat, guard = watch(store)
     progress = StudyProgress(n_trials, spec.concurrency.max_concurrent_trials, log)
-    tuner = grid_tuner(spec, uri, [progress], restore=restore, log=log)
-    results, interrupted = None, False
+    results, interrupted, reason, final = None, False, None, "failed"
     t0 = time.perf_counter()
     try:
+        tuner = grid_tuner(spec, uri, [progress, guard], restore=restore, log=log)
         results = tuner.fit()
+        final = "finished"
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, final = True, "interrupted"
+    except Exception as exc:  # the guard's StorageFull, or Tune tripping over what a full disk truncated
+        full = guard.full_after(exc)
+        if full is None:
+            raise
+        reason, final = f"{full}; free some space", "storage full"
+    finally:
+        heartbeat.stop(final)
     log(f"trials: {time.perf_counter() - t0:.1f} s on Ray Tune")
-    fold_errors(Store(uri), results, log)
+    if reason is None:
+        fold_errors(store, results, log)
     if shutdown or (shutdown is None and started):
         import ray
 
         ray.shutdown()
-    return interrupted
+        _close_reaper()
+    return interrupted, reason
+
+
+_REAPER = None  # the reaper of the Ray this process started (kept referenced: its pipe must stay open)
+
+
+def _start_reaper() -> None:
+    global _REAPER
+    from raycg.study.processes import Reaper
+
+    if _REAPER is None:
+        _REAPER = Reaper.start()
+
+
+def _close_reaper() -> None:
+    """After ``ray.shutdown()``: the reaper ends what Ray left (its agents) and exits."""
+    global _REAPER
+    if _REAPER is not None:
+        _REAPER.close()
+        _REAPER = None

@@ -1,13 +1,18 @@
 """``raycg study status``: counts (done / failed / running / pending) and an ETA from the storage alone.
 
 No Ray is needed: every trial keeps ``trials/<id>/status.json`` (phase, progress, last update)
-while it runs and ``result.json`` once it finished.
+while it runs and ``result.json`` once it finished; the driver keeps ``driver.json`` (host, PID,
+a heartbeat every 5 s). A trial counts as running only while its driver is alive: on the
+driver's host the PID is checked directly; elsewhere the heartbeat must be fresher than
+:data:`DRIVER_STALE_S`. Unfinished trials of a study whose driver is gone are "interrupted"
+(``raycg study resume`` continues them), not "running".
 """
 
 from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,9 @@ from raycg.errors import ConfigError
 from raycg.study.storage import Store, is_remote, join, normalize
 
 FINAL = ("ok", "failed")
+DRIVER_FILE = "driver.json"
+#: a driver on another host whose heartbeat (every 5 s) is older than this counts as gone
+DRIVER_STALE_S = 30.0
 
 
 def resolve_study(name_or_path: str, storage: str | None = None) -> str:
@@ -32,13 +40,44 @@ def resolve_study(name_or_path: str, storage: str | None = None) -> str:
                       hint="give the study directory, or --storage where it lives")
 
 
-def _trial_state(store: Store, tid: str, now: float, stale_s: float) -> tuple[dict[str, Any], float | None]:
+def _pid_alive(pid: int, create_time: float | None) -> bool:
+    import psutil
+
+    try:
+        p = psutil.Process(int(pid))
+        return p.status() != psutil.STATUS_ZOMBIE and (create_time is None
+                                                        or abs(p.create_time() - float(create_time)) < 0.05)
+    except (psutil.Error, ValueError, TypeError):
+        return False
+
+
+def driver_state(store: Store, now: float | None = None) -> dict[str, Any] | None:
+    """The study driver's record plus ``alive`` (True / False) and ``heartbeat_age_s``; None when none was kept."""
+    rec = store.try_read_json(DRIVER_FILE)
+    if not isinstance(rec, dict) or "pid" not in rec:
+        return None
+    now = time.time() if now is None else now
+    age = now - float(rec.get("heartbeat_unix", 0.0))
+    if rec.get("state") != "running":
+        alive = False
+    elif rec.get("host") == socket.gethostname():
+        alive = _pid_alive(rec["pid"], rec.get("create_time"))
+    else:
+        alive = age < max(DRIVER_STALE_S, 3 * float(rec.get("heartbeat_s", 5.0)))
+    return {**rec, "alive": alive, "heartbeat_age_s": age}
+
+
+def _trial_state(store: Store, tid: str, now: float, stale_s: float,
+                 driver_alive: bool | None = None) -> tuple[dict[str, Any], float | None]:
     res = store.try_read_json(f"trials/{tid}/result.json")
     st = store.try_read_json(f"trials/{tid}/status.json") or {}
     if res and res.get("status") in FINAL:
         state = "done" if res["status"] == "ok" else "failed"
         runtime = float(res["runtime_s"]) if res.get("runtime_s") else None
         return {"trial_id": tid, "state": state, "progress": 1.0, "error": res.get("error")}, runtime
+    if driver_alive is False:  # nothing runs without its driver, however fresh the trial's last report
+        return {"trial_id": tid, "state": "interrupted", "progress": float(st.get("progress", 0.0)) if st else 0.0,
+                "phase": st.get("phase") if st else None, "error": None}, None
     if st and now - float(st.get("updated_unix", 0)) < stale_s:
         return {"trial_id": tid, "state": "running", "progress": float(st.get("progress", 0.0)),
                 "phase": st.get("phase"), "error": None}, None
@@ -54,33 +93,51 @@ def study_status(name_or_path: str, *, storage: str | None = None, stale_s: floa
     store = Store(uri)
     study = store.read_json("study.json")
     now = time.time()
+    driver = driver_state(store, now)
     trials, runtimes = [], []
     for tid in study["trial_ids"]:
-        entry, runtime = _trial_state(store, tid, now, stale_s)
+        entry, runtime = _trial_state(store, tid, now, stale_s, driver["alive"] if driver else None)
         trials.append(entry)
         if runtime:
             runtimes.append(runtime)
-    counts = {s: sum(1 for t in trials if t["state"] == s) for s in ("done", "failed", "running", "pending", "stalled")}
+    counts = {s: sum(1 for t in trials if t["state"] == s)
+              for s in ("done", "failed", "running", "pending", "stalled", "interrupted")}
     conc = (study["spec"].get("concurrency") or {}).get("max_concurrent_trials") or max(1, counts["running"])
     remaining = sum(1.0 - t["progress"] for t in trials if t["state"] not in ("done", "failed"))
     eta = (remaining * (sum(runtimes) / len(runtimes)) / max(1, conc)) if runtimes else float("nan")
     if remaining == 0:
         eta = 0.0
     return {"name": study["name"], "uri": uri, "n_trials": study["n_trials"], **counts, "eta_s": eta,
-            "trials": trials, "report": join(uri, "results", "report.md") if store.exists("results/report.md") else None}
+            "trials": trials, "driver": driver,
+            "report": join(uri, "results", "report.md") if store.exists("results/report.md") else None}
 
 
 def format_status(st: dict[str, Any]) -> str:
+    interrupted = st.get("interrupted", 0)
+    waiting = st["pending"] + st["stalled"] + interrupted
     lines = [f"study {st['name']} ({st['uri']})",
              f"trials: {st['done']}/{st['n_trials']} done, {st['running']} running, {st['failed']} failed, "
-             f"{st['pending'] + st['stalled']} pending; ETA {fmt_seconds(st['eta_s'])}"]
+             f"{waiting} pending; ETA {fmt_seconds(st['eta_s']) if not interrupted else '? (not running)'}"]
+    if st.get("driver"):
+        lines.append(format_driver(st["driver"], st["uri"], unfinished=st["n_trials"] - st["done"] - st["failed"]))
     for t in st["trials"]:
-        extra = f" ({t.get('phase')}, {100 * t['progress']:.0f}%)" if t["state"] == "running" else ""
+        extra = f" ({t.get('phase')}, {100 * t['progress']:.0f}%)" if t["state"] in ("running", "interrupted") else ""
         err = f": {t['error']}" if t.get("error") else ""
         lines.append(f"  {t['trial_id']:<28} {t['state']}{extra}{err}")
     if st.get("report"):
         lines.append(f"report: {st['report']}")
     return "\n".join(lines)
+
+
+def format_driver(d: dict[str, Any], uri: str, *, unfinished: int) -> str:
+    where = f"pid {d['pid']} on {d.get('host')}"
+    beat = f"last heartbeat {fmt_seconds(d['heartbeat_age_s'])} ago"
+    if d["alive"]:
+        return f"driver: running ({where}, {beat})"
+    if d.get("state") == "running":  # it never wrote its final state: killed, or its machine was lost
+        return f"driver: gone ({where} ended without stopping the study; {beat}); continue with `raycg study resume {uri}`"
+    hint = f"; continue with `raycg study resume {uri}`" if unfinished else ""
+    return f"driver: {d.get('state')} ({where}){hint}"
 
 
 def fmt_seconds(s: float | None) -> str:

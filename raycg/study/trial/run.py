@@ -8,8 +8,13 @@ trajectories, scores, ``result.json``) are written into the study storage under 
 
 Expected failures (training divergence, a simulation in which every replica blew up, a config the
 stages reject) end the trial with ``status: failed`` and the reason in ``result.json``; the study
-goes on. Anything else (a lost node, a bug) raises so Tune retries the trial from its last
-checkpoint, up to ``retries.max_failures`` times.
+goes on. Anything else (a lost node, a full disk, a bug) raises so Tune retries the trial from its
+last checkpoint, up to ``retries.max_failures`` times.
+
+Every attempt keeps a record in ``trials/<id>/attempts/`` (node, PID, host, what it restored
+from), updated at each report with its wall time and per-phase times; ``result.json``'s
+``runtime_s`` and ``stage_times`` are the sums over all attempts (an attempt lost with its node
+counts up to its last report) and ``attempt_times`` lists them one by one.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -36,6 +42,7 @@ from raycg.study.trial.session import TrialSession, current_session
 from raycg.utils.provenance import provenance
 
 FINAL = ("ok", "failed")
+RECOVERED = "recovered_checkpoint"  #: a checkpoint salvaged by a study repair (raycg.study.tune_state)
 _SPECS: dict[str, StudySpec] = {}  # validated specs by hash, per process (Tune reuses actors)
 
 
@@ -93,11 +100,17 @@ class TrialAttempt:
         self.work = Path(tempfile.mkdtemp(prefix=f"raycg-{trial.trial_id[:40]}-"))
         self.state: dict[str, Any] = {}
         self.restored_from = None
-        if session.restore_into(self.work):
+        fallback = self._recovered()
+        source = session.restore_into(self.work, fallback=fallback) if fallback else session.restore_into(self.work)
+        if source:
             self.state = _read_json(self.work / STATE_FILE) or {}
             self.restored_from = {"phase": self.state.get("phase"), "step": self.state.get("step")}
         self.info = {"attempt_id": uuid.uuid4().hex[:12], "node_id": session.node_id, "pid": os.getpid(),
-                     "started_unix": time.time(), "restored_from": self.restored_from}
+                     "host": socket.gethostname(), "started_unix": time.time(), "restored_from": self.restored_from,
+                     "restore_source": (source if isinstance(source, str) else "tune") if source else None}
+        self.attempt_rel = f"{self.rel}/attempts/{int(time.time() * 1000)}-{self.info['attempt_id']}.json"
+        self.phase_times: dict[str, float] = {}  # this attempt's seconds per phase
+        self._phase: tuple[str, float] | None = None  # the phase running now, since when
         self.gauges = TrialMetrics(trial.trial_id, study.get("name"), pipeline.simulation_steps(trial.config),
                                    restored=self.restored_from is not None)
         self.ctx = TrialContext(trial_id=trial.trial_id, config=trial.config, point=trial.point, store=store,
@@ -114,14 +127,34 @@ class TrialAttempt:
             "updated_unix": time.time(), "node_id": self.info["node_id"], "attempt_id": self.info["attempt_id"],
             "step": self.state["step"]})
         self.gauges.update(metrics, phase=phase, progress=progress)
+        self._record_attempt()
         if checkpoint:
             self.ctx.save_state()
         self.session.report(row, self.work if checkpoint else None)
 
+    def _recovered(self) -> Path | None:
+        """The checkpoint a study repair salvaged for this trial (local copy), if any."""
+        rel = f"{self.rel}/{RECOVERED}"
+        if not self.store.exists(rel):
+            return None
+        if not self.store.remote:
+            return self.store.local_path(rel)
+        return self.store.download_dir(rel, Path(tempfile.mkdtemp(prefix="raycg-recovered-")))
+
+    def _record_attempt(self, ended: str | None = None) -> dict[str, Any]:
+        """Write this attempt's record: wall time so far and seconds per phase (the running one included)."""
+        now = time.perf_counter()
+        times = dict(self.phase_times)
+        if self._phase is not None:
+            times[self._phase[0]] = times.get(self._phase[0], 0.0) + now - self._phase[1]
+        self.info.update(runtime_s=now - self.t_start, stage_times=times, updated_unix=time.time(), ended=ended)
+        self.store.write_json(self.attempt_rel, self.info)
+        return self.info
+
     def run(self, phases: list[str] | tuple[str, ...], t_start: float) -> dict[str, Any]:
         """Run the phases not done yet; write and return ``result.json``."""
-        self.store.write_json(f"{self.rel}/attempts/{int(time.time() * 1000)}-{self.info['attempt_id']}.json",
-                              self.info)
+        self.t_start = t_start
+        self._record_attempt()
         if not self.store.exists(f"{self.rel}/config.json"):
             self.store.write_json(f"{self.rel}/config.json", {
                 "trial_id": self.trial.trial_id, "config_hash": self.trial.config_hash,
@@ -135,8 +168,11 @@ class TrialAttempt:
             status, error, failed_phase = "failed", exc.reason, exc.phase
         except InputError as exc:  # the stages rejected this trial's config: deterministic, no retry
             status, error, failed_phase = "failed", f"invalid config: {exc}", self.state.get("phase")
-        result = self._result(status, error, failed_phase, time.perf_counter() - t_start)
+        self._record_attempt(ended=status)
+        result = self._result(status, error, failed_phase)
         self.store.write_json(f"{self.rel}/result.json", result)
+        if self.store.exists(f"{self.rel}/{RECOVERED}"):  # done with it: give the space back
+            self.store.delete(f"{self.rel}/{RECOVERED}")
         self.store.write_json(f"{self.rel}/status.json", {
             "trial_id": self.trial.trial_id, "phase": "done", "progress": 1.0, "updated_unix": time.time(),
             "status": status, "node_id": self.info["node_id"]})
@@ -146,24 +182,50 @@ class TrialAttempt:
     def _run_phase(self, phase: str) -> None:
         ctx = self.ctx
         t0 = time.perf_counter()
+        self._phase = (phase, t0)
         try:
             getattr(self.pipeline, phase)(ctx)
         finally:
-            ctx.stage_times[phase] = ctx.stage_times.get(phase, 0.0) + (time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            self._phase = None
+            ctx.stage_times[phase] = ctx.stage_times.get(phase, 0.0) + elapsed
+            self.phase_times[phase] = self.phase_times.get(phase, 0.0) + elapsed
         self.state.setdefault("done", []).append(phase)
         self.state["metrics"] = {**self.state.get("metrics", {}), **ctx.metrics}
         if phase != PHASES[-1]:
             ctx.report({f"{phase}_done": 1}, phase=phase, progress=PHASE_END[phase])
 
-    def _result(self, status: str, error: str | None, failed_phase: str | None, runtime: float) -> dict[str, Any]:
+    def _attempt_times(self) -> list[dict[str, Any]]:
+        """Every attempt's record (this one as just written), oldest first."""
+        out = []
+        for name in self.store.listdir(f"{self.rel}/attempts"):
+            rec = self.info if f"{self.rel}/attempts/{name}" == self.attempt_rel else \
+                self.store.try_read_json(f"{self.rel}/attempts/{name}")
+            if not rec:
+                continue
+            runtime = rec.get("runtime_s")
+            if runtime is None and rec.get("updated_unix"):  # a record without timings: its span
+                runtime = float(rec["updated_unix"]) - float(rec.get("started_unix", rec["updated_unix"]))
+            out.append({"attempt_id": rec.get("attempt_id"), "node_id": rec.get("node_id"),
+                        "started_unix": rec.get("started_unix"), "runtime_s": float(runtime or 0.0),
+                        "stage_times": rec.get("stage_times") or {}, "restored_from": rec.get("restored_from"),
+                        "ended": rec.get("ended")})
+        return sorted(out, key=lambda a: a.get("started_unix") or 0.0)
+
+    def _result(self, status: str, error: str | None, failed_phase: str | None) -> dict[str, Any]:
         trial = self.trial
+        attempts = self._attempt_times()
+        stage_times: dict[str, float] = {}
+        for a in attempts:
+            for phase, t in a["stage_times"].items():
+                stage_times[phase] = stage_times.get(phase, 0.0) + float(t)
         return {
             "trial_id": trial.trial_id, "status": status, "error": error, "failed_phase": failed_phase,
             "config": {**trial.point, "pipeline": self.pipeline.name}, "config_hash": trial.config_hash,
             "metrics": {**self.state.get("metrics", {}), **self.ctx.metrics},
             "convergence": self.ctx.convergence,
-            "runtime_s": runtime, "stage_times": self.ctx.stage_times,
-            "attempts": len(self.store.listdir(f"{self.rel}/attempts")),
+            "runtime_s": sum(a["runtime_s"] for a in attempts), "stage_times": stage_times,
+            "attempts": len(attempts), "attempt_times": attempts,
             "restored_from": self.restored_from, "node_id": self.info["node_id"],
             "provenance": provenance(trial.config_json(), data_hash=self.study.get("prepared", {}).get("data_hash"),
                                      trial_id=trial.trial_id, study=self.study.get("name")),

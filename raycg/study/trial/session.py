@@ -3,6 +3,12 @@
 Outside a Tune run (a plain ``run_trial`` call, the unit tests) the session is a no-op: reports
 go nowhere and there is no checkpoint. Nothing here imports Ray: inside a Ray worker it is
 already imported, and a plain call never starts it.
+
+A checkpoint carries a manifest of its files (:mod:`raycg.study.trial.checkpoint`). On restore the
+checkpoint Tune offers is used only if it is complete; otherwise (a copy truncated by a full disk,
+or deleted by Tune's own clean-up of old checkpoints after the experiment state was last saved)
+the newest complete older one next to it, then the checkpoint a repaired study salvaged into
+``trials/<id>/recovered_checkpoint``. A trial with none of them starts afresh.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from raycg.study.trial import checkpoint as ckpt_files
+
 
 class TrialSession:
     """No Tune: nothing to report to, nothing to restore."""
@@ -22,9 +30,12 @@ class TrialSession:
     def __init__(self, node_id: str | None = None):
         self.node_id = node_id
 
-    def restore_into(self, work: Path) -> bool:
-        """Copy the trial's last checkpoint into ``work``; False when there is none."""
-        return False
+    def restore_into(self, work: Path, fallback: Path | None = None) -> str | None:
+        """Copy the trial's last complete checkpoint into ``work``; return where it came from (None: none).
+
+        Without Tune there is only ``fallback`` (a checkpoint salvaged by a study repair).
+        """
+        return _restore_first(work, [("recovered", fallback)] if fallback is not None else [])
 
     def report(self, row: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         pass
@@ -39,19 +50,56 @@ class TuneSession(TrialSession):
         super().__init__(node_id)
         self._tune = tune
 
-    def restore_into(self, work: Path) -> bool:
+    def restore_into(self, work: Path, fallback: Path | None = None) -> str | None:
         ckpt = self._tune.get_checkpoint()
-        if ckpt is None:
-            return False
-        with ckpt.as_directory() as d:
-            shutil.copytree(d, work, dirs_exist_ok=True)
-        return True
+        candidates: list[tuple[str, Path | None]] = []
+        if ckpt is not None and _is_local(ckpt):
+            offered = Path(ckpt.path)
+            candidates = [("tune", offered)] + [("older", p) for p in ckpt_files.siblings(offered)]
+        elif ckpt is not None:  # object store: Tune downloads it
+            try:
+                with ckpt.as_directory() as d:
+                    source = _restore_first(work, [("tune", Path(d))])
+                if source:
+                    return source
+            except OSError as exc:
+                logging.getLogger(__name__).warning("checkpoint %s unreadable (%s)", ckpt.path, exc)
+        if fallback is not None:
+            candidates.append(("recovered", fallback))
+        return _restore_first(work, candidates)
 
     def report(self, row: dict[str, Any], checkpoint_dir: Path | None = None) -> None:
         if checkpoint_dir is None:
             self._tune.report(row)
         else:
+            ckpt_files.write_manifest(checkpoint_dir)
             self._tune.report(row, checkpoint=self._tune.Checkpoint.from_directory(str(checkpoint_dir)))
+
+
+def _is_local(ckpt: Any) -> bool:
+    return type(ckpt.filesystem).__name__ == "LocalFileSystem"
+
+
+def _restore_first(work: Path, candidates: list[tuple[str, Path | None]]) -> str | None:
+    """Copy the first complete checkpoint of ``candidates`` into ``work``; return its label (None: none)."""
+    log = logging.getLogger(__name__)
+    for label, path in candidates:
+        if path is None:
+            continue
+        why = ckpt_files.problem(path)
+        if why is None:
+            try:
+                shutil.copytree(path, work, dirs_exist_ok=True)
+            except OSError as exc:  # deleted meanwhile (Tune keeps only the newest few)
+                why = str(exc)
+            else:
+                if ckpt_files.problem(work) is None:
+                    return label
+                why = "incomplete after copying"
+            for p in list(work.iterdir()):  # start the next candidate from an empty directory
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        log.warning("not restoring from %s: %s", path, why)
+    return None
 
 
 def current_session() -> TrialSession:

@@ -80,11 +80,11 @@ def prepare_inputs(spec: StudySpec, data_hash: str) -> dict[str, Any]:
 
 def prepare(spec: StudySpec, store: Store, *, log) -> dict[str, Any]:
     """Build (or reuse) ``STUDY/prepared``; return the contents of ``prepared.json``."""
-    from raycg.data import format as dfmt
+    from raycg.data.validate import require_valid
 
     t0 = time.perf_counter()
     ds_path = dataset_path(spec)
-    ds = dfmt.load(ds_path)
+    ds = require_valid(ds_path, "full", command="study prepare")  # before anything is written
     inputs = prepare_inputs(spec, ds.content_hash)
     key = config_hash(inputs)
     old = prepared.cached(store, key)
