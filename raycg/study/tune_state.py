@@ -14,7 +14,14 @@ and crashes (``KeyError: 'energy_weight'``). The trials' own records are written
   ``STUDY/tune``; the driver then starts the grid afresh: finished trials report their stored
   result without running, unfinished ones continue from the recovered checkpoint;
 - :func:`release_storage_failures` sets aside ``result.json`` files of trials that failed only
-  because the storage was full (they run again), keeping them under ``trials/<id>/superseded/``.
+  because the storage was full (they run again), keeping them under ``trials/<id>/superseded/``;
+- :func:`recreate_missing_checkpoints`: a killed driver's last saved state can lag behind the
+  storage: the trials went on and Tune deleted checkpoints (it keeps the newest two) that the saved
+  state still lists. After a resume Tune deletes them again, fails on the missing directory
+  ("Trial ...: Error handling checkpoint", a traceback) and skips the rest of that clean-up, which
+  leaks the other old checkpoints. Their directories are recreated empty before the restore, so
+  Tune's clean-up finds and removes them; restoring never uses an incomplete checkpoint
+  (:mod:`raycg.study.trial.session`).
 
 Every repair is logged in ``STUDY/repairs.json``. Nothing here imports Ray.
 """
@@ -24,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import pickletools
+import re
 import shutil
 import tempfile
 import time
@@ -46,9 +54,9 @@ def pickle_problem(data: bytes) -> str | None:
         return "empty"
     try:
         ops = [op for op, _, _ in pickletools.genops(data)]
-    except Exception as exc:  # noqa: BLE001 - any parse failure means "truncated or corrupt"
-        return f"corrupt ({type(exc).__name__})"
-    return None if ops and ops[-1].name == "STOP" else "truncated"
+    except Exception as exc:  # noqa: BLE001 - any parse failure: cut short or overwritten
+        return f"truncated or corrupt ({str(exc)[:60]})"
+    return None if ops and ops[-1].name == "STOP" else "truncated or corrupt (no STOP opcode)"
 
 
 def _newest(files: list[str], prefix: str, suffix: str) -> str | None:
@@ -179,12 +187,54 @@ def _log_repair(store: Store, record: dict[str, Any]) -> None:
     store.write_json(REPAIRS, [*history, record])
 
 
+_HEX = re.compile(rb"[0-9a-f]{64,}")
+
+
+def referenced_checkpoints(state_raw: bytes, tune_root: str) -> set[tuple[str, str]]:
+    """(trial dir, checkpoint dir) pairs an experiment state lists under ``tune_root``.
+
+    Tune keeps each trial's checkpoint list as a cloudpickle blob, hex-encoded in the JSON; the
+    paths are found by searching the decoded bytes (nothing is unpickled).
+    """
+    pattern = re.compile(re.escape(tune_root.rstrip("/").encode()) + rb"/([^/\x00-\x1f\"]+)/(checkpoint_\d+)")
+    found = set()
+    for run in _HEX.findall(state_raw):
+        try:
+            blob = bytes.fromhex(run[: len(run) // 2 * 2].decode())
+        except ValueError:
+            continue
+        found.update((t.decode(errors="replace"), c.decode()) for t, c in pattern.findall(blob))
+    return found
+
+
+def recreate_missing_checkpoints(store: Store, *, log: Callable[[str], None]) -> list[str]:
+    """Recreate (empty) the checkpoint directories the saved Tune state lists but the storage lost."""
+    if store.remote or not store.exists(TUNE_DIR):
+        return []
+    state = _newest(store.listdir(TUNE_DIR), "experiment_state-", ".json")
+    if state is None:
+        return []
+    made = []
+    tune_root = str(store.local_path(TUNE_DIR))
+    for trial, name in sorted(referenced_checkpoints(store.read_bytes(f"{TUNE_DIR}/{state}"), tune_root)):
+        path = store.local_path(f"{TUNE_DIR}/{trial}/{name}")
+        if path.parent.is_dir() and not path.exists():
+            path.mkdir()
+            made.append(f"{trial}/{name}")
+    if made:
+        log(f"repair: the saved Tune state lags behind the storage (the previous driver stopped between saves); "
+            f"{len(made)} checkpoint(s) it lists were already deleted: {', '.join(made[:4])}"
+            f"{' ...' if len(made) > 4 else ''}")
+    return made
+
+
 def repair_study(store: Store, trial_ids: list[str], grid_keys: tuple[str, ...], *,
                  log: Callable[[str], None]) -> bool:
     """Everything a resume needs fixed first; True if the Tune state was rebuilt (start a fresh grid)."""
     release_storage_failures(store, trial_ids, log=log)
     problems = tune_state_problems(store, grid_keys)
     if not problems:
+        recreate_missing_checkpoints(store, log=log)
         return False
     rebuild(store, trial_ids, problems, log=log)
     return True

@@ -1,4 +1,4 @@
-"""What the driver watches while Tune runs: its own liveness record, the storage, Tune's noise.
+"""What the driver watches while Tune runs: its own liveness record and the storage.
 
 - :class:`DriverHeartbeat` keeps ``STUDY/driver.json`` (host, PID, start time, a heartbeat every few
   seconds, the final state) so that ``raycg study status`` tells a running study from one whose
@@ -8,15 +8,10 @@
   is full (a probe write fails with ENOSPC), instead of letting Tune retry every trial into the
   full disk and mark them failed; the study stays resumable (``raycg study resume`` repairs what
   the full disk truncated, :mod:`raycg.study.tune_state`).
-- :func:`quiet_checkpoint_cleanup`: after a resume Tune's checkpoint manager deletes checkpoints
-  that a previous driver had already deleted (its saved state lagged behind the storage), and
-  logs a traceback for each ``FileNotFoundError``; the goal (the directory is gone) is met, so
-  those records are dropped. Any other deletion error still shows.
 """
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 import time
@@ -118,23 +113,6 @@ def full_message(exc: OSError, root: str) -> str:
     return f"the study storage is full ({exc.strerror or exc}{left})"
 
 
-class _MissingCheckpointFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not (isinstance(exc, FileNotFoundError) and "when deleting path" in record.getMessage())
-
-
-_FILTER = _MissingCheckpointFilter()
-
-
-def quiet_checkpoint_cleanup() -> None:
-    """Drop Tune's traceback for deleting a checkpoint that is already gone (see the module docstring)."""
-    logger = logging.getLogger("ray.train._internal.storage")
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
-
-
 def watch(store: Store) -> tuple[DriverHeartbeat, StorageGuard]:
-    """Start the heartbeat, make the storage guard, quiet the checkpoint clean-up."""
-    quiet_checkpoint_cleanup()
+    """Start the heartbeat; make the storage guard (a Tune callback)."""
     return DriverHeartbeat(store).start(), StorageGuard(store)

@@ -58,14 +58,21 @@ def index(directory: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def siblings(directory: Path) -> list[Path]:
-    """Tune checkpoints next to ``directory`` older than it, newest first."""
-    own = index(directory)
+def candidates(offered: Path) -> list[tuple[str, Path]]:
+    """Tune checkpoints of ``offered``'s trial, newest first, labelled "tune" (the offered one),
+    "newer" (made after the saved state Tune restored from) or "older"."""
+    own = index(offered)
     try:
-        found = [(index(p), p) for p in directory.parent.iterdir() if index(p) is not None]
+        found = {index(p): p for p in offered.parent.iterdir() if index(p) is not None}
     except OSError:
-        return []
-    return [p for i, p in sorted(found, reverse=True) if own is None or i < own]
+        found = {}
+    if own is not None:
+        found.setdefault(own, offered)
+    out = []
+    for i, p in sorted(found.items(), reverse=True):
+        label = "tune" if i == own else ("newer" if own is not None and i > own else "older")
+        out.append((label, p))
+    return out
 
 
 def newest_complete(trial_dir: Path) -> Path | None:

@@ -147,7 +147,8 @@ class TrialAttempt:
         times = dict(self.phase_times)
         if self._phase is not None:
             times[self._phase[0]] = times.get(self._phase[0], 0.0) + now - self._phase[1]
-        self.info.update(runtime_s=now - self.t_start, stage_times=times, updated_unix=time.time(), ended=ended)
+        self.info.update(runtime_s=now - self.t_start, stage_times=times, updated_unix=time.time(), ended=ended,
+                         last={"phase": self.state.get("phase"), "step": self.state.get("step")})
         self.store.write_json(self.attempt_rel, self.info)
         return self.info
 

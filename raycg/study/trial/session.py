@@ -5,9 +5,10 @@ go nowhere and there is no checkpoint. Nothing here imports Ray: inside a Ray wo
 already imported, and a plain call never starts it.
 
 A checkpoint carries a manifest of its files (:mod:`raycg.study.trial.checkpoint`). On restore the
-checkpoint Tune offers is used only if it is complete; otherwise (a copy truncated by a full disk,
-or deleted by Tune's own clean-up of old checkpoints after the experiment state was last saved)
-the newest complete older one next to it, then the checkpoint a repaired study salvaged into
+newest complete checkpoint of the trial's directory is used: usually the one Tune offers; a newer
+one when Tune restored a saved state that lagged behind the storage (a killed driver: the trial
+went on checkpointing after the last save); an older one when the offered copy was truncated by a
+full disk or already deleted by Tune's clean-up; then the checkpoint a repaired study salvaged into
 ``trials/<id>/recovered_checkpoint``. A trial with none of them starts afresh.
 """
 
@@ -54,8 +55,7 @@ class TuneSession(TrialSession):
         ckpt = self._tune.get_checkpoint()
         candidates: list[tuple[str, Path | None]] = []
         if ckpt is not None and _is_local(ckpt):
-            offered = Path(ckpt.path)
-            candidates = [("tune", offered)] + [("older", p) for p in ckpt_files.siblings(offered)]
+            candidates = list(ckpt_files.candidates(Path(ckpt.path)))
         elif ckpt is not None:  # object store: Tune downloads it
             try:
                 with ckpt.as_directory() as d:
