@@ -7,12 +7,13 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from raycg.config import StrictModel
+from raycg.device import TRAIN_COMPILE_AUTO_MIN_STEPS, policy_for
 from raycg.model.schnet import CGSchNetConfig
 from raycg.priors import PriorConfig
 
-#: ``compile: auto`` compiles trainings of at least this many optimiser steps (epochs x batches);
-#: shorter ones run eagerly (the compilation would cost more than it saves).
-COMPILE_AUTO_MIN_STEPS = 500
+#: ``compile: auto`` compiles trainings of at least this many optimiser steps (epochs x batches) on a CPU;
+#: shorter ones run eagerly. Decided per device in ``raycg.device`` (the one place); re-exported here.
+COMPILE_AUTO_MIN_STEPS = TRAIN_COMPILE_AUTO_MIN_STEPS
 
 
 class OptimConfig(StrictModel):
@@ -105,11 +106,9 @@ class TrainConfig(StrictModel):
     compile: bool | Literal["auto"] = "auto"
     progress: bool = True
 
-    def use_compile(self, batches_per_epoch: int) -> bool:
-        """Whether training compiles the fused pass (resolves ``compile: auto``)."""
-        if self.compile == "auto":
-            return self.epochs * batches_per_epoch >= COMPILE_AUTO_MIN_STEPS
-        return bool(self.compile)
+    def use_compile(self, batches_per_epoch: int, device: str = "cpu") -> bool:
+        """Whether training compiles the fused pass (resolves ``compile: auto`` by the device policy)."""
+        return policy_for(device).use_compile(self.compile, self.epochs * batches_per_epoch, training=True)
 
     @model_validator(mode="after")
     def _need_tica(self) -> TrainConfig:
