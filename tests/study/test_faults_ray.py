@@ -1,0 +1,174 @@
+"""A study through a full disk and a killed driver, each followed by ``raycg study resume`` (issue 14).
+
+One toy study (2 energy weights x 2 seeds), three drivers, each ``raycg study run|resume`` in its own
+Unix session with its own Ray temp dir, as an operator runs them:
+
+1. the disk fills up once a trial has finished (an ``LD_PRELOAD`` shim: ENOSPC for every write
+   of every process of that driver, Ray and Tune included, under the study storage): the driver
+   stops with one line naming the full storage and the resume command; what Tune's last state
+   save leaves on a full disk (a truncated ``experiment_state``) is what the next driver finds;
+2. ``resume`` (the disk has room again) repairs the Tune state from the trials' records and runs
+   until one more trial has finished, then its driver is killed (``kill -9``, no clean-up);
+   ``study status`` then says the driver is gone, nothing is "running";
+3. ``resume`` finishes the study.
+
+After each driver: no process of its session or its Ray temp dir is left (Ray's agents rename
+themselves and ignore SIGTERM; the driver's reaper ends them). At the end: every trial ok, the
+trials finished before each fault untouched (same result.json bytes, one attempt), and the work
+done twice bounded (epochs + chunks per trial, from the attempt records). Larger runs:
+``benchmarks/fault_injection.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from raycg.study.fault_injection import (
+    DiskFull,
+    build_enospc_shim,
+    redone_units,
+    result_hashes,
+    study_processes,
+    trial_attempts,
+)
+
+from .conftest import end_own_processes, read_json, short_tmpdir
+
+pytestmark = pytest.mark.ray
+
+EPOCHS, CHUNKS = 6, 2
+
+
+def _env(temp: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env.update(RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1", RAYCG_RAY_TEMP_DIR=str(temp), RAYCG_RAY_NUM_CPUS="2")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A driver in its own session (its session id is its PID), output to ``log``."""
+    with open(log, "w") as fh:
+        return subprocess.Popen([sys.executable, "-m", "raycg", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def _left_after(driver: subprocess.Popen, temp: Path, timeout_s: float = 60.0) -> list[dict]:
+    """Processes of the driver's session or Ray temp dir still alive after it exited (bounded wait)."""
+    deadline = time.monotonic() + timeout_s
+    left = study_processes(driver.pid, temp)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = study_processes(driver.pid, temp)
+    return left
+
+
+def _poll(driver: subprocess.Popen, until, timeout_s: float = 300.0):
+    deadline = time.monotonic() + timeout_s
+    while driver.poll() is None and time.monotonic() < deadline:
+        got = until()
+        if got:
+            return got
+        time.sleep(0.2)
+    return None
+
+
+def _done(study: Path) -> set[str]:
+    return {p.parent.name for p in study.glob("trials/*/result.json")}
+
+
+def _running_at(study: Path, step: int) -> list[str]:
+    done = _done(study)
+    return [p.parent.name for p in study.glob("trials/*/status.json")
+            if p.parent.name not in done and ((read_json(p) or {}).get("step") or 0) >= step]
+
+
+def test_full_disk_then_killed_driver_each_resumed(tmp_path, capsys):
+    shim = build_enospc_shim(tmp_path / "shim")
+    if shim is None:
+        pytest.skip("no C compiler for the ENOSPC shim")
+    storage = tmp_path / "disk"
+    disk = DiskFull(shim, storage, tmp_path / "disk-is-full")
+    spec = {"name": "faults", "pipeline": "toy", "storage": str(storage),
+            "grid": {"energy_weights": [0.0, 1.0], "seeds": 2},
+            "toy": {"epochs": EPOCHS, "epoch_s": 0.3, "chunks": CHUNKS, "chunk_s": 0.2},
+            "resources": {"cpus": 1}, "concurrency": {"max_concurrent_trials": 2}, "retries": {"max_failures": 3}}
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    study = storage / "faults"
+    temps = [short_tmpdir("rcgf") for _ in range(3)]
+    drivers: list[subprocess.Popen] = []
+    try:
+        # 1. the disk fills up once a trial has finished
+        d1 = _start(["study", "run", str(spec_path)], disk.env(_env(temps[0])), tmp_path / "run1.log")
+        drivers.append(d1)
+        finished1 = _poll(d1, lambda: result_hashes(study))
+        busy1 = study_processes(d1.pid, temps[0])
+        disk.fill()
+        rc1 = d1.wait(timeout=300)
+        log1 = (tmp_path / "run1.log").read_text()
+        assert finished1 and rc1 == 1, log1[-3000:]
+        last = log1.strip().splitlines()[-1]
+        assert "the study storage is full" in last and f"raycg study resume {study}" in last, last
+        assert busy1 and _left_after(d1, temps[0]) == []
+        states = sorted((study / "tune").glob("experiment_state-*.json"))
+        raw = states[-1].read_bytes()  # what a state save cut short by the full disk leaves
+        states[-1].write_bytes(raw[: len(raw) // 2])
+        disk.free()
+
+        # 2. resume (repairs the state); its driver is killed once one more trial has finished
+        d2 = _start(["study", "resume", str(study)], _env(temps[1]), tmp_path / "run2.log")
+        drivers.append(d2)
+        victim = _poll(d2, lambda: len(_done(study)) > len(finished1) and _running_at(study, 2))
+        finished2 = result_hashes(study)
+        busy2 = study_processes(d2.pid, temps[1])
+        d2.kill()
+        d2.wait()
+        log2 = (tmp_path / "run2.log").read_text()
+        assert victim and "repair: Tune state unusable" in log2, log2[-3000:]
+        assert busy2 and _left_after(d2, temps[1]) == []
+
+        from raycg.cli import main
+
+        capsys.readouterr()
+        assert main(["study", "status", str(study)]) == 0
+        status = capsys.readouterr().out
+        assert "driver: gone" in status and " 0 running" in status, status
+
+        # 3. resume to the end
+        d3 = _start(["study", "resume", str(study)], _env(temps[2]), tmp_path / "run3.log")
+        drivers.append(d3)
+        rc3 = d3.wait(timeout=300)
+        log3 = (tmp_path / "run3.log").read_text()
+        assert rc3 == 0 and "trials: 4/4 done" in log3, log3[-3000:]
+        assert _left_after(d3, temps[2]) == []
+    finally:
+        for d in drivers:
+            if d.poll() is None:
+                d.kill()
+                d.wait()
+        for t in temps:
+            end_own_processes(t)
+            shutil.rmtree(t, ignore_errors=True)
+
+    results = {p.parent.name: json.loads(p.read_text()) for p in study.glob("trials/*/result.json")}
+    assert len(results) == 4 and all(r["status"] == "ok" for r in results.values())
+    after = result_hashes(study)
+    for before in (finished1, finished2):  # finished trials: same bytes, never run again
+        assert all(after[t] == h for t, h in before.items())
+    assert all(len(trial_attempts(study, t)) == 1 for t in finished1)
+    repairs = json.loads((study / "repairs.json").read_text())
+    assert repairs[0]["action"].startswith("rebuilt the Tune state")
+    redone = {t: redone_units(trial_attempts(study, t), EPOCHS, CHUNKS) for t in results}
+    assert max(redone.values()) <= 2, redone  # at most the reports Tune had not yet registered
+    for r in results.values():  # times summed over attempts
+        assert r["runtime_s"] == pytest.approx(sum(a["runtime_s"] for a in r["attempt_times"]))
