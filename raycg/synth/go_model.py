@@ -18,12 +18,18 @@ all-atom structure:
 - every other pair not 1-2 or 1-3 in the bead graph: repulsion ε_rep(σ_rep/r)¹² with
   σ_rep = min(``repulsion_sigma_A``, 0.9 × native distance).
 
+With ``misfolded_register`` set the model has a second, misfolded state (a dual-basin structure-based
+model): a register-shifted hairpin made by :func:`misfolded_structure`; its contacts that are not native
+contacts get 12-10 wells of depth ``epsilon_misfolded`` at their misfolded distances (repulsion radii are
+capped at 0.9 × the misfolded distance too), and every Cα dihedral term becomes the smooth minimum of its
+native and misfolded forms, so that neither state is strained by the backbone terms.
+
 Units: Å, kcal/mol, amu.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -64,6 +70,13 @@ class GoParameters:
     k_chirality: float = 20.0          # side-chain chirality (normalised triple product), kcal/mol
     epsilon_repulsion: float = 0.5     # kcal/mol
     repulsion_sigma_A: float = 4.0     # Å
+    # misfolded state: a register-shifted hairpin (Cα(i) paired with Cα(misfolded_register - i)); its
+    # contacts that are not native contacts get wells of depth epsilon_misfolded. None: no misfolded state.
+    misfolded_register: int | None = None
+    epsilon_misfolded: float = 0.0
+    #: with a misfolded state each Cα dihedral term is the smooth minimum of its native and misfolded
+    #: forms, -w ln(exp(-V_native/w) + exp(-V_misfolded/w)), so that neither state is strained by them
+    dihedral_mixing_kcal: float = 0.3
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,9 +99,20 @@ class GoSystem:
     dihedral_k3: np.ndarray            # [Nd]
     chiralities: np.ndarray            # [Nc, 4] (a, b, c, s): Cα neighbour, own Cα, Cα neighbour, side chain
     pairs: np.ndarray                  # [Np, 2] non-bonded pairs (contacts and repulsive)
-    pair_is_contact: np.ndarray        # [Np] bool
-    pair_sigma: np.ndarray             # [Np] Å
+    pair_is_contact: np.ndarray        # [Np] bool: native contact (well of depth epsilon)
+    pair_sigma: np.ndarray             # [Np] Å: well minimum (contacts) or repulsion radius
     params: GoParameters = field(default_factory=GoParameters)
+    #: misfolded state (None without one): its bead positions, the pairs that get a misfolded well
+    #: (contacts of the misfolded structure that are not native contacts) and its contact list
+    misfolded: np.ndarray | None = None
+    pair_is_misfolded_contact: np.ndarray | None = None   # [Np] bool
+    misfolded_contacts: np.ndarray | None = None          # [Nm, 2] bead pairs in contact when misfolded
+    misfolded_sigma: np.ndarray | None = None             # [Nm] their distances in the misfolded structure
+
+    @property
+    def native_contacts(self) -> np.ndarray:
+        """[Nc, 2] bead pairs in contact in the native structure."""
+        return self.pairs[self.pair_is_contact]
 
     @property
     def n_beads(self) -> int:
@@ -123,18 +147,59 @@ def _dihedral_np(x: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def build_go_system(pdb: str | Path | None = None, params: GoParameters | None = None) -> GoSystem:
-    """Build the 19-bead CLN025 Gō system from an all-atom PDB (default: the packaged one)."""
+    """Build the 19-bead CLN025 Gō system from an all-atom PDB (default: the packaged one); with
+    ``params.misfolded_register`` set, add the misfolded state (:func:`misfolded_structure`)."""
+    params = params or GoParameters()
+    native, masses, names, bead_res, res_names = _read_beads(pdb)
+    n_res = len(res_names)
+    sc_of = {r: k for k, r in enumerate(bead_res) if k >= n_res}
+    bonds = [(i, i + 1) for i in range(n_res - 1)] + [(r, s) for r, s in sc_of.items()]
+    angles = [(i, i + 1, i + 2) for i in range(n_res - 2)]
+    for r, s in sc_of.items():
+        if r > 0:
+            angles.append((s, r, r - 1))
+        if r < n_res - 1:
+            angles.append((s, r, r + 1))
+    dihedrals = [(i, i + 1, i + 2, i + 3) for i in range(n_res - 3)]
+    # chirality of each side chain: (a, b, c, s) with b its Cα and a, c two Cα neighbours
+    chiralities = []
+    for r, s in sc_of.items():
+        a, c = (r - 1, r + 1) if 0 < r < n_res - 1 else ((1, 2) if r == 0 else (r - 1, r - 2))
+        chiralities.append((a, r, c, s))
+    pairs = _nonbonded_pairs(len(native), bonds)
+    system = GoSystem(
+        native=native, masses=masses, bead_names=names, bead_residues=bead_res, residue_names=res_names,
+        ca_index=np.arange(n_res), bonds=np.array(bonds, dtype=np.int64), angles=np.array(angles, dtype=np.int64),
+        dihedrals=np.array(dihedrals, dtype=np.int64), dihedral_k1=np.full(len(dihedrals), params.k_dihedral_1),
+        dihedral_k3=np.full(len(dihedrals), params.k_dihedral_3),
+        chiralities=np.array(chiralities, dtype=np.int64).reshape(-1, 4), pairs=pairs,
+        pair_is_contact=_in_contact(native, pairs, bead_res, params), pair_sigma=np.zeros(len(pairs)), params=params,
+    )
+    d_nat = _pair_distances(native, pairs)
+    system.pair_sigma = np.where(system.pair_is_contact, d_nat, np.minimum(params.repulsion_sigma_A, 0.9 * d_nat))
+    if params.misfolded_register is not None:
+        key = (str(pdb), params.misfolded_register, params.k_bond, params.k_angle, params.k_chirality,
+               params.epsilon_repulsion, params.repulsion_sigma_A, params.contact_cutoff_A, params.min_seq_sep)
+        if key not in _MISFOLDED_CACHE:
+            _MISFOLDED_CACHE[key] = misfolded_structure(system, params.misfolded_register)
+        _add_misfolded_state(system, _MISFOLDED_CACHE[key].copy())
+    return system
+
+
+#: misfolded structures already built in this process (the minimisation takes seconds)
+_MISFOLDED_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _read_beads(pdb: str | Path | None) -> tuple[np.ndarray, np.ndarray, list[str], list[int], list[str]]:
+    """Cα beads (backbone mass) then side-chain centroid beads (side-chain mass) from an all-atom PDB."""
     import mdtraj
 
-    params = params or GoParameters()
     path = Path(pdb) if pdb is not None else native_pdb_path()
     if not path.is_file():
         raise InputError(f"structure file not found: {path}")
     traj = mdtraj.load_pdb(str(path))
     xyz = traj.xyz[0].astype(np.float64) * 10.0   # nm -> Å
     residues = list(traj.topology.residues)
-    res_names = [r.name for r in residues]
-    n_res = len(residues)
     ca_pos, ca_mass, sc_pos, sc_mass, sc_res = [], [], [], [], []
     for ri, res in enumerate(residues):
         bb = [a for a in res.atoms if a.name in BACKBONE_ATOMS]
@@ -150,33 +215,14 @@ def build_go_system(pdb: str | Path | None = None, params: GoParameters | None =
             sc_mass.append(float(m.sum()))
             sc_res.append(ri)
     native = np.concatenate([np.array(ca_pos), np.array(sc_pos).reshape(-1, 3)])
-    masses = np.array(ca_mass + sc_mass, dtype=np.float64)
-    n_beads = len(native)
-    ca_index = np.arange(n_res)
-    sc_of = {r: n_res + k for k, r in enumerate(sc_res)}
-    bead_res = list(range(n_res)) + sc_res
-    names = ["CA"] * n_res + ["SC"] * len(sc_res)
+    n_res = len(residues)
+    return (native, np.array(ca_mass + sc_mass, dtype=np.float64), ["CA"] * n_res + ["SC"] * len(sc_res),
+            list(range(n_res)) + sc_res, [r.name for r in residues])
 
-    bonds = [(i, i + 1) for i in range(n_res - 1)] + [(r, s) for r, s in sc_of.items()]
-    angles = [(i, i + 1, i + 2) for i in range(n_res - 2)]
-    for r, s in sc_of.items():
-        if r > 0:
-            angles.append((s, r, r - 1))
-        if r < n_res - 1:
-            angles.append((s, r, r + 1))
-    dihedrals = [(i, i + 1, i + 2, i + 3) for i in range(n_res - 3)]
-    k1 = [params.k_dihedral_1] * len(dihedrals)
-    k3 = [params.k_dihedral_3] * len(dihedrals)
-    # chirality of each side chain: (a, b, c, s) with b its Cα and a, c two Cα neighbours
-    chiralities = []
-    for r, s in sc_of.items():
-        a, c = (r - 1, r + 1) if 0 < r < n_res - 1 else ((1, 2) if r == 0 else (r - 1, r - 2))
-        chiralities.append((a, r, c, s))
 
-    bonds_a = np.array(bonds, dtype=np.int64)
-    angles_a = np.array(angles, dtype=np.int64)
-    # exclusions: 1-2 and 1-3 neighbours in the bead graph
-    adj = [set() for _ in range(n_beads)]
+def _nonbonded_pairs(n_beads: int, bonds: list[tuple[int, int]]) -> np.ndarray:
+    """Every bead pair that is not a 1-2 or 1-3 neighbour in the bead graph."""
+    adj: list[set[int]] = [set() for _ in range(n_beads)]
     for a, b in bonds:
         adj[a].add(b)
         adj[b].add(a)
@@ -187,23 +233,68 @@ def build_go_system(pdb: str | Path | None = None, params: GoParameters | None =
             for c in adj[b]:
                 if c != a:
                     excluded.add((min(a, c), max(a, c)))
-    pairs, is_contact, sigma = [], [], []
-    for i in range(n_beads):
-        for j in range(i + 1, n_beads):
-            if (i, j) in excluded:
-                continue
-            d = float(np.linalg.norm(native[i] - native[j]))
-            contact = d < params.contact_cutoff_A and abs(bead_res[i] - bead_res[j]) >= params.min_seq_sep
-            pairs.append((i, j))
-            is_contact.append(contact)
-            sigma.append(d if contact else min(params.repulsion_sigma_A, 0.9 * d))
-    return GoSystem(
-        native=native, masses=masses, bead_names=names, bead_residues=bead_res, residue_names=res_names,
-        ca_index=ca_index, bonds=bonds_a, angles=angles_a, dihedrals=np.array(dihedrals, dtype=np.int64),
-        dihedral_k1=np.array(k1), dihedral_k3=np.array(k3),
-        chiralities=np.array(chiralities, dtype=np.int64).reshape(-1, 4), pairs=np.array(pairs, dtype=np.int64),
-        pair_is_contact=np.array(is_contact), pair_sigma=np.array(sigma), params=params,
-    )
+    return np.array([(i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if (i, j) not in excluded],
+                    dtype=np.int64)
+
+
+def _pair_distances(x: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(x[pairs[:, 0]] - x[pairs[:, 1]], axis=-1)
+
+
+def _in_contact(x: np.ndarray, pairs: np.ndarray, bead_res: list[int], params: GoParameters) -> np.ndarray:
+    res = np.asarray(bead_res)
+    sep = np.abs(res[pairs[:, 0]] - res[pairs[:, 1]])
+    return (_pair_distances(x, pairs) < params.contact_cutoff_A) & (sep >= params.min_seq_sep)
+
+
+def misfolded_register_pairs(register: int, n_res: int = 10) -> list[tuple[int, int]]:
+    """Cα pairs (i, register - i) of a hairpin in that register, with at least two residues in the loop."""
+    return [(i, register - i) for i in range(n_res) if register - 2 * i >= 3 and register - i < n_res]
+
+
+def misfolded_structure(system: GoSystem, register: int, target_A: float = 5.0) -> np.ndarray:
+    """A register-shifted hairpin: the native structure pulled, by harmonic restraints to ``target_A`` on the
+    cross-strand Cα pairs (i, register - i), into another pairing, then relaxed under the Gō model's bonds,
+    angles, side-chain chirality and repulsion (no contact wells, no Cα dihedrals). Deterministic
+    (float64 L-BFGS from the native structure)."""
+    from scipy.optimize import minimize
+
+    pairs = np.array(misfolded_register_pairs(register, len(system.ca_index)), dtype=np.int64).reshape(-1, 2)
+    if len(pairs) < 2:
+        raise InputError(f"misfolded_register {register} pairs fewer than two Cα pairs", hint="use 9-11 for CLN025")
+    flat = replace(system, params=replace(system.params, k_dihedral_1=0.0, k_dihedral_3=0.0, misfolded_register=None),
+                   dihedral_k1=np.zeros_like(system.dihedral_k1), dihedral_k3=np.zeros_like(system.dihedral_k3))
+    pot = GoPotential(flat, contacts="repulsive").double()
+
+    def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
+        x = v.reshape(-1, 3)
+        e, f = pot.energy_and_forces(torch.as_tensor(x[None]))
+        d = x[pairs[:, 1]] - x[pairs[:, 0]]
+        r = np.linalg.norm(d, axis=-1)
+        g = -f[0].numpy()
+        gr = (5.0 * (r - target_A) / r)[:, None] * d            # restraint ½ k (r - target)², k = 5 kcal/mol/Å²
+        np.add.at(g, pairs[:, 1], gr)
+        np.add.at(g, pairs[:, 0], -gr)
+        return float(e[0]) + float(np.sum(2.5 * (r - target_A) ** 2)), g.ravel()
+
+    opt = minimize(fun, system.native.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 5000})
+    return opt.x.reshape(-1, 3)
+
+
+def _add_misfolded_state(system: GoSystem, mis: np.ndarray) -> None:
+    """Misfolded contacts: pairs within the cutoff in ``mis``; the non-native ones get wells (their
+    distance in ``mis``), and no repulsion radius may exceed 0.9 of a pair's misfolded distance."""
+    p = system.params
+    in_mis = _in_contact(mis, system.pairs, system.bead_residues, p)
+    d_mis = _pair_distances(mis, system.pairs)
+    new = in_mis & ~system.pair_is_contact
+    system.misfolded = mis
+    system.pair_is_misfolded_contact = new & (p.epsilon_misfolded > 0)
+    rep = ~system.pair_is_contact & ~system.pair_is_misfolded_contact
+    system.pair_sigma = np.where(system.pair_is_misfolded_contact, d_mis,
+                                 np.where(rep, np.minimum(system.pair_sigma, 0.9 * d_mis), system.pair_sigma))
+    system.misfolded_contacts = system.pairs[in_mis]
+    system.misfolded_sigma = d_mis[in_mis]
 
 
 def _dihedral_cos_sin(pos: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -217,6 +308,15 @@ def _dihedral_cos_sin(pos: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor,
     y = (torch.linalg.cross(m, n, dim=-1) * b2n).sum(-1)
     norm = torch.sqrt(x * x + y * y).clamp_min(1e-30)
     return x / norm, y / norm
+
+
+def _dihedral_terms(cphi: torch.Tensor, sphi: torch.Tensor, cos0: torch.Tensor, sin0: torch.Tensor, k1: torch.Tensor,
+                    k3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """k1 [1 - cos(φ-φ0)] + k3 [1 - cos 3(φ-φ0)] and its derivative dE/dφ, from cos φ, sin φ."""
+    cd = cphi * cos0 + sphi * sin0                      # cos(φ-φ0)
+    sd = sphi * cos0 - cphi * sin0                      # sin(φ-φ0)
+    energy = k1 * (1.0 - cd) + k3 * (1.0 - (4.0 * cd * cd * cd - 3.0 * cd))
+    return energy, k1 * sd + 3.0 * k3 * (3.0 * sd - 4.0 * sd * sd * sd)
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -262,6 +362,10 @@ class GoPotential(nn.Module):
             self.register_buffer(f"d{k}", torch.as_tensor(system.dihedrals[:, k]))
         self.register_buffer("cos_phi0", col(np.cos(phi0)))
         self.register_buffer("sin_phi0", col(np.sin(phi0)))
+        phim = phi0 if system.misfolded is None else _dihedral_np(system.misfolded, system.dihedrals)
+        self.register_buffer("cos_phim", col(np.cos(phim)))
+        self.register_buffer("sin_phim", col(np.sin(phim)))
+        self.dihedral_mix = 0.0 if system.misfolded is None else float(p.dihedral_mixing_kcal)
         self.register_buffer("k1", col(system.dihedral_k1))
         self.register_buffer("k3", col(system.dihedral_k3))
         for k, name in enumerate(("ca_", "cb_", "cc_", "cs_")):
@@ -269,19 +373,23 @@ class GoPotential(nn.Module):
         self.register_buffer("chi0", col(_chirality_np(nat, system.chiralities)))
         self.register_buffer("kchi", col(np.full(len(system.chiralities), p.k_chirality)))
         contact = system.pair_is_contact
+        mis = system.pair_is_misfolded_contact if system.pair_is_misfolded_contact is not None else contact & False
+        well = contact | mis
+        depth = np.where(contact, eps, np.where(mis, p.epsilon_misfolded, 0.0))
         self.register_buffer("pi", torch.as_tensor(system.pairs[:, 0]))
         self.register_buffer("pj", torch.as_tensor(system.pairs[:, 1]))
         self.register_buffer("sigma2", col(system.pair_sigma**2))
-        self.register_buffer("c12", col(np.where(contact, 5.0 * eps, p.epsilon_repulsion)))
-        self.register_buffer("c10", col(np.where(contact, 6.0 * eps, 0.0)))
-        # contacts="repulsive": native pairs keep only the wall of their well (r < σ, shifted up by ε
-        # so energy and force vanish continuously at σ): the unfolded-state model used to make starts
+        self.register_buffer("c12", col(np.where(well, 5.0 * depth, p.epsilon_repulsion)))
+        self.register_buffer("c10", col(np.where(well, 6.0 * depth, 0.0)))
+        # contacts="repulsive": contact pairs keep only the wall of their well (r < σ, shifted up by the
+        # depth so energy and force vanish continuously at σ): the unfolded-state model used to make starts
         self.contacts = contacts
-        trunc = contact & (contacts == "repulsive")
-        self.register_buffer("shift", col(np.where(trunc, eps, 0.0)))
+        trunc = well & (contacts == "repulsive")
+        self.register_buffer("shift", col(np.where(trunc, depth, 0.0)))
         self.register_buffer("truncate", torch.as_tensor(trunc)[:, None])
         self._any_truncated = bool(trunc.any())
-        self._float_names = ("r0", "kb", "cos0", "k_cos", "cos_phi0", "sin_phi0", "k1", "k3", "chi0", "kchi", "sigma2", "c12", "c10", "shift")
+        self._float_names = ("r0", "kb", "cos0", "k_cos", "cos_phi0", "sin_phi0", "k1", "k3", "chi0", "kchi", "sigma2",
+                             "c12", "c10", "shift", "cos_phim", "sin_phim")
         self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
 
     def _params(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -329,7 +437,7 @@ class GoPotential(nn.Module):
             F.index_add_(1, self.ac, fc)
             F.index_add_(1, self.ab, -(fa + fc))
 
-        # dihedrals: k1 [1 - cos(φ-φ0)] + k3 [1 - cos 3(φ-φ0)]
+        # dihedrals: k1 [1 - cos(φ-φ0)] + k3 [1 - cos 3(φ-φ0)] (smooth minimum with the misfolded form)
         p0, p1, p2, p3 = sel(1, self.d0), sel(1, self.d1), sel(1, self.d2), sel(1, self.d3)
         b1, b2, b3 = p1 - p0, p2 - p1, p3 - p2
         m = torch.linalg.cross(b1, b2, dim=0)
@@ -339,11 +447,15 @@ class GoPotential(nn.Module):
         y = _dot(torch.linalg.cross(m, n, dim=0), b2) / lb2
         norm = torch.sqrt(x * x + y * y).clamp_min(1e-30)
         cphi, sphi = x / norm, y / norm
-        cd = cphi * c["cos_phi0"] + sphi * c["sin_phi0"]     # cos(φ-φ0)
-        energy = energy + (c["k1"] * (1.0 - cd) + c["k3"] * (1.0 - (4.0 * cd * cd * cd - 3.0 * cd))).sum(0)
+        v, dv = _dihedral_terms(cphi, sphi, c["cos_phi0"], c["sin_phi0"], c["k1"], c["k3"])
+        if self.dihedral_mix > 0:
+            vm, dvm = _dihedral_terms(cphi, sphi, c["cos_phim"], c["sin_phim"], c["k1"], c["k3"])
+            low = torch.minimum(v, vm)
+            wn, wm = torch.exp((low - v) / self.dihedral_mix), torch.exp((low - vm) / self.dihedral_mix)
+            v = low - self.dihedral_mix * torch.log(wn + wm)
+            dv = (wn * dv + wm * dvm) / (wn + wm)
+        energy = energy + v.sum(0)
         if forces:
-            sd = sphi * c["cos_phi0"] - cphi * c["sin_phi0"]  # sin(φ-φ0)
-            dv = c["k1"] * sd + 3.0 * c["k3"] * (3.0 * sd - 4.0 * sd * sd * sd)   # dE/dφ
             m2 = _dot(m, m).clamp_min(1e-30)
             n2 = _dot(n, n).clamp_min(1e-30)
             f0 = (dv * lb2 / m2).unsqueeze(0) * m
@@ -419,6 +531,22 @@ def go_description(system: GoSystem, temperature_K: float) -> dict[str, Any]:
         "epsilon_over_kT": system.params.epsilon / kbt(temperature_K),
         "angle_form": "harmonic in cos(theta)",
         "source_structure": PDB_RESOURCE,
+    } | _misfolded_description(system, temperature_K)
+
+
+def _misfolded_description(system: GoSystem, temperature_K: float) -> dict[str, Any]:
+    if system.misfolded is None:
+        return {}
+    ca = system.ca_index
+    return {
+        "misfolded_state": ("register-shifted hairpin: Calpha pairs "
+                            f"{misfolded_register_pairs(system.params.misfolded_register)} restrained to 5 A, "
+                            "relaxed without contact wells or dihedrals"),
+        "misfolded_rmsd_to_native_A": round(float(kabsch_rmsd(system.misfolded[None, ca], system.native[ca])[0]), 3),
+        "n_misfolded_contacts": int(len(system.misfolded_contacts)),
+        "misfolded_wells": system.pairs[system.pair_is_misfolded_contact].tolist(),
+        "epsilon_misfolded_over_kT": system.params.epsilon_misfolded / kbt(temperature_K),
+        "misfolded_structure_A": np.round(system.misfolded, 3).tolist(),
     }
 
 

@@ -1,30 +1,26 @@
 """The embedded CLN025 reference dataset: the Gō model simulated with raycg's BAOAB engine.
 
-Protocol (:func:`make_embedded_reference`):
+It ships in the package (``raycg/resources/embedded_cln025.npz``, :mod:`raycg.synth.resource`):
+:func:`embedded_dataset` writes the dataset directory into the cache from that resource in about a
+second and checks its content hash. :func:`make_embedded_reference` (``raycg data synth``) regenerates
+it (same seed, same machine and torch build: the same bytes). Protocol:
 
-1. build the 19-bead Gō model from the packaged all-atom structure;
-2. start half of the replicas at the native structure; unfold the other half by a short run of
-   the same model with the native-contact wells removed (walls kept) at a high temperature;
-3. simulate all replicas together at the data temperature (BAOAB, friction 1/ps), drop the first
-   ``equilibration_steps`` (velocities and the side chains settle) and save a frame every
-   ``save_every`` steps;
-4. map every saved frame onto the 10 Cα beads: CG coordinates = Cα bead positions (slice map),
-   CG forces = the fine model's force on each Cα bead only. These forces are noisy with respect to
-   the CG mean force (the Cα–side-chain bond dominates the noise), like real mapped all-atom forces;
-5. label frames folded when the Cα RMSD to the native Cα trace is below ``FOLDED_RMSD_A``, count
-   folding/unfolding transitions with two thresholds (hysteresis), and store the summary in
-   ``meta.provenance["summary"]``.
+1. build the 19-bead Gō model (:mod:`raycg.synth.go_model`) with its native hairpin and a misfolded,
+   register-shifted hairpin (:data:`PARAMETERS`);
+2. start a third of the replicas at the native structure, a third at the misfolded one and a third
+   unfolded (a short hot run of the model without contact wells);
+3. simulate all replicas together at the data temperature (BAOAB), drop the first
+   ``equilibration_steps`` (many slowest relaxation times: the starts are forgotten) and save a frame
+   every ``save_every`` steps;
+4. map every saved frame onto the 10 Cα beads: CG coordinates = Cα bead positions (slice map), CG forces
+   = the fine model's force on each Cα bead only. These forces are noisy with respect to the CG mean
+   force (the Cα–side-chain bond dominates the noise), like real mapped all-atom forces. Coordinates are
+   rounded to 0.001 Å and forces to 0.01 kcal/mol/Å (so that the resource packs them losslessly);
+5. summarise: folded / misfolded populations (Cα RMSD), folding transitions (RMSD hysteresis), and the
+   TICA landscape (:func:`raycg.synth.landscape.landscape_summary`: basins, escape barriers, implied
+   timescales at :data:`TICA_LAG_FRAMES`), stored in ``meta.provenance["summary"]``.
 
-Each replica's stream is one trajectory of the dataset. Everything is seeded; the same seed gives
-the same arrays (same content hash) on the same machine and torch build.
-
-The default (chosen so that the folded population lies between 30% and 70% with tens of folding and
-unfolding events): 350 K, ε = 0.50 kcal/mol (0.72 k_BT) on the 31 native contacts, dt 4 fs, friction
-0.5/ps, 128 replicas (64 native-started, 64 unfolded-started), 10 ps equilibration, then 100 ps saved
-every 0.5 ps → 128 trajectories, 25,600 frames; about one CPU minute of simulation. The relaxation time of
-this landscape is of the order of 100 ps, so the two halves still remember their starts (the summary
-reports both populations); force matching is unaffected (it is local), and symmetric starts near the
-folding midpoint keep the overall population close to the equilibrium one.
+Each replica's stream is one trajectory of the dataset.
 """
 
 from __future__ import annotations
@@ -35,6 +31,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +40,11 @@ import torch
 
 from raycg.cv.transitions import count_two_state_transitions
 from raycg.errors import InputError
-from raycg.synth.go_model import (
-    GoParameters,
-    GoPotential,
-    build_go_system,
-    go_description,
-    kabsch_rmsd,
-)
+from raycg.synth.go_model import GoParameters, GoPotential, build_go_system, go_description, kabsch_rmsd
+from raycg.synth.resource import COORD_RESOLUTION_A, FORCE_RESOLUTION, quantize
 
 GENERATOR = "raycg.synth.embedded-cln025"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 CACHE_NAME = f"embedded-cln025-v{GENERATOR_VERSION}-seed0"
 
 #: Folded state: Cα RMSD to the native Cα trace below this (Å); used for the folded population.
@@ -63,23 +55,32 @@ FOLDED_RMSD_A = 1.5
 FOLDED_CORE_A = 1.0
 UNFOLDED_CORE_A = 3.0
 
-#: Data temperature (K) and native-contact well depth (kcal/mol) of the embedded reference.
+#: Data temperature (K) of the embedded reference.
 TEMPERATURE_K = 350.0
-EPSILON = 0.50
+#: The Gō model of the embedded reference (see the README section "The embedded reference").
+PARAMETERS = GoParameters(epsilon=0.53, misfolded_register=10, epsilon_misfolded=0.48, k_dihedral_1=1.8,
+                          k_dihedral_3=0.6)
+EPSILON = PARAMETERS.epsilon
+#: Mass of every CG bead (amu): the Cα atom's own mass, as in Cα topologies written from an all-atom
+#: structure. The fine model's beads of each residue are scaled so that they add up to it. Masses do not
+#: change the equilibrium distribution or the forces, only the time scale (time runs as sqrt(mass)):
+#: beads ~10x lighter than their residues cross the same landscape ~3x sooner, and a CG model simulated
+#: with the dataset's masses has the reference's time scale.
+CG_BEAD_MASS_AMU = 12.011
 
 #: Run sizes. ``default`` is the embedded reference; ``tiny`` takes seconds (tests of other stages).
 SIZES: dict[str, dict[str, Any]] = {
-    "default": {"n_replicas": 128, "n_steps": 25_000, "save_every": 125, "unfold_steps": 2_500,
-                "equilibration_steps": 2_500},
+    "default": {"n_replicas": 48, "n_steps": 150_000, "save_every": 250, "unfold_steps": 2_500,
+                "equilibration_steps": 25_000},
     "tiny": {"n_replicas": 8, "n_steps": 400, "save_every": 20, "unfold_steps": 1_000, "equilibration_steps": 0},
 }
 DT_PS = 0.004
-#: Langevin friction of the reference runs (1/ps). Half the usual 1/ps of CG simulations: conformational
-#: transitions of this model come ~1.5-2x faster per simulated ps at the same cost (measured: 64 replicas x
-#: 60 ps gave 5/6 folding/unfolding events at 1/ps, 12/9 at 0.5/ps), while the velocities still thermalise
-#: within the 10 ps equilibration. The kinetics of this synthetic reference carry no physical meaning.
-FRICTION_PER_PS = 0.5
+#: Langevin friction of the reference runs (1/ps). The kinetics of this synthetic reference carry no
+#: physical meaning; a low friction makes transitions come sooner per simulated ps.
+FRICTION_PER_PS = 0.2
 UNFOLD_TEMPERATURE_K = 600.0
+#: Recommended reference TICA lag (frames of the default size) for this dataset.
+TICA_LAG_FRAMES = 5
 #: Envelope for the engine's bonded-distance blow-up guard. None: the stiff harmonic Gō bonds cannot
 #: stretch far, the engine's non-finite check stays on, and the envelope check costs ~30% per step.
 MAX_BOND_A: float | None = None
@@ -92,18 +93,20 @@ def count_transitions(rmsd: np.ndarray, folded_core: float = FOLDED_CORE_A,
     return count_two_state_transitions(rmsd, folded_core, unfolded_core)
 
 
-def summarize_rmsd(rmsd_per_traj: list[np.ndarray], unfolded_start: np.ndarray | None = None) -> dict[str, Any]:
-    """Folded population and transition counts of per-trajectory Cα-RMSD series (Å)."""
+def summarize_rmsd(rmsd_per_traj: list[np.ndarray], start_kind: np.ndarray | None = None,
+                   rmsd_misfolded: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """Folded (and misfolded) population and transition counts of per-trajectory Cα-RMSD series (Å).
+
+    ``start_kind``: per trajectory "native", "misfolded" or "unfolded" (populations per start kind);
+    ``rmsd_misfolded``: RMSD to the misfolded structure (a frame is misfolded below FOLDED_RMSD_A to it
+    and not folded).
+    """
     all_r = np.concatenate(rmsd_per_traj) if rmsd_per_traj else np.zeros(0)
-    n_fold = n_unfold = 0
-    for r in rmsd_per_traj:
-        f, u = count_transitions(r)
-        n_fold += f
-        n_unfold += u
+    counts = np.array([count_transitions(r) for r in rmsd_per_traj]).reshape(-1, 2)
     out: dict[str, Any] = {
         "folded_population": float(np.mean(all_r < FOLDED_RMSD_A)) if all_r.size else float("nan"),
-        "n_folding": int(n_fold),
-        "n_unfolding": int(n_unfold),
+        "n_folding": int(counts[:, 0].sum()),
+        "n_unfolding": int(counts[:, 1].sum()),
         "rmsd_threshold_A": FOLDED_RMSD_A,
         "transition_thresholds_A": [FOLDED_CORE_A, UNFOLDED_CORE_A],
         "rmsd_definition": "Calpha RMSD to the native Calpha trace after optimal rotation (no reflection)",
@@ -111,12 +114,17 @@ def summarize_rmsd(rmsd_per_traj: list[np.ndarray], unfolded_start: np.ndarray |
                                   f"{UNFOLDED_CORE_A} A; a transition is a change of committed state"),
         "median_rmsd_A": float(np.median(all_r)) if all_r.size else float("nan"),
     }
-    if unfolded_start is not None and len(rmsd_per_traj):
-        us = np.asarray(unfolded_start, bool)
-        for name, sel in (("native_started", ~us), ("unfolded_started", us)):
-            parts = [r for r, s in zip(rmsd_per_traj, sel) if s]
+    if rmsd_per_traj:
+        out["transitions_per_trajectory"] = round(float(counts.sum()) / len(rmsd_per_traj), 3)
+    if rmsd_misfolded:
+        mis = np.concatenate(rmsd_misfolded)
+        out["misfolded_population"] = float(np.mean((mis < FOLDED_RMSD_A) & (all_r >= FOLDED_RMSD_A)))
+    if start_kind is not None and len(rmsd_per_traj):
+        kinds = np.asarray(start_kind)
+        for name in ("native", "misfolded", "unfolded"):
+            parts = [r for r, k in zip(rmsd_per_traj, kinds) if k == name]
             if parts:
-                out[f"folded_population_{name}"] = float(np.mean(np.concatenate(parts) < FOLDED_RMSD_A))
+                out[f"folded_population_{name}_started"] = float(np.mean(np.concatenate(parts) < FOLDED_RMSD_A))
     return out
 
 
@@ -132,8 +140,9 @@ def _resolve_size(size: str, **overrides: Any) -> dict[str, Any]:
         if int(value) < (0 if key == "equilibration_steps" else 1):
             raise InputError(f"{key} must be a positive integer, got {value}")
         cfg[key] = int(value)
-    if cfg["n_replicas"] < 2:
-        raise InputError(f"n_replicas must be at least 2 (half start folded, half unfolded), got {cfg['n_replicas']}")
+    if cfg["n_replicas"] < 3:
+        raise InputError(f"n_replicas must be at least 3 (native, misfolded and unfolded starts), got "
+                         f"{cfg['n_replicas']}")
     if cfg["n_steps"] < cfg["save_every"]:
         raise InputError(f"n_steps ({cfg['n_steps']}) must be at least save_every ({cfg['save_every']})")
     return cfg
@@ -146,7 +155,9 @@ def recipe(seed: int = 0, size: str = "default", temperature_K: float = TEMPERAT
     out = {
         "generator": GENERATOR, "generator_version": GENERATOR_VERSION, "seed": int(seed), "size": size,
         "run": run, "temperature_K": float(temperature_K), "dt_ps": DT_PS, "friction_per_ps": FRICTION_PER_PS,
-        "unfold_temperature_K": UNFOLD_TEMPERATURE_K, "go_parameters": GoParameters(epsilon=float(epsilon)).as_dict(),
+        "cg_bead_mass_amu": CG_BEAD_MASS_AMU, "unfold_temperature_K": UNFOLD_TEMPERATURE_K,
+        "go_parameters": replace(PARAMETERS, epsilon=float(epsilon)).as_dict(),
+        "resolution": {"coords_A": COORD_RESOLUTION_A, "forces_kcal_per_mol_A": FORCE_RESOLUTION},
     }
     out["hash"] = "sha256:" + hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()
     return out
@@ -166,18 +177,7 @@ def make_embedded_reference(out_dir: str | os.PathLike, seed: int = 0, n_replica
     Returns the dataset path. Runs with one torch thread (the 19-bead system gains nothing from more,
     and a fixed thread count keeps floating-point reductions, hence the bytes, reproducible).
     """
-    with _torch_threads(1):
-        return _make(Path(out_dir), int(seed), n_replicas, size=size, n_steps=n_steps, save_every=save_every,
-                     unfold_steps=unfold_steps, equilibration_steps=equilibration_steps,
-                     temperature_K=temperature_K, epsilon=epsilon, overwrite=overwrite, progress=progress)
-
-
-def _make(out_dir: Path, seed: int, n_replicas: int | None, *, size: str, n_steps: int | None,
-          save_every: int | None, unfold_steps: int | None, equilibration_steps: int | None,
-          temperature_K: float, epsilon: float, overwrite: bool, progress: bool) -> Path:
-    from raycg.data.format import BeadInfo, CGDataset, DatasetMeta, MappingInfo, save
-    from raycg.sim import SimulationConfig, simulate
-
+    out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise InputError(f"{out_dir} already exists", hint="choose another --out or pass --overwrite")
     if not (np.isfinite(temperature_K) and temperature_K > 0):
@@ -188,44 +188,78 @@ def _make(out_dir: Path, seed: int, n_replicas: int | None, *, size: str, n_step
         raise InputError(f"seed must be >= 0, got {seed}")
     run = _resolve_size(size, n_replicas=n_replicas, n_steps=n_steps, save_every=save_every,
                         unfold_steps=unfold_steps, equilibration_steps=equilibration_steps)
-    t_start = time.perf_counter()
-    params = GoParameters(epsilon=float(epsilon))
-    system = build_go_system(params=params)
-    potential = GoPotential(system)
+    with _torch_threads(1):
+        t0 = time.perf_counter()
+        system = build_go_system(params=replace(PARAMETERS, epsilon=float(epsilon)))
+        sim = _simulate(system, run, int(seed), float(temperature_K), progress)
+        sim["simulation_time_s"] = round(time.perf_counter() - t0, 1)
+        ds = _dataset(system, sim, run, int(seed), size, float(temperature_K), float(epsilon))
+        _add_landscape(ds, size)
+        ds.meta.provenance["summary"]["generation_time_s"] = round(time.perf_counter() - t0, 1)
+    from raycg.data.format import save
+
+    save(ds, out_dir, overwrite=overwrite)
+    return out_dir
+
+
+def _start_kinds(n: int) -> np.ndarray:
+    """Per replica: the first third starts native, the second misfolded, the rest unfolded."""
+    k = np.full(n, "unfolded", dtype=object)
+    k[: n // 3] = "native"
+    k[n // 3: 2 * (n // 3)] = "misfolded"
+    return k
+
+
+def _simulate(system, run: dict[str, Any], seed: int, temperature_K: float, progress: bool) -> dict[str, Any]:
+    """Unfolded starts (hot, no wells), then the production run of all replicas; returns the raw result."""
+    from raycg.sim import SimulationConfig, simulate
+
     r_total = run["n_replicas"]
-    n_unf = r_total // 2
-    native = np.broadcast_to(system.native.astype(np.float32), (r_total, system.n_beads, 3)).copy()
-    bonds = system.bonds
+    kinds = _start_kinds(r_total)
+    masses = fine_masses(system)
+    starts = np.broadcast_to(system.native.astype(np.float32), (r_total, system.n_beads, 3)).copy()
+    starts[kinds == "misfolded"] = system.misfolded.astype(np.float32)
+    unf = kinds == "unfolded"
     common = {"integrator": "baoab", "dt_ps": DT_PS, "friction_per_ps": FRICTION_PER_PS, "dtype": "float32",
               "device": "cpu", "blowup_max_bond_A": MAX_BOND_A}
-
-    # 1. unfolded starts: native-contact wells removed (walls kept), hot
     unfold_cfg = SimulationConfig(**common, temperature_K=UNFOLD_TEMPERATURE_K, n_steps=run["unfold_steps"],
                                   save_every=run["unfold_steps"], seed=2 * seed + 1)
-    unf = simulate(GoPotential(system, contacts="repulsive"), system.masses, native[r_total - n_unf:], unfold_cfg,
-                   bonds=bonds, progress=progress)
-    if not unf.alive.all():
-        raise RuntimeError(f"Go model unfolding run blew up: {unf.blown_up}")
-    starts = native.copy()
-    starts[r_total - n_unf:] = unf.final_positions.astype(np.float32)
-
-    # 2. production
+    res_u = simulate(_Forces(GoPotential(system, contacts="repulsive")), masses, starts[unf], unfold_cfg,
+                     bonds=system.bonds, progress=progress)
+    if not res_u.alive.all():
+        raise RuntimeError(f"Go model unfolding run blew up: {res_u.blown_up}")
+    starts[unf] = res_u.final_positions.astype(np.float32)
     n_eq = run["equilibration_steps"]
-    prod_cfg = SimulationConfig(**common, temperature_K=float(temperature_K), n_steps=n_eq + run["n_steps"],
+    prod_cfg = SimulationConfig(**common, temperature_K=temperature_K, n_steps=n_eq + run["n_steps"],
                                 save_every=run["save_every"], seed=2 * seed, chunk_frames=100)
-    res = simulate(potential, system.masses, starts, prod_cfg, bonds=bonds, progress=progress)
-    t_sim = time.perf_counter() - t_start
+    res = simulate(_Forces(GoPotential(system)), masses, starts, prod_cfg, bonds=system.bonds, progress=progress)
+    return {"result": res, "kinds": kinds, "production": prod_cfg, "unfolding": unfold_cfg, "masses": masses}
 
-    # 3. map to Cα: coordinates sliced, forces = fine-model force on each Cα bead
+
+class _Forces:
+    """The Gō potential's analytic ``energy_and_forces`` as the engine's force source (not a module, so a
+    compiled run compiles the analytic pass rather than an autograd of the energy)."""
+
+    def __init__(self, potential: GoPotential):
+        self.potential = potential.float()
+
+    def energy_and_forces(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.potential.energy_and_forces(pos)
+
+
+def _map_to_ca(system, sim: dict[str, Any], n_eq: int) -> dict[str, Any]:
+    """Cα coordinates, Cα forces (fine model, float64, rounded), RMSDs and a force-noise estimate."""
+    res = sim["result"]
     ca = system.ca_index
     force_model = GoPotential(system).double()
-    coords_parts, force_parts, rmsd_parts, lengths, kin_t = [], [], [], [], []
     res_of_bead = torch.as_tensor(system.bead_residues)
-    noise_sq = total_sq = 0.0
+    out: dict[str, Any] = {"coords": [], "forces": [], "rmsd": [], "rmsd_mis": [], "lengths": [], "kin_t": [],
+                           "kept": [], "noise_sq": 0.0, "total_sq": 0.0}
     first = int(np.sum(res.step <= n_eq))                              # equilibration frames dropped
     n_kept = np.maximum(res.n_frames_per_replica - first, 0)
-    for r in range(r_total):
+    for r in range(res.positions.shape[0]):
         nfr = int(n_kept[r])
+        out["kept"].append(nfr > 0)
         if nfr == 0:
             continue
         pos = res.positions[r, first:first + nfr].astype(np.float32)   # [T, 19, 3]
@@ -234,41 +268,46 @@ def _make(out_dir: Path, seed: int, n_replicas: int | None, *, size: str, n_step
         # noise estimate: Cα-only force minus the residue-summed (Cα + own side chain) force, whose
         # noise is small (DESIGN 11: ~2% of <F^2>) and whose mean equals the CG mean force
         f_res = torch.zeros((nfr, len(ca), 3), dtype=torch.float64).index_add_(1, res_of_bead, f)
-        noise_sq += float(((f[:, ca] - f_res) ** 2).sum())
-        total_sq += float((f[:, ca] ** 2).sum())
-        coords_parts.append(pos[:, ca])
-        force_parts.append(f.numpy()[:, ca].astype(np.float32))
-        rmsd_parts.append(kabsch_rmsd(pos[:, ca], system.native[ca]))
-        lengths.append(nfr)
-        kin_t.append(res.kinetic_temperature[r, first:first + nfr])
-    if not lengths:
+        out["noise_sq"] += float(((f[:, ca] - f_res) ** 2).sum())
+        out["total_sq"] += float((f[:, ca] ** 2).sum())
+        xc = quantize(pos[:, ca], COORD_RESOLUTION_A)
+        out["coords"].append(xc)
+        out["forces"].append(quantize(f.numpy()[:, ca], FORCE_RESOLUTION))
+        out["rmsd"].append(kabsch_rmsd(xc, system.native[ca]))
+        out["rmsd_mis"].append(kabsch_rmsd(xc, system.misfolded[ca]))
+        out["lengths"].append(nfr)
+        out["kin_t"].append(res.kinetic_temperature[r, first:first + nfr])
+    if not out["lengths"]:
         raise RuntimeError("every replica of the Go simulation blew up; nothing to write")
-    kept = n_kept > 0
-    unfolded_start = (np.arange(r_total) >= r_total - n_unf)[kept]
-    coords = np.concatenate(coords_parts)
-    forces = np.concatenate(force_parts)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return out
 
-    summary = summarize_rmsd(rmsd_parts, unfolded_start)
+
+def _dataset(system, sim: dict[str, Any], run: dict[str, Any], seed: int, size: str, temperature_K: float,
+             epsilon: float):
+    """The CG dataset (in memory) with its metadata and the RMSD part of the summary."""
+    from raycg.data.format import BeadInfo, CGDataset, DatasetMeta, MappingInfo, compute_content_hash
+
+    n_eq = run["equilibration_steps"]
+    m = _map_to_ca(system, sim, n_eq)
+    res, kinds = sim["result"], sim["kinds"][np.asarray(m["kept"])]
+    coords, forces = np.concatenate(m["coords"]), np.concatenate(m["forces"])
+    summary = summarize_rmsd(m["rmsd"], kinds, m["rmsd_mis"])
     summary.update({
-        "n_trajectories": len(lengths), "n_frames": int(coords.shape[0]),
+        "n_trajectories": len(m["lengths"]), "n_frames": int(coords.shape[0]),
         "trajectory_length_ps": float(run["n_steps"] * DT_PS),
         "equilibration_ps_dropped": float(n_eq * DT_PS),
         "n_blown_up": int(len(res.blown_up)),
-        "mean_kinetic_temperature_K": float(np.nanmean(np.concatenate(kin_t))),
-        "generation_time_s": round(time.perf_counter() - t_start, 1),
-        "simulation_time_s": round(t_sim, 1),
-        "replica_steps_per_s": round(float(res.steps_per_s) * r_total, 1),
-        "force_noise_fraction_estimate": round(float(noise_sq / max(total_sq, 1e-300)), 4),
+        "mean_kinetic_temperature_K": float(np.nanmean(np.concatenate(m["kin_t"]))),
+        "simulation_time_s": sim["simulation_time_s"],
+        "replica_steps_per_s": round(float(res.steps_per_s) * res.positions.shape[0], 1),
+        "force_noise_fraction_estimate": round(float(m["noise_sq"] / max(m["total_sq"], 1e-300)), 4),
     })
-
-    # 4. the dataset
+    ca = system.ca_index
     res_names = list(system.residue_names)           # YYDPETGTWY for the packaged CLN025
     type_names = sorted(set(res_names))
-    res_masses = _residue_masses(system)
     beads = BeadInfo(
         names=["CA"] * len(ca), types=[type_names.index(n) for n in res_names], type_names=type_names,
-        masses=[round(float(m), 4) for m in res_masses], residue_names=res_names,
+        masses=[CG_BEAD_MASS_AMU] * len(ca), residue_names=res_names,
         residue_ids=list(range(1, len(ca) + 1)), chain_ids=["A"] * len(ca),
     )
     mapping = MappingInfo(
@@ -276,39 +315,64 @@ def _make(out_dir: Path, seed: int, n_replicas: int | None, *, size: str, n_step
         force_aggregation="slice (force on the Calpha bead only; side-chain bead forces are dropped)",
         fine_model="two-resolution Go model, 19 beads (see provenance.go_model)",
     )
-    provenance = {
+    provenance = _provenance(system, sim, run, seed, size, temperature_K, epsilon, summary)
+    meta = DatasetMeta(
+        name=f"embedded-cln025-seed{seed}" + ("" if size == "default" else f"-{size}"),
+        n_frames=int(coords.shape[0]), n_beads=len(ca), n_trajectories=len(m["lengths"]),
+        temperature_K=temperature_K, dt_frame_ps=float(run["save_every"] * DT_PS), beads=beads,
+        bonds=[(i, i + 1) for i in range(len(ca) - 1)], mapping=mapping, provenance=provenance,
+    )
+    offsets = np.concatenate([[0], np.cumsum(m["lengths"])]).astype(np.int64)
+    ds = CGDataset(coords=coords, forces=forces, traj_offsets=offsets, meta=meta)
+    ds.meta.content_hash = compute_content_hash(ds)
+    return ds
+
+
+def _provenance(system, sim: dict[str, Any], run: dict[str, Any], seed: int, size: str, temperature_K: float,
+                epsilon: float, summary: dict[str, Any]) -> dict[str, Any]:
+    from raycg.utils.provenance import provenance as run_record
+
+    kinds = sim["kinds"]
+    out = {
         "generator": GENERATOR, "generator_version": GENERATOR_VERSION, "seed": seed, "size": size,
         "recipe": recipe(seed, size, temperature_K, epsilon, **run),
         "go_model": go_description(system, temperature_K),
         "simulation": {
-            "engine": "raycg.sim.simulate (BAOAB)", "production": prod_cfg.model_dump(mode="json"),
-            "unfolding": unfold_cfg.model_dump(mode="json") | {"contacts": "repulsive (well removed)"},
-            "n_unfolded_starts": int(n_unf), "n_native_starts": int(r_total - n_unf),
-            "trajectory_order": "native-started replicas first, then unfolded-started",
+            "engine": "raycg.sim.simulate (BAOAB)", "production": sim["production"].model_dump(mode="json"),
+            "unfolding": sim["unfolding"].model_dump(mode="json") | {"contacts": "repulsive (wells removed)"},
+            "starts": {k: int(np.sum(kinds == k)) for k in ("native", "misfolded", "unfolded")},
+            "trajectory_order": "native-started replicas first, then misfolded-started, then unfolded-started",
+            "fine_masses_amu": [round(float(x), 4) for x in sim["masses"]],
         },
-        "cg_masses": "residue mass (Calpha bead + side-chain bead of the Go model)",
+        "cg_masses": (f"{CG_BEAD_MASS_AMU} amu per bead (the Calpha atom's mass); the Go model's beads of each "
+                      "residue are scaled to add up to it"),
         "summary": summary,
         "note": "synthetic embedded reference for quickstarts and tests; real studies use all-atom data",
     }
-    from raycg.utils.provenance import provenance as run_record
-
-    provenance["run"] = run_record(provenance["recipe"])     # versions, git commit, host, time
-    meta = DatasetMeta(
-        name=f"embedded-cln025-seed{seed}" + ("" if size == "default" else f"-{size}"),
-        n_frames=int(coords.shape[0]), n_beads=len(ca), n_trajectories=len(lengths),
-        temperature_K=float(temperature_K), dt_frame_ps=float(run["save_every"] * DT_PS), beads=beads,
-        bonds=[(i, i + 1) for i in range(len(ca) - 1)], mapping=mapping, provenance=provenance,
-    )
-    ds = CGDataset(coords=coords, forces=forces, traj_offsets=offsets, meta=meta)
-    save(ds, out_dir, overwrite=overwrite)
-    return out_dir
+    out["run"] = run_record(out["recipe"])     # versions, git commit, host, time
+    return out
 
 
-def _residue_masses(system) -> np.ndarray:
-    m = np.zeros(len(system.ca_index))
-    for b, r in enumerate(system.bead_residues):
-        m[r] += system.masses[b]
-    return m
+def _add_landscape(ds, size: str) -> None:
+    """TICA basins, barriers and timescales of the dataset, into its provenance summary (default size:
+    the recommended lag; smaller runs: a lag that fits their trajectories)."""
+    from raycg.synth.landscape import landscape_summary
+
+    shortest = int(np.diff(ds.traj_offsets).min())
+    lag = min(TICA_LAG_FRAMES, max(1, shortest // 4))
+    try:
+        land = landscape_summary(ds, lag)
+    except Exception as exc:  # noqa: BLE001 - a tiny test set may not support a TICA; the data stay usable
+        land = {"error": f"{type(exc).__name__}: {exc}"}
+    ds.meta.provenance["summary"]["landscape"] = land
+
+
+def fine_masses(system) -> np.ndarray:
+    """Masses (amu) the Gō beads are simulated with: each residue's beads scaled to add up to CG_BEAD_MASS_AMU
+    (the Cα bead and side-chain bead keep their atoms' mass ratio)."""
+    res = np.asarray(system.bead_residues)
+    total = np.bincount(res, weights=system.masses)
+    return system.masses * CG_BEAD_MASS_AMU / total[res]
 
 
 @contextlib.contextmanager
@@ -331,33 +395,36 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def embedded_dataset(cache_dir: str | os.PathLike | None = None, *, progress: bool = True) -> Path:
-    """Path of the default embedded dataset (seed 0), generating it once into the cache.
+    """Path of the embedded dataset (seed 0), written once into the cache from the packaged resource.
 
-    Safe for concurrent callers in several processes: generation runs under an exclusive lock
-    (``fcntl.flock`` on a lock file next to it) and the dataset directory appears atomically. A
-    cached dataset made by another recipe (older parameters) is regenerated.
+    Nothing is simulated: :func:`raycg.synth.resource.unpack_resource` writes the arrays the package ships
+    (about a second) and checks their content hash against the recorded one. Safe for concurrent callers
+    in several processes: writing runs under an exclusive lock (``fcntl.flock`` on a lock file next to
+    it) and the dataset directory appears atomically. A cached dataset with another content hash (an
+    older version, or damaged metadata) is replaced. ``progress`` is accepted for compatibility.
     """
+    from raycg.synth import resource
+
     root = cache_root(cache_dir)
     path = root / CACHE_NAME
-    want = recipe(seed=0)["hash"]
-    if _cached_recipe_hash(path) == want:
+    want = resource.resource_meta()["content_hash"]
+    if _cached_content_hash(path) == want:
         return path
     root.mkdir(parents=True, exist_ok=True)
     lock = root / f".{CACHE_NAME}.lock"
     with open(lock, "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
-            if _cached_recipe_hash(path) != want:   # absent, or made by another recipe: (re)generate
-                make_embedded_reference(path, seed=0, overwrite=path.exists(), progress=progress)
+            if _cached_content_hash(path) != want:   # absent, or another content: (re)write
+                resource.unpack_resource(path, overwrite=path.exists())
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
     return path
 
 
-def _cached_recipe_hash(path: Path) -> str | None:
-    """The recipe hash stored in a cached dataset's meta.json (None when absent or unreadable)."""
+def _cached_content_hash(path: Path) -> str | None:
+    """The content hash stored in a cached dataset's meta.json (None when absent or unreadable)."""
     try:
-        meta = json.loads((path / "meta.json").read_text())
-        return meta["provenance"]["recipe"]["hash"]
+        return json.loads((path / "meta.json").read_text())["content_hash"] or None
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -163,3 +163,78 @@ def test_count_transitions_with_hysteresis():
 def test_bad_positions_shape_is_one_clear_error(system):
     with pytest.raises(InputError, match=r"\[R, 19, 3\]"):
         GoPotential(system)(torch.zeros(2, 10, 3))
+
+
+@pytest.fixture(scope="module")
+def dual():
+    """The embedded reference's system: native and misfolded states."""
+    from raycg.synth.reference import PARAMETERS
+
+    return build_go_system(params=PARAMETERS)
+
+
+def test_misfolded_state_is_a_register_shifted_hairpin(dual):
+    from raycg.synth.go_model import misfolded_register_pairs
+
+    mis, nat = dual.misfolded, dual.native
+    ca = dual.ca_index
+    # a distinct structure: 2-3.5 Å Cα RMSD from native (as all-atom CLN025's misfolded hairpins)
+    assert 2.0 < kabsch_rmsd(mis[None, ca], nat[ca])[0] < 3.5
+    # its cross-strand pairs (i, register - i) are at hairpin distances, the native ones are not
+    reg = dual.params.misfolded_register
+    for i, j in misfolded_register_pairs(reg):
+        assert np.linalg.norm(mis[i] - mis[j]) < 6.0 < np.linalg.norm(nat[i] - nat[j]) + 2.5
+    assert np.linalg.norm(mis[1] - mis[8]) > np.linalg.norm(nat[1] - nat[8]) + 1.0   # native Y2–W9 pair broken
+    # its own wells exist only where the native structure has no contact
+    assert dual.pair_is_misfolded_contact.any()
+    assert not (dual.pair_is_misfolded_contact & dual.pair_is_contact).any()
+    # bonds and angles stay native-like (the restraints pulled, the chain did not break)
+    b = dual.bonds
+    assert np.allclose(np.linalg.norm(mis[b[:, 0]] - mis[b[:, 1]], axis=1),
+                       np.linalg.norm(nat[b[:, 0]] - nat[b[:, 1]], axis=1), atol=0.05)
+
+
+def test_dual_basin_forces_are_minus_the_gradient(dual):
+    """Misfolded wells and dihedral mixing: analytic forces = −∇E."""
+    pot = GoPotential(dual).double()
+    x = _perturbed(dual, n=3, scale=0.3)
+    x[1] = torch.as_tensor(dual.misfolded) + 0.2 * torch.randn((19, 3), dtype=torch.float64,
+                                                               generator=torch.Generator().manual_seed(5))
+    _, f = pot.energy_and_forces(x)
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(pot(xr).sum(), xr)
+    assert float(f.abs().max()) > 1.0
+    assert torch.allclose(f, -g, atol=1e-9 * float(f.abs().max()))
+    h = 1e-5
+    b, k = 3, 1                                          # one finite-difference column checks forward()
+    xp, xm = x.clone(), x.clone()
+    xp[:, b, k] += h
+    xm[:, b, k] -= h
+    assert torch.allclose(f[:, b, k], -(pot(xp) - pot(xm)) / (2 * h), atol=1e-5 * float(f.abs().max()))
+
+
+def test_both_states_are_low_energy_minima(dual):
+    """Native and misfolded structures sit near minima of the dual-basin energy, and each is far below
+    an unfolded (stretched) chain; with the wells removed (unfolding model) neither is favoured."""
+    from scipy.optimize import minimize
+
+    pot = GoPotential(dual).double()
+
+    def relaxed(x0):
+        def fun(flat):
+            e, f = pot.energy_and_forces(torch.as_tensor(flat.reshape(1, -1, 3)))
+            return float(e[0]), -f.numpy().ravel()
+
+        opt = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+        return opt.x.reshape(-1, 3), opt.fun
+
+    kt = U.kbt(T_K)
+    e = {}
+    for name, x0 in (("native", dual.native), ("misfolded", dual.misfolded)):
+        xmin, e[name] = relaxed(x0)
+        ca = dual.ca_index
+        assert kabsch_rmsd(xmin[None, ca], x0[ca])[0] < 0.5          # stays in its own basin
+    assert e["native"] < e["misfolded"] < e["native"] + 15 * kt     # the misfolded state is the weaker one
+    rep = GoPotential(dual, contacts="repulsive").double()
+    both = torch.as_tensor(np.stack([dual.native, dual.misfolded]))
+    assert float(rep(both).max()) - float(rep(both).min()) < 5 * kt
