@@ -40,7 +40,8 @@ def register(groups: dict) -> None:
     r.add_argument("dataset")
     r.add_argument("--native", help="native structure PDB (default: the embedded CLN025 when 10 beads)")
     r.add_argument("--out", help="directory for report.json and report.png (default DATASET/report)")
-    r.add_argument("--lag", type=int, default=20, help="TICA lag in frames")
+    r.add_argument("--lag", type=int, default=None,
+                   help="TICA lag in frames (default: the lag the dataset recommends, else 20)")
     r.add_argument("--folded-rmsd", type=float, default=None, help="Å threshold for 'folded'")
     r.set_defaults(handler=_report)
 

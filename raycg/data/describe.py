@@ -79,6 +79,38 @@ def describe(ds: CGDataset) -> str:
             lines.append(f"  ... and {len(srcs) - 10} more")
     summary = prov.get("summary")
     if summary:
+        lines += landscape_lines(summary)
         lines.append("summary:")
         lines += _fmt_tree(summary)
     return "\n".join(lines)
+
+
+def landscape_lines(summary: dict[str, Any]) -> list[str]:
+    """The reference landscape a generator recorded (``summary["landscape"]``, see
+    :func:`raycg.synth.landscape.landscape_summary`): basins, barrier, folded population, transitions
+    per trajectory, slowest implied timescales. Empty when the summary has none."""
+    land = summary.get("landscape")
+    if not isinstance(land, dict) or "n_basins" not in land:
+        return []
+    pops = ", ".join(f"{100 * p:.0f}%" for p in land.get("basin_populations", []))
+    bars = [b for b in land.get("basin_escape_barriers_kT", []) if b is not None]
+    low = land.get("lowest_barrier_kT")
+    its = land.get("implied_timescales_ps") or []
+    folded = land.get("folded_population", summary.get("folded_population"))
+    mis = summary.get("misfolded_population")
+    rows = [
+        ("basins", f"{land['n_basins']} in the TIC 1-2 FES (populations {pops}); lowest escape barrier "
+                   + (f"{low:.2f} kT" if low is not None else "n/a (no two basins touch)")
+                   + (f" (per basin {', '.join(f'{b:.2f}' for b in bars)} kT)" if len(bars) > 1 else "")),
+        ("folded", (f"{100 * folded:.1f}%" if folded is not None else "n/a")
+                   + f" (Cα RMSD < {land.get('folded_rmsd_A', summary.get('rmsd_threshold_A'))} Å to native)"
+                   + (f"; misfolded {100 * mis:.1f}%" if mis is not None else "")),
+        ("transitions", f"{land.get('folding_transitions_per_trajectory', float('nan')):.3g} folding + unfolding per "
+                        f"trajectory (Cα RMSD hysteresis); {land.get('basin_transitions_per_trajectory', float('nan')):.3g} "
+                        "between TIC basin cores"),
+        ("slowest ITS", (f"{its[0]:.3g} ps" if its else "n/a") + f" at TICA lag {land.get('tica_lag_frames')} frames "
+                        f"({land.get('tica_lag_ps', float('nan')):.3g} ps)"
+                        + (f"; next {', '.join(f'{t:.3g}' for t in its[1:])} ps" if len(its) > 1 else "")),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return ["reference landscape:"] + [f"  {k + ':':<{width + 1}} {v}" for k, v in rows]

@@ -26,6 +26,7 @@ class DatasetReport:
     n_frames: int
     n_trajectories: int
     temperature_K: float
+    dt_frame_ps: float
     total_time_ns: float
     longest_trajectory_ns: float
     folded_fraction: float
@@ -34,6 +35,10 @@ class DatasetReport:
     n_folding: int
     n_unfolding: int
     basin_transitions: int
+    n_basins: int
+    basin_populations: list[float]
+    basin_escape_barriers_kT: list[float]
+    lowest_barrier_kT: float | None
     tica_lag_frames: int
     implied_timescales_ns: list[float]
     fes_half_difference_kcal: float
@@ -43,15 +48,21 @@ class DatasetReport:
     figure: str | None = None
 
     def text(self) -> str:
-        ts = ", ".join(f"{t:.3g}" for t in self.implied_timescales_ns[:3])
+        ts = ", ".join(_fmt_ps(1e3 * t) for t in self.implied_timescales_ns[:3])
+        n_t = max(self.n_trajectories, 1)
+        pops = ", ".join(f"{100 * p:.0f}%" for p in self.basin_populations)
+        barrier = "n/a" if self.lowest_barrier_kT is None else f"{self.lowest_barrier_kT:.2f} kT"
         lines = [
             f"dataset        {self.dataset}  ({self.content_hash[:19]}…)",
             f"sampled        {self.total_time_ns:.4g} ns in {self.n_trajectories} trajectories "
             f"(longest {self.longest_trajectory_ns:.4g} ns), {self.n_frames} frames at {self.temperature_K:g} K",
             f"folded         {100 * self.folded_fraction:.1f}% (Cα RMSD < {self.folded_rmsd_A} Å to {self.native_source})",
-            f"transitions    {self.n_folding} folding, {self.n_unfolding} unfolding (RMSD hysteresis); "
-            f"{self.basin_transitions} between TIC basins",
-            f"TICA           lag {self.tica_lag_frames} frames; slowest implied timescales {ts} ns",
+            f"basins         {self.n_basins} in the TIC 1-2 FES (populations {pops}); lowest escape barrier {barrier}",
+            f"transitions    {self.n_folding} folding, {self.n_unfolding} unfolding (RMSD hysteresis; "
+            f"{(self.n_folding + self.n_unfolding) / n_t:.3g} per trajectory); {self.basin_transitions} between TIC "
+            f"basins ({self.basin_transitions / n_t:.3g} per trajectory)",
+            f"TICA           lag {self.tica_lag_frames} frames ({_fmt_ps(self.tica_lag_frames * self.dt_frame_ps)}); "
+            f"slowest implied timescales {ts}",
             f"convergence    FES halves differ by {self.fes_half_difference_kcal:.2f} kcal/mol (population-weighted "
             f"mean |ΔF|); folded fraction halves {self.folded_fraction_halves[0]:.2f} / {self.folded_fraction_halves[1]:.2f}",
             f"verdict        {'usable' if self.usable else 'NOT usable as it is'}",
@@ -62,7 +73,21 @@ class DatasetReport:
         return "\n".join(lines)
 
 
+
+
+def _fmt_ps(ps: float) -> str:
+    return f"{ps / 1e3:.3g} ns" if ps >= 1e3 else f"{ps:.3g} ps"
+
+
 CONVERGENCE_BINS = 20
+DEFAULT_LAG_FRAMES = 20
+
+
+def recommended_lag(ds: Any) -> int:
+    """The TICA lag (frames) recorded by the dataset's generator, else DEFAULT_LAG_FRAMES."""
+    land = (ds.meta.provenance or {}).get("summary", {}).get("landscape", {})
+    lag = land.get("tica_lag_frames") if isinstance(land, dict) else None
+    return int(lag) if isinstance(lag, int) and lag >= 1 else DEFAULT_LAG_FRAMES
 
 
 def _halves_fes(hists: list[np.ndarray], kT: float) -> list[np.ndarray]:
@@ -83,16 +108,21 @@ def _weighted_abs_diff(f_a: np.ndarray, f_b: np.ndarray, p: np.ndarray) -> float
     return float(np.sum(w * np.abs(d)))
 
 
-def dataset_report(path: str | Path, *, native: str | None = None, out: str | Path | None = None, lag: int = 20,
+def dataset_report(path: str | Path, *, native: str | None = None, out: str | Path | None = None,
+                   lag: int | None = None,
                    folded_rmsd_A: float | None = None, fes_tolerance_kcal: float = 0.5,
                    min_transitions: int = 10) -> DatasetReport:
-    """Compute the report, write ``report.json`` + ``report.png`` into ``out`` (default DATASET/report)."""
+    """Compute the report, write ``report.json`` + ``report.png`` into ``out`` (default DATASET/report).
+
+    ``lag``: TICA lag in frames; None: the lag the dataset's generator recommends
+    (``provenance.summary.landscape.tica_lag_frames``, e.g. the embedded reference), else 20."""
     import raycg.data as D
     from raycg.cv import fit_reference_tica, rmsd_to
     from raycg.cv.transitions import count_two_state_transitions
     from raycg.evaluate import metrics as M
+    from raycg.evaluate import prepare_reference
     from raycg.evaluate.config import EvalConfig
-    from raycg.evaluate.score import prepare_reference
+    from raycg.synth.landscape import basin_barriers
 
     ds = D.load(path)
     from raycg.data.validate import validate_dataset
@@ -106,7 +136,7 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
             # a folded threshold outside the default transition cores moves the cores with it
             cfg_kw.update(folding_core_A=0.8 * folded_rmsd_A, unfolded_core_A=folded_rmsd_A + 1.0)
     cfg = EvalConfig(**cfg_kw)
-    tica = fit_reference_tica(ds, lag=lag)
+    tica = fit_reference_tica(ds, lag=recommended_lag(ds) if lag is None else lag)
     ref = prepare_reference(ds, tica, cfg)
     dt_ns = ds.meta.dt_frame_ps * 1e-3
     lengths = ds.trajectory_lengths()
@@ -137,6 +167,8 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
     diff = _weighted_abs_diff(fes_h[0], fes_h[1], p_all) if ds.n_trajectories >= 2 else float("inf")
 
     timescales_ns = [float(x) * 1e-3 for x in np.atleast_1d(tica.timescales_ps)]
+    hb, _ = M.histogram2d(ref.y, ref.basin_edges[0], ref.basin_edges[1], ref.weights)
+    barriers = basin_barriers(ref.basin_labels, M.free_energy(hb, ref.kT), ref.basin_min) / ref.kT
     total_ns = float(ds.n_frames * dt_ns)
     longest_ns = float(lengths.max() * dt_ns) if len(lengths) else 0.0
     if ds.n_trajectories < 2:
@@ -152,6 +184,8 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
     if min(n_fold, n_unfold) < min_transitions:
         warnings.append(f"only {n_fold} folding / {n_unfold} unfolding transitions (< {min_transitions}): "
                         "basin populations rest on few events")
+    if len(ref.basin_min) < 2:
+        warnings.append("one basin in the TIC 1-2 FES: basin-transition and trapping metrics carry no information")
     if not 0.02 < ref.folded_fraction < 0.98:
         warnings.append(f"folded fraction {ref.folded_fraction:.2f}: one basin is barely sampled")
     usable = not any(w.startswith(("FES not converged", "one trajectory")) for w in warnings) and \
@@ -161,9 +195,13 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
     out.mkdir(parents=True, exist_ok=True)
     rep = DatasetReport(
         dataset=str(path), content_hash=ds.content_hash, n_frames=ds.n_frames, n_trajectories=ds.n_trajectories,
-        temperature_K=ds.temperature, total_time_ns=total_ns, longest_trajectory_ns=longest_ns,
+        temperature_K=ds.temperature, dt_frame_ps=float(ds.meta.dt_frame_ps), total_time_ns=total_ns,
+        longest_trajectory_ns=longest_ns,
         folded_fraction=float(ref.folded_fraction), folded_rmsd_A=cfg.folded_rmsd_A, native_source=ref.native_source,
         n_folding=int(n_fold), n_unfolding=int(n_unfold), basin_transitions=int(ref.transitions_per_trajectory.sum()),
+        n_basins=int(len(ref.basin_min)), basin_populations=[float(p) for p in ref.basin_population],
+        basin_escape_barriers_kT=[float(b) for b in barriers],
+        lowest_barrier_kT=float(np.nanmin(barriers)) if np.isfinite(barriers).any() else None,
         tica_lag_frames=int(tica.lag), implied_timescales_ns=timescales_ns, fes_half_difference_kcal=diff,
         folded_fraction_halves=fold_h, usable=bool(usable), warnings=warnings,
     )

@@ -34,8 +34,13 @@ def test_converged_reference_is_usable(converged, tmp_path):
     assert rep.usable
     assert rep.total_time_ns == pytest.approx(8 * 1500 * 10.0 * 1e-3)
     assert rep.implied_timescales_ns[0] > 0
+    # two well-separated states: two TIC basins (no sampled frames between them: no saddle to measure)
+    assert rep.n_basins == 2 and (rep.lowest_barrier_kT is None or rep.lowest_barrier_kT > 2.0)
+    assert sum(rep.basin_populations) == pytest.approx(1.0, abs=0.02)
+    text = rep.text()
+    assert "basins         2 in the TIC 1-2 FES" in text and "per trajectory" in text and "lowest escape barrier" in text
     saved = json.loads((tmp_path / "report.json").read_text())
-    assert saved["n_folding"] == rep.n_folding
+    assert saved["n_folding"] == rep.n_folding and saved["n_basins"] == 2
     import matplotlib.image as mpimg
 
     img = mpimg.imread(tmp_path / "report.png")
@@ -51,6 +56,14 @@ def test_halves_that_disagree_are_flagged(tmp_path):
     assert any("not converged" in w for w in rep.warnings)
     assert any("folded fraction differs" in w for w in rep.warnings)
     assert rep.n_folding == 0 and not rep.usable
+
+
+def test_one_basin_is_flagged(tmp_path):
+    states = np.zeros((8, 600), np.int8)                      # folded throughout: a single basin
+    path = _save(tmp_path, states, "one")
+    rep = dataset_report(path, out=tmp_path / "r", lag=5)
+    assert rep.n_basins == 1 and rep.lowest_barrier_kT is None
+    assert any("one basin" in w for w in rep.warnings)
 
 
 def test_cli_prints_report_and_bad_path_exits_2(converged, tmp_path, capsys):
