@@ -17,9 +17,9 @@ def register(groups: dict) -> None:
     p.add_argument("--out", required=True, metavar="PATH", help="output dataset directory")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--replicas", type=int, default=None, metavar="N",
-                   help="number of replicas = trajectories (default 128; --quick: 8)")
+                   help="number of replicas = trajectories (default 48; --quick: 8)")
     p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="saved steps of 4 fs per replica (default 25000, after 10 ps of equilibration; --quick: 400)")
+                   help="saved steps of 4 fs per replica (default 150000, after 100 ps of equilibration; --quick: 400)")
     p.add_argument("--quick", action="store_true", help="tiny dataset in a few seconds (for tests)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
