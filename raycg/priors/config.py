@@ -28,6 +28,11 @@ class PriorConfig(StrictModel):
     repulsion: bool = True
     #: Number of Fourier terms n = 1..order of the dihedral series.
     dihedral_order: int = Field(3, ge=1, le=6)
+    #: Tikhonov penalty on the Fourier coefficients, relative to the summed bin weights. A dihedral
+    #: sampled over a narrow window leaves the series unconstrained elsewhere: unregularised, the
+    #: embedded reference's fits reached coefficients of ±100 kcal/mol whose cancellation outside the
+    #: data made prior-only simulations blow up. 0 disables it.
+    dihedral_ridge: float = Field(1e-3, ge=0.0)
     #: Repulsion acts on bead pairs whose shortest bond path has at least this many bonds
     #: (disconnected pairs included). 3 excludes 1-2 and 1-3 pairs, as mlcg does.
     repulsion_min_bond_separation: int = Field(3, ge=2)

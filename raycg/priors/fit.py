@@ -207,9 +207,16 @@ def _free_energy(k: _Kind, g: int, kbt: float, cfg: PriorConfig):
     return centers, c, neff, jac, free, mask, total
 
 
-def _wlsq(design: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+def _wlsq(design: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 0.0) -> np.ndarray:
+    """Weighted least squares; ``ridge`` > 0 adds ``ridge · Σw`` times the squared coefficients
+    (all but the first, the constant) to the objective (Tikhonov)."""
     sw = np.sqrt(w / w.max())
-    coef, *_ = np.linalg.lstsq(design * sw[:, None], y * sw, rcond=None)
+    a, b = design * sw[:, None], y * sw
+    if ridge > 0:
+        lam = np.sqrt(ridge * float(np.sum(sw * sw)))
+        pen = lam * np.eye(design.shape[1])[1:]
+        a, b = np.vstack([a, pen]), np.concatenate([b, np.zeros(len(pen))])
+    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
     return coef
 
 
@@ -244,7 +251,7 @@ def _fit_group(k: _Kind, g: int, kbt: float, cfg: PriorConfig, n_frames: int, wh
         x = centers[mask]
         n = np.arange(1, use + 1)
         design = np.concatenate([np.ones((nfit, 1)), np.cos(np.outer(x, n)), np.sin(np.outer(x, n))], axis=1)
-        coef = _wlsq(design, free[mask], neff[mask])
+        coef = _wlsq(design, free[mask], neff[mask], ridge=cfg.dihedral_ridge)
         stats = _residual_stats(free[mask], design @ coef, c[mask])
         pad = [0.0] * (order - use)
         params = {"cos": coef[1:1 + use].tolist() + pad, "sin": coef[1 + use:].tolist() + pad}
