@@ -7,9 +7,11 @@ Used by ``tests/study/test_faults_ray.py``, ``tests/cluster/test_faults_cluster.
   process started with :meth:`DiskFull.env` (the driver, Ray, Tune, the trials) gets ENOSPC for
   writes under one directory while a flag file exists, as from a full disk: a write that fits
   partly is cut short, the next one fails. No root, no loop device, nothing outside those processes.
-- :func:`study_processes` lists the processes of a driver's Unix session and of a Ray temp dir
-  (before/after counts of leaked processes); :func:`redone_units` measures the work a trial did
-  twice from its attempt records; :func:`result_hashes` fingerprints finished trials.
+- :func:`start_driver` runs ``raycg study ...`` as an operator does, in its own Unix session with
+  its own Ray temp dir (:func:`driver_env`); :func:`study_processes` lists the processes of that
+  session and temp dir (before/after counts of leaked processes; :func:`leftovers_after` waits a
+  bounded time for the reaper); :func:`redone_units` measures the work a trial did twice from its
+  attempt records; :func:`result_hashes` fingerprints finished trials.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +146,43 @@ class DiskFull:
     @property
     def full(self) -> bool:
         return self.flag.exists()
+
+
+def driver_env(temp_dir: str | os.PathLike, base: dict[str, str] | None = None, *, cpus: int = 2) -> dict[str, str]:
+    """Environment of a driver that starts its own local Ray under ``temp_dir`` (auth off, ``cpus`` CPUs)."""
+    env = dict(os.environ if base is None else base)
+    env.update(RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1", RAYCG_RAY_TEMP_DIR=str(temp_dir),
+               RAYCG_RAY_NUM_CPUS=str(cpus))
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+def start_driver(args: list[str], env: dict[str, str], log: str | os.PathLike) -> subprocess.Popen:
+    """``python -m raycg ARGS`` in its own Unix session (its session id is its PID), output to ``log``."""
+    with open(log, "w") as fh:
+        return subprocess.Popen([sys.executable, "-m", "raycg", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def poll(proc: subprocess.Popen, until: Callable[[], Any], timeout_s: float = 300.0) -> Any:
+    """Call ``until()`` every 0.2 s while ``proc`` runs; its first truthy value, or None (exited / timed out)."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        got = until()
+        if got:
+            return got
+        time.sleep(0.2)
+    return None
+
+
+def leftovers_after(session_id: int, temp_dir: str | os.PathLike | None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+    """Processes of a finished driver's session or Ray temp dir still alive after up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    left = study_processes(session_id, temp_dir)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = study_processes(session_id, temp_dir)
+    return left
 
 
 def study_processes(session_id: int | None = None, temp_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:

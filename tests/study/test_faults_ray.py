@@ -22,11 +22,8 @@ done twice bounded (epochs + chunks per trial, from the attempt records). Larger
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +32,12 @@ import yaml
 from raycg.study.fault_injection import (
     DiskFull,
     build_enospc_shim,
+    driver_env,
+    leftovers_after,
+    poll,
     redone_units,
     result_hashes,
+    start_driver,
     study_processes,
     trial_attempts,
 )
@@ -46,40 +47,6 @@ from .conftest import end_own_processes, read_json, short_tmpdir
 pytestmark = pytest.mark.ray
 
 EPOCHS, CHUNKS = 6, 2
-
-
-def _env(temp: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
-    env.update(RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1", RAYCG_RAY_TEMP_DIR=str(temp), RAYCG_RAY_NUM_CPUS="2")
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    """A driver in its own session (its session id is its PID), output to ``log``."""
-    with open(log, "w") as fh:
-        return subprocess.Popen([sys.executable, "-m", "raycg", *args], stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-
-
-def _left_after(driver: subprocess.Popen, temp: Path, timeout_s: float = 60.0) -> list[dict]:
-    """Processes of the driver's session or Ray temp dir still alive after it exited (bounded wait)."""
-    deadline = time.monotonic() + timeout_s
-    left = study_processes(driver.pid, temp)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.5)
-        left = study_processes(driver.pid, temp)
-    return left
-
-
-def _poll(driver: subprocess.Popen, until, timeout_s: float = 300.0):
-    deadline = time.monotonic() + timeout_s
-    while driver.poll() is None and time.monotonic() < deadline:
-        got = until()
-        if got:
-            return got
-        time.sleep(0.2)
-    return None
 
 
 def _done(study: Path) -> set[str]:
@@ -109,9 +76,9 @@ def test_full_disk_then_killed_driver_each_resumed(tmp_path, capsys):
     drivers: list[subprocess.Popen] = []
     try:
         # 1. the disk fills up once a trial has finished
-        d1 = _start(["study", "run", str(spec_path)], disk.env(_env(temps[0])), tmp_path / "run1.log")
+        d1 = start_driver(["study", "run", str(spec_path)], disk.env(driver_env(temps[0])), tmp_path / "run1.log")
         drivers.append(d1)
-        finished1 = _poll(d1, lambda: result_hashes(study))
+        finished1 = poll(d1, lambda: result_hashes(study))
         busy1 = study_processes(d1.pid, temps[0])
         disk.fill()
         rc1 = d1.wait(timeout=300)
@@ -119,23 +86,23 @@ def test_full_disk_then_killed_driver_each_resumed(tmp_path, capsys):
         assert finished1 and rc1 == 1, log1[-3000:]
         last = log1.strip().splitlines()[-1]
         assert "the study storage is full" in last and f"raycg study resume {study}" in last, last
-        assert busy1 and _left_after(d1, temps[0]) == []
+        assert busy1 and leftovers_after(d1.pid, temps[0]) == []
         states = sorted((study / "tune").glob("experiment_state-*.json"))
         raw = states[-1].read_bytes()  # what a state save cut short by the full disk leaves
         states[-1].write_bytes(raw[: len(raw) // 2])
         disk.free()
 
         # 2. resume (repairs the state); its driver is killed once one more trial has finished
-        d2 = _start(["study", "resume", str(study)], _env(temps[1]), tmp_path / "run2.log")
+        d2 = start_driver(["study", "resume", str(study)], driver_env(temps[1]), tmp_path / "run2.log")
         drivers.append(d2)
-        victim = _poll(d2, lambda: len(_done(study)) > len(finished1) and _running_at(study, 2))
+        victim = poll(d2, lambda: len(_done(study)) > len(finished1) and _running_at(study, 2))
         finished2 = result_hashes(study)
         busy2 = study_processes(d2.pid, temps[1])
         d2.kill()
         d2.wait()
         log2 = (tmp_path / "run2.log").read_text()
         assert victim and "repair: Tune state unusable" in log2, log2[-3000:]
-        assert busy2 and _left_after(d2, temps[1]) == []
+        assert busy2 and leftovers_after(d2.pid, temps[1]) == []
 
         from raycg.cli import main
 
@@ -145,12 +112,12 @@ def test_full_disk_then_killed_driver_each_resumed(tmp_path, capsys):
         assert "driver: gone" in status and " 0 running" in status, status
 
         # 3. resume to the end
-        d3 = _start(["study", "resume", str(study)], _env(temps[2]), tmp_path / "run3.log")
+        d3 = start_driver(["study", "resume", str(study)], driver_env(temps[2]), tmp_path / "run3.log")
         drivers.append(d3)
         rc3 = d3.wait(timeout=300)
         log3 = (tmp_path / "run3.log").read_text()
         assert rc3 == 0 and "trials: 4/4 done" in log3, log3[-3000:]
-        assert _left_after(d3, temps[2]) == []
+        assert leftovers_after(d3.pid, temps[2]) == []
     finally:
         for d in drivers:
             if d.poll() is None:

@@ -185,6 +185,10 @@ def _run_grid(spec: StudySpec, uri: str, *, address: str | None, restore: bool, 
                                          shutdown=shutdown)
     status = study_status(uri)
     unfinished = status["n_trials"] - status["done"] - status["failed"]
+    if todo > 0 and reason is None and unfinished > 0:
+        # Tune catches Ctrl-C itself and returns normally; trials it gave up on are folded into failed
+        # results, so only an interrupted run leaves unfinished ones (the CLI then exits 130)
+        interrupted = True
     if interrupted or reason or unfinished > 0:  # Tune stops gracefully on Ctrl-C and saves its state
         raise StudyIncomplete(spec.name, uri, unfinished, interrupted=interrupted, reason=reason)
     if not aggregate_results:
