@@ -89,6 +89,15 @@ class EvalConfig(StrictModel):
         1.0, ge=0.0,
         description="convergence: folding + unfolding events (RMSD hysteresis) per replica, averaged over "
                     "replicas, must reach this; fewer means the folded population still reflects the starts")
+    one_state_fraction: float = Field(
+        0.02, ge=0.0, lt=0.5,
+        description="convergence: a model whose pooled folded fraction is below this (or above 1 minus it) "
+                    "holds one state; it passes the crossing check without crossings after burn-in when at "
+                    "least min_one_state_departures replicas started in the other state and every one of them "
+                    "left it (none returned in the whole sample: the depleted state's population is bounded "
+                    "by the exit time over the aggregate time)")
+    min_one_state_departures: int = Field(
+        8, ge=1, description="convergence: replicas that must have started in, and left, the depleted state")
     drift_alpha: float = Field(
         0.01, gt=0.0, lt=0.5,
         description="convergence: the first and second half of the runs (after burn-in) disagree when a "

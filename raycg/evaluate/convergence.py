@@ -5,7 +5,9 @@ Four checks (thresholds are :class:`EvalConfig` fields; METRICS.md, "Convergence
 1. time: each replica's simulated time after burn-in (median over replicas) ≥
    ``min_time_over_timescale`` × the reference's slowest implied TICA timescale;
 2. crossings: folding + unfolding events per replica (RMSD hysteresis), mean over replicas ≥
-   ``min_crossings_per_replica``;
+   ``min_crossings_per_replica``; except for a one-state model (pooled folded fraction within
+   ``one_state_fraction`` of 0 or 1) when ≥ ``min_one_state_departures`` replicas started in the other
+   state and all of them left it: its population is settled although nothing crosses after burn-in;
 3. drift: the first and second half of the runs (after burn-in) agree: JS divergence of their pooled
    histograms on the basin grid, tested against the replica-to-replica noise by permutation (each
    replica's two halves swapped at random; under stationarity and reversibility the halves are
@@ -143,10 +145,39 @@ def _time_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str
                        f"(run {need:.2g}× longer)")
 
 
-def _crossing_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str]) -> None:
+def _one_state_departures(s: ReplicaSeries, config: EvalConfig, d: dict, notes: list[str]) -> bool:
+    """A one-state model (pooled folded fraction near 0 or 1) whose replicas started in the other state
+    all left it: its folded population is settled although nothing crosses after burn-in."""
+    if not len(s.frames) or s.frames.sum() <= 0:
+        return False
+    pooled = float(np.average(s.folded_fraction, weights=s.frames))
+    f, lo = s.folded_fraction, config.one_state_fraction
+    started_folded = s.start_rmsd < config.folded_rmsd_A
+    if pooled <= lo:
+        depleted, left, state = started_folded, f[started_folded] <= lo, "folded"
+    elif pooled >= 1.0 - lo:
+        depleted, left, state = ~started_folded, f[~started_folded] >= 1.0 - lo, "unfolded"
+    else:
+        return False
+    n = int(depleted.sum())
+    d["one_state_departures"] = float(left.sum())
+    if n < config.min_one_state_departures or not bool(np.all(left)):
+        return False
+    agg = float(s.frames.sum() * s.dt_frame_ps) if s.dt_frame_ps else float("nan")
+    notes.append(f"one-state model: pooled folded fraction {pooled:.3f}; all {n} replicas started {state} left "
+                 f"that state (within burn-in) and none returned in {agg:.4g} ps of aggregate sampling after "
+                 f"burn-in, so the {state} population is settled near {'0' if state == 'folded' else '1'} "
+                 f"without crossings")
+    return True
+
+
+def _crossing_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str],
+                    notes: list[str] | None = None) -> None:
     x = float(np.mean(s.events)) if len(s.events) else 0.0
     d["crossings_per_replica"] = x
     d["replicas_with_crossing_fraction"] = float(np.mean(s.events > 0)) if len(s.events) else 0.0
+    if x < config.min_crossings_per_replica and _one_state_departures(s, config, d, notes if notes is not None else []):
+        return
     if x < config.min_crossings_per_replica:
         need = config.min_crossings_per_replica / x if x > 0 else math.inf
         if np.isfinite(need):
@@ -162,7 +193,7 @@ def assess_convergence(s: ReplicaSeries, config: EvalConfig) -> Convergence:
     notes: list[str] = []
     rng = np.random.default_rng(config.bootstrap_seed)
     _time_check(s, config, d, reasons)
-    _crossing_check(s, config, d, reasons)
+    _crossing_check(s, config, d, reasons, notes)
     js, js_null, p, n_used = _halves(s, config, rng)
     d.update(halves_js=js, halves_js_null_median=js_null, halves_p=p)
     if not np.isfinite(p) or _min_p(2 ** (n_used - 1)) >= config.drift_alpha:

@@ -78,3 +78,32 @@ def test_unknown_frame_spacing_and_thresholds_are_config(prepared, tmp_path):
     assert doc["convergence"]["converged"] is False and doc["convergence"]["reasons"]
     assert Convergence.from_dict(doc["convergence"]).reasons == res.convergence.reasons
     assert doc["metrics"]["converged"] == 0.0
+
+
+def _one_state_series(n_folded_starts: int, stay_folded: int = 0, n: int = 32):
+    from raycg.evaluate.convergence import ReplicaSeries
+
+    start = np.where(np.arange(n) < n_folded_starts, 0.5, 4.0)
+    folded = np.zeros(n)
+    folded[:stay_folded] = 1.0                     # folded starts that never left
+    rng = np.random.default_rng(0)
+    cells = [rng.integers(0, 4, 225) for _ in range(n)]
+    return ReplicaSeries(basin_cells=cells, n_cells=5, folded_fraction=folded, start_rmsd=start,
+                         events=np.zeros(n), frames=np.full(n, 225.0), dt_frame_ps=1.0, slowest_timescale_ps=25.0)
+
+
+def test_a_one_state_model_whose_other_state_emptied_is_settled_without_crossings():
+    """A model that never folds: every replica started folded unfolded during burn-in and none came back
+    in 7.2 ns of aggregate sampling. Its folded population is settled near 0; the crossing rule alone would
+    call it unconverged. With too few departures, or one folded start that never left, it stays unconverged."""
+    from raycg.evaluate import EvalConfig
+    from raycg.evaluate.convergence import assess_convergence
+
+    cfg = EvalConfig()
+    ok = assess_convergence(_one_state_series(20), cfg)
+    assert not any("transitions per replica" in r for r in ok.reasons), ok.reasons
+    assert any("one-state model" in n and "all 20 replicas started folded" in n for n in ok.notes), ok.notes
+    few = assess_convergence(_one_state_series(cfg.min_one_state_departures - 1), cfg)
+    assert any("transitions per replica" in r for r in few.reasons)
+    stuck = assess_convergence(_one_state_series(20, stay_folded=1), cfg)
+    assert any("transitions per replica" in r for r in stuck.reasons)
