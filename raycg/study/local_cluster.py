@@ -7,8 +7,8 @@ timeout; a fake node whose processes died is forgotten by the provider so the au
 it (Ray's own fake provider keeps counting a dead node forever).
 
 Everything runs under its own ``--temp-dir``, ports and Unix session: ``ray start`` is launched
-with ``start_new_session=True`` and the session id is recorded in ``raycg_local_cluster.json``,
-so ``stop_local_cluster`` finds every process of the cluster (head daemons, fake nodes, their
+with ``start_new_session=True`` and the session id (read back from the head's processes) is
+recorded in ``raycg_local_cluster.json``, so ``stop_local_cluster`` finds every process of the cluster (head daemons, fake nodes, their
 agents and workers, which rename themselves and ignore SIGTERM) by that session, ends them by PID
 (SIGTERM, then SIGKILL after a grace period) and never touches its own ancestors or another Ray.
 Ray Client (``ray://``) is off: ``ray start --head`` always starts its server, bound to the
@@ -171,9 +171,10 @@ def cluster_processes(temp_dir: str | os.PathLike, info: LocalCluster | None = N
 
     temp_dir = str(Path(temp_dir).resolve())
     found = {p.pid: p for p in processes.processes_naming(temp_dir)}
-    if info is not None and info.session_id:
-        found.update({p.pid: p for p in processes.session_processes(info.session_id,
-                                                                    started_after=info.started_unix)})
+    sid = info.session_id if info is not None and info.session_id else _session_of(temp_dir)
+    if sid:
+        since = info.started_unix if info is not None else 0.0
+        found.update({p.pid: p for p in processes.session_processes(sid, started_after=since)})
     found.update({p.pid: p for p in processes.descendants(list(found))})
     skip = processes.protected_pids()
     return [p for pid, p in sorted(found.items()) if pid not in skip]
@@ -223,27 +224,44 @@ def start_local_cluster(temp_dir: str | os.PathLike, *, max_workers: int = 2, gp
         f"--runtime-env-agent-port={free_port()}",
     ]
     started = time.time()
-    # its own session: every process it starts (and they start) can be found and ended by that id
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    try:  # its own session: every process it starts (and they start) keeps that session id
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, start_new_session=True)
+        failed = None if proc.returncode == 0 else (proc.stderr or proc.stdout or "")
+    except subprocess.TimeoutExpired:
+        failed = f"ray start did not finish in {timeout_s:g} s"
+    if failed is not None:
+        stop_local_cluster(temp_dir, missing_ok=True)
+        tail = failed.strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"ray start failed: {tail[0]}")
     info = LocalCluster(address=f"127.0.0.1:{port}", dashboard_url=f"http://127.0.0.1:{dashboard_port}",
                         temp_dir=temp_dir, config_path=str(cfg_path), auth_mode=auth_mode,
                         max_workers=max_workers, gpus_per_worker=gpus_per_worker,
                         cpus_per_worker=cpus_per_worker, idle_timeout_minutes=idle_timeout_minutes,
-                        session_id=proc.pid, started_unix=started)
-    atomic_write_json(Path(temp_dir, STATE_FILE), asdict(info))  # recorded first: a failed start is stoppable
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        err = (err or "") + f"\nray start did not finish in {timeout_s:g} s"
-    if proc.returncode != 0:
-        stop_local_cluster(temp_dir, missing_ok=True)
-        tail = (err or out or "").strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"ray start failed: {tail[0]}")
+                        session_id=_session_of(temp_dir), started_unix=started)
+    atomic_write_json(Path(temp_dir, STATE_FILE), asdict(info))
     _end_client_server(temp_dir, info)
     return info
+
+
+def _session_of(temp_dir: str) -> int:
+    """The Unix session of the processes naming ``temp_dir`` (the head's daemons); 0 if none (or ours)."""
+    from raycg.study.processes import processes_naming
+
+    own = {os.getsid(0)}
+    for p in processes_naming(temp_dir):
+        try:
+            sid = os.getsid(p.pid)
+        except OSError:
+            continue
+        if sid not in own:
+            return sid
+    return 0
+
+
+def _whole(value: float, what: str) -> int:
+    if float(value) != int(value) or value < 0:
+        raise InputError(f"{what} must be a whole number >= 0, got {value!r}")
+    return int(value)
 
 
 def _end_client_server(temp_dir: str, info: LocalCluster) -> None:
@@ -257,12 +275,6 @@ def _end_client_server(temp_dir: str, info: LocalCluster) -> None:
             return False
 
     end_processes([p for p in cluster_processes(temp_dir, info) if is_client_server(p)], grace_s=2.0)
-
-
-def _whole(value: float, what: str) -> int:
-    if float(value) != int(value) or value < 0:
-        raise InputError(f"{what} must be a whole number >= 0, got {value!r}")
-    return int(value)
 
 
 def read_local_cluster(temp_dir: str | os.PathLike) -> LocalCluster:
