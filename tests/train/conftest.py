@@ -70,7 +70,11 @@ def dataset() -> CGDataset:
 def priors(dataset):
     from raycg.priors import PriorConfig, fit_priors
 
-    return fit_priors(dataset, PriorConfig(bins=60))
+    # unregularised dihedral fits (dihedral_ridge=0): these tests check training mechanics on a tiny
+    # fixture, sized with that prior; with the default ridge the 5-epoch tica-marginal run's validation
+    # energy loss rises after epoch 0 (the small model overfits the residual target), which is not what
+    # test_energy_matching_loss_falls is about. The ridge itself is tested in tests/priors.
+    return fit_priors(dataset, PriorConfig(bins=60, dihedral_ridge=0.0))
 
 
 @pytest.fixture(scope="session")
