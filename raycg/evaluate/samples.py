@@ -68,10 +68,29 @@ class ModelSamples:
     dt_frame_ps: float | None = None
     planned_frames: list[int] = field(default_factory=list)
     lost_planned_frames: list[int] = field(default_factory=list)
+    #: The structure each scored replica started from (Å, same order as ``replicas``), when known; the
+    #: convergence check classifies start basins by it. Without it the first *saved* frame stands in,
+    #: which a model that leaves its start basin within one save interval has already left.
+    start_frames: list[np.ndarray] = field(default_factory=list)
 
     @property
     def n_replicas(self) -> int:
         return len(self.replicas)
+
+    def set_start_frames(self, starts: np.ndarray) -> None:
+        """Attach the simulation's start positions ``[n_replicas_total, B, 3]`` (Å): each scored replica
+        gets the one of its index (``replica_NNNN`` in its source), else its position in ``replicas``."""
+        import re
+
+        starts = np.asarray(starts, dtype=np.float32)
+        out = []
+        for i, src in enumerate(self.replica_sources or [""] * len(self.replicas)):
+            m = re.search(r"replica_(\d+)", src or "")
+            j = int(m.group(1)) if m else i
+            if not 0 <= j < len(starts):
+                raise ValueError(f"replica {j} has no start position ({len(starts)} given)")
+            out.append(starts[j])
+        self.start_frames = out
 
     @property
     def n_frames(self) -> int:

@@ -122,7 +122,8 @@ def _select(samples: ModelSamples, burn_in: float) -> _Selection:
     sel = _Selection()
     names = samples.replica_sources or [None] * len(samples.replicas)
     planned = samples.planned_frames or [len(r) for r in samples.replicas]
-    for r, name, n_plan in zip(samples.replicas, names, planned):
+    starts = samples.start_frames or [r[0] for r in samples.replicas]
+    for r, name, n_plan, start in zip(samples.replicas, names, planned, starts):
         drop = int(math.floor(burn_in * n_plan))
         lost = n_plan - max(len(r), drop)
         if len(r) - drop <= 0:
@@ -130,7 +131,7 @@ def _select(samples: ModelSamples, burn_in: float) -> _Selection:
             continue
         sel.kept.append(r[drop:])
         sel.sources.append(name)
-        sel.first_frames.append(r[0])
+        sel.first_frames.append(start)
         sel.lost_kept.append(lost)
     for n_plan in samples.lost_planned_frames:
         sel.lost_frameless.append(n_plan - int(math.floor(burn_in * n_plan)))

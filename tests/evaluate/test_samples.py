@@ -126,3 +126,23 @@ def test_real_simulation_output_directory(small, tmp_path):
     assert all(len(r) == 10 for r in s.replicas)
     assert s.dt_frame_ps == pytest.approx(0.04)
     assert np.all(np.abs(s.replicas[0] - small.coords[0]).max() < 5.0)  # Å, not nm
+
+
+def test_start_frames_come_from_the_starts_by_replica_index():
+    """The convergence check classifies start basins by the structures the replicas started from, not
+    by their first saved frame (which a model that leaves its basin within one save interval has left)."""
+    from raycg.evaluate.samples import ModelSamples
+    from raycg.evaluate.score import _select
+
+    reps = [np.full((5, 3, 3), float(k)) for k in (0, 2)]          # replicas 0 and 2 saved frames; 1 did not
+    s = ModelSamples(replicas=reps, n_beads=3, n_replicas_total=3,
+                     replica_sources=["sim/replica_0000.h5", "sim/replica_0002.h5"], planned_frames=[5, 5])
+    starts = np.stack([np.full((3, 3), 10.0 + k) for k in range(3)])
+    s.set_start_frames(starts)
+    assert [float(f[0, 0]) for f in s.start_frames] == [10.0, 12.0]
+    sel = _select(s, 0.2)
+    assert [float(f[0, 0]) for f in sel.first_frames] == [10.0, 12.0]
+    plain = ModelSamples(replicas=reps, n_beads=3, n_replicas_total=2, planned_frames=[5, 5])
+    assert [float(f[0, 0]) for f in _select(plain, 0.2).first_frames] == [0.0, 2.0]
+    with pytest.raises(ValueError, match="no start position"):
+        s.set_start_frames(starts[:2])

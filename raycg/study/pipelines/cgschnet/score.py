@@ -21,6 +21,7 @@ def score_phase(ctx: TrialContext) -> None:
 
     ds = trial_dataset(ctx)
     samples = load_model_trajectories(ctx.work / "sim", reference=ds)
+    samples.set_start_frames(np.load(ctx.prepared_dir() / "start_positions.npy"))  # start basins from the starts
     sc = score(ds, reference_tica(ctx), samples, ctx.config.evaluation.eval_config())
     out = ctx.work / "scores"
     sc.save(out)
