@@ -106,6 +106,11 @@ _CHECKS = (("slowest implied timescale", "replicas too short for the slowest imp
            ("frame spacing unknown", "frame spacing unknown"))
 
 
+def note_label(note: str) -> str:
+    """A short name for a convergence note (its text up to the first colon)."""
+    return re.split(r"[:(]", note, maxsplit=1)[0].strip()[:80] or note[:80]
+
+
 def _short(reason: str) -> str:
     for key, name in _CHECKS:
         if key in reason:
@@ -122,11 +127,12 @@ def convergence_table(study: Path, trials: pd.DataFrame, group: str) -> pd.DataF
         rows.append({"trial_id": t["trial_id"], group: t.get(group), "seed": t.get("seed"),
                      "converged": None if c is None else c["converged"],
                      "reasons": list(c["reasons"]) if c else ["no convergence diagnostics recorded"],
+                     "notes": list(c.get("notes", [])) if c else [],
                      "run_longer_factor": float(diag.get("run_longer_factor", np.nan)),
                      "time_over_timescale": float(diag.get("time_over_timescale", np.nan)),
                      "crossings_per_replica": float(diag.get("crossings_per_replica", np.nan)),
                      "replica_time_lost_fraction": float(t.get("replica_time_lost_fraction", np.nan))})
-    return pd.DataFrame(rows, columns=["trial_id", group, "seed", "converged", "reasons", "run_longer_factor",
+    return pd.DataFrame(rows, columns=["trial_id", group, "seed", "converged", "reasons", "notes", "run_longer_factor",
                                        "time_over_timescale", "crossings_per_replica", "replica_time_lost_fraction"])
 
 

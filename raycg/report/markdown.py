@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from raycg.report.inputs import note_label
 from raycg.stats import PRIMARY_TEST, T_INTERVAL, format_group, group_symbol
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ def _p_eq(v: float) -> str:
 
 def _p_pair(raw: float, holm: float) -> str:
     return "" if not np.isfinite(raw) else f"{_p(raw)} ({_p(holm)})"
+
+
+def _n(k: int, noun: str) -> str:
+    return f"{k} {noun}" + ("" if k == 1 else "s")
 
 
 def _pm(mean: float, sd: float) -> str:
@@ -113,6 +118,11 @@ def _omnibus(ms: MetricStatistics, symbol: str) -> str:
     parts = []
     for _, r in ms.omnibus.iterrows():
         stat = "χ²" if r["test"] == "Friedman" else "H"
+        if not np.isfinite(r["statistic"]):
+            parts.append(f"{r['test']} across all weights: not applicable (needs ≥ 3 weights"
+                         + (" and ≥ 2 complete seeds; with two weights the paired tests above are the comparison)"
+                            if r["test"] == "Friedman" else ")"))
+            continue
         parts.append(f"{r['test']} across all weights: {stat} = {_cell(r['statistic'])}, p {_p_eq(r['p'])} "
                      f"(n = {int(r['n'])} {r['unit']})")
     tr = ms.trend.iloc[0]
@@ -149,7 +159,7 @@ def _verdict(a: Analysis) -> list[str]:
     test = PRIMARY_TEST if st.pair_by else "Welch's t-test (no seed pairing available)"
     out += [f"Primary metric: **{ms.label}** (`{st.primary}`, {ms.unit or 'no unit'}, {_dir(ms)}). Decision: "
             f"{test} of each weight vs the baseline {group_symbol(st.group)} = {format_group(st.baseline)}, Holm "
-            f"across the {len(ms.unpaired)} weights at family-wise α = {st.alpha:g}"
+            f"across the {_n(len(ms.unpaired), 'weight')} at family-wise α = {st.alpha:g}"
             + (f"; equivalence by paired TOST at ±{_cell(st.equivalence_margin)} {ms.unit}" if st.equivalence_margin
                else "; no equivalence margin stated") + ".", "", "```", *a.verdict_lines, "```", ""]
     return out + _meaning(a) + [""]
@@ -246,10 +256,54 @@ def _convergence(a: Analysis) -> list[str]:
     rows = [[r["trial_id"], format_group(r[a.group]), format_group(r["seed"]),
              "not assessed" if r["converged"] is None or r["converged"] is pd.NA else bool(r["converged"]),
              r["run_longer_factor"], r["time_over_timescale"], r["crossings_per_replica"],
-             r["replica_time_lost_fraction"], "; ".join(r["reasons"])] for _, r in c.iterrows()]
+             r["replica_time_lost_fraction"], "; ".join(r["reasons"]) or "; ".join(map(note_label, r["notes"]))]
+            for _, r in c.iterrows()]
     out += [_md_table(["trial", a.group, "seed", "converged", "run × longer", "time / slowest τ",
-                       "crossings per replica", "replica time lost", "reasons"], rows), ""]
-    return out
+                       "crossings per replica", "replica time lost", "reasons (or notes)"], rows), ""]
+    return out + _convergence_notes(c)
+
+
+def _convergence_notes(c: pd.DataFrame) -> list[str]:
+    """Each kind of diagnostic note once, with the trials it applies to and one trial's full text."""
+    kinds: dict[str, list[tuple[str, str]]] = {}
+    for _, r in c.iterrows():
+        for n in r["notes"]:
+            kinds.setdefault(note_label(n), []).append((str(r["trial_id"]), n))
+    if not kinds:
+        return []
+    out = ["Notes of the diagnostics (a check passed by its stated exception, or could not be assessed):", ""]
+    for label, hits in kinds.items():
+        ids = ", ".join(t for t, _ in hits)
+        out.append(f"- *{label}* ({ids}); e.g. {hits[0][0]}: {hits[0][1]}")
+    return out + [""]
+
+
+_TRAIN_COLS = ("final_val_force_loss", "train_prior_only_val_force_loss")
+
+
+def _training(a: Analysis) -> list[str]:
+    """Did training learn anything? Validation force loss of each weight's models vs the priors alone."""
+    t = a.table[a.table["status"].eq("ok")] if "status" in a.table.columns else a.table
+    if t.empty or not all(c in t.columns for c in _TRAIN_COLS) or a.group not in t.columns:
+        return []
+    out = ["## Training: trained models vs the priors alone", "",
+           "Validation force loss (mean squared force error per component, (kcal/mol/Å)², on the trial's "
+           "validation trajectories, last epoch; the model kept is the best epoch's) of the trained model and of the prior-only model "
+           "(the same priors, no network) on the same frames. It includes the noise of the mapped forces, which "
+           "no model can remove.", ""]
+    rows = []
+    for g, d in t.groupby(a.group, sort=True):
+        fl, po = d[_TRAIN_COLS[0]].to_numpy(float), d[_TRAIN_COLS[1]].to_numpy(float)
+        rel = 100.0 * (fl - po) / po
+        ev = d["final_val_energy_loss"].to_numpy(float) if "final_val_energy_loss" in d else np.full(len(d), np.nan)
+        ep = (f"{int(d['train_best_epoch'].min())}–{int(d['train_best_epoch'].max())} of "
+              f"{int(d['train_epochs'].max())}") if {"train_best_epoch", "train_epochs"} <= set(d.columns) else ""
+        rows.append([format_group(g), len(d), _pm(float(np.mean(fl)), float(np.std(fl, ddof=1)) if len(d) > 1 else float("nan")),
+                     _cell(float(np.mean(po))), f"{_cell(float(np.mean(rel)), 2)}% [{_cell(float(rel.min()), 2)}, "
+                     f"{_cell(float(rel.max()), 2)}]", int(np.sum(fl < po)), ep, _cell(float(np.mean(ev)))])
+    return out + [_md_table([a.group, "n", "val force loss (mean ± SD)", "prior-only", "change vs prior-only "
+                             "(mean [min, max])", "trials below prior-only", "best epoch (0-based)",
+                             "val energy loss (mean)"], rows), ""]
 
 
 def _floor(a: Analysis) -> list[str]:
@@ -448,7 +502,7 @@ def render(a: Analysis) -> str:
     """The whole report."""
     md = [f"# raycg study report: {a.study_dir.name}", "",
           f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} from `{a.study_dir}`.", ""]
-    md += _verdict(a) + _design(a) + _convergence(a) + _floor(a)
+    md += _verdict(a) + _design(a) + _convergence(a) + _training(a) + _floor(a)
     if a.statistics is not None:
         md += _metrics(a) + _power(a)
     if a.notes:

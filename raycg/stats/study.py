@@ -247,10 +247,11 @@ def _correct(stats_by: dict[str, MetricStatistics], primary: str, secondary: lis
              alpha: float) -> None:
     """Holm families: primary across weights; secondary across metrics × weights; exploratory per metric."""
     k = len(stats_by[primary].unpaired)
-    families = [([primary], f"primary: Holm across the {k} weights vs the baseline")]
+    w = f"{k} weight" + ("" if k == 1 else "s")
+    families = [([primary], f"primary: Holm across the {w} vs the baseline")]
     if secondary:
-        families.append((secondary, f"secondary: Holm across {len(secondary)} metrics × {k} weights"))
-    families += [([m], f"exploratory: Holm across the {k} weights of this metric only") for m in explore]
+        families.append((secondary, f"secondary: Holm across {len(secondary)} metrics × {w}"))
+    families += [([m], f"exploratory: Holm across the {w} of this metric only") for m in explore]
     for names, text in families:
         correct_family([stats_by[m] for m in names], text, alpha)
     eq = stats_by[primary].equivalence

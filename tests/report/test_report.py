@@ -18,7 +18,7 @@ from raycg.report import run_analysis, trial_table
 from raycg.report.figures import free_energy, infer_kt
 from raycg.units import kbt
 
-from .conftest import FLOOR
+from .conftest import FLOOR, ONE_STATE_NOTE
 
 KT = kbt(300.0)
 FIGURES = ("paired_differences.png", "metrics_vs_weight.png", "fes_pooled.png", "fes_difference.png", "trapping.png",
@@ -238,3 +238,22 @@ def test_exploratory_metrics_and_string_weights(tmp_path, study_factory):
     assert st.groups == [0.0, 1.0, 10.0] and st.exploratory == ["coverage"]
     assert st.metrics["coverage"].role == "exploratory" and "## Exploratory metrics" in a.report_path.read_text()
     assert a.metrics == [*ANALYSED, "coverage"]
+
+
+def test_report_shows_training_against_the_prior_and_convergence_notes(analysed):
+    md = (analysed[0] / "results" / "report.md").read_text()
+    train = md.split("## Training: trained models vs the priors alone", 1)[1].split("\n## ", 1)[0]
+    # w_E = 0: 4 trials at 25.0 vs the prior-only 26.0 (-3.8%), every one below the prior; best epoch 9 of 10
+    assert "| 0 | 4 | 25 ± 0 | 26 | -3.8% [-3.8, -3.8] | 4 | 9–9 of 10 |" in train
+    assert "| 10 |" in train and "prior-only" in train
+    conv = md.split("## Convergence", 1)[1].split("\n## ", 1)[0]
+    assert "| w1_s0 | 1 | 0 | yes | 1 | 12 | 6 | 0.1 | one-state model |" in conv
+    assert "| w1_s1 | 1 | 1 | yes | 1 | 12 | 6 | 0 |  |" in conv
+    assert "- *one-state model* (w0_s0, w1_s0, w10_s0); e.g. w0_s0: " + ONE_STATE_NOTE in conv
+
+
+def test_two_weights_say_friedman_does_not_apply(tmp_path, study_factory):
+    root = study_factory(tmp_path / "s", failed=False, running=False, weights=(0.0, 1.0))
+    md = _quiet(root).report_path.read_text()
+    assert "Friedman across all weights: not applicable (needs ≥ 3 weights" in md and "χ² = ," not in md
+    assert "Holm across the 1 weight at family-wise" in md and "Holm across the 1 weight vs the baseline" in md
