@@ -12,7 +12,7 @@ Four checks (thresholds are :class:`EvalConfig` fields; METRICS.md, "Convergence
    histograms on the basin grid, tested against the replica-to-replica noise by permutation (each
    replica's two halves swapped at random; under stationarity and reversibility the halves are
    exchangeable), fails when p < ``drift_alpha``;
-4. start basins: replicas started folded and not folded (Cα RMSD of their first frame below / above
+4. start basins: replicas started folded and not folded (Cα RMSD of their start structure below / above
    ``folded_rmsd_A``) reach the same folded fraction: one-sided permutation test of the difference
    (started-folded minus started-unfolded), fails when p < ``start_basin_alpha``.
 
@@ -62,7 +62,7 @@ class ReplicaSeries:
     basin_cells: list[np.ndarray]     # per replica: flat cell on the basin grid (last index = outside)
     n_cells: int
     folded_fraction: np.ndarray       # [R] folded fraction after burn-in
-    start_rmsd: np.ndarray            # [R] Cα RMSD of the replica's first saved frame to native (Å)
+    start_rmsd: np.ndarray            # [R] Cα RMSD of each start structure (samples.start_frames) to native (Å)
     events: np.ndarray                # [R] folding + unfolding events
     frames: np.ndarray                # [R] frames after burn-in
     dt_frame_ps: float | None

@@ -306,6 +306,15 @@ def _training(a: Analysis) -> list[str]:
                              "val energy loss (mean)"], rows), ""]
 
 
+def _gate_odds(p: float, n_trials: int) -> str:
+    """How often a study of perfect models would pass the all-trials convergence gate."""
+    if n_trials < 2 or not 0.0 < p < 1.0:
+        return ""
+    return (f"; a study of {n_trials} perfect-model trials would pass the all-trials gate with probability "
+            f"≈ {p:.2f}^{n_trials} = {p ** n_trials:.2f} (a failed gate makes the verdict inconclusive, never "
+            "significant)")
+
+
 def _floor(a: Analysis) -> list[str]:
     out = ["## Noise floor", ""]
     if a.floor is None:
@@ -314,7 +323,8 @@ def _floor(a: Analysis) -> list[str]:
                       "divergences are not 0 even for a perfect sample).", ""]
     fl = a.floor
     proto = ", ".join(f"{k} = {v}" for k, v in fl.protocol.items()) or "not recorded"
-    conv = (f" {100 * fl.converged_fraction:.0f}% of the repeats pass the convergence diagnostics."
+    conv = (f" {100 * fl.converged_fraction:.0f}% of the repeats pass the convergence diagnostics"
+            + _gate_odds(fl.converged_fraction, len(a.convergence)) + "."
             if np.isfinite(fl.converged_fraction) else "")
     out += ["What a perfect model scores under the trials' protocol: reference trajectories cut into segments of "
             f"the trials' simulated length and started like the trials, scored like a trial, {fl.n_repeats} "

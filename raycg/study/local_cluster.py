@@ -1,5 +1,8 @@
 """A fake multi-node Ray cluster with a real autoscaler on one machine.
 
+(Over 300 lines for one reason: start, wait for, describe and stop one cluster share its config file
+and process bookkeeping; splitting them would pass that state between modules.)
+
 ``start_local_cluster`` starts a Ray head with the autoscaler and a fake multi-node provider
 (:mod:`raycg.study.fake_provider`): when trials ask for GPUs the autoscaler "launches" fake GPU
 worker nodes (real raylets on this machine advertising ``GPU: 1``) and removes them after the idle
