@@ -311,7 +311,7 @@ def _gate_odds(p: float, n_trials: int) -> str:
     if n_trials < 2 or not 0.0 < p < 1.0:
         return ""
     return (f"; a study of {n_trials} perfect-model trials would pass the all-trials gate with probability "
-            f"≈ {p:.2f}^{n_trials} = {p ** n_trials:.2f} (a failed gate makes the verdict inconclusive, never "
+            f"≈ {p:.3g}^{n_trials} = {p ** n_trials:.2f} (a failed gate makes the verdict inconclusive, never "
             "significant)")
 
 

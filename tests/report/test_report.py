@@ -93,7 +93,7 @@ def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
             "Seeds: 0, 1, 2, 3.", "What this verdict means, and what it does not", "Study converged: **yes**",
             "| w1_s0 | 1 | 0 | yes |", "noise floor (mean ± SD, 50 repeats)", "excess over floor",
             "frames_per_replica = 500", "50 repeats", "90% of the repeats pass",
-            "a study of 11 perfect-model trials would pass the all-trials gate with probability ≈ 0.90^11 = 0.31", "Paired by seed (each weight vs the baseline trial",
+            "a study of 11 perfect-model trials would pass the all-trials gate with probability ≈ 0.9^11 = 0.31", "Paired by seed (each weight vs the baseline trial",
             "Unpaired (independent samples; sensitivity check", "Equivalence (paired TOST at ±0.05 nats",
             "Secondary: Holm across 3 metrics × 2 weights", "Friedman across all weights",
             "Minimal detectable effect (80% power): |d_z|", "target effect d_z = 1", "Student t interval",
