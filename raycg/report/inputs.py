@@ -115,7 +115,7 @@ def _short(reason: str) -> str:
     for key, name in _CHECKS:
         if key in reason:
             return name
-    return re.split(r"[:(]", reason, maxsplit=1)[0].strip()[:80] or reason[:80]
+    return note_label(reason)
 
 
 def convergence_table(study: Path, trials: pd.DataFrame, group: str) -> pd.DataFrame:

