@@ -4,10 +4,15 @@ Synthetic two-state data (folded = CLN025 native Cα trace, unfolded = extended 
 slow switching) stands in for real trajectories; the work per frame is the same as for real data.
 Measured separately: fitting the reference TICA, preparing the reference (projection, FES, basins,
 RMSD statistics; done once per study) and scoring the model (projection after 10% burn-in, 2-D/1-D
-FES, KL both ways, JS, W1 exact 1-D on all frames + exact 2-D grid LP, FES MSE, coverage,
+FES, KL both ways, JS, W1 exact 1-D on all frames + exact 2-D grid optimal transport, FES MSE, coverage,
 folded/mirror RMSD fractions on all frames, basins and transitions). Prints JSON (time and peak RSS).
 
     python benchmarks/bench_score.py [--model-frames 1000000] [--replicas 1000] [--reference-frames 1000000]
+    python benchmarks/bench_score.py --w1 [--repeats 20]
+
+``--w1`` times only the 2-D W1 transport, side by side on the same 24 x 24 histograms of two
+two-basin samples: raycg's ``transport_cost`` (POT's network simplex) against the same transport
+as a sparse linear program through scipy's HiGHS (what raycg used before), with both values.
 """
 
 from __future__ import annotations
@@ -59,8 +64,53 @@ def current_mb() -> float:
     return float("nan")
 
 
+def w1_side_by_side(repeats: int, seed: int) -> dict:
+    """Seconds per 2-D W1 transport: POT's network simplex (raycg) vs the linear program through HiGHS."""
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+    from scipy.spatial.distance import cdist
+
+    from raycg.evaluate import metrics as M
+
+    rng = np.random.default_rng(seed)
+    ref = np.concatenate([rng.normal([0, 0], [1, 0.5], (30_000, 2)), rng.normal([2.5, 1], [0.5, 0.5], (8_000, 2))])
+    rows, ours, theirs, sizes = [], [], [], []
+    for _ in range(repeats):
+        mod = np.concatenate([rng.normal([0.2, 0.1], [1.1, 0.6], (6_000, 2)),
+                              rng.normal([2.2, 1.2], [0.6, 0.4], (2_000, 2))])
+        edges = M.w1_grid_edges(ref, mod, 24)
+        hp = np.bincount(M.w1_cells(ref, edges), minlength=576) / len(ref)
+        hq = np.bincount(M.w1_cells(mod, edges), minlength=576) / len(mod)
+        d = hp - hq
+        pos, neg = d > 1e-14, d < -1e-14
+        c = [0.5 * (e[1:] + e[:-1]) for e in edges]
+        gx, gy = np.meshgrid(*c, indexing="ij")
+        centres = np.column_stack([gx.ravel(), gy.ravel()])
+        p, q = d[pos], -d[neg] * d[pos].sum() / -d[neg].sum()
+        cost = cdist(centres[pos], centres[neg])
+        t0 = time.perf_counter()
+        a = M.transport_cost(p, centres[pos], q, centres[neg])
+        ours.append(time.perf_counter() - t0)
+        m, n = cost.shape
+        t0 = time.perf_counter()
+        r_ = np.concatenate([np.repeat(np.arange(m), n), m + np.tile(np.arange(n), m)])
+        a_eq = coo_matrix((np.ones(2 * m * n), (r_, np.tile(np.arange(m * n), 2))), shape=(m + n, m * n)).tocsr()
+        b = linprog(cost.ravel(), A_eq=a_eq[:-1], b_eq=np.concatenate([p, q])[:-1], bounds=(0, None),
+                    method="highs").fun
+        theirs.append(time.perf_counter() - t0)
+        rows.append(abs(a - b) / b)
+        sizes.append([m, n])
+    return {"benchmark": "bench_score --w1", "repeats": repeats, "cells_surplus_deficit_median": np.median(sizes, 0).tolist(),
+            "raycg_pot_network_simplex_s_median": round(float(np.median(ours)), 5),
+            "reference_scipy_highs_lp_s_median": round(float(np.median(theirs)), 5),
+            "speedup": round(float(np.median(theirs) / np.median(ours)), 1),
+            "max_relative_difference": float(max(rows)), "python": sys.version.split()[0]}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--w1", action="store_true", help="time only the W1 transport: POT vs scipy HiGHS")
+    ap.add_argument("--repeats", type=int, default=20, help="--w1: histograms pairs timed")
     ap.add_argument("--model-frames", type=int, default=1_000_000)
     ap.add_argument("--replicas", type=int, default=1000)
     ap.add_argument("--reference-frames", type=int, default=1_000_000)
@@ -68,6 +118,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", help="also write the JSON here")
     args = ap.parse_args(argv)
+    if args.w1:
+        out = w1_side_by_side(args.repeats, args.seed)
+        print(json.dumps(out, indent=2))
+        return out
 
     from raycg.cv import fit_reference_tica
     from raycg.cv.testing import make_dataset, two_state_coords, two_state_states

@@ -31,7 +31,7 @@ class EvalConfig(StrictModel):
                                           "before KL (then renormalised); the regulariser for empty bins")
     w1_bins: int = Field(24, ge=4, le=40,
                          description="bins per axis of the coarse grid on which the 2-D Wasserstein-1 is solved "
-                                     "exactly as a transport LP")
+                                     "exactly (optimal transport between the cell masses)")
     folded_rmsd_A: float = Field(
         1.5, gt=0.0,
         description="a frame is folded when its Cα RMSD to native is below this (Å). 1.5 Å for Cα CLN025: "
@@ -74,11 +74,10 @@ class EvalConfig(StrictModel):
         description="block-bootstrap resamples over replicas (replicas are the independent units) for the "
                     "<metric>_ci_low/_ci_high columns; 0: no intervals")
     bootstrap_resamples_w1: int = Field(
-        25, ge=0, le=100_000,
-        description="resamples for the W1 interval (each is one transport LP on the w1_bins grid: 10 ms "
-                    "for sparse histograms, ~0.2 s when both populate most of the 24x24 cells, as a trial's "
-                    "replicas do; 25 keeps a trial's scoring to seconds, with the interval's SD estimated to "
-                    "~15%); at most bootstrap_resamples are used")
+        200, ge=0, le=100_000,
+        description="resamples for the W1 interval (each is one exact transport on the w1_bins grid, ~5 ms "
+                    "with POT's network simplex at a trial's ~200 x 200 surplus/deficit cells); at most "
+                    "bootstrap_resamples are used")
     ci_level: float = Field(0.95, gt=0.5, lt=1.0, description="coverage of the bootstrap intervals")
     bootstrap_seed: int = Field(0, ge=0, description="seed of the bootstrap resampling (deterministic)")
     min_time_over_timescale: float = Field(

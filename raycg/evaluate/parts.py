@@ -135,7 +135,7 @@ def distribution_metrics(ref, t: Totals, config: EvalConfig, dt_frame_ps: float 
     """The primary-capable metrics of one sample from its :class:`Totals` (METRICS.md).
 
     Lost replica-time (``t.lost``, when ``config.blowup_penalty``) is model mass outside the reference
-    grid in KL and JS, and mass at :func:`lost_distance` in W1. ``w1=False`` skips the transport LP.
+    grid in KL and JS, and mass at :func:`lost_distance` in W1. ``w1=False`` skips the optimal transport.
     """
     lost = t.lost if config.blowup_penalty else 0.0
     shape = ref.hist2d.shape

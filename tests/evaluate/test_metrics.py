@@ -92,12 +92,43 @@ def test_wasserstein_of_shifted_gaussians_is_the_shift(rng):
     assert M.wasserstein_1d(a[:, 0], c) == pytest.approx(np.sqrt(2 / np.pi), abs=0.01)
 
 
-def test_transport_lp_small_known_case():
+def _transport_by_linprog(p, q, cost):
+    """The transport problem as a dense linear program through scipy HiGHS (an independent solver)."""
+    from scipy.optimize import linprog
+
+    m, n = cost.shape
+    a_eq = np.zeros((m + n, m * n))
+    for i in range(m):
+        a_eq[i, i * n:(i + 1) * n] = 1.0
+    for j in range(n):
+        a_eq[m + j, j::n] = 1.0
+    res = linprog(cost.ravel(), A_eq=a_eq[:-1], b_eq=np.concatenate([p, q * p.sum() / q.sum()])[:-1],
+                  bounds=(0, None), method="highs")
+    assert res.status == 0
+    return res.fun
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_transport_cost_matches_the_linear_program(seed):
+    # the network simplex and HiGHS reach the same optimum (random masses, Euclidean and custom costs)
+    from scipy.spatial.distance import cdist
+
+    g = np.random.default_rng(seed)
+    xp, xq = g.normal(size=(40, 2)), g.normal(size=(55, 2)) + 0.5
+    p, q = g.random(40), g.random(55) * 3.0
+    assert M.transport_cost(p, xp, q, xq) == pytest.approx(_transport_by_linprog(p, q, cdist(xp, xq)), rel=1e-9)
+    cost = g.random((40, 56))
+    q_out = np.append(q, 0.7)
+    assert M.transport_cost(p, None, q_out, None, cost=cost) == pytest.approx(
+        _transport_by_linprog(p, q_out, cost), rel=1e-9)
+
+
+def test_transport_cost_small_known_case():
     # two point masses moved by distance 3 and 4 -> cost (3 + 4) / 2
     p = np.array([0.5, 0.5])
     xp = np.array([[0.0, 0.0], [10.0, 0.0]])
     xq = np.array([[3.0, 0.0], [10.0, 4.0]])
-    assert M.transport_lp(p, xp, p, xq) == pytest.approx(3.5)
+    assert M.transport_cost(p, xp, p, xq) == pytest.approx(3.5)
 
 
 def test_free_energy_min_zero_nan_empty_and_boltzmann_ratio():
@@ -189,6 +220,6 @@ def test_w1_net_mass_formulation_equals_the_full_transport_problem(rng):
     gx, gy = np.meshgrid(*c, indexing="ij")
     centres = np.column_stack([gx.ravel(), gy.ravel()])
     ma, mb = ha.ravel() > 0, hb.ravel() > 0
-    full = M.transport_lp(ha.ravel()[ma] / ha.sum(), centres[ma], hb.ravel()[mb] / hb.sum(), centres[mb])
+    full = M.transport_cost(ha.ravel()[ma] / ha.sum(), centres[ma], hb.ravel()[mb] / hb.sum(), centres[mb])
     assert M.wasserstein_2d_grid(a, b, bins=bins) == pytest.approx(full, rel=1e-7)
     assert full > 0.5
