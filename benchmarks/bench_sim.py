@@ -14,6 +14,12 @@ per cell is bounded (a warm-up step, then steps until ``--seconds``). Prints one
 
     python benchmarks/bench_sim.py [--quick] [--device cuda] [--replicas 1 10 100] [--seconds 3] [--compile R ...]
                                    [--no-compile]
+    python benchmarks/bench_sim.py --scope [--replicas 32 128] [--rounds 3]
+
+``--scope`` times only the two compile scopes of the device policy side by side (raycg.device:
+``sim_compile_scope``): the whole integrator step as one graph ("step", the CPU choice) against the
+network pass and the prior compiled separately with the integrator eager ("forces"), for the
+quickstart's model size (hidden/filters 32, 2 interactions, 16 basis functions), rounds alternating.
 
 The machine is shared: the JSON records the load average; rates are the best of ``--rounds``, and
 each rate also per CPU second of this process (``*_per_cpu_s``, ``ratio_per_cpu_second``: less
@@ -219,6 +225,40 @@ def raycg_rate(model, x0: np.ndarray, seconds: float, device: str, compile_step:
     return best, n, dead
 
 
+def scope_compare(args) -> dict:
+    """Compiled replica-steps/s with the whole step in one graph vs the forces compiled apart."""
+    import dataclasses
+
+    import raycg.device as rdev
+    from raycg.model import CGSchNet, CGSchNetConfig, EnergyModel
+
+    prior, types = make_priors()
+    torch.manual_seed(0)
+    cfg = CGSchNetConfig(hidden_channels=32, num_filters=32, num_interactions=2, num_rbf=16)
+    net = CGSchNet(cfg)
+    with torch.no_grad():
+        net.output[-1].weight.mul_(1e-3)
+    model = EnergyModel(types, copy.deepcopy(prior), net).eval()
+    policy = rdev.policy_for(args.device)
+    rows = []
+    for r in args.replicas or [32, 128]:
+        x0, best = start_positions(r), {}
+        for _ in range(args.rounds):
+            for scope in ("step", "forces"):
+                patched = dataclasses.replace(policy, sim_compile_scope=scope)
+                rdev.CPU, rdev.CUDA = (patched, rdev.CUDA) if policy.kind == "cpu" else (rdev.CPU, patched)
+                rate, n, _ = raycg_rate(model, x0, args.seconds or 3.0, args.device, compile_step=True, rounds=1)
+                best[scope] = max(best.get(scope, 0.0), rate)
+        rdev.CPU, rdev.CUDA = (policy, rdev.CUDA) if policy.kind == "cpu" else (rdev.CPU, policy)
+        rows.append({"replicas": r, "ms_per_step_step_scope": 1000 / best["step"],
+                     "ms_per_step_forces_scope": 1000 / best["forces"], "speedup_step_vs_forces": best["step"] / best["forces"]})
+        print(json.dumps({"progress": rows[-1]}), flush=True)
+    return {"benchmark": "bench_sim --scope: compiled step vs compiled forces", "device": args.device,
+            "policy_scope": policy.sim_compile_scope, "model_config": cfg.model_dump(), "rounds": args.rounds,
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None, "rows": rows}
+
+
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -239,9 +279,13 @@ def main() -> None:
                     help="time the CGSchNet and reference cells only up to this many replicas (default 1000: one "
                          "eager SchNet step at 4096 replicas takes minutes on a loaded 2-core machine)")
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds per cell, best kept (load noise)")
+    ap.add_argument("--scope", action="store_true", help="only the compile scopes side by side (see above)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.scope:
+        print(json.dumps(scope_compare(args), indent=1))
+        return
     replicas = args.replicas or ([1, 10, 100] if args.quick else [1, 10, 100, 1000, 4096])
     seconds = args.seconds or (1.0 if args.quick else 3.0)
     compile_at = set() if args.no_compile else set(args.compile if args.compile else replicas)

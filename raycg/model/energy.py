@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from raycg.device import (
     CPU_SIM_PAIR_BLOCK,
     CPU_TRAIN_PAIR_BLOCK,
+    compile_private,
     divisor_block,
     free_memory,
     model_pass_bytes,
@@ -106,13 +107,18 @@ class EnergyModel(nn.Module):
         return self._energy_and_forces(pos, network_eaf, self.prior, create_graph)
 
     def simulation_forces(self, *, compile: bool = False, table_spacing_A: float | None = None,
-                          pair_block: int | None | str = "policy") -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+                          pair_block: int | None | str = "policy",
+                          traceable: bool = False) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
         """``pos -> (E, F)`` for simulation with frozen weights: :meth:`energy_and_forces` with
 
         - ``table_spacing_A``: the network's filters read from a :class:`FilterTable` of that grid
           spacing (Å) instead of evaluated per pair (None: exact filter networks);
         - ``compile``: the network's fused pass and the prior each ``torch.compile``d (static
           shapes: one compilation per replica count);
+        - ``traceable``: nothing compiled here, but the whole pass can be traced by ``torch.compile``
+          inside a larger function (the simulation engine compiles the whole integrator step around
+          it, as the device policy says): the prior's forces by ``torch.func`` instead of
+          ``torch.autograd.grad`` (a graph break), one block of replicas;
         - ``pair_block``: without ``compile``, evaluate blocks of replicas (replicas are
           independent). ``"policy"``: as the device policy says (:mod:`raycg.device`: on a CPU blocks
           of ~4,096 bead pairs that keep the per-pair intermediates in cache — at 1000 CLN025
@@ -125,7 +131,9 @@ class EnergyModel(nn.Module):
         On the 2-core CPU here, table + compile run ~5× the eager exact pass at 100+ replicas
         (benchmarks/bench_sim.py); the table's force error is ~1e-5 kcal/mol/Å (float32 level).
         """
-        info: dict = {"compiled": bool(compile), "filter_table": None,
+        if traceable and compile:
+            raise ValueError("traceable forces are compiled by the caller: pass compile=False")
+        info: dict = {"compiled": bool(compile), "filter_table": None, "traceable": traceable,
                       "capturable": self.network is None or self.network.use_dense(self.n_beads)}
         network_eaf = None
         if self.network is not None:
@@ -137,11 +145,13 @@ class EnergyModel(nn.Module):
                                         "max_relative_error": table.max_relative_error}
                 network_eaf = functools.partial(self.network.energy_and_forces, table=table)
             if compile:
-                network_eaf = torch.compile(network_eaf, dynamic=False)
+                network_eaf = compile_private(network_eaf, dynamic=False)
         prior = self.prior
         if compile and prior is not None:
-            prior = torch.compile(prior, dynamic=False)
-        block_for = self._replica_blocks(None if compile else pair_block)
+            prior = compile_private(prior, dynamic=False)
+        if traceable and prior is not None:
+            prior = _FuncForces(prior)
+        block_for = self._replica_blocks(None if compile or traceable else pair_block)
         info["replica_block"] = None
 
         def energy_and_forces(pos: Tensor) -> tuple[Tensor, Tensor]:
@@ -181,7 +191,7 @@ class EnergyModel(nn.Module):
         else:
             e, f = pos.new_zeros(pos.shape[0]), torch.zeros_like(pos)
         if prior is not None:
-            ep, fp = forces_of(prior, pos, create_graph=create_graph)
+            ep, fp = prior(pos) if isinstance(prior, _FuncForces) else forces_of(prior, pos, create_graph=create_graph)
             e, f = e + ep, f + fp
         if not create_graph:
             e, f = e.detach(), f.detach()
@@ -196,3 +206,19 @@ def forces_of(module: nn.Module, pos: Tensor, *, create_graph: bool = False) -> 
         e = module(pos)
         (g,) = torch.autograd.grad(e.sum(), pos, create_graph=create_graph)
     return (e if create_graph else e.detach()), -g
+
+
+class _FuncForces:
+    """``pos -> (E, -∇E)`` of a ``pos -> E`` module by ``torch.func`` (traceable by ``torch.compile``,
+    unlike ``torch.autograd.grad``); frozen weights, no graph kept."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        def total(p: Tensor) -> tuple[Tensor, Tensor]:
+            e = self.module(p)
+            return e.sum(), e
+
+        grad, e = torch.func.grad(total, has_aux=True)(pos)
+        return e.detach(), -grad.detach()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raycg.device import CompileFallback, policy_for, resolve_device
+from raycg.device import CompileFallback, compile_private, policy_for, resolve_device
 from raycg.errors import InputError
 from raycg.sim.capture import CapturedSteps, CudaGraphs, EagerGraphs, try_capture
 from raycg.sim.config import SimulationConfig, make_config
@@ -79,28 +79,35 @@ def _check_inputs(masses, start_positions, bonds, topology, dtype, device):
     return x0, m, bonds_np, r_, b_
 
 
-def _force_source(potential, cfg: SimulationConfig, use_compile: bool):
+def _force_source(potential, cfg: SimulationConfig, use_compile: bool, scope: str = "forces"):
     """What the integrator calls for forces, and a description for the run report.
 
-    A potential with ``simulation_forces(compile=, table_spacing_A=)`` (raycg's EnergyModel:
-    tabulated filters, fused pass and prior compiled, blocks as the device policy says) provides
-    its own. Otherwise, with ``compile``, a module is compiled as a ``pos -> E`` function
-    (AOTAutograd compiles its backward, i.e. the forces, too) and another object's
-    ``energy_and_forces`` is compiled. Only raycg's own passes are marked ``capturable``.
+    A potential with ``simulation_forces(compile=, table_spacing_A=, traceable=)`` (raycg's
+    EnergyModel: tabulated filters, fused pass and prior compiled, blocks as the device policy says)
+    provides its own; with ``scope="step"`` it provides a traceable uncompiled pass and the
+    :class:`~raycg.sim.stepper.Stepper` compiles the whole step around it. Otherwise, with
+    ``compile``, a module is compiled as a ``pos -> E`` function (AOTAutograd compiles its
+    backward, i.e. the forces, too) and another object's ``energy_and_forces`` is compiled. Only
+    raycg's own passes are marked ``capturable``.
     """
     make = getattr(potential, "simulation_forces", None)
     if callable(make):
-        eaf = make(compile=use_compile, table_spacing_A=cfg.filter_table_spacing_A)
+        step = use_compile and scope == "step"
+        eaf = make(compile=use_compile and not step, table_spacing_A=cfg.filter_table_spacing_A, traceable=step)
         info = getattr(eaf, "info", None)
         info = {"compiled": use_compile} if info is None else info   # the pass's own dict: it adds to it
+        info["compiled"] = use_compile
+        if use_compile:
+            info["compile_scope"] = "step" if step else "forces"
     elif not use_compile:
         return potential, {"compiled": False}
     elif isinstance(potential, torch.nn.Module):
-        return torch.compile(potential, dynamic=False), {"compiled": True}
+        return compile_private(potential, dynamic=False), {"compiled": True, "compile_scope": "forces"}
     elif callable(getattr(potential, "energy_and_forces", None)):
-        eaf, info = torch.compile(potential.energy_and_forces, dynamic=False), {"compiled": True}
+        eaf = compile_private(potential.energy_and_forces, dynamic=False)
+        info = {"compiled": True, "compile_scope": "forces"}
     else:
-        return torch.compile(potential, dynamic=False), {"compiled": True}
+        return compile_private(potential, dynamic=False), {"compiled": True, "compile_scope": "forces"}
 
     class _Forces:
         energy_and_forces = staticmethod(eaf)
@@ -108,12 +115,13 @@ def _force_source(potential, cfg: SimulationConfig, use_compile: bool):
     return _Forces(), info
 
 
-def _working_force_fn(potential, cfg: SimulationConfig, x0: torch.Tensor):
+def _working_force_fn(potential, cfg: SimulationConfig, x0: torch.Tensor, scope: str):
     """The force function, tried once on the start positions when compiled. If compilation fails
-    (e.g. no C++ compiler on a node), say so in one line and fall back to the eager pass."""
-    source, info = _force_source(potential, cfg, cfg.use_compile())
+    (e.g. no C++ compiler on a node), say so in one line and fall back to the eager pass. With a
+    step-scope compilation the pass is returned uncompiled (the stepper compiles the step)."""
+    source, info = _force_source(potential, cfg, cfg.use_compile(), scope)
     fn = make_force_fn(source)
-    if not info.get("compiled"):
+    if not info.get("compiled") or info.get("compile_scope") == "step":
         return fn, info
 
     def make_eager():
@@ -145,7 +153,7 @@ class Simulation:
                              hint="pass bonds=[[i, j], ...] or a topology with bonds")
         if isinstance(potential, torch.nn.Module):
             potential.to(device=self.device, dtype=self.dtype)
-        self.force_fn, self.force_info = _working_force_fn(potential, cfg, x0)
+        self.force_fn, self.force_info = _working_force_fn(potential, cfg, x0, self.policy.sim_compile_scope)
         m_int = internal_mass(torch.as_tensor(self.masses, dtype=torch.float64))
         coef = StepCoefficients(cfg.integrator, cfg.dt_ps, cfg.friction_per_ps,
                                 torch.tensor(self.temps, dtype=torch.float64), m_int)
@@ -162,7 +170,10 @@ class Simulation:
         self.state = self._resume(ck) if ck is not None else guard.kill_broken_starts(self._start(x0, velocities))
         self.start_step = int(ck["step"]) if ck is not None else 0
         host_check = CPU_FAST_PATH and self.policy.host_health_check and bool(self.state.alive.all())
-        self.stepper = Stepper(cfg.integrator, coef, self.force_fn, guard, host_check=host_check)
+        self.stepper = Stepper(cfg.integrator, coef, self.force_fn, guard, host_check=host_check,
+                               compile_step=self.force_info.get("compile_scope") == "step",
+                               on_fallback=self._step_fallback)
+        self.stepper.compile_now(self.state)
         self.n_frames_total = cfg.n_steps // cfg.save_every
         if keep_positions is None:
             keep_positions = self.out_dir is None or self.r * self.n_frames_total * self.b * 12 < 256 * 2**20
@@ -173,6 +184,10 @@ class Simulation:
         self.captured = self._capture(CudaGraphs(self.device) if self.device.type == "cuda" else EagerGraphs())
 
     # -- set-up -------------------------------------------------------------------------------------
+    def _step_fallback(self, error: str) -> None:
+        """The compiled step failed to compile: it runs eagerly (same numbers); the report says so."""
+        self.force_info.update(compiled=False, compile_error=error)
+
     def _open_output(self, out_dir, overwrite: bool, topology, x0: torch.Tensor):
         """(out_dir, writer, checkpoint to resume or None, topology)."""
         if out_dir is None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from raycg.device import CompileFallback, compile_private
 from raycg.sim.integrators import ForceFn, StepCoefficients, baoab_step, brownian_step
 from raycg.sim.state import BlowupGuard, ReplicaState
 
@@ -23,12 +25,40 @@ class Stepper:
     """
 
     def __init__(self, integrator: str, coef: StepCoefficients, force_fn: ForceFn, guard: BlowupGuard, *,
-                 host_check: bool) -> None:
+                 host_check: bool, compile_step: bool = False,
+                 on_fallback: Callable[[str], None] | None = None) -> None:
         self.integrate: Integrate = baoab_step if integrator == "baoab" else brownian_step
         self.coef = coef
         self.force_fn = force_fn
         self.guard = guard
         self.host_check = host_check
+        self.update = self._update(compile_step, on_fallback)
+
+    def _update(self, compile_step: bool, on_fallback) -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """``(x, v, f, noise) -> (x, v, f, E)``: the integrator with its force pass, compiled as one graph
+        with ``compile_step`` (the device policy's step scope; the force pass must then be traceable),
+        with a one-line eager fallback if compilation fails."""
+        eager = functools.partial(self.integrate, c=self.coef, force_fn=self.force_fn)
+        if not compile_step:
+            return eager
+        compiled = compile_private(eager, dynamic=False)
+
+        def make_eager():
+            if on_fallback is not None:
+                on_fallback(guarded.error or "")
+            return eager
+
+        guarded = CompileFallback(compiled, make_eager, who="raycg.sim", then="running the step eagerly",
+                                  detail=True)
+        return guarded
+
+    def compile_now(self, s: ReplicaState) -> None:
+        """Compile the step now (one throw-away step from ``s`` with zero noise; ``s`` and the random
+        stream are untouched), so that compilation is not counted as simulation time."""
+        if isinstance(self.update, CompileFallback):
+            noise = torch.zeros_like(s.x) if self.coef.stochastic else None
+            with torch.no_grad():                       # as in the run loop: one graph
+                self.update(s.x.clone(), s.v.clone(), s.f.clone(), noise)
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype,
               device: torch.device) -> Tensor | None:
@@ -39,7 +69,7 @@ class Stepper:
 
     def __call__(self, s: ReplicaState, noise: Tensor | None) -> ReplicaState:
         s.step += 1
-        x, v, f, e = self.integrate(s.x, s.v, s.f, noise, self.coef, self.force_fn)
+        x, v, f, e = self.update(s.x, s.v, s.f, noise)
         if self.host_check and self.guard.all_healthy(x, v, f, e):
             return s.replace(x=x, v=v, f=f, e=e)
         out = self.guard.mask(s, x, v, f, e)

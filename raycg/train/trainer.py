@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from raycg.device import CompileFallback, free_memory, model_pass_bytes, policy_for, resolve_device
+from raycg.device import CompileFallback, compile_private, free_memory, model_pass_bytes, policy_for, resolve_device
 from raycg.errors import ConfigError, DatasetError, InputError
 from raycg.model.energy import EnergyModel, blocked_energy_and_forces
 from raycg.model.io import save_model
@@ -366,7 +366,7 @@ class Trainer:
         if not (self.policy.use_compile(cfg.compile, cfg.epochs * self.n_batches, training=True)
                 and self.need_graph and net.use_dense(self.data.n_beads)):
             return None
-        return CompileFallback(torch.compile(net.energy_and_forces, dynamic=False), lambda: net.energy_and_forces,
+        return CompileFallback(compile_private(net.energy_and_forces, dynamic=False), lambda: net.energy_and_forces,
                                who="raycg.train", then="training eagerly")
 
     # -- one optimiser step ------------------------------------------------------------------------

@@ -66,6 +66,42 @@ def test_compiled_simulation_matches_eager():
     assert np.abs(compiled.positions - eager.positions).max() < 1e-8
 
 
+def test_compiled_step_scope_reports_itself_and_each_model_keeps_its_own_graph():
+    """The CPU policy compiles the whole integrator step (forces inside). Two models of one architecture
+    simulated one after the other in one process (a Tune worker runs trial after trial) each follow their
+    own eager trajectory: the second never runs on the first one's compiled weights."""
+    first = small_model()
+    second = small_model()
+    with torch.no_grad():
+        for p in second.network.parameters():
+            p.mul_(1.5)
+    cfg = SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=True)
+    runs = [simulate(m, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS), cfg, progress=False)
+            for m in (first, second, first)]
+    torch._dynamo.reset()
+    assert runs[0].info["forces"]["compile_scope"] == "step"
+    eager = [run(first), run(second)]
+    assert np.abs(eager[0].positions - eager[1].positions).max() > 1e-6       # the models differ
+    for res, ref in zip(runs, (eager[0], eager[1], eager[0])):
+        assert res.info["forces"]["compiled"] is True
+        assert np.abs(res.positions - ref.positions).max() < 1e-8
+
+
+def test_a_long_lived_process_keeps_compiling_every_simulation():
+    """A Tune worker runs simulation after simulation: each must compile its step as one graph (no
+    graph break, no second graph for a grad-mode change), and the 9th must not hit dynamo's recompile
+    limit and silently run eagerly (it did when every run shared one code object)."""
+    from torch._dynamo.utils import counters
+
+    cfg = SimulationConfig(n_steps=3, save_every=1, dt_ps=0.002, dtype="float64", seed=3, compile=True)
+    before = dict(counters["frames"])
+    for i in range(1, 11):
+        simulate(small_model(), np.full(N_BEADS, MASS), chain_starts(4, N_BEADS), cfg, progress=False)
+        assert counters["frames"]["ok"] - before.get("ok", 0) == i
+    assert not counters["graph_break"] and not counters["recompile_limit"]
+    torch._dynamo.reset()
+
+
 def test_failed_compilation_falls_back_to_eager(monkeypatch, capsys):
     """A node without a working compiler: one line on stderr, the run goes on eagerly, same numbers."""
     def broken_compile(fn, **kwargs):
