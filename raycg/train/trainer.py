@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from raycg.device import CompileFallback, compile_private, free_memory, model_pass_bytes, policy_for, resolve_device
+from raycg.device import (
+    CompileFallback,
+    compile_private,
+    free_memory,
+    model_pass_bytes,
+    policy_for,
+    resolve_device,
+)
 from raycg.errors import ConfigError, DatasetError, InputError
 from raycg.model.energy import EnergyModel, blocked_energy_and_forces
 from raycg.model.io import save_model
