@@ -91,13 +91,12 @@ class BlowupGuard:
             code = torch.where((code == 0) & (d > self.max_bond).any(1), 5, code)
         return code
 
-    def healthy(self, x: Tensor, v: Tensor, f: Tensor, e: Tensor) -> Tensor:
-        """One cheap global check as a 0-d bool tensor (no host sync; traceable, so a compiled step
-        computes it in its own graph)."""
-        ok = torch.isfinite(x.sum() + f.sum() + v.sum() + e.sum())
-        if self.max_bond is None:
-            return ok
-        return ok & ~((x[:, self.bi] - x[:, self.bj]).norm(dim=-1) > self.max_bond).any()
+    def all_healthy(self, x: Tensor, v: Tensor, f: Tensor, e: Tensor) -> bool:
+        """One cheap global check (a host sync: used on CPU only)."""
+        total = x.sum() + f.sum() + v.sum() + e.sum()
+        if not bool(torch.isfinite(total)):
+            return False
+        return self.max_bond is None or not bool(((x[:, self.bi] - x[:, self.bj]).norm(dim=-1) > self.max_bond).any())
 
     def mask(self, s: ReplicaState, x: Tensor, v: Tensor, f: Tensor, e: Tensor) -> ReplicaState:
         """The state after a step to (x, v, f, e): replicas that blow up now (or before) keep their

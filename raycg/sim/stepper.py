@@ -13,14 +13,6 @@ from raycg.sim.integrators import ForceFn, StepCoefficients, baoab_step, brownia
 from raycg.sim.state import BlowupGuard, ReplicaState
 
 Integrate = Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]
-Updated = tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]
-
-
-def _advance(x: Tensor, v: Tensor, f: Tensor, noise: Tensor | None, *, integrate: Integrate, c: StepCoefficients,
-             force_fn: ForceFn, guard: BlowupGuard | None) -> Updated:
-    """One integrator step and, with a ``guard``, the global health flag of its result."""
-    x, v, f, e = integrate(x, v, f, noise, c, force_fn)
-    return x, v, f, e, (guard.healthy(x, v, f, e) if guard is not None else None)
 
 
 class Stepper:
@@ -40,16 +32,13 @@ class Stepper:
         self.force_fn = force_fn
         self.guard = guard
         self.host_check = host_check
-        self.compiled = compile_step
         self.update = self._update(compile_step, on_fallback)
 
-    def _update(self, compile_step: bool, on_fallback) -> Callable[..., Updated]:
-        """``(x, v, f, noise) -> (x, v, f, E, healthy)``: the integrator with its force pass, and with
-        ``host_check`` the global health flag (else None), compiled as one graph with ``compile_step``
-        (the device policy's step scope; the force pass must then be traceable), with a one-line
-        eager fallback if compilation fails."""
-        eager = functools.partial(_advance, integrate=self.integrate, c=self.coef, force_fn=self.force_fn,
-                                  guard=self.guard if self.host_check else None)
+    def _update(self, compile_step: bool, on_fallback) -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
+        """``(x, v, f, noise) -> (x, v, f, E)``: the integrator with its force pass, compiled as one graph
+        with ``compile_step`` (the device policy's step scope; the force pass must then be traceable),
+        with a one-line eager fallback if compilation fails."""
+        eager = functools.partial(self.integrate, c=self.coef, force_fn=self.force_fn)
         if not compile_step:
             return eager
         compiled = compile_private(eager, dynamic=False)
@@ -80,8 +69,8 @@ class Stepper:
 
     def __call__(self, s: ReplicaState, noise: Tensor | None) -> ReplicaState:
         s.step += 1
-        x, v, f, e, ok = self.update(s.x, s.v, s.f, noise)
-        if self.host_check and bool(ok):
+        x, v, f, e = self.update(s.x, s.v, s.f, noise)
+        if self.host_check and self.guard.all_healthy(x, v, f, e):
             return s.replace(x=x, v=v, f=f, e=e)
         out = self.guard.mask(s, x, v, f, e)
         self.host_check = self.host_check and bool(out.alive.all())
