@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 
 import torch
@@ -13,6 +14,21 @@ from raycg.sim.integrators import ForceFn, StepCoefficients, baoab_step, brownia
 from raycg.sim.state import BlowupGuard, ReplicaState
 
 Integrate = Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]
+
+
+#: relative tolerance of the compiled-vs-eager check of one step (float32: round-off of a force pass)
+STEP_CHECK_RTOL = {torch.float32: 1e-3, torch.float64: 1e-9}
+
+
+def step_disagreement(got: tuple[Tensor, ...], want: tuple[Tensor, ...]) -> float:
+    """Largest difference between two step results (x, v, F, E), each relative to the size of its
+    eager value (max |·|, at least 1)."""
+    worst = 0.0
+    for a, b in zip(got, want):
+        diff = torch.where(torch.isnan(a) & torch.isnan(b), 0.0, (a - b).abs())   # NaN in one only: inf
+        scale = max(float(torch.nan_to_num(b, nan=0.0, posinf=0.0, neginf=0.0).abs().max()), 1.0)
+        worst = max(worst, float(torch.nan_to_num(diff, nan=float("inf")).max()) / scale)
+    return worst
 
 
 class Stepper:
@@ -39,6 +55,7 @@ class Stepper:
         with ``compile_step`` (the device policy's step scope; the force pass must then be traceable),
         with a one-line eager fallback if compilation fails."""
         eager = functools.partial(self.integrate, c=self.coef, force_fn=self.force_fn)
+        self.eager, self.on_fallback = eager, on_fallback
         if not compile_step:
             return eager
         compiled = compile_private(eager, dynamic=False)
@@ -53,12 +70,27 @@ class Stepper:
         return guarded
 
     def compile_now(self, s: ReplicaState) -> None:
-        """Compile the step now (one throw-away step from ``s`` with zero noise; ``s`` and the random
-        stream are untouched), so that compilation is not counted as simulation time."""
-        if isinstance(self.update, CompileFallback):
-            noise = torch.zeros_like(s.x) if self.coef.stochastic else None
-            with torch.no_grad():                       # as in the run loop: one graph
-                self.update(s.x.clone(), s.v.clone(), s.f.clone(), noise)
+        """Compile the step now and check it: one throw-away step from ``s`` with zero noise, compiled
+        and eager (``s`` and the random stream are untouched), so compilation is not counted as
+        simulation time and a miscompiled step never runs. If the two disagree beyond round-off
+        (a compiler bug: inductor once returned wrong forces when the step also reduced over them),
+        one line on stderr and the step runs eagerly."""
+        if not isinstance(self.update, CompileFallback):
+            return
+        noise = torch.zeros_like(s.x) if self.coef.stochastic else None
+        with torch.no_grad():                           # as in the run loop: one graph
+            got = self.update(s.x.clone(), s.v.clone(), s.f.clone(), noise)
+            if self.update.error is not None:           # compilation failed: already eager
+                return
+            want = self.eager(s.x.clone(), s.v.clone(), s.f.clone(), noise)
+        worst = step_disagreement(got, want)
+        if worst > STEP_CHECK_RTOL.get(want[0].dtype, 1e-3):
+            print(f"raycg.sim: the compiled step disagrees with the eager step (relative difference {worst:.2g} "
+                  f"in x, v, F or E); running the step eagerly", file=sys.stderr, flush=True)
+            self.update.fn = self.eager
+            self.update.error = "compiled step disagrees with eager"
+            if self.on_fallback is not None:
+                self.on_fallback(self.update.error)
 
     def noise(self, shape: tuple[int, ...], generator: torch.Generator, dtype: torch.dtype,
               device: torch.device) -> Tensor | None:

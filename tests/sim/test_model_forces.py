@@ -102,6 +102,28 @@ def test_a_long_lived_process_keeps_compiling_every_simulation():
     torch._dynamo.reset()
 
 
+def test_a_miscompiled_step_is_caught_before_it_runs(monkeypatch, capsys):
+    """A compiler that returns wrong forces (inductor did, for a step that also reduced over them): the
+    compiled step is checked against the eager one on the start state, and the run goes on eagerly."""
+    import raycg.sim.stepper as stepper_mod
+
+    def wrong_forces(fn, **kwargs):
+        def run_it(*a, **k):
+            x, v, f, e = fn(*a, **k)
+            return x, v, f * 1.01, e
+        return run_it
+
+    monkeypatch.setattr(stepper_mod, "compile_private", wrong_forces)
+    model = small_model()
+    res = simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS),
+                   SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=True),
+                   progress=False)
+    assert "the compiled step disagrees with the eager step" in capsys.readouterr().err
+    assert res.info["forces"]["compiled"] is False
+    assert res.info["forces"]["compile_error"] == "compiled step disagrees with eager"
+    assert np.abs(res.positions - run(model).positions).max() < 1e-12
+
+
 def test_failed_compilation_falls_back_to_eager(monkeypatch, capsys):
     """A node without a working compiler: one line on stderr, the run goes on eagerly, same numbers."""
     def broken_compile(fn, **kwargs):
