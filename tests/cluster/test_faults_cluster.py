@@ -1,11 +1,11 @@
 """The one-machine fake cluster loses its only GPU worker node mid-trial; ``down`` leaves nothing (issue 14).
 
-The cluster (head without CPUs, at most one fake GPU worker) runs a toy study whose trials each need
-the GPU node. Once a trial has checkpointed two epochs, the whole node is killed (``kill -9`` of its
+The cluster (head without CPUs, at most one fake GPU worker, none at the start) runs a toy study whose
+trials each need the GPU node: the autoscaler adds it (preflight says it relies on the autoscaler). Once a trial has checkpointed two epochs, the whole node is killed (``kill -9`` of its
 raylet, the raylet's agents and workers, and its log monitor), as when a machine dies. Ray's own
 fake provider would keep counting the dead node and the study would wait forever; raycg's
 provider forgets it, the autoscaler starts a new node, and Tune continues the trial there from its
-last checkpoint. Then ``timeout 120 raycg cluster local down`` (as an operator types it) ends
+last checkpoint. The idle worker is removed after the idle timeout. Then ``timeout 120 raycg cluster local down`` (as an operator types it) ends
 every process of the cluster and not its own wrapper.
 """
 
@@ -41,12 +41,16 @@ def _node_processes(cluster_procs: list[psutil.Process], node_id: str) -> list[p
     return procs
 
 
+def gpu_nodes(nodes: list[dict]) -> set[str]:
+    return {n["NodeID"] for n in nodes if n["Resources"].get("GPU", 0) > 0}
+
+
 def test_lost_node_is_replaced_and_down_leaves_no_process(tmp_path):
-    from raycg.study.local_cluster import cluster_processes, start_local_cluster
+    from raycg.study.local_cluster import cluster_nodes, cluster_processes, start_local_cluster
 
     temp = short_tmpdir("rcgn")
     cluster = start_local_cluster(temp, max_workers=1, gpus_per_worker=1, cpus_per_worker=1, head_cpus=0,
-                                  idle_timeout_minutes=0.5, include_dashboard=False)
+                                  idle_timeout_minutes=0.15, include_dashboard=False)
     spec = {"name": "lostnode", "pipeline": "toy", "storage": str(tmp_path / "runs"),
             "grid": {"energy_weights": [0.0, 1.0], "seeds": 1}, "resources": {"cpus": 1, "gpu": 1},
             "concurrency": {"max_concurrent_trials": 1}, "retries": {"max_failures": 3},
@@ -76,6 +80,15 @@ def test_lost_node_is_replaced_and_down_leaves_no_process(tmp_path):
         rc = driver.wait(timeout=240)  # never returns with Ray's own fake provider: the node is not replaced
         out = (tmp_path / "driver.log").read_text()
         assert rc == 0, out[-3000:]
+        assert "relying on the autoscaler" in out  # preflight: no GPU node yet, but an autoscaler can add one
+        # the idle GPU worker is removed after the idle timeout (9 s)
+        deadline, left = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            left = gpu_nodes(cluster_nodes(cluster.address, "disabled"))
+            if not left:
+                break
+            time.sleep(2.0)
+        assert not left, f"GPU workers still up after the idle timeout: {left}"
     finally:
         if driver.poll() is None:
             driver.kill()

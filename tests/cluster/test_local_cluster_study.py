@@ -3,8 +3,7 @@
 - a tiny study submitted with ``ray job submit`` (Jobs API) to the head, started with explicit
   auth settings, ends SUCCEEDED; ``raycg study status`` and the trial table read it afterwards;
 - while it runs, the trials' ``raycg_trial_*`` gauges appear on the head's Prometheus endpoint;
-- a study whose trials ask for a GPU makes the autoscaler add fake GPU workers, the trials run
-  there (on CPU: there is no CUDA), and the workers are removed after the idle timeout.
+- (GPU workers added for trials that ask for a GPU, and removed when idle: tests/cluster/test_faults_cluster.py.)
 
 Waits are bounded polls; nothing asserts on speed. The cluster is stopped by PID.
 """
@@ -39,10 +38,6 @@ def client_env() -> dict[str, str]:
 
 def raycg_cmd(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("raycg")), *args]
-
-
-def gpu_nodes(nodes: list[dict]) -> set[str]:
-    return {n["NodeID"] for n in nodes if n["Resources"].get("GPU", 0) > 0}
 
 
 @pytest.fixture(scope="module")
@@ -162,51 +157,3 @@ def test_trial_gauges_on_the_heads_prometheus_endpoint(submitted_job):
     assert epochs and max(epochs) >= 1  # epochs advanced while we watched (toy epochs count from 1)
     losses = {tags.get("kind") for name, tags, _ in seen if name == "loss"}
     assert "train_loss" in losses
-
-
-def test_gpu_trials_scale_fake_gpu_workers_up_and_down(cluster, submitted_job, tmp_path):
-    """Trials asking for a GPU make the autoscaler add fake GPU nodes; idle nodes go away again."""
-    from raycg.study.local_cluster import cluster_nodes
-
-    assert not gpu_nodes(cluster_nodes(cluster.address, AUTH)), "no GPU node before the study"
-    spec = {
-        "name": "gpustudy", "pipeline": "toy",
-        "grid": {"energy_weights": [0.0, 1.0], "seeds": 1},
-        "resources": {"cpus": 1, "gpu": 1}, "concurrency": {"max_concurrent_trials": 2},
-        "toy": {"epochs": 2, "epoch_s": 0.5, "chunks": 1, "chunk_s": 0.5},
-        "storage": str(tmp_path / "runs"),
-    }
-    spec_path = tmp_path / "gpustudy.yaml"
-    spec_path.write_text(yaml.safe_dump(spec))
-    proc = subprocess.Popen(raycg_cmd("study", "run", str(spec_path), "--address", cluster.address),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=client_env())
-    seen_gpu: set[str] = set()
-    deadline = time.monotonic() + 300
-    try:
-        while proc.poll() is None and time.monotonic() < deadline:
-            seen_gpu |= gpu_nodes(cluster_nodes(cluster.address, AUTH))
-            time.sleep(1.0)
-        out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out[-3000:]
-    assert "relying on the autoscaler" in out  # preflight: no GPU yet, but an autoscaler can add one
-    assert seen_gpu, "the autoscaler never added a GPU worker"
-
-    study = tmp_path / "runs" / "gpustudy"
-    for tid in ("w0_s0", "w1_s0"):
-        res = json.loads((study / "trials" / tid / "result.json").read_text())
-        assert res["status"] == "ok"
-        assert res["node_id"] in seen_gpu, "a GPU trial ran on a node without a GPU"
-
-    # idle GPU workers are removed after the idle timeout (9 s here)
-    deadline = time.monotonic() + 240
-    left = seen_gpu
-    while time.monotonic() < deadline:
-        left = gpu_nodes(cluster_nodes(cluster.address, AUTH))
-        if not left:
-            break
-        time.sleep(3.0)
-    assert not left, f"GPU workers still up after the idle timeout: {left}"
