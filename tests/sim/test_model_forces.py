@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from raycg.model import CGSchNet, CGSchNetConfig, EnergyModel
@@ -55,12 +56,13 @@ def test_table_and_exact_filters_give_the_same_trajectory_and_the_run_says_which
     assert report["forces"]["filter_table"]["spacing_A"] <= 0.005 and report["forces"]["compiled"] is False
 
 
-def test_compiled_simulation_matches_eager():
+@pytest.mark.parametrize("integrator", ["baoab", "brownian"])
+def test_compiled_simulation_matches_eager(integrator):
     model = small_model()
-    eager = run(model)
+    eager = run(model, integrator=integrator)
     compiled = simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS),
                         SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3,
-                                         compile=True), progress=False)
+                                         compile=True, integrator=integrator), progress=False)
     torch._dynamo.reset()
     assert compiled.info["forces"]["compiled"] is True
     assert np.abs(compiled.positions - eager.positions).max() < 1e-8
