@@ -13,7 +13,7 @@ import raycg
 
 _PACKAGES = (
     "raycg", "numpy", "torch", "torch_geometric", "mdtraj", "deeptime", "ray", "optuna",
-    "pandas", "scipy", "h5py", "openmm",
+    "pandas", "scipy", "pot", "h5py", "openmm",
 )
 
 
