@@ -33,8 +33,8 @@ def small_model() -> EnergyModel:
     return EnergyModel(np.arange(N_BEADS) % 6, prior=Bonds(), network=net)
 
 
-def run(model, tmp_path=None, **kw):
-    cfg = SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=False, **kw)
+def run(model, tmp_path=None, *, compile=False, **kw):
+    cfg = SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=compile, **kw)
     return simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS), cfg, out_dir=tmp_path, progress=False)
 
 
@@ -60,9 +60,7 @@ def test_table_and_exact_filters_give_the_same_trajectory_and_the_run_says_which
 def test_compiled_simulation_matches_eager(integrator):
     model = small_model()
     eager = run(model, integrator=integrator)
-    compiled = simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS),
-                        SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3,
-                                         compile=True, integrator=integrator), progress=False)
+    compiled = run(model, compile=True, integrator=integrator)
     torch._dynamo.reset()
     assert compiled.info["forces"]["compiled"] is True
     assert np.abs(compiled.positions - eager.positions).max() < 1e-8
@@ -77,9 +75,7 @@ def test_compiled_step_scope_reports_itself_and_each_model_keeps_its_own_graph()
     with torch.no_grad():
         for p in second.network.parameters():
             p.mul_(1.5)
-    cfg = SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=True)
-    runs = [simulate(m, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS), cfg, progress=False)
-            for m in (first, second, first)]
+    runs = [run(m, compile=True) for m in (first, second, first)]
     torch._dynamo.reset()
     assert runs[0].info["forces"]["compile_scope"] == "step"
     eager = [run(first), run(second)]
@@ -117,9 +113,7 @@ def test_a_miscompiled_step_is_caught_before_it_runs(monkeypatch, capsys):
 
     monkeypatch.setattr(stepper_mod, "compile_private", wrong_forces)
     model = small_model()
-    res = simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS),
-                   SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=True),
-                   progress=False)
+    res = run(model, compile=True)
     assert "the compiled step disagrees with the eager step" in capsys.readouterr().err
     assert res.info["forces"]["compiled"] is False
     assert res.info["forces"]["compile_error"] == "compiled step disagrees with eager"
@@ -135,9 +129,7 @@ def test_failed_compilation_falls_back_to_eager(monkeypatch, capsys):
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     model = small_model()
-    res = simulate(model, np.full(N_BEADS, MASS), chain_starts(4, N_BEADS),
-                   SimulationConfig(n_steps=20, save_every=5, dt_ps=0.002, dtype="float64", seed=3, compile=True),
-                   progress=False)
+    res = run(model, compile=True)
     assert "torch.compile failed (RuntimeError: InvalidCxxCompiler" in capsys.readouterr().err
     assert res.info["forces"]["compiled"] is False and res.info["forces"]["compile_error"] == "RuntimeError"
     monkeypatch.undo()
