@@ -104,7 +104,8 @@ class EnergyModel(nn.Module):
         ``create_graph=True`` keeps the result differentiable w.r.t. the weights (training).
         """
         network_eaf = self.network.energy_and_forces if self.network is not None else None
-        return self._energy_and_forces(pos, network_eaf, self.prior, create_graph)
+        prior_forces = functools.partial(forces_of, self.prior) if self.prior is not None else None
+        return self._energy_and_forces(pos, network_eaf, prior_forces, create_graph)
 
     def simulation_forces(self, *, compile: bool = False, table_spacing_A: float | None = None,
                           pair_block: int | None | str = "policy",
@@ -146,20 +147,20 @@ class EnergyModel(nn.Module):
                 network_eaf = functools.partial(self.network.energy_and_forces, table=table)
             if compile:
                 network_eaf = compile_private(network_eaf, dynamic=False)
-        prior = self.prior
-        if compile and prior is not None:
-            prior = compile_private(prior, dynamic=False)
-        if traceable and prior is not None:
-            prior = _FuncForces(prior)
+        prior_forces = None
+        if self.prior is not None:
+            prior = compile_private(self.prior, dynamic=False) if compile else self.prior
+            prior_forces = functools.partial(forces_of, prior, traceable=traceable)
         block_for = self._replica_blocks(None if compile or traceable else pair_block)
         info["replica_block"] = None
 
         def energy_and_forces(pos: Tensor) -> tuple[Tensor, Tensor]:
             block = block_for(pos) if pos.dim() == 3 else None
             if block is None:
-                return self._energy_and_forces(pos, network_eaf, prior, False)
+                return self._energy_and_forces(pos, network_eaf, prior_forces, False)
             info["replica_block"] = block
-            return blocked_energy_and_forces(self._energy_and_forces, pos, network_eaf, prior, False, block=block)
+            return blocked_energy_and_forces(self._energy_and_forces, pos, network_eaf, prior_forces, False,
+                                             block=block)
 
         energy_and_forces.info = info                                        # type: ignore[attr-defined]
         return energy_and_forces
@@ -184,22 +185,35 @@ class EnergyModel(nn.Module):
 
         return block_for
 
-    def _energy_and_forces(self, pos: Tensor, network_eaf, prior, create_graph: bool) -> tuple[Tensor, Tensor]:
+    def _energy_and_forces(self, pos: Tensor, network_eaf, prior_forces, create_graph: bool) -> tuple[Tensor, Tensor]:
         pos = self._check(pos)
         if network_eaf is not None:
             e, f = network_eaf(pos, self.bead_types, create_graph=create_graph)
         else:
             e, f = pos.new_zeros(pos.shape[0]), torch.zeros_like(pos)
-        if prior is not None:
-            ep, fp = prior(pos) if isinstance(prior, _FuncForces) else forces_of(prior, pos, create_graph=create_graph)
+        if prior_forces is not None:
+            ep, fp = prior_forces(pos, create_graph=create_graph)
             e, f = e + ep, f + fp
         if not create_graph:
             e, f = e.detach(), f.detach()
         return e, f
 
 
-def forces_of(module: nn.Module, pos: Tensor, *, create_graph: bool = False) -> tuple[Tensor, Tensor]:
-    """Energies and forces of any ``pos -> energy`` module by autograd."""
+def forces_of(module: nn.Module, pos: Tensor, *, create_graph: bool = False,
+              traceable: bool = False) -> tuple[Tensor, Tensor]:
+    """Energies and forces of any ``pos -> energy`` module by autograd. ``traceable``: by
+    ``torch.func`` instead of ``torch.autograd.grad`` (a graph break), so that ``torch.compile``
+    traces it into the caller's graph; frozen weights only (no ``create_graph``)."""
+    if traceable:
+        if create_graph:
+            raise ValueError("traceable forces keep no graph: create_graph must be False")
+
+        def total(p: Tensor) -> tuple[Tensor, Tensor]:
+            e = module(p)
+            return e.sum(), e
+
+        grad, e = torch.func.grad(total, has_aux=True)(pos)
+        return e.detach(), -grad.detach()
     with torch.enable_grad():
         if not pos.requires_grad:
             pos = pos.detach().requires_grad_(True)
@@ -207,18 +221,3 @@ def forces_of(module: nn.Module, pos: Tensor, *, create_graph: bool = False) -> 
         (g,) = torch.autograd.grad(e.sum(), pos, create_graph=create_graph)
     return (e if create_graph else e.detach()), -g
 
-
-class _FuncForces:
-    """``pos -> (E, -∇E)`` of a ``pos -> E`` module by ``torch.func`` (traceable by ``torch.compile``,
-    unlike ``torch.autograd.grad``); frozen weights, no graph kept."""
-
-    def __init__(self, module: nn.Module) -> None:
-        self.module = module
-
-    def __call__(self, pos: Tensor) -> tuple[Tensor, Tensor]:
-        def total(p: Tensor) -> tuple[Tensor, Tensor]:
-            e = self.module(p)
-            return e.sum(), e
-
-        grad, e = torch.func.grad(total, has_aux=True)(pos)
-        return e.detach(), -grad.detach()

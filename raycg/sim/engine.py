@@ -95,8 +95,8 @@ def _force_source(potential, cfg: SimulationConfig, use_compile: bool, scope: st
         step = use_compile and scope == "step"
         eaf = make(compile=use_compile and not step, table_spacing_A=cfg.filter_table_spacing_A, traceable=step)
         info = getattr(eaf, "info", None)
-        info = {"compiled": use_compile} if info is None else info   # the pass's own dict: it adds to it
-        info["compiled"] = use_compile
+        info = {} if info is None else info     # the pass's own dict: it adds to it
+        info["compiled"] = use_compile          # by the pass, or (step scope) by the stepper
         if use_compile:
             info["compile_scope"] = "step" if step else "forces"
     elif not use_compile:

@@ -48,22 +48,22 @@ class Stepper:
         self.force_fn = force_fn
         self.guard = guard
         self.host_check = host_check
-        self.update = self._update(compile_step, on_fallback)
+        self.eager = functools.partial(self.integrate, c=coef, force_fn=force_fn)
+        self.on_fallback = on_fallback
+        self.update = self._update(compile_step)
 
-    def _update(self, compile_step: bool, on_fallback) -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
+    def _update(self, compile_step: bool) -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
         """``(x, v, f, noise) -> (x, v, f, E)``: the integrator with its force pass, compiled as one graph
         with ``compile_step`` (the device policy's step scope; the force pass must then be traceable),
         with a one-line eager fallback if compilation fails."""
-        eager = functools.partial(self.integrate, c=self.coef, force_fn=self.force_fn)
-        self.eager, self.on_fallback = eager, on_fallback
         if not compile_step:
-            return eager
-        compiled = compile_private(eager, dynamic=False)
+            return self.eager
+        compiled = compile_private(self.eager, dynamic=False)
 
         def make_eager():
-            if on_fallback is not None:
-                on_fallback(guarded.error or "")
-            return eager
+            if self.on_fallback is not None:
+                self.on_fallback(guarded.error or "")
+            return self.eager
 
         guarded = CompileFallback(compiled, make_eager, who="raycg.sim", then="running the step eagerly",
                                   detail=True)
