@@ -105,8 +105,10 @@ class EvalConfig(StrictModel):
         0.01, gt=0.0, lt=0.5,
         description="convergence: replicas started folded and unfolded disagree when a one-sided permutation "
                     "test of their folded-fraction difference gives p below this")
-    convergence_permutations: int = Field(999, ge=99, le=100_000,
-                                          description="random permutations in each convergence test")
+    convergence_permutations: int = Field(
+        9999, ge=99, le=100_000,
+        description="random permutations in each convergence test (the smallest p is 1/(this + 1): a study "
+                    "of n trials holds its tests to α/n at the strictest, so this must exceed n/α)")
 
     @model_validator(mode="after")
     def _core_below_merge(self) -> EvalConfig:

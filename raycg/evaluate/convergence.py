@@ -18,8 +18,12 @@ Four checks (thresholds are :class:`EvalConfig` fields; METRICS.md, "Convergence
 
 A check that cannot be assessed (e.g. every replica started folded; too few replicas for the
 permutation test to reach its α) does not fail the trial; it is listed in ``notes``.
-``diagnostics["run_longer_factor"]`` suggests how much longer to run: the shortfall of the time or
+``Convergence.run_longer_factor`` suggests how much longer to run: the shortfall of the time or
 crossing check, at least 2 when the drift or start-basin check fails (1 when converged).
+
+The two permutation tests are kept apart from the fixed checks (``Convergence.tests``): alone, a trial
+holds each to its α; a study holds them to a family-wise α across its trials (Holm;
+:func:`raycg.stats.study_convergence_gate`), as it does the tests of its verdict.
 """
 
 from __future__ import annotations
@@ -35,24 +39,80 @@ from raycg.evaluate.config import EvalConfig
 
 
 @dataclass
-class Convergence:
-    """Verdict of the convergence diagnostics of one trial (saved in scores.json under "convergence")."""
+class PermutationCheck:
+    """A check decided by a permutation test (drift, start basins): its p-value, the α it is held to,
+    and what a failure means. Kept apart from the fixed checks so that a study can hold its trials'
+    tests to a family-wise α (:func:`raycg.stats.study_convergence_gate`)."""
 
-    converged: bool
-    reasons: list[str] = field(default_factory=list)        # why not converged (empty when converged)
+    p: float
+    alpha: float
+    finding: str                  # what a failure found, e.g. "the first and second halves of the runs differ ..."
+    effect: str                   # its size, e.g. "JS 0.03 vs 0.02 typical under stationarity"
+    meaning: str                  # what a failure says about the run, e.g. "the runs still drift"
+    p_adjusted: float | None = None   # Holm-adjusted over ``family_size`` trials (None: this trial alone)
+    family_size: int = 1
+
+    @property
+    def fails(self) -> bool:
+        return (self.p if self.p_adjusted is None else self.p_adjusted) < self.alpha
+
+    def reason(self) -> str:
+        if self.p_adjusted is None:
+            test = f"permutation p = {self.p:.2g} < {self.alpha:g}"
+        else:
+            test = (f"permutation p = {self.p:.2g}, Holm-adjusted over {self.family_size} trials "
+                    f"{self.p_adjusted:.2g} < {self.alpha:g}")
+        return f"{self.finding} ({self.effect}, {test}): {self.meaning}"
+
+
+@dataclass
+class Convergence:
+    """Verdict of the convergence diagnostics of one trial (saved in scores.json under "convergence").
+
+    ``failed_checks``: the fixed checks (time, crossings) that failed; ``tests``: the assessable
+    permutation-test checks by name ("drift", "start_basins"). ``reasons`` joins the failures of both;
+    ``converged`` is True when there are none."""
+
+    failed_checks: list[str] = field(default_factory=list)
     diagnostics: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)          # checks that could not be assessed
+    tests: dict[str, PermutationCheck] = field(default_factory=dict)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why not converged (empty when converged)."""
+        return list(self.failed_checks) + [t.reason() for t in self.tests.values() if t.fails]
+
+    @property
+    def converged(self) -> bool:
+        return not self.reasons
+
+    @property
+    def run_longer_factor(self) -> float:
+        """How much longer to run: the fixed checks' shortfall (``diagnostics["run_longer_factor"]``), at
+        least 2 when a tested check fails (a drifting or start-remembering run needs more time than the
+        fixed checks can say)."""
+        fixed = float(self.diagnostics.get("run_longer_factor", 1.0))
+        return max(fixed, 2.0) if any(t.fails for t in self.tests.values()) else fixed
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["diagnostics"] = {k: (float(v) if v is not None and np.isfinite(v) else None)
-                            for k, v in self.diagnostics.items()}
-        return d
+        diag = {**self.diagnostics, "fixed_run_longer_factor": self.diagnostics.get("run_longer_factor", 1.0),
+                "run_longer_factor": self.run_longer_factor}
+        return {"converged": self.converged, "reasons": self.reasons, "failed_checks": list(self.failed_checks),
+                "tests": {k: asdict(t) for k, t in self.tests.items()},
+                "diagnostics": {k: (float(v) if v is not None and np.isfinite(v) else None) for k, v in diag.items()},
+                "notes": list(self.notes)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Convergence:
+        """Read :meth:`to_dict`'s form; a record without ``failed_checks`` (written before tests were kept
+        apart) keeps its reasons as fixed failures."""
         diag = {k: (float("nan") if v is None else float(v)) for k, v in d.get("diagnostics", {}).items()}
-        return cls(bool(d["converged"]), list(d.get("reasons", [])), diag, list(d.get("notes", [])))
+        if "fixed_run_longer_factor" in diag:
+            diag["run_longer_factor"] = diag.pop("fixed_run_longer_factor")
+        failed = d.get("failed_checks", d.get("reasons", []))
+        tests = {k: PermutationCheck(**v) for k, v in d.get("tests", {}).items()}
+        return cls(list(failed), diag, list(d.get("notes", [])), tests)
 
 
 @dataclass
@@ -85,6 +145,16 @@ def _min_p(n_distinct: int) -> float:
     return 1.0 / max(n_distinct, 1)
 
 
+def _blocks(n: int, size: int = 1000) -> list[int]:
+    """``n`` permutations in blocks of at most ``size`` (bounded memory for fine basin grids)."""
+    return [min(size, n - i) for i in range(0, n, size)]
+
+
+def _swapped_halves_js(a: np.ndarray, b: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """JS of the pooled halves after swapping replica r's halves where ``flips[:, r]`` is 1."""
+    return js_rows(flips @ b + (1.0 - flips) @ a, flips @ a + (1.0 - flips) @ b)
+
+
 def _halves(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -> tuple[float, float, float, int]:
     """JS of first vs second halves, the median JS under random half swaps, permutation p, replicas used."""
     a, b = [], []
@@ -100,10 +170,8 @@ def _halves(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -> t
     used = (a.sum(0) + b.sum(0)) > 0          # cells empty in both halves add nothing to any JS
     a, b = a[:, used], b[:, used]
     stat = M.js_divergence(a.sum(0), b.sum(0))
-    flips = rng.integers(0, 2, size=(config.convergence_permutations, len(a))).astype(np.float64)
-    first = flips @ b + (1.0 - flips) @ a
-    second = flips @ a + (1.0 - flips) @ b
-    null = js_rows(first, second)
+    null = np.concatenate([_swapped_halves_js(a, b, rng.integers(0, 2, size=(m, len(a))).astype(np.float64))
+                           for m in _blocks(config.convergence_permutations)])
     p = (1.0 + np.count_nonzero(null >= stat - 1e-15)) / (1.0 + len(null))
     return stat, float(np.median(null)), float(p), len(a)
 
@@ -191,6 +259,7 @@ def assess_convergence(s: ReplicaSeries, config: EvalConfig) -> Convergence:
     d: dict[str, float] = {"run_longer_factor": 1.0, "n_replicas": float(len(s.frames))}
     reasons: list[str] = []
     notes: list[str] = []
+    tests: dict[str, PermutationCheck] = {}
     rng = np.random.default_rng(config.bootstrap_seed)
     _time_check(s, config, d, reasons)
     _crossing_check(s, config, d, reasons, notes)
@@ -199,20 +268,18 @@ def assess_convergence(s: ReplicaSeries, config: EvalConfig) -> Convergence:
     if not np.isfinite(p) or _min_p(2 ** (n_used - 1)) >= config.drift_alpha:
         notes.append(f"first/second-half agreement not assessable with {n_used} replicas (the permutation test "
                      f"needs ≥ {2 + math.floor(math.log2(1 / config.drift_alpha))} to reach p < {config.drift_alpha:g})")
-    elif p < config.drift_alpha:
-        d["run_longer_factor"] = max(d["run_longer_factor"], 2.0)
-        reasons.append(f"the first and second halves of the runs differ beyond replica-to-replica noise (JS "
-                       f"{js:.3g} vs {js_null:.3g} typical under stationarity, permutation p = {p:.2g} < "
-                       f"{config.drift_alpha:g}): the runs still drift")
+    else:
+        tests["drift"] = PermutationCheck(
+            p, config.drift_alpha, "the first and second halves of the runs differ beyond replica-to-replica noise",
+            f"JS {js:.3g} vs {js_null:.3g} typical under stationarity", "the runs still drift")
     gap, p_gap, n_f, n_u = _start_gap(s, config, rng)
     d.update(start_folded_gap=gap, start_gap_p=p_gap, n_folded_starts=float(n_f), n_unfolded_starts=float(n_u))
     if not np.isfinite(p_gap) or _min_p(math.comb(n_f + n_u, n_f)) >= config.start_basin_alpha:
         notes.append(f"start-basin agreement not assessable ({n_f} replicas started folded, {n_u} not)")
-    elif p_gap < config.start_basin_alpha:
-        d["run_longer_factor"] = max(d["run_longer_factor"], 2.0)
+    else:
         f = s.folded_fraction
         fs = s.start_rmsd < config.folded_rmsd_A
-        reasons.append(f"replicas started folded stay more folded than those started unfolded (folded fraction "
-                       f"{f[fs].mean():.2f} vs {f[~fs].mean():.2f}, permutation p = {p_gap:.2g} < "
-                       f"{config.start_basin_alpha:g}): memory of the starts")
-    return Convergence(converged=not reasons, reasons=reasons, diagnostics=d, notes=notes)
+        tests["start_basins"] = PermutationCheck(
+            p_gap, config.start_basin_alpha, "replicas started folded stay more folded than those started unfolded",
+            f"folded fraction {f[fs].mean():.2f} vs {f[~fs].mean():.2f}", "memory of the starts")
+    return Convergence(reasons, d, notes, tests)

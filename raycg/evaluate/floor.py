@@ -29,6 +29,7 @@ import numpy as np
 from raycg.cv.tica import ReferenceTICA
 from raycg.errors import InputError
 from raycg.evaluate.config import EvalConfig
+from raycg.evaluate.convergence import Convergence
 from raycg.evaluate.metric_table import floor_metrics
 from raycg.evaluate.reference import ReferenceSummary, prepare_reference, tica_fingerprint
 from raycg.evaluate.samples import ModelSamples
@@ -106,7 +107,8 @@ class NoiseFloor:
     n_repeats: int
     seed: int
     values: dict[str, list[float]] = field(default_factory=dict)   # per repeat
-    converged_fraction: float = math.nan    # repeats whose convergence diagnostics pass
+    converged_fraction: float = math.nan    # repeats whose convergence diagnostics pass (each alone)
+    convergence: list[Convergence] = field(default_factory=list)  # per repeat: the diagnostics' verdict
     realized: dict[str, Any] = field(default_factory=dict)         # stride, segment frames, reversed, ...
     notes: list[str] = field(default_factory=list)
     dataset_hash: str = ""
@@ -133,6 +135,7 @@ class NoiseFloor:
             "realized": self.realized, "notes": self.notes, "dataset_hash": self.dataset_hash,
             "tica_fingerprint": self.tica_fingerprint, "config": self.config, "wall_s": _num(self.wall_s),
             "values": {k: [_num(float(x)) for x in v] for k, v in self.values.items()},
+            "convergence": [c.to_dict() for c in self.convergence],
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -164,7 +167,8 @@ class NoiseFloor:
                    converged_fraction=f(d.get("converged_fraction")), realized=d.get("realized", {}),
                    notes=list(d.get("notes", [])), dataset_hash=d.get("dataset_hash", ""),
                    tica_fingerprint=d.get("tica_fingerprint", ""), config=d.get("config", {}),
-                   wall_s=f(d.get("wall_s")))
+                   wall_s=f(d.get("wall_s")),
+                   convergence=[Convergence.from_dict(c) for c in d.get("convergence", [])])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,7 +279,7 @@ def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, proto
     cfg = config.model_copy(update={"bootstrap_resamples": 0})
     names = floor_metrics()
     values: dict[str, list[float]] = {m: [] for m in names}
-    converged: list[float] = []
+    converged: list[Convergence] = []
     kinds: dict[str, int] = {}
     distinct: list[float] = []
     record: dict[str, Any] = {}
@@ -284,7 +288,7 @@ def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, proto
         res = score(reference, tica, samples, cfg, reference_summary=ref)
         for m in names:
             values[m].append(float(res.metrics.get(m, math.nan)))
-        converged.append(res.metrics["converged"])
+        converged.append(res.convergence)
         for k, c in record["segments"].items():
             kinds[k] = kinds.get(k, 0) + c
         distinct.append(record["distinct_frame_fraction"])
@@ -292,6 +296,7 @@ def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, proto
     record.update(segments=kinds, distinct_frame_fraction=float(np.mean(distinct)))
     return NoiseFloor(
         protocol=protocol, metrics={m: FloorStat.of(np.asarray(v)) for m, v in values.items()},
-        n_repeats=n_repeats, seed=seed, values=values, converged_fraction=float(np.mean(converged)),
+        n_repeats=n_repeats, seed=seed, values=values, converged_fraction=float(np.mean([c.converged for c in converged])),
+        convergence=converged,
         realized=record, notes=notes, dataset_hash=ref.dataset_hash, tica_fingerprint=tica_fingerprint(tica),
         config=config.model_dump(mode="json"), wall_s=time.perf_counter() - t0)

@@ -23,6 +23,7 @@ from raycg.report.inputs import (
     AnalysisSettings,
     Floor,
     analysis_settings,
+    convergence_csv,
     convergence_table,
     load_noise_floor,
     study_convergence,
@@ -112,8 +113,7 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     with atomic_path(out / "trials.parquet") as tmp:
         parquet_safe(table).to_parquet(tmp, index=False)
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
-    conv_csv = conv.assign(reasons=["; ".join(r) for r in conv["reasons"]], notes=["; ".join(n) for n in conv["notes"]])
-    atomic_write_text(out / "convergence.csv", conv_csv.to_csv(index=False))
+    atomic_write_text(out / "convergence.csv", convergence_csv(conv).to_csv(index=False))
     a = Analysis(study, table, settings, group, chosen, stats, conv, floor, summary, lines, out / "report.md",
                  made, notes)
     from raycg.report.markdown import render

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from raycg.errors import InputError
+from raycg.evaluate.convergence import Convergence
 from raycg.evaluate.metric_table import find_metric, headline_metrics
 from raycg.report.table import load_convergence
+from raycg.stats.convergence import study_convergence_gate
 
 DEFAULT_PRIMARY = "kl_ref_model"
 NOISE_FLOOR = Path("prepared") / "noise_floor.json"
@@ -82,6 +84,7 @@ class Floor:
     converged_fraction: float
     notes: list[str]
     path: Path
+    convergence: list[Convergence] = field(default_factory=list)   # per repeat (floors written since v0.1 have it)
 
 
 def load_noise_floor(study: Path) -> Floor | None:
@@ -93,7 +96,7 @@ def load_noise_floor(study: Path) -> Floor | None:
         return None
     nf = NoiseFloor.load(path)
     return Floor(dict(nf.metrics), nf.protocol.to_dict(), int(nf.n_repeats), float(nf.converged_fraction),
-                 list(nf.notes), path)
+                 list(nf.notes), path, list(nf.convergence))
 
 
 # --- convergence ------------------------------------------------------------------------------------------------
@@ -119,21 +122,40 @@ def _short(reason: str) -> str:
 
 
 def convergence_table(study: Path, trials: pd.DataFrame, group: str) -> pd.DataFrame:
-    """One row per successful trial: converged (True/False/None = not assessed), reasons (a list), diagnostics."""
+    """One row per successful trial under the study's convergence gate (:func:`raycg.stats.study_convergence_gate`:
+    permutation tests Holm-adjusted over the trials): converged (True/False/None = not assessed), the trial's
+    own verdict at the per-trial α (``converged_alone``), reasons (a list), notes, diagnostics."""
+    records = [load_convergence(study / "trials" / str(t)) for t in trials["trial_id"]]
+    gated = study_convergence_gate([None if c is None else Convergence.from_dict(c) for c in records])
     rows = []
-    for _, t in trials.iterrows():
-        c = load_convergence(study / "trials" / str(t["trial_id"]))
+    for (_, t), c, g in zip(trials.iterrows(), records, gated):
         diag = (c or {}).get("diagnostics", {})
         rows.append({"trial_id": t["trial_id"], group: t.get(group), "seed": t.get("seed"),
-                     "converged": None if c is None else c["converged"],
-                     "reasons": list(c["reasons"]) if c else ["no convergence diagnostics recorded"],
+                     "converged": None if g is None else g.converged,
+                     "converged_alone": None if c is None else bool(c["converged"]),
+                     "reasons": g.reasons if g is not None else ["no convergence diagnostics recorded"],
                      "notes": list(c.get("notes", [])) if c else [],
-                     "run_longer_factor": float(diag.get("run_longer_factor", np.nan)),
+                     "run_longer_factor": g.run_longer_factor if g is not None else np.nan,
                      "time_over_timescale": float(diag.get("time_over_timescale", np.nan)),
                      "crossings_per_replica": float(diag.get("crossings_per_replica", np.nan)),
-                     "replica_time_lost_fraction": float(t.get("replica_time_lost_fraction", np.nan))})
-    return pd.DataFrame(rows, columns=["trial_id", group, "seed", "converged", "reasons", "notes", "run_longer_factor",
-                                       "time_over_timescale", "crossings_per_replica", "replica_time_lost_fraction"])
+                     "replica_time_lost_fraction": float(t.get("replica_time_lost_fraction", np.nan)),
+                     "tests": {} if g is None else dict(g.tests)})
+    return pd.DataFrame(rows, columns=["trial_id", group, "seed", "converged", "converged_alone", "reasons", "notes",
+                                       "run_longer_factor", "time_over_timescale", "crossings_per_replica",
+                                       "replica_time_lost_fraction", "tests"])
+
+
+def convergence_csv(conv: pd.DataFrame) -> pd.DataFrame:
+    """:func:`convergence_table` flat: lists joined by "; ", each permutation test's p-value alone and
+    Holm-adjusted over the study's trials as columns ``p_<test>`` and ``p_<test>_holm``."""
+    flat = conv.drop(columns=["tests"]).assign(reasons=["; ".join(r) for r in conv["reasons"]],
+                                               notes=["; ".join(n) for n in conv["notes"]])
+    names = sorted({n for tests in conv["tests"] for n in tests})
+    for n in names:
+        flat[f"p_{n}"] = [t[n].p if n in t else np.nan for t in conv["tests"]]
+        flat[f"p_{n}_holm"] = [t[n].p_adjusted if n in t and t[n].p_adjusted is not None else np.nan
+                               for t in conv["tests"]]
+    return flat
 
 
 def study_convergence(conv: pd.DataFrame) -> tuple[bool, list[str], float | None]:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from raycg.report.inputs import note_label
-from raycg.stats import PRIMARY_TEST, T_INTERVAL, format_group, group_symbol
+from raycg.report.inputs import Floor, note_label
+from raycg.stats import PRIMARY_TEST, T_INTERVAL, format_group, group_symbol, perfect_study_pass_probability
 
 if TYPE_CHECKING:
     from raycg.report.analyze import Analysis
@@ -260,7 +260,25 @@ def _convergence(a: Analysis) -> list[str]:
             for _, r in c.iterrows()]
     out += [_md_table(["trial", a.group, "seed", "converged", "run × longer", "time / slowest τ",
                        "crossings per replica", "replica time lost", "reasons (or notes)"], rows), ""]
-    return out + _convergence_notes(c)
+    return out + _family_note(c) + _convergence_notes(c)
+
+
+def _family_note(c: pd.DataFrame) -> list[str]:
+    """How the permutation tests were held to a study-wide α, and which trials that makes a difference for."""
+    adjusted = [(r["trial_id"], name, t) for _, r in c.iterrows() for name, t in (r["tests"] or {}).items()
+                if t.p_adjusted is not None]
+    if not adjusted:
+        return []
+    n = max(t.family_size for _, _, t in adjusted)
+    out = [f"The drift and start-basin checks are permutation tests; the gate Holm-adjusts each one's p-values over "
+           f"the {n} trials that assessed it (family-wise α as configured), as the verdict adjusts its comparisons, "
+           "so that a study of converged trials fails the gate with probability at most α per check. The time and "
+           "crossing checks apply to each trial as they are."]
+    saved = [f"{tid} ({name.replace('_', ' ')}: p = {t.p:.2g} alone, {t.p_adjusted:.2g} Holm-adjusted)"
+             for tid, name, t in adjusted if t.p < t.alpha <= t.p_adjusted]
+    if saved:
+        out.append("Trials that fail a test at the per-trial α but pass the study's gate: " + "; ".join(saved) + ".")
+    return [" ".join(out), ""]
 
 
 def _convergence_notes(c: pd.DataFrame) -> list[str]:
@@ -306,13 +324,23 @@ def _training(a: Analysis) -> list[str]:
                              "val energy loss (mean)"], rows), ""]
 
 
-def _gate_odds(p: float, n_trials: int) -> str:
-    """How often a study of perfect models would pass the all-trials convergence gate."""
-    if n_trials < 2 or not 0.0 < p < 1.0:
+def _gate_odds(fl: Floor, n_trials: int) -> str:
+    """How often a study of ``n_trials`` perfect models would pass the study's convergence gate."""
+    if n_trials < 2:
+        return ""
+    tail = " (a failed gate makes the verdict inconclusive, never significant)"
+    if fl.convergence:
+        g = perfect_study_pass_probability(fl.convergence, n_trials)
+        return (f"; a study of {n_trials} perfect-model trials would pass the study's gate (permutation tests "
+                f"Holm-adjusted over the {n_trials} trials) with probability ≈ {g.probability:.2f} ({g.passing} of "
+                f"{g.repeats} repeats pass at the gate's strictest threshold, α/{n_trials}; one-sided "
+                f"{100 * g.confidence:.0f}% lower bound {g.lower:.2f})" + tail)
+    p = fl.converged_fraction
+    if not 0.0 < p < 1.0:
         return ""
     return (f"; a study of {n_trials} perfect-model trials would pass the all-trials gate with probability "
-            f"≈ {p:.3g}^{n_trials} = {p ** n_trials:.2f} (a failed gate makes the verdict inconclusive, never "
-            "significant)")
+            f"≈ {p:.3g}^{n_trials} = {p ** n_trials:.2f} (this floor has no per-repeat diagnostics, so the "
+            "estimate holds each trial's tests to the per-trial α)" + tail)
 
 
 def _floor(a: Analysis) -> list[str]:
@@ -323,8 +351,9 @@ def _floor(a: Analysis) -> list[str]:
                       "divergences are not 0 even for a perfect sample).", ""]
     fl = a.floor
     proto = ", ".join(f"{k} = {v}" for k, v in fl.protocol.items()) or "not recorded"
-    conv = (f" {100 * fl.converged_fraction:.0f}% of the repeats pass the convergence diagnostics"
-            + _gate_odds(fl.converged_fraction, len(a.convergence)) + "."
+    conv = (f" {100 * fl.converged_fraction:.0f}% of the repeats pass the convergence diagnostics alone (each "
+            "test at the per-trial α)"
+            + _gate_odds(fl, len(a.convergence)) + "."
             if np.isfinite(fl.converged_fraction) else "")
     out += ["What a perfect model scores under the trials' protocol: reference trajectories cut into segments of "
             f"the trials' simulated length and started like the trials, scored like a trial, {fl.n_repeats} "

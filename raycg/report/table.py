@@ -195,7 +195,9 @@ def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_convergence(trial_dir: str | Path) -> dict[str, Any] | None:
-    """A trial's convergence verdict: ``{"converged": bool, "reasons": [...], "diagnostics": {...}}``.
+    """A trial's convergence verdict: ``{"converged": bool, "reasons": [...], "diagnostics": {...}}`` (with
+    ``failed_checks`` and ``tests`` where the trial recorded its permutation tests apart; see
+    :class:`raycg.evaluate.Convergence`).
 
     From ``result.json`` → ``convergence`` (the study copies it there), else ``scores.json`` →
     ``convergence``, else the ``converged`` metric (1/0, no reasons); None when none is recorded.
@@ -207,8 +209,11 @@ def load_convergence(trial_dir: str | Path) -> dict[str, Any] | None:
             c = obj["convergence"]
             diag = {k: float("nan") if v is None else v for k, v in (c.get("diagnostics") or {}).items()
                     if v is None or isinstance(v, (int, float))}
-            return {"converged": bool(c["converged"]), "reasons": [str(r) for r in c.get("reasons") or []],
-                    "diagnostics": diag, "notes": [str(n) for n in c.get("notes") or []]}
+            out = {"converged": bool(c["converged"]), "reasons": [str(r) for r in c.get("reasons") or []],
+                   "diagnostics": diag, "notes": [str(n) for n in c.get("notes") or []]}
+            if isinstance(c.get("failed_checks"), list) and isinstance(c.get("tests"), dict):
+                out.update(failed_checks=[str(r) for r in c["failed_checks"]], tests=c["tests"])
+            return out
     obj, _ = _read_json(d / "result.json")
     flag = (obj or {}).get("metrics", {}).get("converged") if isinstance(obj, dict) else None
     if isinstance(flag, (bool, int, float)) and math.isfinite(flag):

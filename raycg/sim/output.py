@@ -8,7 +8,10 @@ Layout of an output directory (see ARCHITECTURE.md)::
                               the replica was alive; a replica that died before its first frame has no file
       thermo.npz              potential_energy[R,T] (kcal/mol), kinetic_temperature[R,T] (K), time_ps[T],
                               step[T]; NaN from the first saved frame at or after a replica's death
-                              (kinetic_temperature is NaN throughout for brownian dynamics: no velocities)
+                              (kinetic_temperature is NaN throughout for brownian dynamics: no velocities;
+                              for BAOAB it is taken from full-step velocities, which a stiff mode of frequency
+                              ω cools to T·(1 - (ω·dt)²/4) while its positions stay Boltzmann-distributed,
+                              so judge large steps by configurational averages, not by this column)
       replicas.json           n_replicas, blown_up [{replica, step, time_ps, reason}], dt, temperatures, ...
       checkpoint.pt           resumable state (torch.load(weights_only=True))
 

@@ -10,6 +10,7 @@ from raycg.stats.comparisons import (
     pairwise_tests,
     unpaired_tests,
 )
+from raycg.stats.convergence import GateOdds, perfect_study_pass_probability, study_convergence_gate
 from raycg.stats.effects import cliffs_delta, hedges_correction, hedges_g
 from raycg.stats.groups import format_group, group_symbol, resolve_baseline, sorted_groups
 from raycg.stats.intervals import T_INTERVAL, t_interval
@@ -28,10 +29,11 @@ from raycg.stats.study import (
 from raycg.stats.summary import summarize
 
 __all__ = [
-    "PAIRED_TESTS", "PRIMARY_TEST", "STATUSES", "TEST_NAMES", "T_INTERVAL", "UNPAIRED_TESTS", "MetricStatistics",
+    "PAIRED_TESTS", "PRIMARY_TEST", "STATUSES", "TEST_NAMES", "T_INTERVAL", "UNPAIRED_TESTS", "GateOdds",
+    "MetricStatistics",
     "PowerStatement", "StudyStatistics", "VerdictLine", "analyze_study", "cliffs_delta", "detectable_effect",
     "effect_dz", "format_group", "friedman", "group_symbol", "hedges_correction", "hedges_g", "holm", "paired_t",
-    "paired_tests", "pairwise_tests", "power_t", "power_two_sample", "primary_decisions", "rank_biserial",
-    "resolve_baseline", "seeds_for_power", "sorted_groups", "summarize", "t_interval", "tost_paired",
-    "unpaired_tests",
+    "paired_tests", "pairwise_tests", "perfect_study_pass_probability", "power_t", "power_two_sample",
+    "primary_decisions", "rank_biserial", "resolve_baseline", "seeds_for_power", "sorted_groups",
+    "study_convergence_gate", "summarize", "t_interval", "tost_paired", "unpaired_tests",
 ]

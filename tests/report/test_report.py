@@ -258,3 +258,28 @@ def test_two_weights_say_friedman_does_not_apply(tmp_path, study_factory):
     md = _quiet(root).report_path.read_text()
     assert "Friedman across all weights: not applicable (needs ≥ 3 weights" in md and "χ² = ," not in md
     assert "Holm across the 1 weight at family-wise" in md and "Holm across the 1 weight vs the baseline" in md
+
+
+def test_the_gate_holds_permutation_tests_to_a_study_wide_alpha(tmp_path, study_factory):
+    """w0_s0 fails the start-basin test alone (p 0.005 < 0.01) but passes Holm over 11 trials; w0_s1's
+    p 1e-4 fails either way: the study is inconclusive for w0_s1 only, and the report says both."""
+    root = study_factory(tmp_path / "s", converged=True)
+    for tid in sorted(p.name for p in (root / "trials").iterdir()):
+        path = root / "trials" / tid / "result.json"
+        doc = json.loads(path.read_text()) if path.is_file() else {}
+        if doc.get("status") != "ok":
+            continue
+        p = {"w0_s0": 0.005, "w0_s1": 1e-4}.get(tid, 0.5)
+        check = {"p": p, "alpha": 0.01, "finding": "replicas started folded stay more folded",
+                 "effect": "folded fraction 0.7 vs 0.6", "meaning": "memory of the starts"}
+        doc["convergence"].update(converged=p >= 0.01, failed_checks=[], tests={"start_basins": check})
+        path.write_text(json.dumps(doc))
+    a = _quiet(root)
+    assert "1 of 11 trials not converged: replicas remember their start basin" in a.verdict_lines[0]
+    conv = pd.read_csv(root / "results" / "convergence.csv").set_index("trial_id")
+    assert bool(conv.loc["w0_s0", "converged"]) and not conv.loc["w0_s0", "converged_alone"]
+    assert conv.loc["w0_s0", "p_start_basins_holm"] == pytest.approx(0.05)
+    assert not conv.loc["w0_s1", "converged"]
+    md = a.report_path.read_text()
+    assert "Holm-adjusts each one's p-values over the 11 trials" in md
+    assert "pass the study's gate: w0_s0 (start basins: p = 0.005 alone, 0.05 Holm-adjusted)" in md

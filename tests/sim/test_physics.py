@@ -52,6 +52,28 @@ def test_harmonic_oscillator_variance_and_kinetic_temperature(dtype):
         assert abs(rel_t) < 0.01, f"T={temp}: kinetic temperature off by {rel_t:.4f} (s.e. {se_t:.4f})"
 
 
+@pytest.mark.parametrize("omega_dt", [0.67, 1.5])
+def test_baoab_large_steps_keep_configurations_exact(omega_dt):
+    """BAOAB at large steps (Leimkuhler & Matthews 2013): a harmonic mode's <x²> stays exactly k_BT/k
+    while the full-step kinetic temperature is T·(1 - (ω·dt)²/4). 0.67 is the quickstart's stiffest
+    prior bond at 8 fs (k ≈ 100 kcal/mol/Å², reduced mass 6 amu)."""
+    k, n_beads, temp = 1.0, 8, 300.0
+    omega = math.sqrt(U.ACCEL_FACTOR_A_PER_PS2 * k / MASS)
+    dt = omega_dt / omega
+    rng = np.random.default_rng(0)
+    x0 = _boltzmann_starts(rng, [temp] * 400, k, n_beads)
+    cfg = SimulationConfig(dt_ps=dt, friction_per_ps=0.5 / dt, temperature_K=temp, n_steps=800, save_every=4,
+                           seed=1, dtype="float64")
+    res = simulate(harmonic(k), np.full(n_beads, MASS), x0, cfg, progress=False)
+    x2 = (res.positions**2).mean(axis=1).reshape(-1) / (U.kbt(temp) / k)
+    se = x2.std(ddof=1) / np.sqrt(x2.size)
+    assert se < 0.002, f"test too noisy: relative s.e. {se:.4f}"
+    assert abs(x2.mean() - 1) < 4 * se, f"<x^2> off by {x2.mean() - 1:.4f} (s.e. {se:.4f})"
+    tk = res.kinetic_temperature.mean(axis=1) / temp
+    se_t = tk.std(ddof=1) / np.sqrt(tk.size)
+    assert abs(tk.mean() - (1 - omega_dt**2 / 4)) < 4 * se_t + 1e-3, f"T_kin/T {tk.mean():.4f}"
+
+
 def test_brownian_harmonic_variance():
     """Overdamped dynamics samples <x²> = k_BT/k within 2%; exactly the Euler–Maruyama value (k_BT/k)/(1 - a/2),
     a = dt·418.4·k/(γm), within 3 s.e."""
