@@ -29,6 +29,7 @@ holds each to its α; a study holds them to a family-wise α across its trials (
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -145,9 +146,41 @@ def _min_p(n_distinct: int) -> float:
     return 1.0 / max(n_distinct, 1)
 
 
-def _blocks(n: int, size: int = 1000) -> list[int]:
-    """``n`` permutations in blocks of at most ``size`` (bounded memory for fine basin grids)."""
-    return [min(size, n - i) for i in range(0, n, size)]
+#: Besag–Clifford stopping count: a permutation test stops once this many permutations reach the observed
+#: statistic (p = h / L is then ≥ h / n_max, far above any α the gate uses).
+SEQUENTIAL_HITS = 50
+#: permutations drawn per block (bounded memory for fine basin grids)
+PERMUTATION_BLOCK = 1000
+
+
+@dataclass
+class PermutationResult:
+    """A permutation test's p-value and the null statistics it drew."""
+
+    p: float
+    null: np.ndarray
+
+
+def sequential_permutation_p(null_block: Callable[[int], np.ndarray], observed: float, n_max: int,
+                             h: int = SEQUENTIAL_HITS) -> PermutationResult:
+    """Monte Carlo p-value of ``observed`` against null statistics drawn ``null_block(m)`` at a time, with
+    Besag & Clifford's (1991) sequential stopping: after L draws of which h reach ``observed``, p = h / L;
+    if ``n_max`` draws hold only g < h, p = (g + 1) / (n_max + 1), the usual fixed-size value. Both are valid
+    p-values; a typical statistic stops after a few hundred draws, a small p uses all ``n_max``. Ties within
+    1e-12 (relative) count as reaching it."""
+    tol = 1e-12 * max(1.0, abs(observed))
+    drawn, hits = [], 0
+    for m in [min(PERMUTATION_BLOCK, n_max - i) for i in range(0, n_max, PERMUTATION_BLOCK)]:
+        null = null_block(m)
+        cum = hits + np.cumsum(null >= observed - tol)
+        if cum[-1] >= h:
+            stop = int(np.argmax(cum >= h)) + 1
+            drawn.append(null[:stop])
+            total = sum(len(d) for d in drawn)
+            return PermutationResult(h / total, np.concatenate(drawn))
+        hits = int(cum[-1])
+        drawn.append(null)
+    return PermutationResult((hits + 1.0) / (n_max + 1.0), np.concatenate(drawn))
 
 
 def _swapped_halves_js(a: np.ndarray, b: np.ndarray, flips: np.ndarray) -> np.ndarray:
@@ -170,10 +203,10 @@ def _halves(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -> t
     used = (a.sum(0) + b.sum(0)) > 0          # cells empty in both halves add nothing to any JS
     a, b = a[:, used], b[:, used]
     stat = M.js_divergence(a.sum(0), b.sum(0))
-    null = np.concatenate([_swapped_halves_js(a, b, rng.integers(0, 2, size=(m, len(a))).astype(np.float64))
-                           for m in _blocks(config.convergence_permutations)])
-    p = (1.0 + np.count_nonzero(null >= stat - 1e-15)) / (1.0 + len(null))
-    return stat, float(np.median(null)), float(p), len(a)
+    res = sequential_permutation_p(
+        lambda m: _swapped_halves_js(a, b, rng.integers(0, 2, size=(m, len(a))).astype(np.float64)),
+        stat, config.convergence_permutations)
+    return stat, float(np.median(res.null)), res.p, len(a)
 
 
 def _start_gap(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -> tuple[float, float, int, int]:
@@ -184,11 +217,12 @@ def _start_gap(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -
         return float("nan"), float("nan"), k, n - k
     f = s.folded_fraction
     gap = float(f[folded_start].mean() - f[~folded_start].mean())
-    perms = np.argsort(rng.random((config.convergence_permutations, n)), axis=1)[:, :k]
-    g1 = f[perms].mean(1)
-    g0 = (f.sum() - f[perms].sum(1)) / (n - k)
-    p = (1.0 + np.count_nonzero(g1 - g0 >= gap - 1e-12)) / (1.0 + len(perms))
-    return gap, float(p), k, n - k
+
+    def null_gaps(m: int) -> np.ndarray:
+        perms = np.argsort(rng.random((m, n)), axis=1)[:, :k]
+        return f[perms].mean(1) - (f.sum() - f[perms].sum(1)) / (n - k)
+
+    return gap, sequential_permutation_p(null_gaps, gap, config.convergence_permutations).p, k, n - k
 
 
 def _time_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str]) -> None:
@@ -260,10 +294,10 @@ def assess_convergence(s: ReplicaSeries, config: EvalConfig) -> Convergence:
     reasons: list[str] = []
     notes: list[str] = []
     tests: dict[str, PermutationCheck] = {}
-    rng = np.random.default_rng(config.bootstrap_seed)
+    rng_halves, rng_starts = (np.random.default_rng(q) for q in np.random.SeedSequence(config.bootstrap_seed).spawn(2))
     _time_check(s, config, d, reasons)
     _crossing_check(s, config, d, reasons, notes)
-    js, js_null, p, n_used = _halves(s, config, rng)
+    js, js_null, p, n_used = _halves(s, config, rng_halves)
     d.update(halves_js=js, halves_js_null_median=js_null, halves_p=p)
     if not np.isfinite(p) or _min_p(2 ** (n_used - 1)) >= config.drift_alpha:
         notes.append(f"first/second-half agreement not assessable with {n_used} replicas (the permutation test "
@@ -272,7 +306,7 @@ def assess_convergence(s: ReplicaSeries, config: EvalConfig) -> Convergence:
         tests["drift"] = PermutationCheck(
             p, config.drift_alpha, "the first and second halves of the runs differ beyond replica-to-replica noise",
             f"JS {js:.3g} vs {js_null:.3g} typical under stationarity", "the runs still drift")
-    gap, p_gap, n_f, n_u = _start_gap(s, config, rng)
+    gap, p_gap, n_f, n_u = _start_gap(s, config, rng_starts)
     d.update(start_folded_gap=gap, start_gap_p=p_gap, n_folded_starts=float(n_f), n_unfolded_starts=float(n_u))
     if not np.isfinite(p_gap) or _min_p(math.comb(n_f + n_u, n_f)) >= config.start_basin_alpha:
         notes.append(f"start-basin agreement not assessable ({n_f} replicas started folded, {n_u} not)")

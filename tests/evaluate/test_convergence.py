@@ -69,8 +69,9 @@ def test_unknown_frame_spacing_and_thresholds_are_config(prepared, tmp_path):
     s = ModelSamples.from_arrays(two_state_model(16, 1000, 0.005, seed=31).replicas)  # no dt
     c = _conv(prepared, s)
     assert not c.converged and "frame spacing unknown" in c.reasons[0]
+    # 1.5 τ runs still remember their starts a little (start gap p ≈ 0.01): every threshold is config
     loose = _conv(prepared, two_state_model(32, 200, 0.005, seed=32), min_time_over_timescale=1.0,
-                  min_crossings_per_replica=0.5)
+                  min_crossings_per_replica=0.5, start_basin_alpha=0.001)
     assert loose.converged, loose.reasons
     ds, tica, cfg, ref = prepared
     res = score(ds, tica, two_state_model(4, 300, 0.005, seed=35), cfg, reference_summary=ref)
@@ -107,3 +108,28 @@ def test_a_one_state_model_whose_other_state_emptied_is_settled_without_crossing
     assert any("transitions per replica" in r for r in few.reasons)
     stuck = assess_convergence(_one_state_series(20, stay_folded=1), cfg)
     assert any("transitions per replica" in r for r in stuck.reasons)
+
+
+def test_sequential_permutation_p_is_besag_clifford_and_valid():
+    """p = h/L when the h-th draw reaching the statistic is the L-th, else (g+1)/(n_max+1); under the null,
+    P(p ≤ α) ≤ α (checked at α = 0.05 and 0.2 over 2,000 null statistics)."""
+    from raycg.evaluate.convergence import sequential_permutation_p
+
+    seq = np.tile([0.0, 1.0], 5000)                       # every 2nd draw reaches 0.5
+    pos = [0]
+
+    def fixed(m):
+        out = seq[pos[0]:pos[0] + m]
+        pos[0] += m
+        return out
+
+    r = sequential_permutation_p(fixed, 0.5, 9999, h=50)
+    assert r.p == 50 / 100 and len(r.null) == 100         # the 50th hit is draw 100
+    rng = np.random.default_rng(7)
+    never = sequential_permutation_p(lambda m: rng.normal(size=m), 10.0, 2999)
+    assert never.p == 1 / 3000 and len(never.null) == 2999
+    ps = np.array([sequential_permutation_p(lambda m: rng.normal(size=m), float(rng.normal()), 999).p
+                   for _ in range(2000)])
+    for a in (0.05, 0.2):
+        assert np.mean(ps <= a) <= a + 3 * np.sqrt(a * (1 - a) / len(ps)), (a, np.mean(ps <= a))
+    assert np.mean(ps <= 0.2) > 0.2 - 3 * np.sqrt(0.16 / len(ps))   # not conservative to uselessness
