@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from raycg.cli.common import DATASET_HELP, dataset_arg
+
 
 def register(groups: dict) -> None:
     g = groups["data"].add_parser(
@@ -37,7 +39,7 @@ def register(groups: dict) -> None:
                     "folding/unfolding transitions, TICA implied timescales vs sampled time, and whether the "
                     "free-energy surface is converged (halves of the data agree); writes a figure.",
     )
-    r.add_argument("dataset")
+    r.add_argument("dataset", metavar="DATASET", type=dataset_arg, help=DATASET_HELP)
     r.add_argument("--native", help="native structure PDB (default: the embedded CLN025 when 10 beads)")
     r.add_argument("--out", help="directory for report.json and report.png (default DATASET/report)")
     r.add_argument("--lag", type=int, default=None,

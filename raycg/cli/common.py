@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+#: what a dataset argument accepts besides a directory: the reference that ships in the package
+EMBEDDED = "embedded"
+DATASET_HELP = 'raycg CG dataset directory, or "embedded" (the packaged CLN025 reference)'
+
+
+def dataset_arg(value: str) -> str:
+    """argparse ``type`` of every dataset argument: a directory as given, or ``embedded``, the packaged
+    reference written once into the cache (``raycg.synth.embedded_dataset``), as a study spec accepts it."""
+    if value == EMBEDDED:
+        from raycg.synth import embedded_dataset
+
+        return str(embedded_dataset())
+    return value
+
 
 def check_device(device: str, *, where: str = "--device") -> None:
     """InputError unless ``device`` names a torch device this machine has (cpu, cuda, cuda:N, mps)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from raycg.cli.common import DATASET_HELP, dataset_arg
+
 FORCE_UNIT_HELP = ("units of the input forces: kcal/mol/A, kJ/mol/nm, kJ/mol/A, kcal/mol/nm "
                    "(converted to kcal/mol/Å at import)")
 
@@ -13,14 +15,14 @@ def register(groups: dict) -> None:
     info = g.add_parser("info", help="print a dataset's size, time, temperature, hash and summary",
                         description="Print frames, beads, trajectories, total simulated time, temperature, "
                                     "content hash, beads and the stored provenance summary of a dataset.")
-    info.add_argument("dataset", metavar="PATH", help="raycg dataset directory")
+    info.add_argument("dataset", metavar="DATASET", type=dataset_arg, help=DATASET_HELP)
     info.set_defaults(handler=_info)
 
     val = g.add_parser("validate", help="check a dataset (shapes, NaN/inf, trajectories, units, hash)",
                        description="Check a dataset structurally and physically (length units from bonded "
                                    "Cα distances, force units from the configurational virial). Prints the "
                                    "checks; exits 2 with one line naming the first problem. Never modifies it.")
-    val.add_argument("dataset", metavar="PATH", help="raycg dataset directory")
+    val.add_argument("dataset", metavar="DATASET", type=dataset_arg, help=DATASET_HELP)
     val.add_argument("--no-hash", action="store_true", help="skip recomputing the content hash")
     val.add_argument("--no-physics", action="store_true", help="skip the length/force unit checks")
     val.add_argument("--quiet", action="store_true", help="print nothing when valid")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from raycg.cli.common import DATASET_HELP, dataset_arg
+
 
 def register(groups) -> None:
     p = groups["eval"].add_parser(
@@ -11,7 +13,7 @@ def register(groups) -> None:
         description="Fit deeptime TICA on the reference dataset (lagged pairs inside each trajectory only; "
                     "frame weights used when the dataset has them) and save it as a small versioned "
                     ".npz (+ .json sidecar).")
-    p.add_argument("dataset", metavar="DATASET", help="raycg CG dataset directory")
+    p.add_argument("dataset", metavar="DATASET", type=dataset_arg, help=DATASET_HELP)
     p.add_argument("--lag", type=int, default=20, help="lag time in frames (default 20)")
     p.add_argument("--dim", type=int, default=None, help="number of components kept (default: all)")
     p.add_argument("--var-cutoff", type=float, default=None, help="keep components up to this kinetic variance")
@@ -27,7 +29,7 @@ def register(groups) -> None:
         description="Project trajectories (raycg simulation directories or any mdtraj-readable file with a CG "
                     "topology; .npy arrays in Å) onto the reference TICA after burn-in and compute the FES "
                     "metrics of raycg/evaluate/METRICS.md. Writes OUT/scores.json and OUT/fes.npz.")
-    s.add_argument("reference", metavar="REFERENCE", help="reference raycg CG dataset directory")
+    s.add_argument("reference", metavar="REFERENCE", type=dataset_arg, help="reference: " + DATASET_HELP)
     s.add_argument("trajectories", metavar="TRAJECTORIES", nargs="+",
                    help="simulation output directories and/or trajectory files")
     s.add_argument("--tica", required=True, help="reference TICA file from 'raycg eval tica'")

@@ -6,6 +6,8 @@ import argparse
 import sys
 import warnings
 
+from raycg.cli.common import DATASET_HELP, dataset_arg
+
 
 def register(groups: dict) -> None:
     g = groups["priors"]
@@ -14,7 +16,7 @@ def register(groups: dict) -> None:
         description="Fit harmonic bonds/angles, Fourier dihedrals and (sigma/r)^6 repulsion to a CG dataset by "
                     "Boltzmann inversion at its temperature (Jacobian-corrected histograms), write them as "
                     "versioned JSON with fit diagnostics, and optionally plot data vs fit.")
-    p.add_argument("dataset", metavar="DATASET", help="raycg dataset directory")
+    p.add_argument("dataset", metavar="DATASET", type=dataset_arg, help=DATASET_HELP)
     p.add_argument("--out", required=True, metavar="PRIORS_JSON", help="output file (JSON)")
     p.add_argument("--config", metavar="YAML", help="PriorConfig YAML (fields of raycg.priors.PriorConfig)")
     p.add_argument("--plot", metavar="DIR", help="write PNGs of data free energies vs fitted curves here")

@@ -80,6 +80,15 @@ def test_data_info_prints_the_summary_and_landscape(tiny, capsys):
         assert key in out
 
 
+def test_dataset_arguments_accept_embedded(tmp_path, monkeypatch, capsys):
+    """Every dataset argument takes "embedded", as a study spec does: the packaged reference, from the cache."""
+    monkeypatch.setenv("RAYCG_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "info", "embedded"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "cache" / ref.CACHE_NAME) in out and "basins:      2 in the TIC 1-2 FES" in out
+    assert main(["data", "validate", "embedded", "--quiet", "--no-physics"]) == 0
+
+
 def test_same_seed_same_hash_other_seed_other_hash(tmp_path):
     small = {"size": "tiny", "n_replicas": 3, "n_steps": 60, "save_every": 20, "unfold_steps": 40, "progress": False}
     a = make_embedded_reference(tmp_path / "a", seed=0, **small)
