@@ -84,7 +84,7 @@ class Floor:
     converged_fraction: float
     notes: list[str]
     path: Path
-    convergence: list[Convergence] = field(default_factory=list)   # per repeat (floors written since v0.1 have it)
+    convergence: list[Convergence] = field(default_factory=list)   # per repeat (empty in older floor files)
 
 
 def load_noise_floor(study: Path) -> Floor | None:
