@@ -279,7 +279,7 @@ def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, proto
     cfg = config.model_copy(update={"bootstrap_resamples": 0})
     names = floor_metrics()
     values: dict[str, list[float]] = {m: [] for m in names}
-    converged: list[Convergence] = []
+    verdicts: list[Convergence] = []
     kinds: dict[str, int] = {}
     distinct: list[float] = []
     record: dict[str, Any] = {}
@@ -288,7 +288,7 @@ def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, proto
         res = score(reference, tica, samples, cfg, reference_summary=ref)
         for m in names:
             values[m].append(float(res.metrics.get(m, math.nan)))
-        converged.append(res.convergence)
+        verdicts.append(res.convergence)
         for k, c in record["segments"].items():
             kinds[k] = kinds.get(k, 0) + c
         distinct.append(record["distinct_frame_fraction"])
@@ -296,7 +296,7 @@ def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, proto
     record.update(segments=kinds, distinct_frame_fraction=float(np.mean(distinct)))
     return NoiseFloor(
         protocol=protocol, metrics={m: FloorStat.of(np.asarray(v)) for m, v in values.items()},
-        n_repeats=n_repeats, seed=seed, values=values, converged_fraction=float(np.mean([c.converged for c in converged])),
-        convergence=converged,
+        n_repeats=n_repeats, seed=seed, values=values, converged_fraction=float(np.mean([c.converged for c in verdicts])),
+        convergence=verdicts,
         realized=record, notes=notes, dataset_hash=ref.dataset_hash, tica_fingerprint=tica_fingerprint(tica),
         config=config.model_dump(mode="json"), wall_s=time.perf_counter() - t0)
