@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from raycg.study.spec import StudySpec
 from raycg.study.storage import Store
 from raycg.study.trial.metrics import TrialMetrics
 from raycg.study.trial.session import TrialSession, current_session
+from raycg.study.trial.workdir import new_work_dir, remove_work_dir
 from raycg.utils.provenance import provenance
 
 FINAL = ("ok", "failed")
@@ -76,7 +76,7 @@ def run_trial(config: dict[str, Any]) -> dict[str, Any]:
     try:
         result = attempt.run(config.get("phases") or PHASES, t_start)
     finally:
-        shutil.rmtree(attempt.work, ignore_errors=True)
+        remove_work_dir(attempt.work)
     final = final_metrics(result)
     session.report(final)
     return final
@@ -97,7 +97,7 @@ class TrialAttempt:
                  session: TrialSession):
         self.store, self.study, self.trial, self.pipeline, self.session = store, study, trial, pipeline, session
         self.rel = f"trials/{trial.trial_id}"
-        self.work = Path(tempfile.mkdtemp(prefix=f"raycg-{trial.trial_id[:40]}-"))
+        self.work = new_work_dir(trial.trial_id)
         self.state: dict[str, Any] = {}
         self.restored_from = None
         fallback = self._recovered()
