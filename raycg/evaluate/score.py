@@ -244,6 +244,115 @@ def _check_inputs(reference, tica: ReferenceTICA, samples: ModelSamples, config:
     return reference_summary
 
 
+@dataclass
+class _Rmsd:
+    """Cα RMSD series of the kept frames (``[::stride]``): to native, to its mirror, replica offsets
+    into them, and each replica's start frame to native."""
+
+    native: np.ndarray
+    mirror: np.ndarray
+    offsets: np.ndarray
+    start: np.ndarray
+
+
+def _fes_metrics(ref: ReferenceSummary, y: np.ndarray, core: dict[str, float], t_all, config: EvalConfig
+                 ) -> tuple[dict[str, float], list[tuple[np.ndarray, float]]]:
+    """The FES metrics on TIC 1–2 and per TIC (KL, JS, W1, FES errors, coverage), in report order; also
+    the 1-D histograms of the model (histogram, outside count) per TIC."""
+    k, lost = ref.n_components, (t_all.lost if config.blowup_penalty else 0.0)
+    h1 = [M.histogram1d(y[:, c], ref.edges[c]) for c in range(k)]
+    m: dict[str, float] = {key: core[key] for key in ("kl_ref_model", "kl_model_ref", "js_divergence")}
+    for c in range(k):
+        m[f"kl_ref_model_tic{c + 1}"] = M.kl_divergence(M.with_outside(ref.hist1d[c], 0.0),
+                                                        M.with_outside(h1[c][0], h1[c][1] + lost), config.kl_epsilon)
+    m["w1"] = core["w1"]
+    for c in range(k):
+        m[f"w1_tic{c + 1}"] = M.wasserstein_1d(ref.y[:, c], y[:, c], ref.weights, None)
+    for key in ("fes_mse_aligned", "fes_mse", "coverage", "coverage_weighted"):
+        m[key] = core[key]
+    m["outside_grid_fraction"] = t_all.outside / len(y)
+    return m, h1
+
+
+def _folding_metrics(ref: ReferenceSummary, core: dict[str, float], rmsd: _Rmsd, fold_ev: np.ndarray,
+                     config: EvalConfig) -> dict[str, float]:
+    """Folded and mirror populations (Cα RMSD) and folding transitions, model and reference."""
+    n_ev_r = float(ref.folding_transitions_per_trajectory.sum())
+    return {
+        "folded_fraction_model": core["folded_fraction_model"],
+        "folded_fraction_reference": ref.folded_fraction,
+        "folded_fraction_diff": core["folded_fraction_diff"],
+        "folded_fraction_abs_error": core["folded_fraction_abs_error"],
+        "mirror_fraction_model": M.mirror_fraction(rmsd.native, rmsd.mirror),
+        "mirror_fraction_reference": ref.mirror_fraction,
+        "mirror_folded_fraction_model": M.folded_fraction(rmsd.mirror, config.folded_rmsd_A),
+        "mirror_folded_fraction_reference": ref.mirror_folded_fraction,
+        "rmsd_mean_model_A": float(np.mean(rmsd.native)),
+        "folding_transitions_per_replica_mean": float(fold_ev.mean()),
+        "folding_transitions_per_trajectory_mean_reference": float(ref.folding_transitions_per_trajectory.mean()),
+        "folding_transition_rate_per_ns_model": core["folding_transition_rate_per_ns_model"],
+        "folding_transition_rate_per_ns_reference": (n_ev_r / ref.folding_time_ns if ref.folding_time_ns > 0
+                                                     else float("nan")),
+        "folding_transition_rate_ratio": core["folding_transition_rate_ratio"],
+        "folding_transition_rate_log_ratio_abs": core["folding_transition_rate_log_ratio_abs"],
+    }
+
+
+def _count_metrics(samples: ModelSamples, *, n_frames: int, n_used: int) -> dict[str, float]:
+    """Frames and replicas scored, and what blew up."""
+    total = samples.n_replicas_total
+    return {
+        "n_frames_model": float(n_frames),
+        "n_replicas_used": float(n_used),
+        "n_replicas_total": float(total),
+        "n_blown_up": float(samples.n_blown_up),
+        "blown_up_fraction": samples.n_blown_up / total if total else 0.0,
+        "replica_time_lost_fraction": samples.replica_time_lost_fraction,
+    }
+
+
+def _replica_series(ref: ReferenceSummary, tica: ReferenceTICA, y: np.ndarray, offsets: np.ndarray, parts,
+                    n_kept: int, start_rmsd: np.ndarray, fold_ev: np.ndarray, dt_m: float | None) -> ReplicaSeries:
+    """What the convergence diagnostics read, per replica."""
+    cells, n_cells = _basin_cells(ref, y, offsets)
+    return ReplicaSeries(
+        basin_cells=cells, n_cells=n_cells,
+        folded_fraction=parts.folded[:n_kept] / np.maximum(parts.rmsd_frames[:n_kept], 1),
+        start_rmsd=start_rmsd,
+        events=np.asarray(fold_ev, np.float64), frames=np.diff(offsets).astype(np.float64), dt_frame_ps=dt_m,
+        slowest_timescale_ps=float(tica.timescales_ps[0]) if len(tica.eigenvalues) else float("nan"))
+
+
+def _score_arrays(ref: ReferenceSummary, t_all, h1: list[tuple[np.ndarray, float]], fold_ev: np.ndarray,
+                  m: dict[str, float], basins: tuple[np.ndarray, np.ndarray, np.ndarray], offsets: np.ndarray,
+                  lost: np.ndarray, series: ReplicaSeries) -> dict[str, np.ndarray]:
+    """``fes.npz``: grids, histograms, free energies, basins and per-replica arrays (METRICS.md)."""
+    kT = ref.kT
+    trans, maxfrac, bpop = basins
+    h2 = t_all.hist.reshape(ref.hist2d.shape)
+    return {
+        "edges_x": ref.edges[0], "edges_y": ref.edges[1],
+        "fes_reference": ref.fes2d, "fes_model": M.free_energy(h2, kT),
+        "hist_reference": ref.hist2d, "hist_model": h2,
+        "transitions_per_replica": trans.astype(np.int64),
+        "folding_transitions_per_replica": fold_ev.astype(np.int64),
+        "folding_transitions_per_trajectory_reference": ref.folding_transitions_per_trajectory.astype(np.int64),
+        "deepest_well_population_model": np.float64(m["deepest_well_population_model"]),
+        "deepest_well_population_reference": np.float64(m["deepest_well_population_reference"]),
+        "kT": np.float64(kT), "temperature_K": np.float64(ref.temperature_K),
+        "edges_1d": np.stack(ref.edges), "hist1d_reference": np.stack(ref.hist1d),
+        "hist1d_model": np.stack([h for h, _ in h1]),
+        "fes1d_reference": np.stack([M.free_energy(h, kT) for h in ref.hist1d]),
+        "fes1d_model": np.stack([M.free_energy(h, kT) for h, _ in h1]),
+        "basin_edges_x": ref.basin_edges[0], "basin_edges_y": ref.basin_edges[1],
+        "basin_labels": ref.basin_labels, "basin_population_reference": ref.basin_population,
+        "basin_population_model": bpop, "replica_max_basin_fraction": maxfrac,
+        "replica_n_frames": np.diff(offsets), "transitions_per_trajectory_reference": ref.transitions_per_trajectory,
+        "replica_lost_frames": lost, "replica_folded_fraction": series.folded_fraction,
+        "replica_start_rmsd_A": series.start_rmsd,
+    }
+
+
 def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalConfig | None = None, *,
           reference_summary: ReferenceSummary | None = None) -> TrialScore:
     """Score model ``samples`` against the ``reference`` dataset on the reference ``tica``.
@@ -256,111 +365,42 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     """
     config = config or EvalConfig()
     ref = _check_inputs(reference, tica, samples, config, reference_summary)
-    k, kT = ref.n_components, ref.kT
     clock = _Clock()
     sel = _select(samples, config.burn_in_fraction)
     if not sel.kept:
         raise DatasetError(f"no model frames left after dropping {config.burn_in_fraction:.0%} burn-in "
                            f"({samples.n_replicas} replicas)", where=", ".join(samples.sources[:2]),
                            hint="simulate longer or lower evaluate.burn_in_fraction")
-    y, offsets = _project_kept(sel, tica, k)
-    n = len(y)
+    y, offsets = _project_kept(sel, tica, ref.n_components)
     clock("projection")
-    total = n
-    stride = stride_for(total, config.rmsd_max_frames)
-    r_nat, r_mir, sub_off, start_rmsd = _rmsd_series(sel.kept, ref, stride, sel.first_frames)
-    fold_ev = folding_events(r_nat, sub_off, config)
+    stride = stride_for(len(y), config.rmsd_max_frames)
+    rmsd = _Rmsd(*_rmsd_series(sel.kept, ref, stride, sel.first_frames))
+    fold_ev = folding_events(rmsd.native, rmsd.offsets, config)
     clock("rmsd")
-    parts = build_parts(ref, y, offsets, sel.lost, r_nat, sub_off, fold_ev, config)
+    parts = build_parts(ref, y, offsets, sel.lost, rmsd.native, rmsd.offsets, fold_ev, config)
     t_all = parts.totals()
     ref_w1 = reference_w1_hist(ref, parts.w1_edges)
     dt_m = samples.dt_frame_ps
     core = distribution_metrics(ref, t_all, config, dt_m, ref_w1=ref_w1, w1_edges=parts.w1_edges)
-    lost = t_all.lost if config.blowup_penalty else 0.0
-    ex, ey = ref.edges[0], ref.edges[1]
-    h2 = t_all.hist.reshape(ref.hist2d.shape)
-    h1 = [M.histogram1d(y[:, c], ref.edges[c]) for c in range(k)]
-    fes_m = M.free_energy(h2, kT)
-    m: dict[str, float] = {}
-    for key in ("kl_ref_model", "kl_model_ref", "js_divergence"):
-        m[key] = core[key]
-    for c in range(k):
-        m[f"kl_ref_model_tic{c + 1}"] = M.kl_divergence(M.with_outside(ref.hist1d[c], 0.0),
-                                                        M.with_outside(h1[c][0], h1[c][1] + lost), config.kl_epsilon)
-    m["w1"] = core["w1"]
-    for c in range(k):
-        m[f"w1_tic{c + 1}"] = M.wasserstein_1d(ref.y[:, c], y[:, c], ref.weights, None)
-    for key in ("fes_mse_aligned", "fes_mse", "coverage", "coverage_weighted"):
-        m[key] = core[key]
-    m["outside_grid_fraction"] = t_all.outside / n
+    m, h1 = _fes_metrics(ref, y, core, t_all, config)
     clock("distributions")
-    m["folded_fraction_model"] = core["folded_fraction_model"]
-    m["folded_fraction_reference"] = ref.folded_fraction
-    m["folded_fraction_diff"] = core["folded_fraction_diff"]
-    m["folded_fraction_abs_error"] = core["folded_fraction_abs_error"]
-    m["mirror_fraction_model"] = M.mirror_fraction(r_nat, r_mir)
-    m["mirror_fraction_reference"] = ref.mirror_fraction
-    m["mirror_folded_fraction_model"] = M.folded_fraction(r_mir, config.folded_rmsd_A)
-    m["mirror_folded_fraction_reference"] = ref.mirror_folded_fraction
-    m["rmsd_mean_model_A"] = float(np.mean(r_nat))
-    m["folding_transitions_per_replica_mean"] = float(fold_ev.mean())
-    m["folding_transitions_per_trajectory_mean_reference"] = float(ref.folding_transitions_per_trajectory.mean())
-    m["folding_transition_rate_per_ns_model"] = core["folding_transition_rate_per_ns_model"]
-    n_ev_r = float(ref.folding_transitions_per_trajectory.sum())
-    m["folding_transition_rate_per_ns_reference"] = (n_ev_r / ref.folding_time_ns if ref.folding_time_ns > 0
-                                                     else float("nan"))
-    m["folding_transition_rate_ratio"] = core["folding_transition_rate_ratio"]
-    m["folding_transition_rate_log_ratio_abs"] = core["folding_transition_rate_log_ratio_abs"]
-    trans, maxfrac, bpop = _basin_metrics(ref, y, offsets, dt_m, m)
+    m.update(_folding_metrics(ref, core, rmsd, fold_ev, config))
+    basins = _basin_metrics(ref, y, offsets, dt_m, m)
     clock("basins")
-    # counts and blow-ups
-    m["n_frames_model"] = float(n)
-    m["n_replicas_used"] = float(len(sel.kept))
-    m["n_replicas_total"] = float(samples.n_replicas_total)
-    m["n_blown_up"] = float(samples.n_blown_up)
-    m["blown_up_fraction"] = samples.n_blown_up / samples.n_replicas_total if samples.n_replicas_total else 0.0
-    m["replica_time_lost_fraction"] = samples.replica_time_lost_fraction
+    m.update(_count_metrics(samples, n_frames=len(y), n_used=len(sel.kept)))
     ci, ci_info = bootstrap_intervals(ref, parts, config, dt_m, m, ref_w1=ref_w1)
     m.update(ci)
     clock("bootstrap")
-    cells, n_cells = _basin_cells(ref, y, offsets)
-    n_kept = len(sel.kept)
-    series = ReplicaSeries(
-        basin_cells=cells, n_cells=n_cells,
-        folded_fraction=parts.folded[:n_kept] / np.maximum(parts.rmsd_frames[:n_kept], 1),
-        start_rmsd=start_rmsd,
-        events=np.asarray(fold_ev, np.float64), frames=np.diff(offsets).astype(np.float64), dt_frame_ps=dt_m,
-        slowest_timescale_ps=float(tica.timescales_ps[0]) if len(tica.eigenvalues) else float("nan"))
+    series = _replica_series(ref, tica, y, offsets, parts, len(sel.kept), rmsd.start, fold_ev, dt_m)
     conv = assess_convergence(series, config)
     m["converged"] = 1.0 if conv.converged else 0.0
     clock("convergence")
-
-    fes_r1 = [M.free_energy(h, kT) for h in ref.hist1d]
-    arrays: dict[str, np.ndarray] = {
-        "edges_x": ex, "edges_y": ey,
-        "fes_reference": ref.fes2d, "fes_model": fes_m,
-        "hist_reference": ref.hist2d, "hist_model": h2,
-        "transitions_per_replica": trans.astype(np.int64),
-        "folding_transitions_per_replica": fold_ev.astype(np.int64),
-        "folding_transitions_per_trajectory_reference": ref.folding_transitions_per_trajectory.astype(np.int64),
-        "deepest_well_population_model": np.float64(m["deepest_well_population_model"]),
-        "deepest_well_population_reference": np.float64(m["deepest_well_population_reference"]),
-        "kT": np.float64(kT), "temperature_K": np.float64(ref.temperature_K),
-        "edges_1d": np.stack(ref.edges), "hist1d_reference": np.stack(ref.hist1d),
-        "hist1d_model": np.stack([h for h, _ in h1]),
-        "fes1d_reference": np.stack(fes_r1), "fes1d_model": np.stack([M.free_energy(h, kT) for h, _ in h1]),
-        "basin_edges_x": ref.basin_edges[0], "basin_edges_y": ref.basin_edges[1],
-        "basin_labels": ref.basin_labels, "basin_population_reference": ref.basin_population,
-        "basin_population_model": bpop, "replica_max_basin_fraction": maxfrac,
-        "replica_n_frames": np.diff(offsets), "transitions_per_trajectory_reference": ref.transitions_per_trajectory,
-        "replica_lost_frames": sel.lost, "replica_folded_fraction": series.folded_fraction,
-        "replica_start_rmsd_A": series.start_rmsd,
-    }
+    arrays = _score_arrays(ref, t_all, h1, fold_ev, m, basins, offsets, sel.lost, series)
     info = {
         "reference_hash": ref.dataset_hash, "reference_frames": ref.n_frames,
         "tica": {"lag_frames": tica.lag, "lag_ps": tica.lag_ps, "feature_kind": tica.feature_kind,
                  "dim": tica.dim, "dataset_hash": tica.dataset_hash},
-        "native_source": ref.native_source, "kT_kcal_per_mol": kT, "temperature_K": ref.temperature_K,
+        "native_source": ref.native_source, "kT_kcal_per_mol": ref.kT, "temperature_K": ref.temperature_K,
         "model_dt_frame_ps": dt_m, "rmsd_stride": stride,
         "n_replicas_total": samples.n_replicas_total, "n_blown_up": samples.n_blown_up,
         "n_empty": samples.n_empty, "n_without_frames_after_burn_in": len(sel.lost_frameless),
