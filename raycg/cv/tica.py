@@ -383,11 +383,42 @@ def fit_reference_tica(dataset, lag: int = 20, dim: int | None = None, features:
 
 def _fit(dataset, lag, dim, features, weights, var_cutoff, scaling, epsilon, chunk_rows, progress) -> ReferenceTICA:
     from deeptime.decomposition import TICA
+    from deeptime.numeric import ZeroRankError
 
+    lag, where = _check_fit_args(dataset, lag, dim, features, var_cutoff)
+    pairs = _LaggedPairs(TICA.covariance_estimator(lagtime=lag), lag, _resolve_weights(dataset, weights),
+                         int(chunk_rows))
+    _stream_pairs(dataset, features, pairs, where, progress)
+    try:
+        cm = pairs.cov.fetch_model()
+        model = TICA(lagtime=lag, epsilon=epsilon, dim=dim, var_cutoff=var_cutoff,
+                     scaling=scaling).fit_from_covariances(cm).fetch_model()
+    except ZeroRankError:
+        raise DatasetError("all TICA features are constant over the dataset", where=where,
+                           hint="check the coordinates (a frozen structure has no dynamics to analyse)") from None
+    k = int(model.output_dimension)
+    tica = ReferenceTICA(
+        lag=lag, feature_kind=features, n_beads=dataset.n_beads, dataset_hash=dataset.content_hash,
+        mean=np.asarray(model.mean_0, np.float64).copy(),
+        coefficients=np.asarray(model.instantaneous_coefficients, np.float64)[:, :k].copy(),
+        eigenvalues=np.real(np.asarray(model.singular_values, np.float64)).copy(),
+        dt_frame_ps=float(dataset.meta.dt_frame_ps), cov_00=np.asarray(cm.cov_00, np.float64).copy(),
+        cov_0t=np.asarray(cm.cov_0t, np.float64).copy(), mean_0=np.asarray(cm.mean_0, np.float64).copy(),
+        mean_t=np.asarray(cm.mean_t, np.float64).copy(), scaling=scaling, epsilon=float(epsilon),
+        dim_requested=None if dim is None else int(dim), var_cutoff=var_cutoff,
+        temperature_K=float(dataset.meta.temperature_K), dataset_name=dataset.meta.name,
+        n_trajectories_used=pairs.n_used, n_trajectories_skipped=pairs.n_skipped, n_pairs=pairs.n_pairs,
+        weighted=pairs.weights is not None,
+    )
+    tica._model = model
+    return tica
+
+
+def _check_fit_args(dataset, lag, dim, features, var_cutoff) -> tuple[int, str]:
+    """The lag as an int and the dataset's name for messages; InputError/DatasetError on bad arguments."""
     check_feature_kind(features)
     if not isinstance(lag, (int, np.integer)) or isinstance(lag, bool) or lag < 1:
         raise InputError(f"TICA lag must be a positive whole number of frames, got {lag!r}")
-    lag = int(lag)
     if dim is not None and (not isinstance(dim, (int, np.integer)) or dim < 1):
         raise InputError(f"TICA dim must be a positive integer or None, got {dim!r}")
     if var_cutoff is not None and not 0 < var_cutoff <= 1:
@@ -396,116 +427,106 @@ def _fit(dataset, lag, dim, features, weights, var_cutoff, scaling, epsilon, chu
     if dataset.n_beads < 2:
         raise DatasetError(f"dataset has {dataset.n_beads} bead(s); TICA on pair distances needs at least 2",
                            where=where)
-    w = _resolve_weights(dataset, weights)
-    cov = TICA.covariance_estimator(lagtime=lag)
-    offsets = np.asarray(dataset.traj_offsets, dtype=np.int64)
-    lengths = np.diff(offsets)
+    lengths = np.diff(np.asarray(dataset.traj_offsets, dtype=np.int64))
     if not np.any(lengths > lag):
         raise DatasetError(
             f"no trajectory is longer than the TICA lag ({lag} frames; {len(lengths)} trajectories skipped)",
             where=where, hint="use a smaller --lag",
         )
-    n_used = n_skipped = n_pairs = 0
-    buf_x: list[np.ndarray] = []
-    buf_y: list[np.ndarray] = []
-    buf_w: list[np.ndarray] = []
-    buffered = 0
+    return int(lag), where
 
-    def flush():
-        nonlocal buffered
-        if not buf_x:
+
+@dataclass
+class _LaggedPairs:
+    """Time-lagged feature pairs (and their weights) buffered and fed to a deeptime covariance
+    estimator in chunks of about ``chunk_rows`` rows; counts what was used."""
+
+    cov: Any
+    lag: int
+    weights: np.ndarray | None
+    chunk_rows: int
+    n_used: int = 0
+    n_skipped: int = 0
+    n_pairs: int = 0
+    _x: list[np.ndarray] = field(default_factory=list)
+    _y: list[np.ndarray] = field(default_factory=list)
+    _w: list[np.ndarray] = field(default_factory=list)
+    _rows: int = 0
+
+    def add(self, f: np.ndarray, lo: int, n: int, w_start: int) -> None:
+        """Pairs (f[lo + i], f[lo + i + lag]) for i < n, weighted by the frames from ``w_start``."""
+        self._x.append(f[lo : lo + n])
+        self._y.append(f[lo + self.lag : lo + self.lag + n])
+        if self.weights is not None:
+            self._w.append(self.weights[w_start : w_start + n])
+        self._rows += n
+        if self._rows >= self.chunk_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._x:
             return
-        x = np.concatenate(buf_x).astype(np.float64)
-        y = np.concatenate(buf_y).astype(np.float64)
-        ww = np.concatenate(buf_w) if w is not None else None
-        if ww is None or np.any(ww > 0):
-            cov.partial_fit((x, y), weights=ww)
-        buf_x.clear()
-        buf_y.clear()
-        buf_w.clear()
-        buffered = 0
+        x = np.concatenate(self._x).astype(np.float64)
+        y = np.concatenate(self._y).astype(np.float64)
+        w = np.concatenate(self._w) if self.weights is not None else None
+        if w is None or np.any(w > 0):
+            self.cov.partial_fit((x, y), weights=w)
+        self._x.clear()
+        self._y.clear()
+        self._w.clear()
+        self._rows = 0
 
+
+def _checked_features(dataset, features: str, a: int, b: int, where: str) -> np.ndarray:
+    """Features of frames [a, b); DatasetError naming the trajectory and frame of a non-finite value."""
+    f = featurize(dataset.coords[a:b], features)
+    if not np.all(np.isfinite(f)):
+        bad = a + int(np.argwhere(~np.isfinite(f))[0, 0])
+        t_bad = int(np.searchsorted(np.asarray(dataset.traj_offsets), bad, side="right") - 1)
+        raise DatasetError(f"non-finite coordinates in trajectory {t_bad}, frame {bad}",
+                           where=where, hint="clean or re-import the dataset")
+    return f
+
+
+def _stream_pairs(dataset, features: str, pairs: _LaggedPairs, where: str, progress: bool) -> None:
+    """Every lagged pair inside each trajectory into ``pairs``, featurising at most ~chunk_rows frames at once:
+    a long trajectory chunk by chunk (each chunk overlapping the next by the lag), consecutive short ones
+    as one block."""
+    offsets = np.asarray(dataset.traj_offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    lag, step, n_traj = pairs.lag, max(pairs.chunk_rows, 1), dataset.n_trajectories
     bar = None
     if progress:
         from raycg.utils.progress import Progress
 
-        bar = Progress(total=dataset.n_trajectories, desc="TICA fit", unit="traj")
-    step = max(int(chunk_rows), 1)
-
-    def features_of(a: int, b: int, first_traj: int) -> np.ndarray:
-        f = featurize(dataset.coords[a:b], features)
-        if not np.all(np.isfinite(f)):
-            bad = a + int(np.argwhere(~np.isfinite(f))[0, 0])
-            t_bad = int(np.searchsorted(offsets, bad, side="right") - 1)
-            raise DatasetError(f"non-finite coordinates in trajectory {t_bad}, frame {bad}",
-                               where=where, hint="clean or re-import the dataset")
-        return f
-
-    def add_pairs(f: np.ndarray, lo: int, n: int, w_start: int) -> None:
-        """Pairs (f[lo + i], f[lo + i + lag]) for i < n, weighted by the frames from w_start."""
-        nonlocal buffered
-        buf_x.append(f[lo : lo + n])
-        buf_y.append(f[lo + lag : lo + lag + n])
-        if w is not None:
-            buf_w.append(w[w_start : w_start + n])
-        buffered += n
-        if buffered >= chunk_rows:
-            flush()
-
+        bar = Progress(total=n_traj, desc="TICA fit", unit="traj")
     t = 0
-    n_traj = dataset.n_trajectories
     while t < n_traj:
         a = int(offsets[t])
         if lengths[t] > step:
-            # one long trajectory: features chunk by chunk, each chunk overlapping the next by `lag`
             length = int(lengths[t])
-            n_used += 1
-            n_pairs += length - lag
+            pairs.n_used += 1
+            pairs.n_pairs += length - lag
             for s in range(0, length - lag, step):
                 e = min(s + step, length - lag)
-                add_pairs(features_of(a + s, a + e + lag, t), 0, e - s, a + s)
+                pairs.add(_checked_features(dataset, features, a + s, a + e + lag, where), 0, e - s, a + s)
             t += 1
         else:
-            # a block of consecutive short trajectories: featurise once, pair inside each trajectory
             u = t
             while u < n_traj and lengths[u] <= step and int(offsets[u + 1]) - a <= step:
                 u += 1
-            f = features_of(a, int(offsets[u]), t)
+            f = _checked_features(dataset, features, a, int(offsets[u]), where)
             for v in range(t, u):
                 length = int(lengths[v])
                 if length <= lag:
-                    n_skipped += 1
+                    pairs.n_skipped += 1
                     continue
-                n_used += 1
-                n_pairs += length - lag
-                add_pairs(f, int(offsets[v]) - a, length - lag, int(offsets[v]))
+                pairs.n_used += 1
+                pairs.n_pairs += length - lag
+                pairs.add(f, int(offsets[v]) - a, length - lag, int(offsets[v]))
             t = u
         if bar is not None:
             bar.update(t - bar.n if hasattr(bar, "n") else 1)
-    flush()
+    pairs.flush()
     if bar is not None and hasattr(bar, "close"):
         bar.close()
-    from deeptime.numeric import ZeroRankError
-
-    try:
-        cm = cov.fetch_model()
-        model = TICA(lagtime=lag, epsilon=epsilon, dim=dim, var_cutoff=var_cutoff,
-                     scaling=scaling).fit_from_covariances(cm).fetch_model()
-    except ZeroRankError:
-        raise DatasetError("all TICA features are constant over the dataset", where=where,
-                           hint="check the coordinates (a frozen structure has no dynamics to analyse)") from None
-    k = int(model.output_dimension)
-    coeffs = np.asarray(model.instantaneous_coefficients, np.float64)[:, :k]
-    tica = ReferenceTICA(
-        lag=lag, feature_kind=features, n_beads=dataset.n_beads, dataset_hash=dataset.content_hash,
-        mean=np.asarray(model.mean_0, np.float64).copy(), coefficients=coeffs.copy(),
-        eigenvalues=np.real(np.asarray(model.singular_values, np.float64)).copy(),
-        dt_frame_ps=float(dataset.meta.dt_frame_ps), cov_00=np.asarray(cm.cov_00, np.float64).copy(),
-        cov_0t=np.asarray(cm.cov_0t, np.float64).copy(), mean_0=np.asarray(cm.mean_0, np.float64).copy(),
-        mean_t=np.asarray(cm.mean_t, np.float64).copy(), scaling=scaling, epsilon=float(epsilon),
-        dim_requested=None if dim is None else int(dim), var_cutoff=var_cutoff,
-        temperature_K=float(dataset.meta.temperature_K), dataset_name=dataset.meta.name,
-        n_trajectories_used=n_used, n_trajectories_skipped=n_skipped, n_pairs=n_pairs, weighted=w is not None,
-    )
-    tica._model = model
-    return tica
