@@ -8,6 +8,8 @@ free energies are kcal/mol. See ``METRICS.md`` for the table of every metric ``s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 #: network-simplex iteration cap of :func:`transport_cost` (a 576-cell grid needs ~10^4-10^5)
@@ -337,22 +339,36 @@ def find_basins(fes: np.ndarray, prob: np.ndarray, kT: float, merge_kT: float = 
     minimum free energy (basin 0 = the deepest well), and each basin's minimum free energy.
     """
     f = np.asarray(fes, dtype=np.float64)
-    prob = np.asarray(prob, dtype=np.float64)
-    nx, ny = f.shape
     pop = np.isfinite(f)
     if not pop.any():
         return np.full(f.shape, -1, np.int64), np.zeros(0)
-    big = np.inf
-    fz = np.where(pop, f, big)
+    fz = np.where(pop, f, np.inf)
+    labels, roots = _descend_to_minima(fz, pop)
+    n_b = len(roots)
+    prob = np.asarray(prob, dtype=np.float64).ravel()
+    merger = _BasinMerger(parent=list(range(n_b)), minf=fz.ravel()[roots],
+                          pop=np.bincount(labels[labels >= 0], weights=prob[labels >= 0], minlength=n_b),
+                          saddle=_saddles(labels.reshape(f.shape), fz))
+    merger.merge_shallow(merge_kT * kT)
+    merger.absorb_small(min_population)
+    final = np.array([merger.find(a) for a in range(n_b)], dtype=np.int64)
+    keep = sorted({int(x) for x in final if x >= 0}, key=lambda r: merger.minf[r])
+    order = {r: k for k, r in enumerate(keep)}
+    out = np.array([order.get(int(final[x]), -1) if x >= 0 else -1 for x in labels], dtype=np.int64)
+    return out.reshape(f.shape), np.array([merger.minf[r] for r in keep])
+
+
+def _descend_to_minima(fz: np.ndarray, pop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each bin follows its lowest 8-neighbour (itself if none is lower) to a local minimum: flat labels
+    0..n−1 of the minima reached (−1 = unpopulated bin) and the flat index of each minimum."""
+    nx, ny = fz.shape
     flat_idx = np.arange(nx * ny).reshape(nx, ny)
-    best_val = fz.copy()
-    best_idx = flat_idx.copy()
+    best_val, best_idx = fz.copy(), flat_idx.copy()
     for dx, dy in _NEIGHBOURS:
-        v = _shift(fz, dx, dy, big)
-        ii = _shift(flat_idx, dx, dy, -1)
+        v = _shift(fz, dx, dy, np.inf)
         better = v < best_val
         best_val = np.where(better, v, best_val)
-        best_idx = np.where(better, ii, best_idx)
+        best_idx = np.where(better, _shift(flat_idx, dx, dy, -1), best_idx)
     ptr = best_idx.ravel().copy()
     for _ in range(nx * ny):  # pointer jumping to the minima
         nxt = ptr[ptr]
@@ -362,71 +378,85 @@ def find_basins(fes: np.ndarray, prob: np.ndarray, kT: float, merge_kT: float = 
     lab = np.where(pop.ravel(), ptr, -1)
     roots = np.unique(lab[lab >= 0])
     remap = {int(r): k for k, r in enumerate(roots)}
-    labels = np.array([remap.get(int(x), -1) for x in lab], dtype=np.int64)
-    fflat = fz.ravel()
-    n_b = len(roots)
-    minf = np.array([fflat[r] for r in roots])
-    popb = np.bincount(labels[labels >= 0], weights=prob.ravel()[labels >= 0], minlength=n_b)
-    # saddles between adjacent basins
+    return np.array([remap.get(int(x), -1) for x in lab], dtype=np.int64), roots
+
+
+def _saddles(lab2: np.ndarray, fz: np.ndarray) -> dict[tuple[int, int], float]:
+    """Saddle of each pair of adjacent basins: the lowest max(F_u, F_v) over adjacent bins u, v across them."""
     saddle: dict[tuple[int, int], float] = {}
-    lab2 = labels.reshape(nx, ny)
     for dx, dy in _NEIGHBOURS[4:]:  # each unordered neighbour direction once
         other = _shift(lab2, dx, dy, -1)
-        fo = _shift(fz, dx, dy, big)
+        fo = _shift(fz, dx, dy, np.inf)
         m = (lab2 >= 0) & (other >= 0) & (lab2 != other)
         for a, b, h in zip(lab2[m], other[m], np.maximum(fz[m], fo[m])):
             key = (min(int(a), int(b)), max(int(a), int(b)))
-            if h < saddle.get(key, big):
+            if h < saddle.get(key, np.inf):
                 saddle[key] = float(h)
-    parent = list(range(n_b))
+    return saddle
 
-    def find(a: int) -> int:
+
+@dataclass
+class _BasinMerger:
+    """Basins being merged: union-find ``parent`` (−1 = dropped), each root's minimum free energy and
+    population, and the saddles between the current roots."""
+
+    parent: list[int]
+    minf: np.ndarray
+    pop: np.ndarray
+    saddle: dict[tuple[int, int], float]
+
+    def find(self, a: int) -> int:
         """Root of a's basin, or -1 if it was dropped."""
-        while parent[a] != a:
-            if parent[a] == -1:
+        while self.parent[a] != a:
+            if self.parent[a] == -1:
                 return -1
-            a = parent[a]
+            a = self.parent[a]
         return a
 
-    def merge(a: int, b: int) -> None:
-        """Merge basin b into a (a keeps the deeper minimum)."""
-        if minf[b] < minf[a]:
+    def merge(self, a: int, b: int) -> None:
+        """Merge basin b into a (the merged basin keeps the deeper minimum's root)."""
+        if self.minf[b] < self.minf[a]:
             a, b = b, a
-        parent[b] = a
-        minf[a] = min(minf[a], minf[b])
-        popb[a] += popb[b]
-        for (u, v), h in list(saddle.items()):
+        self.parent[b] = a
+        self.minf[a] = min(self.minf[a], self.minf[b])
+        self.pop[a] += self.pop[b]
+        for (u, v), h in list(self.saddle.items()):
             if b in (u, v):
-                del saddle[(u, v)]
+                del self.saddle[(u, v)]
                 c = v if u == b else u
                 if c == a:
                     continue
                 key = (min(a, c), max(a, c))
-                saddle[key] = min(saddle.get(key, big), h)
+                self.saddle[key] = min(self.saddle.get(key, np.inf), h)
 
-    thresh = merge_kT * kT
-    while saddle:
-        (a, b), h = min(saddle.items(), key=lambda kv: kv[1] - max(minf[kv[0][0]], minf[kv[0][1]]))
-        if h - max(minf[a], minf[b]) >= thresh:
-            break
-        merge(a, b)
-    while True:
-        alive = [a for a in range(n_b) if parent[a] == a]
-        small = [a for a in alive if popb[a] < min_population]
-        if not small or len(alive) <= 1:
-            break
-        a = min(small, key=lambda x: popb[x])
-        nbrs = [(h, v if u == a else u) for (u, v), h in saddle.items() if a in (u, v)]
-        if nbrs:
-            merge(min(nbrs)[1], a)
-        else:
-            parent[a] = -1  # isolated and tiny: not a basin
-            popb[a] = big
-    final = np.array([find(a) for a in range(n_b)], dtype=np.int64)
-    keep = sorted({int(x) for x in final if x >= 0}, key=lambda r: minf[r])
-    order = {r: k for k, r in enumerate(keep)}
-    out = np.array([order.get(int(final[x]), -1) if x >= 0 else -1 for x in labels], dtype=np.int64)
-    return out.reshape(nx, ny), np.array([minf[r] for r in keep])
+    def barrier(self, pair: tuple[int, int]) -> float:
+        """The shallower basin's barrier to the other: saddle − its minimum."""
+        a, b = pair
+        return self.saddle[pair] - max(self.minf[a], self.minf[b])
+
+    def merge_shallow(self, threshold: float) -> None:
+        """Merge the pair with the lowest barrier while that barrier is below ``threshold``."""
+        while self.saddle:
+            pair = min(self.saddle, key=self.barrier)
+            if self.barrier(pair) >= threshold:
+                break
+            self.merge(*pair)
+
+    def absorb_small(self, min_population: float) -> None:
+        """Merge the smallest basin below ``min_population`` into its lowest-saddle neighbour (drop it if
+        it has none), while such a basin and another basin exist."""
+        while True:
+            alive = [a for a in range(len(self.parent)) if self.parent[a] == a]
+            small = [a for a in alive if self.pop[a] < min_population]
+            if not small or len(alive) <= 1:
+                break
+            a = min(small, key=lambda x: self.pop[x])
+            nbrs = [(h, v if u == a else u) for (u, v), h in self.saddle.items() if a in (u, v)]
+            if nbrs:
+                self.merge(min(nbrs)[1], a)
+            else:
+                self.parent[a] = -1  # isolated and tiny: not a basin
+                self.pop[a] = np.inf
 
 
 def core_labels(labels: np.ndarray, fes: np.ndarray, basin_min: np.ndarray, kT: float,
