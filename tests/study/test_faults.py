@@ -349,6 +349,28 @@ def test_status_tells_an_interrupted_study_from_a_running_one(tmp_path):
     assert study_status(str(uri))["interrupted"] == 2
 
 
+def test_status_eta_reads_finished_phase_times_and_the_running_trials_attempt(tmp_path):
+    import socket
+
+    spec = spec_from_any(toy_spec(tmp_path))
+    uri = tmp_path / "faulty"
+    create_study(spec, str(uri), log=lambda s: None)
+    store = Store(str(uri))
+    done, running = store.read_json("study.json")["trial_ids"]
+    now = time.time()
+    store.write_json(f"trials/{done}/result.json", {"trial_id": done, "status": "ok", "runtime_s": 42.0,
+                                                     "stage_times": {"train": 10.0, "simulate": 30.0, "score": 2.0}})
+    store.write_json(f"trials/{running}/status.json", {"phase": "simulate", "progress": 0.7, "updated_unix": now - 1})
+    store.write_json(f"trials/{running}/attempts/1-a.json", {"updated_unix": now - 1,
+                                                              "stage_times": {"train": 10.0, "simulate": 10.0}})
+    me = psutil.Process()
+    store.write_json("driver.json", {"host": socket.gethostname(), "pid": me.pid, "create_time": me.create_time(),
+                                     "heartbeat_s": 5.0, "heartbeat_unix": now, "state": "running"})
+    st = study_status(str(uri))
+    # the running trial entered its simulation 11 s ago; a simulation takes 30 s and a score 2 s
+    assert st["running"] == 1 and st["eta_s"] == pytest.approx(19.0 + 2.0, abs=0.5)
+
+
 def test_resume_refuses_to_run_next_to_a_live_driver(tmp_path):
     import socket
 

@@ -9,6 +9,8 @@ from ray import tune
 
 from raycg.study.grid import grid_point
 from raycg.study.keys import trial_id_for
+from raycg.study.pipelines.base import PHASE_END
+from raycg.study.results.eta import PhaseTimer
 from raycg.study.results.status import fmt_seconds
 
 
@@ -24,10 +26,8 @@ class StudyProgress(tune.Callback):
                  interval_s: float = 15.0):
         self.n_total, self.concurrency, self.log, self.interval_s = n_total, concurrency, log, interval_s
         self.t0 = time.time()
-        self.progress: dict[str, float] = {}
         self.final: dict[str, str] = {}
-        self.started: dict[str, float] = {}
-        self.durations: list[float] = []
+        self.timer = PhaseTimer(dict(PHASE_END))
         self.last_counts: tuple = ()
         self.last_t = 0.0
 
@@ -35,29 +35,32 @@ class StudyProgress(tune.Callback):
         return {**self.__dict__, "log": None}
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.started.setdefault(trial_key(trial), time.time())
+        self.timer.start(trial_key(trial), time.time())
         self._print(trials)
 
     def on_trial_restore(self, iteration, trials, trial, **info):
+        self.timer.forget(trial_key(trial))  # placed again by its next report
         self._print(trials, note=f"{trial_key(trial)} restored from its checkpoint")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
+        self.timer.forget(trial_key(trial))
         self._print(trials, note=f"{trial_key(trial)} failed; retrying from its last checkpoint")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        key = trial_key(trial)
-        self.progress[key] = float(result.get("progress", 0.0) or 0.0)
-        if result.get("phase") == "done":
+        key, phase = trial_key(trial), str(result.get("phase", ""))
+        self.timer.report(key, phase, float(result.get("progress", 0.0) or 0.0), bool(result.get(f"{phase}_done")),
+                          time.time())
+        if phase == "done":
             self.final[key] = str(result.get("status", "ok"))
-            if key in self.started:
-                self.durations.append(time.time() - self.started[key])
         self._print(trials)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        self.timer.forget(trial_key(trial))
         self._print(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.final[trial_key(trial)] = "failed"
+        self.timer.forget(trial_key(trial))
         self._print(trials, note=f"{trial_key(trial)} errored (retries exhausted)")
 
     def on_step_end(self, iteration, trials, **info):
@@ -76,8 +79,8 @@ class StudyProgress(tune.Callback):
         failed = sum(1 for k in keys if self.final.get(k) == "failed")
         running = sum(1 for t, k in zip(trials, keys) if t.status == "RUNNING" and k not in self.final)
         pending = max(0, self.n_total - done - failed - running)
-        eta = estimate_eta(self.t0, self.n_total, {k: self.progress.get(k, 0.0) for k in keys}, self.final,
-                           self.durations, running, self.concurrency)
+        slots = max(1, running, self.concurrency or 0) if running else max(1, self.concurrency or 1)
+        eta = self.timer.eta(pending, slots, time.time())
         log = self.log or _stderr
         if note:
             log(f"  {note}")
@@ -86,23 +89,6 @@ class StudyProgress(tune.Callback):
             log(f"trials: {done}/{self.n_total} done, {running} running, {failed} failed, {pending} pending"
                 f"; elapsed {fmt_seconds(time.time() - self.t0)}; ETA {fmt_seconds(eta)}")
             self.last_counts, self.last_t = counts, time.time()
-
-
-def estimate_eta(t0: float, n_total: int, progress: dict[str, float], final: dict[str, str],
-                 durations: list[float], running: int, concurrency: int | None) -> float:
-    """Seconds left: remaining trial-fractions x time per trial (measured, else from progress) / slots."""
-    remaining = sum(1.0 - min(1.0, progress.get(k, 0.0)) for k in progress if k not in final)
-    remaining += max(0, n_total - len(progress) - sum(1 for k in final if k not in progress))
-    if remaining <= 0:
-        return 0.0
-    per_trial = sum(durations) / len(durations) if durations else None
-    if per_trial is None:
-        done_work = sum(min(1.0, p) for k, p in progress.items() if k not in final)
-        if done_work <= 0.05:
-            return float("nan")
-        per_trial = (time.time() - t0) * max(1, running) / done_work
-    slots = max(1, running, concurrency or 0) if running else max(1, concurrency or 1)
-    return remaining * per_trial / slots
 
 
 def _stderr(msg: str) -> None:

@@ -1,5 +1,6 @@
-"""Reading a study back, with no Ray: ``status.py`` (``raycg study status``) and ``aggregate.py``
-(``raycg study analyze``: the trial table, statistics, report)."""
+"""Reading a study back, with no Ray: ``status.py`` (``raycg study status``), ``eta.py`` (the ETA from
+measured phase durations, also the driver's) and ``aggregate.py`` (``raycg study analyze``: the trial
+table, statistics, report)."""
 
 from raycg.study.results.aggregate import aggregate, trial_table
 from raycg.study.results.status import format_status, resolve_study, study_status

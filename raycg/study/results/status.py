@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from raycg.errors import ConfigError
+from raycg.study.pipelines.base import PHASE_END
+from raycg.study.results.eta import PhaseTimer
 from raycg.study.storage import Store, is_remote, join, normalize
 
 FINAL = ("ok", "failed")
@@ -68,13 +70,13 @@ def driver_state(store: Store, now: float | None = None) -> dict[str, Any] | Non
 
 
 def _trial_state(store: Store, tid: str, now: float, stale_s: float,
-                 driver_alive: bool | None = None) -> tuple[dict[str, Any], float | None]:
+                 driver_alive: bool | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The trial's entry of the status, and its result record once it finished."""
     res = store.try_read_json(f"trials/{tid}/result.json")
     st = store.try_read_json(f"trials/{tid}/status.json") or {}
     if res and res.get("status") in FINAL:
         state = "done" if res["status"] == "ok" else "failed"
-        runtime = float(res["runtime_s"]) if res.get("runtime_s") else None
-        return {"trial_id": tid, "state": state, "progress": 1.0, "error": res.get("error")}, runtime
+        return {"trial_id": tid, "state": state, "progress": 1.0, "error": res.get("error")}, res
     if driver_alive is False:  # nothing runs without its driver, however fresh the trial's last report
         return {"trial_id": tid, "state": "interrupted", "progress": float(st.get("progress", 0.0)) if st else 0.0,
                 "phase": st.get("phase") if st else None, "error": None}, None
@@ -83,6 +85,27 @@ def _trial_state(store: Store, tid: str, now: float, stale_s: float,
                 "phase": st.get("phase"), "error": None}, None
     return {"trial_id": tid, "state": "pending" if not st else "stalled",
             "progress": float(st.get("progress", 0.0)) if st else 0.0, "error": None}, None
+
+
+def _phase_timer(store: Store, trials: list[dict[str, Any]], results: list[dict[str, Any]]) -> PhaseTimer:
+    """Phase durations of the finished trials (``stage_times``) and where each running trial is (its
+    attempt record holds the seconds spent in its current phase as of its last report)."""
+    timer = PhaseTimer(dict(PHASE_END))
+    for res in results:
+        for phase, seconds in (res.get("stage_times") or {}).items():
+            if phase in PHASE_END:
+                timer.finished.setdefault(phase, []).append(float(seconds))
+    for t in trials:
+        if t["state"] != "running" or t.get("phase") not in PHASE_END:
+            continue
+        names = sorted(store.listdir(f"trials/{t['trial_id']}/attempts"))
+        rec = store.try_read_json(f"trials/{t['trial_id']}/attempts/{names[-1]}") if names else None
+        if not rec or not rec.get("updated_unix"):
+            continue
+        at = float(rec["updated_unix"])
+        timer.report(t["trial_id"], t["phase"], t["progress"], False, at)
+        timer.running[t["trial_id"]].since = at - float((rec.get("stage_times") or {}).get(t["phase"], 0.0))
+    return timer
 
 
 def study_status(name_or_path: str, *, storage: str | None = None, stale_s: float = 300.0) -> dict[str, Any]:
@@ -94,19 +117,17 @@ def study_status(name_or_path: str, *, storage: str | None = None, stale_s: floa
     study = store.read_json("study.json")
     now = time.time()
     driver = driver_state(store, now)
-    trials, runtimes = [], []
+    trials, results = [], []
     for tid in study["trial_ids"]:
-        entry, runtime = _trial_state(store, tid, now, stale_s, driver["alive"] if driver else None)
+        entry, res = _trial_state(store, tid, now, stale_s, driver["alive"] if driver else None)
         trials.append(entry)
-        if runtime:
-            runtimes.append(runtime)
+        if res and res.get("status") == "ok":
+            results.append(res)
     counts = {s: sum(1 for t in trials if t["state"] == s)
               for s in ("done", "failed", "running", "pending", "stalled", "interrupted")}
     conc = (study["spec"].get("concurrency") or {}).get("max_concurrent_trials") or max(1, counts["running"])
-    remaining = sum(1.0 - t["progress"] for t in trials if t["state"] not in ("done", "failed"))
-    eta = (remaining * (sum(runtimes) / len(runtimes)) / max(1, conc)) if runtimes else float("nan")
-    if remaining == 0:
-        eta = 0.0
+    waiting = sum(1 for t in trials if t["state"] in ("pending", "stalled", "interrupted"))
+    eta = _phase_timer(store, trials, results).eta(waiting, max(1, conc), now)
     return {"name": study["name"], "uri": uri, "n_trials": study["n_trials"], **counts, "eta_s": eta,
             "trials": trials, "driver": driver,
             "report": join(uri, "results", "report.md") if store.exists("results/report.md") else None}
