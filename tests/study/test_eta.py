@@ -45,19 +45,27 @@ def test_after_one_whole_trial_the_eta_is_exact_list_scheduling():
     assert timer.eta(pending=0, slots=2, now=now) == pytest.approx(2.0)
 
 
-def test_phases_in_progress_extrapolate_and_unreached_ones_scale_by_their_share():
+def test_phases_in_progress_extrapolate_and_untimed_ones_leave_the_eta_unknown():
     timer = PhaseTimer(dict(ENDS))
     timer.start("a", 0.0)
     timer.report("a", "train", 0.15, False, 2.5)    # a quarter of training in 2.5 s
-    assert timer.duration("train", now=4.0) == pytest.approx(10.0)     # from the last report, not from now
-    assert timer.duration("simulate", now=4.0) == pytest.approx(10.0 * 0.3 / 0.6)   # the pipeline's shares
+    assert timer.duration("train") == pytest.approx(10.0)        # from the last report, not from now
+    assert timer.duration("simulate") is None and math.isnan(timer.eta(pending=4, slots=1, now=4.0))
     timer.report("a", "train", 0.6, True, 10.0)
-    timer.report("a", "simulate", 0.7, False, 20.0)  # a third of simulate in 10 s: 30 s, measured
-    assert timer.duration("simulate", now=21.0) == pytest.approx(30.0)
-    score = (10.0 + 30.0) * 0.1 / 0.9                  # train and simulate measured: 40 s for 0.9 of progress
-    assert timer.duration("score", now=21.0) == pytest.approx(score)
-    # 20 s left of a's simulation, then its score, then 4 trials on one slot
-    assert timer.eta(pending=4, slots=1, now=20.0) == pytest.approx(20.0 + score + 4 * (40.0 + score))
+    timer.report("a", "simulate", 0.7, False, 20.0)  # a third of simulate in 10 s: 30 s
+    assert timer.duration("simulate") == pytest.approx(30.0)
+    assert math.isnan(timer.eta(pending=4, slots=1, now=20.0))   # score reports only its end: not timed yet
+    timer.finished["score"] = [2.0]                                # (another trial's)
+    # 20 s left of a's simulation, then its score, then 4 trials of 42 s on one slot
+    assert timer.eta(pending=4, slots=1, now=20.0) == pytest.approx(20.0 + 2.0 + 4 * 42.0)
+
+
+def test_the_eta_follows_the_latest_wave_not_the_first_one():
+    timer = PhaseTimer(dict(ENDS))
+    timer.finished = {"train": [10.0, 10.0, 10.0, 10.0], "simulate": [70.0, 70.0, 30.0, 30.0], "score": [2.0] * 4}
+    assert timer.duration("simulate") == pytest.approx(50.0)
+    assert timer.duration("simulate", recent=2) == pytest.approx(30.0)
+    assert timer.eta(pending=4, slots=2, now=0.0) == pytest.approx(2 * 42.0)
 
 
 def test_a_restored_trial_is_placed_by_its_next_report_and_done_trials_leave():

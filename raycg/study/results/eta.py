@@ -7,10 +7,14 @@ wave of the quickstart (train ~10 s, simulate ~35 s, score ~2 s, reported as 0.6
 read 14 min a few seconds in and 3.5 min at 28 s for a study that took 4.7 min. Instead each phase
 is timed:
 
-- a phase some trial has finished: the mean of its measured durations;
+- a phase some trial has finished: the mean of its last measured durations, one per slot (so the first
+  wave, whose trials also compile the simulation step on each worker, stops counting a wave later: the
+  quickstart's first trials took 91 s, the later ones ~40 s);
 - a phase only running so far: elapsed / fraction done, from the reports inside the phase (epochs,
   simulation chunks), averaged over the trials in it;
-- a phase nobody has reached: the measured phases' time, scaled by the pipeline's progress shares.
+- a phase not timed yet (nobody reached it, or it reports nothing until its end): unknown, and so is
+  the ETA ("?"): scaling it from the others by the pipeline's progress shares read 1 min 17 s for that
+  4.7 min study.
 
 The ETA then schedules the rest like Tune does: each running trial finishes its phase and the
 phases after it, and each pending trial takes the next free slot.
@@ -83,28 +87,18 @@ class PhaseTimer:
         lo, hi = (self.phase_end[self.phases[i - 1]] if i else 0.0), self.phase_end[phase]
         return min(1.0, max(0.0, (progress - lo) / (hi - lo))) if hi > lo else 0.0
 
-    def duration(self, phase: str, now: float) -> float | None:
-        """Expected seconds of ``phase`` (see the module docstring), None when nothing is known yet."""
-        own = self._measured(phase, now)
-        if own is not None:
-            return own
-        known = {p: d for p in self.phases if (d := self._measured(p, now)) is not None}
-        share = sum(self._share(p) for p in known)
-        return sum(known.values()) * self._share(phase) / share if known and share > 0 else None
-
-    def _measured(self, phase: str, now: float) -> float | None:
-        if self.finished.get(phase):
-            return sum(self.finished[phase]) / len(self.finished[phase])
+    def duration(self, phase: str, recent: int | None = None) -> float | None:
+        """Expected seconds of ``phase`` (see the module docstring), None while it is not timed. ``recent``:
+        average only the last so many finished durations (the first trial on each worker also compiles)."""
+        done = self.finished.get(phase, [])[-recent:] if recent else self.finished.get(phase)
+        if done:
+            return sum(done) / len(done)
         rates = [(p.at - p.since) / p.fraction for p in self.running.values() if p.phase == phase and p.fraction > 0]
         return sum(rates) / len(rates) if rates else None
 
-    def _share(self, phase: str) -> float:
-        i = self.phases.index(phase)
-        return self.phase_end[phase] - (self.phase_end[self.phases[i - 1]] if i else 0.0)
-
     def eta(self, pending: int, slots: int, now: float) -> float:
         """Seconds until every running and ``pending`` trial is done on ``slots`` slots (nan: unknown yet)."""
-        durations = {p: self.duration(p, now) for p in self.phases}
+        durations = {p: self.duration(p, recent=max(1, slots)) for p in self.phases}
         if any(d is None for d in durations.values()):
             return math.nan
         per_trial = sum(durations.values())
