@@ -105,8 +105,34 @@ def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], 
                          hint="give one forces file per coordinates file (same order)")
     lf, ff = U.length_factor(length_units), U.force_factor(force_units)
     readers = [(NpyArray(c), NpyArray(f)) for c, f in zip(cfiles, ffiles)]
-    n_beads = None
-    lengths = []
+    n_beads, lengths = _check_coords_forces(readers)
+    n_frames = int(sum(lengths))
+    sources: list[dict[str, Any]] = []
+    types = _bead_types(embeddings, n_beads, sources)
+    seq, where = _bead_residues(topology, sequence, sources)
+    beads, bonds = beads_from_sequence(seq, termini=termini, bead_mass=bead_mass, types=types)
+    if len(beads.names) != n_beads:
+        raise DatasetError(f"topology bead count {len(beads.names)} != array bead count {n_beads}", where=where,
+                           hint="the sequence/topology must have one residue per bead")
+    offsets = _trajectory_offsets(lengths, traj_ids, frames_per_traj, sources)
+    w = _frame_weights(weights, n_frames, sources)
+    mapping = MappingInfo(kind="identity", force_aggregation="as-provided", source_layout="torchmd-cg")
+    config = dict(coords=[str(c) for c in cfiles], forces=[str(f) for f in ffiles], embeddings=embeddings,
+                  sequence=sequence, topology=topology, traj_ids=traj_ids, frames_per_traj=frames_per_traj, weights=weights,
+                  temperature=temperature, dt_ps=dt_ps, length_units=length_units, force_units=force_units,
+                  termini=termini, bead_mass=bead_mass)
+    meta = _meta(Path(out).name, n_frames, n_beads, temperature, dt_ps, beads, bonds, mapping, config, sources,
+                 "torchmd-cg")
+    chunks = _HashedChunks(readers, chunk_frames, lf, ff)
+    # the sources of the arrays are hashed while they stream; their entries are filled in before meta is written
+    meta.provenance["sources"] = sources + chunks.sources
+    return write_dataset_streaming(out, meta, offsets, chunks, weights=w, overwrite=overwrite,
+                                   validate=validate, progress=progress, desc="import torchmd-cg")
+
+
+def _check_coords_forces(readers: list[tuple[NpyArray, NpyArray]]) -> tuple[int, list[int]]:
+    """Beads and frames per file; DatasetError for bad shapes or files that disagree."""
+    n_beads, lengths = None, []
     for cr, fr in readers:
         if len(cr.shape) != 3 or cr.shape[2] != 3:
             raise DatasetError(f"coordinates must be [frames, beads, 3], got shape {cr.shape}", where=str(cr.path))
@@ -117,96 +143,94 @@ def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], 
             raise DatasetError(f"{cr.shape[1]} beads but earlier files have {n_beads}", where=str(cr.path))
         n_beads = cr.shape[1]
         lengths.append(cr.shape[0])
-    n_frames = int(sum(lengths))
-    # beads
-    types = None
-    sources: list[dict[str, Any]] = []
-    if embeddings:
-        types = np.load(embeddings, allow_pickle=False).reshape(-1) if not str(embeddings).endswith(".npz") else None
-        if types is None or types.ndim != 1:
-            raise InputError("embeddings must be a .npy array with one integer per bead", where=str(embeddings))
-        sources.append(_source(Path(embeddings)))
-        if len(types) != n_beads:
-            raise DatasetError(f"embeddings have {len(types)} entries but the arrays have {n_beads} beads",
-                               where=str(embeddings), hint="give the embeddings of this dataset's beads")
+    return int(n_beads), lengths
+
+
+def _bead_types(embeddings: str | None, n_beads: int, sources: list[dict[str, Any]]) -> np.ndarray | None:
+    """Bead types from an embeddings ``.npy`` (one integer per bead), or None (the residue-type table)."""
+    if not embeddings:
+        return None
+    types = np.load(embeddings, allow_pickle=False).reshape(-1) if not str(embeddings).endswith(".npz") else None
+    if types is None or types.ndim != 1:
+        raise InputError("embeddings must be a .npy array with one integer per bead", where=str(embeddings))
+    sources.append(_source(Path(embeddings)))
+    if len(types) != n_beads:
+        raise DatasetError(f"embeddings have {len(types)} entries but the arrays have {n_beads} beads",
+                           where=str(embeddings), hint="give the embeddings of this dataset's beads")
+    return types
+
+
+def _bead_residues(topology: str | None, sequence: str | None, sources: list[dict[str, Any]]
+                   ) -> tuple[Sequence[str] | str, str]:
+    """The residue of each bead (from a topology's CA residues or a one-letter sequence) and where it came from."""
     if topology:
         import mdtraj
 
         top = mdtraj.load_topology(str(topology))
-        seq = [r.name for r in top.residues if any(a.name == "CA" for a in r.atoms)]
         sources.append(_source(Path(topology)))
-        where = str(topology)
-    elif sequence:
-        seq, where = sequence, "--sequence"
-    else:
-        raise InputError("the bead residues are unknown", hint="pass --sequence (e.g. YYDPETGTWY) or --topology PDB")
-    beads, bonds = beads_from_sequence(seq, termini=termini, bead_mass=bead_mass, types=types)
-    if len(beads.names) != n_beads:
-        raise DatasetError(f"topology bead count {len(beads.names)} != array bead count {n_beads}", where=where,
-                           hint="the sequence/topology must have one residue per bead")
-    # trajectories
-    if len(cfiles) > 1:
+        return [r.name for r in top.residues if any(a.name == "CA" for a in r.atoms)], str(topology)
+    if sequence:
+        return sequence, "--sequence"
+    raise InputError("the bead residues are unknown", hint="pass --sequence (e.g. YYDPETGTWY) or --topology PDB")
+
+
+def _trajectory_offsets(lengths: list[int], traj_ids: str | None, frames_per_traj: int | None,
+                        sources: list[dict[str, Any]]) -> np.ndarray:
+    """Trajectory boundaries: one per file, else from per-frame ids or a fixed length, else one trajectory."""
+    n_frames = int(sum(lengths))
+    if len(lengths) > 1:
         if traj_ids or frames_per_traj:
             raise InputError("--traj-ids/--frames-per-traj apply to a single coordinates file, not a glob")
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    elif traj_ids:
+        return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    if traj_ids:
         ids = np.load(traj_ids, allow_pickle=False).reshape(-1)
         if len(ids) != n_frames:
             raise DatasetError(f"{len(ids)} trajectory ids for {n_frames} frames", where=str(traj_ids))
         offsets = traj_ids_to_offsets(ids, where=str(traj_ids))
         sources.append(_source(Path(traj_ids)))
-    elif frames_per_traj:
+        return offsets
+    if frames_per_traj:
         if n_frames % frames_per_traj:
             raise InputError(f"{n_frames} frames are not a multiple of --frames-per-traj {frames_per_traj}")
-        offsets = np.arange(0, n_frames + 1, frames_per_traj, dtype=np.int64)
-    else:
-        offsets = np.array([0, n_frames], np.int64)
-    w = None
-    if weights:
-        w = np.load(weights, allow_pickle=False).astype(np.float64).reshape(-1)
-        if len(w) != n_frames:
-            raise DatasetError(f"{len(w)} weights for {n_frames} frames", where=str(weights))
-        sources.append(_source(Path(weights)))
-    mapping = MappingInfo(kind="identity", force_aggregation="as-provided", source_layout="torchmd-cg")
-    config = dict(coords=[str(c) for c in cfiles], forces=[str(f) for f in ffiles], embeddings=embeddings,
-                  sequence=sequence, topology=topology, traj_ids=traj_ids, frames_per_traj=frames_per_traj, weights=weights,
-                  temperature=temperature, dt_ps=dt_ps, length_units=length_units, force_units=force_units,
-                  termini=termini, bead_mass=bead_mass)
-    meta = _meta(Path(out).name, n_frames, n_beads, temperature, dt_ps, beads, bonds, mapping, config, sources,
-                 "torchmd-cg")
-    hashes: list[tuple[hashlib._Hash, hashlib._Hash]] = []
+        return np.arange(0, n_frames + 1, frames_per_traj, dtype=np.int64)
+    return np.array([0, n_frames], np.int64)
 
-    def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for cr, fr in readers:
+
+def _frame_weights(weights: str | None, n_frames: int, sources: list[dict[str, Any]]) -> np.ndarray | None:
+    if not weights:
+        return None
+    w = np.load(weights, allow_pickle=False).astype(np.float64).reshape(-1)
+    if len(w) != n_frames:
+        raise DatasetError(f"{len(w)} weights for {n_frames} frames", where=str(weights))
+    sources.append(_source(Path(weights)))
+    return w
+
+
+class _HashedChunks:
+    """(coords, forces) float32 chunks of every file pair in Å and kcal/mol/Å, hashing the files as they
+    stream; once iterated, ``sources`` (coords, forces, ... in file order) hold their sha256."""
+
+    def __init__(self, readers: list[tuple[NpyArray, NpyArray]], chunk_frames: int, length_factor: float,
+                 force_factor: float) -> None:
+        self.readers, self.chunk_frames = readers, chunk_frames
+        self.lf, self.ff = length_factor, force_factor
+        self.sources = [{"path": str(r.path.resolve()), "sha256": None, "bytes": os.path.getsize(r.path)}
+                        for pair in readers for r in pair]
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for k, (cr, fr) in enumerate(self.readers):
             hc, hf = hashlib.sha256(), hashlib.sha256()
-            hashes.append((hc, hf))
-            for c, f in zip(cr.iter_chunks(chunk_frames, hc), fr.iter_chunks(chunk_frames, hf)):
+            for c, f in zip(cr.iter_chunks(self.chunk_frames, hc), fr.iter_chunks(self.chunk_frames, hf)):
                 c = c.astype(np.float32, copy=False)
                 f = f.astype(np.float32, copy=False)
-                if lf != 1.0:
-                    c = c * np.float32(lf)
-                if ff != 1.0:
-                    f = f * np.float32(ff)
+                if self.lf != 1.0:
+                    c = c * np.float32(self.lf)
+                if self.ff != 1.0:
+                    f = f * np.float32(self.ff)
                 yield c, f
             cr.close()
             fr.close()
-
-    # the source hashes are computed while streaming; fill them in before meta is written
-    meta.provenance["sources"] = sources + [{"path": str(p.resolve()), "sha256": None, "bytes": os.path.getsize(p)}
-                                            for pair in zip(cfiles, ffiles) for p in pair]
-
-    def chunks_then_hash() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        yield from chunks()
-        srcs = meta.provenance["sources"][len(sources):]
-        for k, (hc, hf) in enumerate(hashes):
-            srcs[2 * k]["sha256"], srcs[2 * k + 1]["sha256"] = hc.hexdigest(), hf.hexdigest()
-
-    return write_dataset_streaming(out, meta, offsets, chunks_then_hash(), weights=w, overwrite=overwrite,
-                                   validate=validate, progress=progress, desc="import torchmd-cg")
-
-
-# ----------------------------------------------------------------------------------------------
-# all-atom trajectories readable by mdtraj
+            self.sources[2 * k]["sha256"], self.sources[2 * k + 1]["sha256"] = hc.hexdigest(), hf.hexdigest()
 
 
 def import_mdtraj(trajectories: str | Sequence[str], forces: str | Sequence[str], out: str | os.PathLike, *,
