@@ -55,17 +55,36 @@ def test_phases_in_progress_extrapolate_and_untimed_ones_leave_the_eta_unknown()
     timer.report("a", "simulate", 0.7, False, 20.0)  # a third of simulate in 10 s: 30 s
     assert timer.duration("simulate") == pytest.approx(30.0)
     assert math.isnan(timer.eta(pending=4, slots=1, now=20.0))   # score reports only its end: not timed yet
-    timer.finished["score"] = [2.0]                                # (another trial's)
+    timer.add_finished("score", 2.0)                               # (another trial's)
     # 20 s left of a's simulation, then its score, then 4 trials of 42 s on one slot
     assert timer.eta(pending=4, slots=1, now=20.0) == pytest.approx(20.0 + 2.0 + 4 * 42.0)
 
 
 def test_the_eta_follows_the_latest_wave_not_the_first_one():
     timer = PhaseTimer(dict(ENDS))
-    timer.finished = {"train": [10.0, 10.0, 10.0, 10.0], "simulate": [70.0, 70.0, 30.0, 30.0], "score": [2.0] * 4}
+    for end, train, sim in ((80.0, 10.0, 70.0), (82.0, 10.0, 70.0), (122.0, 10.0, 30.0), (124.0, 10.0, 30.0)):
+        timer.add_finished("train", train, end - sim)
+        timer.add_finished("simulate", sim, end)
+        timer.add_finished("score", 2.0, end + 2.0)
     assert timer.duration("simulate") == pytest.approx(50.0)
     assert timer.duration("simulate", recent=2) == pytest.approx(30.0)
-    assert timer.eta(pending=4, slots=2, now=0.0) == pytest.approx(2 * 42.0)
+    assert timer.eta(pending=4, slots=2, now=130.0) == pytest.approx(2 * 42.0)
+
+
+def test_a_running_wave_replaces_the_compiling_first_one_before_it_finishes():
+    timer = PhaseTimer(dict(ENDS))
+    for end in (80.0, 82.0):                      # first wave: 70 s simulations (they compiled)
+        timer.add_finished("train", 10.0, 10.0)
+        timer.add_finished("simulate", 70.0, end)
+        timer.add_finished("score", 2.0, end + 2.0)
+    for trial, t0 in (("c", 84.0), ("d", 86.0)):  # second wave: a third of each simulation in 10 s
+        timer.start(trial, t0)
+        timer.report(trial, "train", 0.6, True, t0 + 10.0)
+        timer.report(trial, "simulate", 0.7, False, t0 + 20.0)
+    assert timer.duration("simulate", recent=2) == pytest.approx(30.0)
+    assert timer.duration("simulate") == pytest.approx(50.0)
+    # c and d have 18 and 20 s of simulation left, then 2 s of score; one pending trial of 42 s after each
+    assert timer.eta(pending=2, slots=2, now=106.0) == pytest.approx(20.0 + 2.0 + 42.0)
 
 
 def test_a_restored_trial_is_placed_by_its_next_report_and_done_trials_leave():

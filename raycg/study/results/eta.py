@@ -7,11 +7,11 @@ wave of the quickstart (train ~10 s, simulate ~35 s, score ~2 s, reported as 0.6
 read 14 min a few seconds in and 3.5 min at 28 s for a study that took 4.7 min. Instead each phase
 is timed:
 
-- a phase some trial has finished: the mean of its last measured durations, one per slot (so the first
-  wave, whose trials also compile the simulation step on each worker, stops counting a wave later: the
-  quickstart's first trials took 91 s, the later ones ~40 s);
-- a phase only running so far: elapsed / fraction done, from the reports inside the phase (epochs,
-  simulation chunks), averaged over the trials in it;
+- each finished run of a phase is one measurement, and so is each running one that has reported a
+  fraction of it (epochs, simulation chunks: elapsed / fraction done at its last report);
+- a phase's duration is the mean of its latest measurements, one per slot: the first wave, whose trials
+  also compile the simulation step on each worker (the quickstart's took 70–91 s, later ones ~36–40 s),
+  stops counting as soon as the next wave has reported;
 - a phase not timed yet (nobody reached it, or it reports nothing until its end): unknown, and so is
   the ETA ("?"): scaling it from the others by the pipeline's progress shares read 1 min 17 s for that
   4.7 min study.
@@ -46,7 +46,8 @@ class PhaseTimer:
     """
 
     phase_end: dict[str, float]
-    finished: dict[str, list[float]] = field(default_factory=dict)
+    #: per phase, (when it ended, its seconds) of every finished run of it
+    finished: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     running: dict[str, _Position] = field(default_factory=dict)
 
     @property
@@ -57,6 +58,10 @@ class PhaseTimer:
         """A trial started (or restarted): it is in its first phase from ``now`` unless already placed."""
         self.running.setdefault(trial, _Position(self.phases[0], now))
 
+    def add_finished(self, phase: str, seconds: float, at: float = 0.0) -> None:
+        """A run of ``phase`` that took ``seconds`` and ended at ``at``."""
+        self.finished.setdefault(phase, []).append((at, seconds))
+
     def forget(self, trial: str) -> None:
         """The trial ended or will be retried (placed again by its next report)."""
         self.running.pop(trial, None)
@@ -66,7 +71,7 @@ class PhaseTimer:
         pos = self.running.get(trial)
         if phase == "done":
             if pos is not None and pos.phase == self.phases[-1]:
-                self.finished.setdefault(pos.phase, []).append(now - pos.since)
+                self.add_finished(pos.phase, now - pos.since, now)
             self.forget(trial)
             return
         if phase not in self.phase_end:
@@ -75,7 +80,7 @@ class PhaseTimer:
             pos = self.running[trial] = _Position(phase, now)
         pos.fraction, pos.at = self._fraction(phase, progress), now
         if phase_done:
-            self.finished.setdefault(phase, []).append(now - pos.since)
+            self.add_finished(phase, now - pos.since, now)
             later = self.phases[self.phases.index(phase) + 1:]
             if later:
                 self.running[trial] = _Position(later[0], now)
@@ -88,13 +93,17 @@ class PhaseTimer:
         return min(1.0, max(0.0, (progress - lo) / (hi - lo))) if hi > lo else 0.0
 
     def duration(self, phase: str, recent: int | None = None) -> float | None:
-        """Expected seconds of ``phase`` (see the module docstring), None while it is not timed. ``recent``:
-        average only the last so many finished durations (the first trial on each worker also compiles)."""
-        done = self.finished.get(phase, [])[-recent:] if recent else self.finished.get(phase)
-        if done:
-            return sum(done) / len(done)
-        rates = [(p.at - p.since) / p.fraction for p in self.running.values() if p.phase == phase and p.fraction > 0]
-        return sum(rates) / len(rates) if rates else None
+        """Expected seconds of ``phase`` (see the module docstring), None while it is not timed: the mean over
+        its finished runs and the extrapolations of the running ones, or over the ``recent`` latest of them
+        (the first trial on each worker also compiles; a later wave's running trials are the better clock)."""
+        items = list(self.finished.get(phase, []))
+        items += [(p.at, (p.at - p.since) / p.fraction) for p in self.running.values()
+                  if p.phase == phase and p.fraction > 0]
+        if not items:
+            return None
+        items.sort(key=lambda item: item[0])
+        seconds = [d for _, d in (items[-recent:] if recent else items)]
+        return sum(seconds) / len(seconds)
 
     def eta(self, pending: int, slots: int, now: float) -> float:
         """Seconds until every running and ``pending`` trial is done on ``slots`` slots (nan: unknown yet)."""

@@ -94,7 +94,7 @@ def _phase_timer(store: Store, trials: list[dict[str, Any]], results: list[dict[
     for res in results:
         for phase, seconds in (res.get("stage_times") or {}).items():
             if phase in PHASE_END:
-                timer.finished.setdefault(phase, []).append(float(seconds))
+                timer.add_finished(phase, float(seconds))  # (when is unknown: older than any running trial)
     for t in trials:
         if t["state"] != "running" or t.get("phase") not in PHASE_END:
             continue
