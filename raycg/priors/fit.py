@@ -325,7 +325,6 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
     when the dataset has them. The dataset is never modified. Raises :class:`InputError` for a
     dataset without bonds, too few frames/bins for a histogram fit, or non-finite input.
     """
-    from raycg.utils.progress import Progress
     from raycg.utils.provenance import provenance
 
     cfg = config or PriorConfig()
@@ -340,7 +339,25 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
     topo = build_topology(dataset.bonds, n_beads, cfg.repulsion_min_bond_separation, where=where)
     bead_labels = _bead_labels(dataset)
     types = dataset.bead_types if len(dataset.bead_types) == n_beads else np.arange(n_beads)
-    type_names = _type_names(dataset)
+    kinds = _term_kinds(topo, cfg, types, bead_labels, _type_names(dataset))
+    n_use = _histograms(dataset, kinds, cfg, where, progress)
+    terms: dict[str, TermTable] = {}
+    fits: dict[str, list[TermFit]] = {}
+    for k in kinds:
+        fits[k.kind] = [_fit_group(k, g, kbt, cfg, n_use, where) for g in range(k.n_groups)]
+        terms[k.kind] = _term_table(k, fits[k.kind])
+    _warn_fallbacks(fits)
+    info = {"name": dataset.meta.name, "path": str(dataset.path) if getattr(dataset, "path", None) else None,
+            "content_hash": dataset.content_hash, "n_frames": n_frames_all, "n_frames_used": n_use,
+            "weighted": dataset.weights is not None, "temperature_K": float(dataset.temperature)}
+    return PriorSet(n_beads=n_beads, temperature_K=temperature, terms=terms, fits=fits, config=cfg,
+                    bead_types=[int(t) for t in types], bead_labels=bead_labels,
+                    bonds=topo.bonds.tolist(), dataset=info,
+                    provenance=provenance(cfg, info["content_hash"]))
+
+
+def _term_kinds(topo, cfg: PriorConfig, types, bead_labels, type_names) -> list[_Kind]:
+    """The enabled term kinds that have terms in this topology, with their groups of shared parameters."""
     src = {"bonds": topo.bonds, "angles": topo.angles, "dihedrals": topo.dihedrals, "repulsion": topo.pairs}
     enabled = {"bonds": cfg.bonds, "angles": cfg.angles, "dihedrals": cfg.dihedrals, "repulsion": cfg.repulsion}
     kinds: list[_Kind] = []
@@ -348,10 +365,18 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
         if enabled[kind] and len(atoms):
             group, labels, members = _groups(kind, atoms, cfg, types, bead_labels, type_names)
             kinds.append(_Kind(kind, atoms, group, labels, members))
+    return kinds
 
+
+def _histograms(dataset, kinds: list[_Kind], cfg: PriorConfig, where: str, progress: bool) -> int:
+    """Fill each kind's histograms (counts, sum of squared weights) over the selected frames; returns their
+    number. Pass 1 sets the histogram ranges from an evenly spaced subsample; pass 2 streams every selected
+    frame in chunks."""
+    from raycg.utils.progress import Progress
+
+    n_frames_all = int(dataset.n_frames)
     frames = _selected_frames(n_frames_all, cfg.max_frames)
     n_use = n_frames_all if frames is None else len(frames)
-    # pass 1: histogram ranges from an evenly spaced subsample
     n_range = min(n_use, cfg.range_sample_frames)
     pos_in_sel = np.unique(np.linspace(0, n_use - 1, n_range).round().astype(np.int64))
     sample_frames = pos_in_sel if frames is None else frames[pos_in_sel]
@@ -361,7 +386,6 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
         k.counts = np.zeros((k.n_groups, k.nbins + 2))
         k.sumw2 = np.zeros((k.n_groups, k.nbins + 2))
     del x
-    # pass 2: histograms over all selected frames, chunk by chunk
     with Progress(n_use, desc="priors", unit="frames", disable=not progress) as bar:
         for start in range(0, n_use, cfg.chunk_frames):
             stop = min(start + cfg.chunk_frames, n_use)
@@ -371,32 +395,26 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
             bar.update(stop - start)
     if dataset.weights is not None and all(k.counts.sum() <= 0 for k in kinds):
         raise InputError("all frame weights are zero", where=where, hint="fix weights.npy")
+    return n_use
 
-    terms: dict[str, TermTable] = {}
-    fits: dict[str, list[TermFit]] = {}
-    for k in kinds:
-        gf = [_fit_group(k, g, kbt, cfg, n_use, where) for g in range(k.n_groups)]
-        fits[k.kind] = gf
-        if k.kind == "dihedrals":
-            params = {"cos": np.array([gf[g].params["cos"] for g in k.group]).reshape(len(k.atoms), -1),
-                      "sin": np.array([gf[g].params["sin"] for g in k.group]).reshape(len(k.atoms), -1)}
-        elif k.kind == "repulsion":
-            params = {"sigma": np.array([gf[g].params["sigma"] for g in k.group], dtype=np.float64)}
-        else:
-            params = {"k": np.array([gf[g].params["k"] for g in k.group], dtype=np.float64),
-                      "x0": np.array([gf[g].params["x0"] for g in k.group], dtype=np.float64)}
-        terms[k.kind] = TermTable(k.kind, k.atoms, k.group, params)
 
+def _term_table(k: _Kind, gf: list[TermFit]) -> TermTable:
+    """Each term's parameters, taken from its group's fit."""
+    if k.kind == "dihedrals":
+        params = {"cos": np.array([gf[g].params["cos"] for g in k.group]).reshape(len(k.atoms), -1),
+                  "sin": np.array([gf[g].params["sin"] for g in k.group]).reshape(len(k.atoms), -1)}
+    elif k.kind == "repulsion":
+        params = {"sigma": np.array([gf[g].params["sigma"] for g in k.group], dtype=np.float64)}
+    else:
+        params = {"k": np.array([gf[g].params["k"] for g in k.group], dtype=np.float64),
+                  "x0": np.array([gf[g].params["x0"] for g in k.group], dtype=np.float64)}
+    return TermTable(k.kind, k.atoms, k.group, params)
+
+
+def _warn_fallbacks(fits: dict[str, list[TermFit]]) -> None:
     fallbacks = [f"{f.kind} {f.label}" for fl in fits.values() for f in fl
                  if f.method in ("moments", "not-fitted") or "reduced" in f.note]
     if fallbacks:
         warnings.warn(f"priors: {len(fallbacks)} term group(s) had too few populated histogram bins or a "
                       f"non-convex histogram and used a fallback (see each fit's 'method'/'note'): "
-                      f"{', '.join(fallbacks[:5])}{' ...' if len(fallbacks) > 5 else ''}", stacklevel=2)
-    info = {"name": dataset.meta.name, "path": str(dataset.path) if getattr(dataset, "path", None) else None,
-            "content_hash": dataset.content_hash, "n_frames": n_frames_all, "n_frames_used": n_use,
-            "weighted": dataset.weights is not None, "temperature_K": float(dataset.temperature)}
-    return PriorSet(n_beads=n_beads, temperature_K=temperature, terms=terms, fits=fits, config=cfg,
-                    bead_types=[int(t) for t in types], bead_labels=bead_labels,
-                    bonds=topo.bonds.tolist(), dataset=info,
-                    provenance=provenance(cfg, info["content_hash"]))
+                      f"{', '.join(fallbacks[:5])}{' ...' if len(fallbacks) > 5 else ''}", stacklevel=3)
