@@ -117,97 +117,128 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
     ``lag``: TICA lag in frames; None: the lag the dataset's generator recommends
     (``provenance.summary.landscape.tica_lag_frames``, e.g. the embedded reference), else 20."""
     import raycg.data as D
-    from raycg.cv import fit_reference_tica, rmsd_to
-    from raycg.cv.transitions import count_two_state_transitions
+    from raycg.cv import fit_reference_tica
+    from raycg.data.validate import validate_dataset
     from raycg.evaluate import metrics as M
     from raycg.evaluate import prepare_reference
-    from raycg.evaluate.config import EvalConfig
     from raycg.synth.landscape import basin_barriers
 
     ds = D.load(path)
-    from raycg.data.validate import validate_dataset
-
     validate_dataset(ds.path)
-    cfg_kw: dict[str, Any] = {"native_pdb": native}
-    if folded_rmsd_A is not None:
-        cfg_kw["folded_rmsd_A"] = folded_rmsd_A
-        base = EvalConfig()
-        if not base.folding_core_A < folded_rmsd_A < base.unfolded_core_A:
-            # a folded threshold outside the default transition cores moves the cores with it
-            cfg_kw.update(folding_core_A=0.8 * folded_rmsd_A, unfolded_core_A=folded_rmsd_A + 1.0)
-    cfg = EvalConfig(**cfg_kw)
+    cfg = _report_config(native, folded_rmsd_A)
     tica = fit_reference_tica(ds, lag=recommended_lag(ds) if lag is None else lag)
     ref = prepare_reference(ds, tica, cfg)
     dt_ns = ds.meta.dt_frame_ps * 1e-3
     lengths = ds.trajectory_lengths()
-    warnings: list[str] = []
-
-    n_fold = n_unfold = 0
-    rmsd_all = []
-    for t in range(ds.n_trajectories):
-        sl = ds.trajectory_slice(t)
-        r = rmsd_to(np.asarray(ds.coords[sl])[:, ref.ca_index], ref.native)
-        rmsd_all.append(r)
-        f, u = count_two_state_transitions(r, cfg.folding_core_A, cfg.unfolded_core_A)
-        n_fold += f
-        n_unfold += u
-
-    # halves by trajectory (odd/even), compared on the reference grid
-    halves = [np.arange(ds.n_trajectories)[k::2] for k in (0, 1)]
-    cedges = [np.linspace(ref.edges[c][0], ref.edges[c][-1], CONVERGENCE_BINS + 1) for c in (0, 1)]
-    hists, fold_h = [], []
-    for idx in halves:
-        frames = ds.frames_of(idx) if len(idx) else np.zeros(0, np.int64)
-        w = None if ref.weights is None else ref.weights[frames]
-        hists.append(M.histogram2d(ref.y[frames], cedges[0], cedges[1], w)[0])
-        r = np.concatenate([rmsd_all[i] for i in idx]) if len(idx) else np.zeros(0)
-        fold_h.append(float(np.mean(r < cfg.folded_rmsd_A)) if r.size else float("nan"))
-    fes_h = _halves_fes(hists, ref.kT)
-    p_all = hists[0] + hists[1]
-    diff = _weighted_abs_diff(fes_h[0], fes_h[1], p_all) if ds.n_trajectories >= 2 else float("inf")
-
-    timescales_ns = [float(x) * 1e-3 for x in np.atleast_1d(tica.timescales_ps)]
+    rmsd_all, n_fold, n_unfold = _folding_transitions(ds, ref, cfg)
+    halves = _Halves.of(ds, ref, rmsd_all, cfg.folded_rmsd_A)
     hb, _ = M.histogram2d(ref.y, ref.basin_edges[0], ref.basin_edges[1], ref.weights)
     barriers = basin_barriers(ref.basin_labels, M.free_energy(hb, ref.kT), ref.basin_min) / ref.kT
-    total_ns = float(ds.n_frames * dt_ns)
-    longest_ns = float(lengths.max() * dt_ns) if len(lengths) else 0.0
-    if ds.n_trajectories < 2:
-        warnings.append("one trajectory only: convergence cannot be checked by halves; run several replicas")
-    elif diff > fes_tolerance_kcal:
-        warnings.append(f"FES not converged: the two halves of the trajectories differ by {diff:.2f} kcal/mol "
-                        f"(> {fes_tolerance_kcal}); simulate longer or more replicas")
-    if abs(fold_h[0] - fold_h[1]) > 0.1:
-        warnings.append(f"folded fraction differs between halves ({fold_h[0]:.2f} vs {fold_h[1]:.2f})")
-    if timescales_ns and timescales_ns[0] > 0.2 * longest_ns:
-        warnings.append(f"slowest implied timescale {timescales_ns[0]:.3g} ns is not short against the longest "
-                        f"trajectory ({longest_ns:.3g} ns): trajectories may not forget their starts")
-    if min(n_fold, n_unfold) < min_transitions:
-        warnings.append(f"only {n_fold} folding / {n_unfold} unfolding transitions (< {min_transitions}): "
-                        "basin populations rest on few events")
-    if len(ref.basin_min) < 2:
-        warnings.append("one basin in the TIC 1-2 FES: basin-transition and trapping metrics carry no information")
-    if not 0.02 < ref.folded_fraction < 0.98:
-        warnings.append(f"folded fraction {ref.folded_fraction:.2f}: one basin is barely sampled")
-    usable = not any(w.startswith(("FES not converged", "one trajectory")) for w in warnings) and \
-        min(n_fold, n_unfold) >= 1
-
-    out = Path(out) if out else Path(path) / "report"
-    out.mkdir(parents=True, exist_ok=True)
     rep = DatasetReport(
         dataset=str(path), content_hash=ds.content_hash, n_frames=ds.n_frames, n_trajectories=ds.n_trajectories,
-        temperature_K=ds.temperature, dt_frame_ps=float(ds.meta.dt_frame_ps), total_time_ns=total_ns,
-        longest_trajectory_ns=longest_ns,
+        temperature_K=ds.temperature, dt_frame_ps=float(ds.meta.dt_frame_ps), total_time_ns=float(ds.n_frames * dt_ns),
+        longest_trajectory_ns=float(lengths.max() * dt_ns) if len(lengths) else 0.0,
         folded_fraction=float(ref.folded_fraction), folded_rmsd_A=cfg.folded_rmsd_A, native_source=ref.native_source,
         n_folding=int(n_fold), n_unfolding=int(n_unfold), basin_transitions=int(ref.transitions_per_trajectory.sum()),
         n_basins=int(len(ref.basin_min)), basin_populations=[float(p) for p in ref.basin_population],
         basin_escape_barriers_kT=[float(b) for b in barriers],
         lowest_barrier_kT=float(np.nanmin(barriers)) if np.isfinite(barriers).any() else None,
-        tica_lag_frames=int(tica.lag), implied_timescales_ns=timescales_ns, fes_half_difference_kcal=diff,
-        folded_fraction_halves=fold_h, usable=bool(usable), warnings=warnings,
+        tica_lag_frames=int(tica.lag), implied_timescales_ns=[float(x) * 1e-3 for x in np.atleast_1d(tica.timescales_ps)],
+        fes_half_difference_kcal=halves.difference, folded_fraction_halves=halves.folded, usable=False,
     )
-    rep.figure = str(_figure(out / "report.png", ref, fes_h, p_all, cedges, rmsd_all, cfg.folded_rmsd_A, rep))
+    rep.warnings = _warnings(rep, fes_tolerance_kcal, min_transitions)
+    rep.usable = bool(not any(w.startswith(("FES not converged", "one trajectory")) for w in rep.warnings)
+                      and min(n_fold, n_unfold) >= 1)
+    out = Path(out) if out else Path(path) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    rep.figure = str(_figure(out / "report.png", ref, halves.fes, halves.p_all, halves.edges, rmsd_all,
+                             cfg.folded_rmsd_A, rep))
     atomic_write_json(out / "report.json", json.loads(json.dumps(asdict(rep), default=float)))
     return rep
+
+
+def _report_config(native: str | None, folded_rmsd_A: float | None):
+    """The evaluation config of the report: the native structure, and a folded threshold that moves the
+    transition cores with it when it lies outside the default cores."""
+    from raycg.evaluate.config import EvalConfig
+
+    cfg_kw: dict[str, Any] = {"native_pdb": native}
+    if folded_rmsd_A is not None:
+        cfg_kw["folded_rmsd_A"] = folded_rmsd_A
+        base = EvalConfig()
+        if not base.folding_core_A < folded_rmsd_A < base.unfolded_core_A:
+            cfg_kw.update(folding_core_A=0.8 * folded_rmsd_A, unfolded_core_A=folded_rmsd_A + 1.0)
+    return EvalConfig(**cfg_kw)
+
+
+def _folding_transitions(ds, ref, cfg) -> tuple[list[np.ndarray], int, int]:
+    """Cα RMSD to native of every trajectory and the folding / unfolding transitions between the cores."""
+    from raycg.cv import rmsd_to
+    from raycg.cv.transitions import count_two_state_transitions
+
+    n_fold = n_unfold = 0
+    rmsd_all = []
+    for t in range(ds.n_trajectories):
+        r = rmsd_to(np.asarray(ds.coords[ds.trajectory_slice(t)])[:, ref.ca_index], ref.native)
+        rmsd_all.append(r)
+        f, u = count_two_state_transitions(r, cfg.folding_core_A, cfg.unfolded_core_A)
+        n_fold += f
+        n_unfold += u
+    return rmsd_all, n_fold, n_unfold
+
+
+@dataclass
+class _Halves:
+    """The trajectories split in two (odd/even), compared on a coarse TIC 1-2 grid: each half's FES, the
+    pooled histogram, their population-weighted FES difference, and each half's folded fraction."""
+
+    edges: list[np.ndarray]
+    fes: list[np.ndarray]
+    p_all: np.ndarray
+    difference: float
+    folded: list[float]
+
+    @classmethod
+    def of(cls, ds, ref, rmsd_all: list[np.ndarray], folded_rmsd_A: float) -> _Halves:
+        from raycg.evaluate import metrics as M
+
+        halves = [np.arange(ds.n_trajectories)[k::2] for k in (0, 1)]
+        edges = [np.linspace(ref.edges[c][0], ref.edges[c][-1], CONVERGENCE_BINS + 1) for c in (0, 1)]
+        hists, folded = [], []
+        for idx in halves:
+            frames = ds.frames_of(idx) if len(idx) else np.zeros(0, np.int64)
+            w = None if ref.weights is None else ref.weights[frames]
+            hists.append(M.histogram2d(ref.y[frames], edges[0], edges[1], w)[0])
+            r = np.concatenate([rmsd_all[i] for i in idx]) if len(idx) else np.zeros(0)
+            folded.append(float(np.mean(r < folded_rmsd_A)) if r.size else float("nan"))
+        fes = _halves_fes(hists, ref.kT)
+        p_all = hists[0] + hists[1]
+        diff = _weighted_abs_diff(fes[0], fes[1], p_all) if ds.n_trajectories >= 2 else float("inf")
+        return cls(edges, fes, p_all, diff, folded)
+
+
+def _warnings(rep: DatasetReport, fes_tolerance_kcal: float, min_transitions: int) -> list[str]:
+    """What makes the dataset a weak reference, one line each."""
+    out: list[str] = []
+    diff, fold_h, ts = rep.fes_half_difference_kcal, rep.folded_fraction_halves, rep.implied_timescales_ns
+    if rep.n_trajectories < 2:
+        out.append("one trajectory only: convergence cannot be checked by halves; run several replicas")
+    elif diff > fes_tolerance_kcal:
+        out.append(f"FES not converged: the two halves of the trajectories differ by {diff:.2f} kcal/mol "
+                   f"(> {fes_tolerance_kcal}); simulate longer or more replicas")
+    if abs(fold_h[0] - fold_h[1]) > 0.1:
+        out.append(f"folded fraction differs between halves ({fold_h[0]:.2f} vs {fold_h[1]:.2f})")
+    if ts and ts[0] > 0.2 * rep.longest_trajectory_ns:
+        out.append(f"slowest implied timescale {ts[0]:.3g} ns is not short against the longest "
+                   f"trajectory ({rep.longest_trajectory_ns:.3g} ns): trajectories may not forget their starts")
+    if min(rep.n_folding, rep.n_unfolding) < min_transitions:
+        out.append(f"only {rep.n_folding} folding / {rep.n_unfolding} unfolding transitions (< {min_transitions}): "
+                   "basin populations rest on few events")
+    if rep.n_basins < 2:
+        out.append("one basin in the TIC 1-2 FES: basin-transition and trapping metrics carry no information")
+    if not 0.02 < rep.folded_fraction < 0.98:
+        out.append(f"folded fraction {rep.folded_fraction:.2f}: one basin is barely sampled")
+    return out
 
 
 def _figure(dest: Path, ref: Any, fes_h: list[np.ndarray], p_all: np.ndarray, cedges: list[np.ndarray],
