@@ -404,40 +404,50 @@ class GoPotential(nn.Module):
         return super()._apply(fn, recurse)
 
     def _compute(self, pos: torch.Tensor, forces: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Energy [R] and, with ``forces``, analytic forces [R, B, 3]: the sum of the terms below, each of
+        which adds its forces into ``F`` (coordinates first: [3, B, R])."""
         if pos.ndim != 3 or pos.shape[1] != self.n_beads or pos.shape[2] != 3:
             raise InputError(f"Go potential expects positions [R, {self.n_beads}, 3], got {tuple(pos.shape)}")
         c = self._params(pos)
         P = pos.permute(2, 1, 0).contiguous()         # [3, B, R]
-        sel = P.index_select
         F = torch.zeros_like(P) if forces else None
+        energy = self._bonds(P, c, F)
+        for term in (self._angles, self._dihedrals, self._chirality, self._pairs):
+            energy = energy + term(P, c, F)
+        return energy, (F.permute(2, 1, 0) if forces else None)
 
-        # bonds
-        d = sel(1, self.bj) - sel(1, self.bi)
+    def _bonds(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
+        """½ k_b (r − r0)²."""
+        d = P.index_select(1, self.bj) - P.index_select(1, self.bi)
         r = torch.sqrt(_dot(d, d))
         dr = r - c["r0"]
-        energy = 0.5 * (c["kb"] * dr * dr).sum(0)
-        if forces:
+        if F is not None:
             fj = (-(c["kb"] * dr) / r).unsqueeze(0) * d
             F.index_add_(1, self.bj, fj)
             F.index_add_(1, self.bi, -fj)
+        return 0.5 * (c["kb"] * dr * dr).sum(0)
 
-        # angles, harmonic in cos θ
+    def _angles(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
+        """½ k (cos θ − cos θ0)², harmonic in cos θ."""
+        sel = P.index_select
         u = sel(1, self.aa) - sel(1, self.ab)
         v = sel(1, self.ac) - sel(1, self.ab)
         lu = torch.sqrt(_dot(u, u))
         lv = torch.sqrt(_dot(v, v))
         cos = _dot(u, v) / (lu * lv)
         dc = cos - c["cos0"]
-        energy = energy + 0.5 * (c["k_cos"] * dc * dc).sum(0)
-        if forces:
+        if F is not None:
             g = -(c["k_cos"] * dc)                      # -dE/dcos
             fa = g.unsqueeze(0) * (v / (lu * lv).unsqueeze(0) - (cos / (lu * lu)).unsqueeze(0) * u)
             fc = g.unsqueeze(0) * (u / (lu * lv).unsqueeze(0) - (cos / (lv * lv)).unsqueeze(0) * v)
             F.index_add_(1, self.aa, fa)
             F.index_add_(1, self.ac, fc)
             F.index_add_(1, self.ab, -(fa + fc))
+        return 0.5 * (c["k_cos"] * dc * dc).sum(0)
 
-        # dihedrals: k1 [1 - cos(φ-φ0)] + k3 [1 - cos 3(φ-φ0)] (smooth minimum with the misfolded form)
+    def _dihedrals(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
+        """k1 [1 − cos(φ − φ0)] + k3 [1 − cos 3(φ − φ0)], with a smooth minimum against the misfolded form."""
+        sel = P.index_select
         p0, p1, p2, p3 = sel(1, self.d0), sel(1, self.d1), sel(1, self.d2), sel(1, self.d3)
         b1, b2, b3 = p1 - p0, p2 - p1, p3 - p2
         m = torch.linalg.cross(b1, b2, dim=0)
@@ -454,8 +464,7 @@ class GoPotential(nn.Module):
             wn, wm = torch.exp((low - v) / self.dihedral_mix), torch.exp((low - vm) / self.dihedral_mix)
             v = low - self.dihedral_mix * torch.log(wn + wm)
             dv = (wn * dv + wm * dvm) / (wn + wm)
-        energy = energy + v.sum(0)
-        if forces:
+        if F is not None:
             m2 = _dot(m, m).clamp_min(1e-30)
             n2 = _dot(n, n).clamp_min(1e-30)
             f0 = (dv * lb2 / m2).unsqueeze(0) * m
@@ -468,8 +477,11 @@ class GoPotential(nn.Module):
             F.index_add_(1, self.d1, -(f0 - s))
             F.index_add_(1, self.d2, -(f3 + s))
             F.index_add_(1, self.d3, f3)
+        return v.sum(0)
 
-        # side-chain chirality: ½ k (χ - χ0)², χ = u·(v×w) / (|u||v||w|)
+    def _chirality(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
+        """Side-chain chirality: ½ k (χ − χ0)², χ = u·(v×w) / (|u||v||w|)."""
+        sel = P.index_select
         pb = sel(1, self.cb_)
         u, v, w = sel(1, self.ca_) - pb, sel(1, self.cc_) - pb, sel(1, self.cs_) - pb
         uu, vv, ww = _dot(u, u), _dot(v, v), _dot(w, w)
@@ -477,8 +489,7 @@ class GoPotential(nn.Module):
         inv_n = 1.0 / torch.sqrt(uu * vv * ww)
         chi = _dot(u, vxw) * inv_n
         dchi = chi - c["chi0"]
-        energy = energy + 0.5 * (c["kchi"] * dchi * dchi).sum(0)
-        if forces:
+        if F is not None:
             g = (-(c["kchi"] * dchi)).unsqueeze(0)       # -dE/dχ
             gi, gc = g * inv_n.unsqueeze(0), g * chi.unsqueeze(0)
             fu = gi * vxw - gc * u / uu.unsqueeze(0)
@@ -488,26 +499,27 @@ class GoPotential(nn.Module):
             F.index_add_(1, self.cc_, fv)
             F.index_add_(1, self.cs_, fw)
             F.index_add_(1, self.cb_, -(fu + fv + fw))
+        return 0.5 * (c["kchi"] * dchi * dchi).sum(0)
 
-        # pairs: c12 (σ/r)^12 - c10 (σ/r)^10
-        d = sel(1, self.pj) - sel(1, self.pi)
+    def _pairs(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
+        """Pairs: c12 (σ/r)^12 − c10 (σ/r)^10 (+ shift; truncated repulsive contacts are 0 beyond σ)."""
+        d = P.index_select(1, self.pj) - P.index_select(1, self.pi)
         inv_r2 = 1.0 / _dot(d, d)
         x = c["sigma2"] * inv_r2
         x2 = x * x
         x5 = x2 * x2 * x
         e_pair = x5 * (c["c12"] * x - c["c10"]) + c["shift"]
-        if self._any_truncated:
-            off = self.truncate & (x < 1.0)
+        off = self.truncate & (x < 1.0) if self._any_truncated else None
+        if off is not None:
             e_pair = torch.where(off, 0.0, e_pair)
-        energy = energy + e_pair.sum(0)
-        if forces:
+        if F is not None:
             mag = (12.0 * c["c12"] * x - 10.0 * c["c10"]) * x5 * inv_r2
-            if self._any_truncated:
+            if off is not None:
                 mag = torch.where(off, 0.0, mag)
             fj = mag.unsqueeze(0) * d
             F.index_add_(1, self.pj, fj)
             F.index_add_(1, self.pi, -fj)
-        return energy, (F.permute(2, 1, 0) if forces else None)
+        return e_pair.sum(0)
 
     def forward(self, pos: torch.Tensor) -> torch.Tensor:
         return self._compute(pos, forces=False)[0]
