@@ -135,7 +135,10 @@ def test_full_disk_then_killed_driver_each_resumed(tmp_path, capsys):
     assert all(len(trial_attempts(study, t)) == 1 for t in finished1)
     repairs = json.loads((study / "repairs.json").read_text())
     assert repairs[0]["action"].startswith("rebuilt the Tune state")
-    redone = {t: redone_units(trial_attempts(study, t), EPOCHS, CHUNKS) for t in results}
-    assert max(redone.values()) <= 2, redone  # at most the reports Tune had not yet registered
+    attempts = {t: trial_attempts(study, t) for t in results}
+    redone = {t: redone_units(a, EPOCHS, CHUNKS) for t, a in attempts.items()}
+    # per restart at most the reports Tune had not yet registered (a trial can be cut off by both the full
+    # disk and the killed driver); a restart from scratch would redo all EPOCHS + CHUNKS units
+    assert all(redone[t] <= 2 * (len(a) - 1) for t, a in attempts.items()), redone
     for r in results.values():  # times summed over attempts
         assert r["runtime_s"] == pytest.approx(sum(a["runtime_s"] for a in r["attempt_times"]))
