@@ -139,6 +139,7 @@ def test_full_disk_then_killed_driver_each_resumed(tmp_path, capsys):
     redone = {t: redone_units(a, EPOCHS, CHUNKS) for t, a in attempts.items()}
     # per restart at most the reports Tune had not yet registered (a trial can be cut off by both the full
     # disk and the killed driver); a restart from scratch would redo all EPOCHS + CHUNKS units
-    assert all(redone[t] <= 2 * (len(a) - 1) for t, a in attempts.items()), redone
+    trail = {t: [(x.get("restored_from"), x.get("last")) for x in a] for t, a in attempts.items()}
+    assert all(redone[t] <= 2 * (len(a) - 1) for t, a in attempts.items()), (redone, trail)
     for r in results.values():  # times summed over attempts
         assert r["runtime_s"] == pytest.approx(sum(a["runtime_s"] for a in r["attempt_times"]))
