@@ -62,6 +62,12 @@ class PhaseTimer:
         """A run of ``phase`` that took ``seconds`` and ended at ``at``."""
         self.finished.setdefault(phase, []).append((at, seconds))
 
+    def place(self, trial: str, phase: str, progress: float, since: float, at: float) -> _Position:
+        """Put ``trial`` in ``phase`` since ``since``, at ``progress`` as of ``at`` (a restored trial, or one read
+        back from storage)."""
+        self.running[trial] = _Position(phase, since, self._fraction(phase, progress), at)
+        return self.running[trial]
+
     def forget(self, trial: str) -> None:
         """The trial ended or will be retried (placed again by its next report)."""
         self.running.pop(trial, None)
@@ -77,7 +83,7 @@ class PhaseTimer:
         if phase not in self.phase_end:
             return
         if pos is None or pos.phase != phase:  # restored mid-study, or a phase whose end we missed
-            pos = self.running[trial] = _Position(phase, now)
+            pos = self.place(trial, phase, progress, now, now)
         pos.fraction, pos.at = self._fraction(phase, progress), now
         if phase_done:
             self.add_finished(phase, now - pos.since, now)

@@ -103,8 +103,8 @@ def _phase_timer(store: Store, trials: list[dict[str, Any]], results: list[dict[
         if not rec or not rec.get("updated_unix"):
             continue
         at = float(rec["updated_unix"])
-        timer.report(t["trial_id"], t["phase"], t["progress"], False, at)
-        timer.running[t["trial_id"]].since = at - float((rec.get("stage_times") or {}).get(t["phase"], 0.0))
+        in_phase = float((rec.get("stage_times") or {}).get(t["phase"], 0.0))
+        timer.place(t["trial_id"], t["phase"], t["progress"], at - in_phase, at)
     return timer
 
 
