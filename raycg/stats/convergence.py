@@ -13,6 +13,7 @@ are not tests and apply to each trial unchanged.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ def study_convergence_gate(convergences: Sequence[Convergence | None]) -> list[C
     """Copies of the trials' convergence verdicts with each tested check's p-value Holm-adjusted over the
     trials that assessed it (``PermutationCheck.p_adjusted``, ``family_size``). ``None`` (not assessed) stays
     ``None``. A study of one trial is judged as that trial alone."""
-    out = [None if c is None else Convergence.from_dict(c.to_dict()) for c in convergences]
+    out = copy.deepcopy(list(convergences))
     names = sorted({name for c in out if c is not None for name in c.tests})
     for name in names:
         idx = [i for i, c in enumerate(out) if c is not None and name in c.tests]
