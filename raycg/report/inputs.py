@@ -35,7 +35,8 @@ class AnalysisSettings:
     source: str = "defaults"
 
 
-def _spec(study: Path) -> dict[str, Any]:
+def study_spec(study: Path) -> dict[str, Any]:
+    """The study's spec as a mapping: ``STUDY/spec.yaml``, else ``study.json``'s copy, else {}."""
     path = study / "spec.yaml"
     if path.is_file():
         import yaml
@@ -53,7 +54,7 @@ def _spec(study: Path) -> dict[str, Any]:
 
 def analysis_settings(study: Path) -> AnalysisSettings:
     """Settings from ``STUDY/spec.yaml`` → ``analysis:`` (study.json's spec when there is no spec.yaml)."""
-    section = _spec(study).get("analysis")
+    section = study_spec(study).get("analysis")
     if not isinstance(section, dict):
         return AnalysisSettings(source="defaults (the spec has no analysis: section)")
     where = f"{study / 'spec.yaml'}: analysis"

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from raycg.report.inputs import Floor, note_label
+from raycg.report.inputs import Floor, note_label, study_spec
+from raycg.report.target import energy_target_lines
 from raycg.stats import PRIMARY_TEST, T_INTERVAL, format_group, group_symbol, perfect_study_pass_probability
 
 if TYPE_CHECKING:
@@ -239,6 +240,7 @@ def _design(a: Analysis) -> list[str]:
     out.append(f"- α = {st.alpha:g}; equivalence margin: "
                f"{_cell(st.equivalence_margin) + ' ' + st.metrics[st.primary].unit if st.equivalence_margin else 'none'}"
                f"; target effect size d_z = {_cell(st.target_effect_size) or 'none'}. ({a.settings.source})")
+    out += energy_target_lines(a.study_dir, study_spec(a.study_dir), st.groups)
     return out + [""]
 
 

@@ -283,3 +283,27 @@ def test_the_gate_holds_permutation_tests_to_a_study_wide_alpha(tmp_path, study_
     md = a.report_path.read_text()
     assert "Holm-adjusts each one's p-values over the 11 trials" in md
     assert "pass the study's gate: w0_s0 (start basins: p = 0.005 alone, 0.05 Holm-adjusted)" in md
+
+
+def test_design_section_defines_the_energy_target(tmp_path, study_factory):
+    """The design section names the target's form, TICs, density, bins, flooring and offset handling,
+    and states the entropy caveat; a study without an energy term says nothing about a target."""
+    import yaml
+
+    study = study_factory(tmp_path / "s", failed=False, running=False)
+    spec = yaml.safe_load((study / "spec.yaml").read_text())
+    spec["training"] = {"loss": {"energy_target": "tica-marginal", "density": "histogram", "bins": 50,
+                                 "n_components": "slow", "offset_invariant": False}}
+    (study / "spec.yaml").write_text(yaml.safe_dump(spec))
+    rec = {"mode": "tica-marginal", "density": "histogram", "n_components": 1, "bins": 50, "n_floored": 0,
+           "n_frames": 28800, "components": {"rule": "slow", "k": 1, "eigenvalues": [0.82]}}
+    (study / "prepared" / "targets").mkdir(parents=True)
+    (study / "prepared" / "targets" / "abc.json").write_text(json.dumps(rec))
+    design = _quiet(study).report_path.read_text().split("## Design", 1)[1].split("\n## ", 1)[0]
+    for phrase in ("`training.loss.energy_target: tica-marginal`", "the published form", "1 TIC(s)",
+                   "implied timescale exceeds the TICA lag", "eigenvalues 0.82", "50 bins per component",
+                   "0 of 28800 frame-components hit the floor", "not offset-invariant", "p(s)·Ω(s)",
+                   "fes-corrected"):
+        assert phrase in design, phrase
+    plain = study_factory(tmp_path / "p", failed=False, running=False)
+    assert "Energy target" not in _quiet(plain).report_path.read_text()
