@@ -53,7 +53,8 @@ def bootstrap_values(ref, parts: ReplicaParts, config: EvalConfig, dt_frame_ps: 
 
 
 #: Natural range of the interval metrics (bounds are clipped to it).
-_RANGE = {"coverage": (0.0, 1.0), "coverage_weighted": (0.0, 1.0), "folded_fraction_abs_error": (0.0, 1.0),
+_RANGE = {"coverage": (0.0, 1.0), "coverage_weighted": (0.0, 1.0), "missed_reference_mass": (0.0, 1.0),
+          "folded_fraction_abs_error": (0.0, 1.0),
           "js_divergence": (0.0, float(np.log(2.0)))}
 
 

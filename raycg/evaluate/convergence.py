@@ -3,11 +3,13 @@
 Four checks (thresholds are :class:`EvalConfig` fields; METRICS.md, "Convergence"):
 
 1. time: each replica's simulated time after burn-in (median over replicas) ≥
-   ``min_time_over_timescale`` × the reference's slowest implied TICA timescale;
+   ``min_time_over_timescale`` × the slower of the reference's slowest implied TICA timescale and the
+   model's own (a TICA of the model's frames on the reference TICs, :func:`model_slowest_timescale`);
 2. crossings: folding + unfolding events per replica (RMSD hysteresis), mean over replicas ≥
    ``min_crossings_per_replica``; except for a one-state model (pooled folded fraction within
    ``one_state_fraction`` of 0 or 1) when ≥ ``min_one_state_departures`` replicas started in the other
-   state and all of them left it: its population is settled although nothing crosses after burn-in;
+   state, all of them left it and no replica entered it again after burn-in (committed returns = 0):
+   its population is settled although nothing crosses after burn-in;
 3. drift: the first and second half of the runs (after burn-in) agree: JS divergence of their pooled
    histograms on the basin grid, tested against the replica-to-replica noise by permutation (each
    replica's two halves swapped at random; under stationarity and reversibility the halves are
@@ -127,7 +129,13 @@ class ReplicaSeries:
     events: np.ndarray                # [R] folding + unfolding events
     frames: np.ndarray                # [R] frames after burn-in
     dt_frame_ps: float | None
-    slowest_timescale_ps: float
+    slowest_timescale_ps: float       # the reference TICA's slowest implied timescale (ps)
+    tics: list[np.ndarray] | None = None    # per replica: [frames, k] reference-TIC coordinates after burn-in
+    reference_lag_ps: float = float("nan")  # the reference TICA's lag (ps)
+    folding_entries: np.ndarray | None = None    # [R] committed entries into the folded core after burn-in
+    unfolding_entries: np.ndarray | None = None  # [R] committed entries into the unfolded core after burn-in
+    folded_frames: np.ndarray | None = None      # [R] folded frames after burn-in (of the RMSD frames)
+    rmsd_frames: np.ndarray | None = None        # [R] frames with an RMSD after burn-in
 
 
 def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -225,31 +233,95 @@ def _start_gap(s: ReplicaSeries, config: EvalConfig, rng: np.random.Generator) -
     return gap, sequential_permutation_p(null_gaps, gap, config.convergence_permutations).p, k, n - k
 
 
+#: Fewest lagged pairs (over all replicas) from which a model's implied timescale is estimated.
+MIN_TIMESCALE_PAIRS = 100
+
+
+def model_slowest_timescale(tics: list[np.ndarray], lag_frames: int, dt_frame_ps: float,
+                            n_components: int = 2) -> float:
+    """Slowest implied timescale (ps) of a model's own dynamics on the reference TICs.
+
+    deeptime's TICA (reversible covariances, mean removed) at ``lag_frames`` on the first
+    ``n_components`` columns of each replica, replicas as separate trajectories (no lagged pair crosses
+    a replica boundary). τ = −lag·Δt / ln λ of the largest eigenvalue λ; ``inf`` when λ ≥ 1; NaN when it
+    cannot be estimated (fewer than :data:`MIN_TIMESCALE_PAIRS` lagged pairs, constant coordinates,
+    λ ≤ 0, unknown spacing)."""
+    from deeptime.decomposition import TICA
+
+    lag = int(lag_frames)
+    if lag < 1 or not (dt_frame_ps and np.isfinite(dt_frame_ps) and dt_frame_ps > 0):
+        return float("nan")
+    trajs = [np.ascontiguousarray(np.asarray(t, np.float64)[:, :n_components]) for t in tics if len(t) > lag]
+    trajs = [t for t in trajs if np.all(np.isfinite(t))]
+    if sum(len(t) - lag for t in trajs) < MIN_TIMESCALE_PAIRS:
+        return float("nan")
+    try:
+        lam = np.asarray(TICA(lagtime=lag, scaling=None).fit(trajs).fetch_model().singular_values, np.float64)
+    except Exception:  # noqa: BLE001 - a degenerate (e.g. constant) sample has no timescale
+        return float("nan")
+    if not len(lam) or not np.isfinite(lam).all():
+        return float("nan")
+    top = float(lam.max())
+    if top >= 1.0:
+        return math.inf
+    if top <= 0.0:
+        return float("nan")
+    return float(-lag * dt_frame_ps / math.log(top))
+
+
+def _model_lag_frames(s: ReplicaSeries) -> int:
+    """The reference TICA's lag in frames of the model's spacing (at least 1; 0 when unknown)."""
+    if not s.dt_frame_ps or not np.isfinite(s.reference_lag_ps) or s.reference_lag_ps <= 0:
+        return 0
+    return max(1, int(round(s.reference_lag_ps / s.dt_frame_ps)))
+
+
 def _time_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str]) -> None:
-    tau = s.slowest_timescale_ps
-    d["slowest_timescale_ps"] = tau
+    tau_ref = s.slowest_timescale_ps
+    d["slowest_timescale_ps"] = d["reference_slowest_timescale_ps"] = tau_ref
+    lag = _model_lag_frames(s)
+    tau_m = (model_slowest_timescale(s.tics, lag, s.dt_frame_ps or float("nan"), config.n_components)
+             if s.tics is not None and lag else float("nan"))
+    d["model_slowest_timescale_ps"] = tau_m
+    d["model_timescale_lag_frames"] = float(lag) if lag else float("nan")
     if not s.dt_frame_ps:
         d["replica_time_ps"] = d["time_over_timescale"] = float("nan")
         reasons.append("frame spacing unknown: the simulated time cannot be compared with the reference's "
                        "slowest timescale (give the frame spacing)")
         return
     t = float(np.median(s.frames) * s.dt_frame_ps)
+    d["replica_time_ps"] = t
+    if tau_m == math.inf:
+        d["time_over_timescale"] = 0.0
+        reasons.append(f"the model's slowest implied timescale on the reference TICs is not finite (TICA eigenvalue "
+                       f"≥ 1 at lag {lag} frames): its replicas drift or never relax, so no run length can be "
+                       f"shown to exceed it")
+        return
+    model_limits = np.isfinite(tau_m) and tau_m > 0 and not (np.isfinite(tau_ref) and tau_ref >= tau_m)
+    tau = tau_m if model_limits else tau_ref
     ratio = t / tau if np.isfinite(tau) and tau > 0 else float("nan")
-    d["replica_time_ps"], d["time_over_timescale"] = t, ratio
+    d["time_over_timescale"] = ratio
     if not np.isfinite(ratio):
         reasons.append("the reference's slowest implied timescale is not finite: no run length can be "
                        "shown to exceed it")
     elif ratio < config.min_time_over_timescale:
         need = config.min_time_over_timescale / ratio
         d["run_longer_factor"] = max(d.get("run_longer_factor", 1.0), need)
-        reasons.append(f"replicas ran {t:.4g} ps after burn-in (median), {ratio:.2g}× the reference's slowest "
-                       f"implied timescale ({tau:.4g} ps); needs ≥ {config.min_time_over_timescale:g}× "
-                       f"(run {need:.2g}× longer)")
+        if model_limits:
+            which = (f"the model's own slowest implied timescale on the reference TICs ({tau:.4g} ps; the "
+                     f"reference's is {tau_ref:.4g} ps)")
+        else:
+            own = f"; the model's own is {tau_m:.4g} ps" if np.isfinite(tau_m) else ""
+            which = f"the reference's slowest implied timescale ({tau:.4g} ps{own})"
+        reasons.append(f"replicas ran {t:.4g} ps after burn-in (median), {ratio:.2g}× {which}; needs ≥ "
+                       f"{config.min_time_over_timescale:g}× (run {need:.2g}× longer)")
 
 
 def _one_state_departures(s: ReplicaSeries, config: EvalConfig, d: dict, notes: list[str]) -> bool:
     """A one-state model (pooled folded fraction near 0 or 1) whose replicas started in the other state
-    all left it: its folded population is settled although nothing crosses after burn-in."""
+    all left it, and which no replica entered again after burn-in: its folded population is settled
+    although nothing crosses after burn-in. The note states the observed returns and depleted-state
+    frames; with returns the crossing check decides."""
     if not len(s.frames) or s.frames.sum() <= 0:
         return False
     pooled = float(np.average(s.folded_fraction, weights=s.frames))
@@ -257,20 +329,36 @@ def _one_state_departures(s: ReplicaSeries, config: EvalConfig, d: dict, notes: 
     started_folded = s.start_rmsd < config.folded_rmsd_A
     if pooled <= lo:
         depleted, left, state = started_folded, f[started_folded] <= lo, "folded"
+        entries = s.folding_entries
     elif pooled >= 1.0 - lo:
         depleted, left, state = ~started_folded, f[~started_folded] >= 1.0 - lo, "unfolded"
+        entries = s.unfolding_entries
     else:
         return False
     n = int(depleted.sum())
+    # committed entries into the depleted state after burn-in; without the split, every event counts
+    returns = int(np.sum(s.events if entries is None else entries))
+    rmsd_frames = s.frames if s.rmsd_frames is None else s.rmsd_frames
+    folded = np.rint(f * rmsd_frames) if s.folded_frames is None else s.folded_frames
+    in_state = float(folded.sum() if state == "folded" else (rmsd_frames - folded).sum())
     d["one_state_departures"] = float(left.sum())
+    d["one_state_returns"] = float(returns)
+    d["one_state_depleted_frames"] = in_state
     if n < config.min_one_state_departures or not bool(np.all(left)):
         return False
     agg = float(s.frames.sum() * s.dt_frame_ps) if s.dt_frame_ps else float("nan")
-    notes.append(f"one-state model: pooled folded fraction {pooled:.3f}; all {n} replicas started {state} left "
-                 f"that state (within burn-in) and none returned in {agg:.4g} ps of aggregate sampling after "
-                 f"burn-in, so the {state} population is settled near {'0' if state == 'folded' else '1'} "
-                 f"without crossings")
-    return True
+    seen = f"{in_state:.0f} of {float(rmsd_frames.sum()):.0f} frames with an RMSD after burn-in {state}"
+    head = (f"one-state model: pooled folded fraction {pooled:.3f}; all {n} replicas started {state} left that "
+            f"state (within burn-in)")
+    if returns == 0:
+        notes.append(f"{head} and none returned in {agg:.4g} ps of aggregate sampling after burn-in "
+                     f"(0 committed returns; {seen}), so the {state} population is settled near "
+                     f"{'0' if state == 'folded' else '1'} without crossings")
+        return True
+    notes.append(f"{head}, but {returns} committed return{'s' if returns != 1 else ''} into the {state} state "
+                 f"after burn-in in {agg:.4g} ps of aggregate sampling ({seen}): the {state} population is "
+                 f"sampled by crossings, not settled by departures alone, so the crossing check decides")
+    return False
 
 
 def _crossing_check(s: ReplicaSeries, config: EvalConfig, d: dict, reasons: list[str],

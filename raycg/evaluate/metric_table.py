@@ -46,8 +46,16 @@ def _m(name: str, label: str, unit: str, direction: Direction | None, descriptio
 
 _TABLE: tuple[MetricSpec, ...] = (
     _m("kl_ref_model", "KL(ref‖model)", "nats", "lower",
-       "KL divergence of the model's 2-D TIC histogram from the reference's; punishes missing reference states",
+       "KL divergence of the model's 2-D TIC histogram from the reference's, ε = kl_epsilon (1e-6) in every "
+       "cell; punishes missing reference states, by an amount set by ε where the model never visits "
+       "(kl_ref_model_eps8/_eps4/_eps3 show the sensitivity)",
        can_be_primary=True, headline=True, has_floor=True),
+    _m("kl_ref_model_eps8", "KL(ref‖model), ε = 1e-8", "nats", "lower",
+       "KL(ref‖model) of the same histograms with ε = 1e-8 (regulariser sensitivity)"),
+    _m("kl_ref_model_eps4", "KL(ref‖model), ε = 1e-4", "nats", "lower",
+       "KL(ref‖model) of the same histograms with ε = 1e-4 (regulariser sensitivity)"),
+    _m("kl_ref_model_eps3", "KL(ref‖model), ε = 1e-3", "nats", "lower",
+       "KL(ref‖model) of the same histograms with ε = 1e-3 (regulariser sensitivity)"),
     _m("kl_model_ref", "KL(model‖ref)", "nats", "lower",
        "KL divergence of the reference's 2-D TIC histogram from the model's; punishes states the reference lacks",
        can_be_primary=True, has_floor=True),
@@ -67,6 +75,8 @@ _TABLE: tuple[MetricSpec, ...] = (
        "fraction of reference-populated bins the model populates", has_floor=True),
     _m("coverage_weighted", "coverage (weighted)", "fraction", "higher",
        "reference probability in bins the model populates", has_floor=True),
+    _m("missed_reference_mass", "missed reference mass", "fraction", "lower",
+       "reference probability in 2-D TIC bins the model never visits (1 − weighted coverage)", has_floor=True),
     _m("outside_grid_fraction", "outside-grid fraction", "fraction", "lower",
        "model frames outside the reference FES grid"),
     _m("folded_fraction_abs_error", "|folded fraction error|", "fraction", "lower",

@@ -129,6 +129,29 @@ def folding_rate_ratio(n_model: float, t_model_ns: float, n_ref: float, t_ref_ns
     return float(((n_model + pseudo) / t_model_ns) / ((n_ref + pseudo) / t_ref_ns))
 
 
+#: The regularisers of the KL(ref‖model) sensitivity columns (``kl_ref_model_eps<k>``, ε = 10^-k).
+KL_SENSITIVITY_EPSILONS = (1e-8, 1e-4, 1e-3)
+
+
+def kl_epsilon_name(eps: float) -> str:
+    """``kl_ref_model_eps<k>`` for ε = 10^-k (k a whole number)."""
+    k = -math.log10(eps)
+    if abs(k - round(k)) > 1e-9:
+        raise ValueError(f"ε = {eps:g} is not a power of ten")
+    return f"kl_ref_model_eps{round(k)}"
+
+
+def kl_epsilon_sensitivity(ref, t: Totals, config: EvalConfig,
+                           epsilons: tuple[float, ...] = KL_SENSITIVITY_EPSILONS) -> dict[str, float]:
+    """KL(ref‖model) of the same 2-D histograms as ``kl_ref_model`` (lost replica-time included as there)
+    at each ε of ``epsilons``, by :func:`kl_epsilon_name`. Equal to each other when the model visits every
+    reference cell; where it misses reference mass, a smaller ε gives a larger value."""
+    lost = t.lost if config.blowup_penalty else 0.0
+    p = M.with_outside(ref.hist2d, ref.outside2d)
+    q = M.with_outside(t.hist, t.outside + lost)
+    return {kl_epsilon_name(e): M.kl_divergence(p, q, e) for e in epsilons}
+
+
 def distribution_metrics(ref, t: Totals, config: EvalConfig, dt_frame_ps: float | None, *,
                          w1: bool = True, ref_w1: np.ndarray | None = None,
                          w1_edges: list[np.ndarray] | None = None) -> dict[str, float]:
@@ -150,6 +173,7 @@ def distribution_metrics(ref, t: Totals, config: EvalConfig, dt_frame_ps: float 
          "fes_mse": M.fes_mse(ref.fes2d, fes_m),
          "coverage": M.coverage(ref.hist2d, h2),
          "coverage_weighted": M.coverage(ref.hist2d, h2, weighted=True)}
+    m["missed_reference_mass"] = 1.0 - m["coverage_weighted"]
     if w1:
         m["w1"] = (M.w1_from_histograms(ref_w1, t.hist_w1, w1_edges, lost=lost, lost_distance=lost_distance(ref))
                    if ref_w1 is not None else float("nan"))

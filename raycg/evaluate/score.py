@@ -25,12 +25,19 @@ import numpy as np
 from raycg import units as U
 from raycg.cv.rmsd import RMSD_CHUNK, mirror, rmsd_to  # noqa: F401 - re-exported
 from raycg.cv.tica import ReferenceTICA
+from raycg.cv.transitions import count_two_state_transitions_per_trajectory
 from raycg.errors import DatasetError, InputError
 from raycg.evaluate import metrics as M
 from raycg.evaluate.bootstrap import bootstrap_intervals
 from raycg.evaluate.config import EvalConfig
 from raycg.evaluate.convergence import Convergence, ReplicaSeries, assess_convergence
-from raycg.evaluate.parts import FOLDING_PSEUDO_EVENTS, build_parts, distribution_metrics, reference_w1_hist
+from raycg.evaluate.parts import (
+    FOLDING_PSEUDO_EVENTS,
+    build_parts,
+    distribution_metrics,
+    kl_epsilon_sensitivity,
+    reference_w1_hist,
+)
 from raycg.evaluate.projection import project
 from raycg.evaluate.reference import (  # noqa: F401 - re-exported
     PACKAGED_NATIVE,
@@ -265,10 +272,11 @@ def _fes_metrics(ref: ReferenceSummary, y: np.ndarray, core: dict[str, float], t
     for c in range(k):
         m[f"kl_ref_model_tic{c + 1}"] = M.kl_divergence(M.with_outside(ref.hist1d[c], 0.0),
                                                         M.with_outside(h1[c][0], h1[c][1] + lost), config.kl_epsilon)
+    m.update(kl_epsilon_sensitivity(ref, t_all, config))
     m["w1"] = core["w1"]
     for c in range(k):
         m[f"w1_tic{c + 1}"] = M.wasserstein_1d(ref.y[:, c], y[:, c], ref.weights, None)
-    for key in ("fes_mse_aligned", "fes_mse", "coverage", "coverage_weighted"):
+    for key in ("fes_mse_aligned", "fes_mse", "coverage", "coverage_weighted", "missed_reference_mass"):
         m[key] = core[key]
     m["outside_grid_fraction"] = t_all.outside / len(y)
     return m, h1
@@ -312,15 +320,22 @@ def _count_metrics(samples: ModelSamples, *, n_frames: int, n_used: int) -> dict
 
 
 def _replica_series(ref: ReferenceSummary, tica: ReferenceTICA, y: np.ndarray, offsets: np.ndarray, parts,
-                    n_kept: int, start_rmsd: np.ndarray, fold_ev: np.ndarray, dt_m: float | None) -> ReplicaSeries:
-    """What the convergence diagnostics read, per replica."""
+                    n_kept: int, start_rmsd: np.ndarray, fold_ev: np.ndarray, dt_m: float | None,
+                    entries: tuple[np.ndarray, np.ndarray] | None = None) -> ReplicaSeries:
+    """What the convergence diagnostics read, per replica; ``entries``: committed entries into the folded
+    and into the unfolded core per replica."""
     cells, n_cells = _basin_cells(ref, y, offsets)
     return ReplicaSeries(
         basin_cells=cells, n_cells=n_cells,
         folded_fraction=parts.folded[:n_kept] / np.maximum(parts.rmsd_frames[:n_kept], 1),
         start_rmsd=start_rmsd,
         events=np.asarray(fold_ev, np.float64), frames=np.diff(offsets).astype(np.float64), dt_frame_ps=dt_m,
-        slowest_timescale_ps=float(tica.timescales_ps[0]) if len(tica.eigenvalues) else float("nan"))
+        slowest_timescale_ps=float(tica.timescales_ps[0]) if len(tica.eigenvalues) else float("nan"),
+        tics=[y[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)], reference_lag_ps=tica.lag_ps,
+        folding_entries=None if entries is None else np.asarray(entries[0], np.float64),
+        unfolding_entries=None if entries is None else np.asarray(entries[1], np.float64),
+        folded_frames=np.asarray(parts.folded[:n_kept], np.float64),
+        rmsd_frames=np.asarray(parts.rmsd_frames[:n_kept], np.float64))
 
 
 def _score_arrays(ref: ReferenceSummary, t_all, h1: list[tuple[np.ndarray, float]], fold_ev: np.ndarray,
@@ -375,7 +390,9 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     clock("projection")
     stride = stride_for(len(y), config.rmsd_max_frames)
     rmsd = _Rmsd(*_rmsd_series(sel.kept, ref, stride, sel.first_frames))
-    fold_ev = folding_events(rmsd.native, rmsd.offsets, config)
+    entries = count_two_state_transitions_per_trajectory(rmsd.native, rmsd.offsets, config.folding_core_A,
+                                                         config.unfolded_core_A)
+    fold_ev = entries[0] + entries[1]
     clock("rmsd")
     parts = build_parts(ref, y, offsets, sel.lost, rmsd.native, rmsd.offsets, fold_ev, config)
     t_all = parts.totals()
@@ -391,7 +408,7 @@ def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalCon
     ci, ci_info = bootstrap_intervals(ref, parts, config, dt_m, m, ref_w1=ref_w1)
     m.update(ci)
     clock("bootstrap")
-    series = _replica_series(ref, tica, y, offsets, parts, len(sel.kept), rmsd.start, fold_ev, dt_m)
+    series = _replica_series(ref, tica, y, offsets, parts, len(sel.kept), rmsd.start, fold_ev, dt_m, entries)
     conv = assess_convergence(series, config)
     m["converged"] = 1.0 if conv.converged else 0.0
     clock("convergence")

@@ -43,7 +43,10 @@ def test_short_replicas_fail_on_time_and_crossings(prepared):
 
 def test_stuck_replicas_fail_on_crossings_and_remember_their_starts(prepared):
     c = _conv(prepared, two_state_model(16, 1000, 0.0, seed=33))
-    assert not c.converged and not any("timescale" in r for r in c.reasons)
+    assert not c.converged
+    # replicas that never leave their state are, on the reference TICs, a process far slower than the runs
+    assert any("the model's own slowest implied timescale" in r for r in c.reasons), c.reasons
+    assert c.diagnostics["model_slowest_timescale_ps"] > 10 * c.diagnostics["reference_slowest_timescale_ps"]
     assert any("0 folding/unfolding transitions" in r for r in c.reasons), c.reasons
     assert any("memory of the starts" in r for r in c.reasons), c.reasons
 
@@ -57,7 +60,9 @@ def test_drifting_replicas_fail_the_half_agreement(prepared):
         st[i, :w] = 1
     x = two_state_coords(st, 0.4, rng).reshape(16, 1000, 10, 3)
     c = _conv(prepared, ModelSamples.from_arrays(list(x), dt_frame_ps=1.0))
-    assert not c.converged and len(c.reasons) == 1 and "still drift" in c.reasons[0]
+    assert not c.converged and any("still drift" in r for r in c.reasons), c.reasons
+    # one switch per run is also a relaxation as slow as the runs: the model's own τ limits the time check
+    assert all("still drift" in r or "model's own slowest implied timescale" in r for r in c.reasons), c.reasons
     assert any("start-basin agreement not assessable" in n for n in c.notes)
     # the same replicas with their halves in random order are stationary by construction
     c2 = _conv(prepared, ModelSamples.from_arrays([r if i % 2 else r[::-1] for i, r in enumerate(x)],
@@ -81,16 +86,23 @@ def test_unknown_frame_spacing_and_thresholds_are_config(prepared, tmp_path):
     assert doc["metrics"]["converged"] == 0.0
 
 
-def _one_state_series(n_folded_starts: int, stay_folded: int = 0, n: int = 32):
+def _one_state_series(n_folded_starts: int, stay_folded: int = 0, n: int = 32, returns: int = 0):
+    """``returns`` replicas fold once after burn-in (a committed folding event, 5 folded frames) and unfold
+    again."""
     from raycg.evaluate.convergence import ReplicaSeries
 
     start = np.where(np.arange(n) < n_folded_starts, 0.5, 4.0)
     folded = np.zeros(n)
-    folded[:stay_folded] = 1.0                     # folded starts that never left
+    folded[:stay_folded] = 225.0                   # folded starts that never left
+    fold_in = np.zeros(n)
+    fold_in[n - returns:] = 1.0
+    folded[n - returns:] = 5.0
     rng = np.random.default_rng(0)
     cells = [rng.integers(0, 4, 225) for _ in range(n)]
-    return ReplicaSeries(basin_cells=cells, n_cells=5, folded_fraction=folded, start_rmsd=start,
-                         events=np.zeros(n), frames=np.full(n, 225.0), dt_frame_ps=1.0, slowest_timescale_ps=25.0)
+    return ReplicaSeries(basin_cells=cells, n_cells=5, folded_fraction=folded / 225.0, start_rmsd=start,
+                         events=2 * fold_in, frames=np.full(n, 225.0), dt_frame_ps=1.0, slowest_timescale_ps=25.0,
+                         folding_entries=fold_in, unfolding_entries=fold_in, folded_frames=folded,
+                         rmsd_frames=np.full(n, 225.0))
 
 
 def test_a_one_state_model_whose_other_state_emptied_is_settled_without_crossings():
@@ -108,6 +120,87 @@ def test_a_one_state_model_whose_other_state_emptied_is_settled_without_crossing
     assert any("transitions per replica" in r for r in few.reasons)
     stuck = assess_convergence(_one_state_series(20, stay_folded=1), cfg)
     assert any("transitions per replica" in r for r in stuck.reasons)
+
+
+def test_the_one_state_note_states_the_returns_it_observed():
+    """0 returns: the note says none returned (and counts 0); with returns it gives their number and the
+    depleted-state frames, does not claim "none returned", and the crossing check decides."""
+    from raycg.evaluate.convergence import assess_convergence
+
+    cfg = EvalConfig()
+    none = assess_convergence(_one_state_series(20), cfg)
+    note = next(n for n in none.notes if "one-state model" in n)
+    assert "none returned" in note and "0 committed returns" in note and "0 of 7200 frames" in note, note
+    assert none.diagnostics["one_state_returns"] == 0.0
+    back = assess_convergence(_one_state_series(20, returns=2), cfg)
+    note = next(n for n in back.notes if "one-state model" in n)
+    assert "none returned" not in note, note
+    assert "2 committed returns into the folded state" in note and "10 of 7200 frames" in note, note
+    assert back.diagnostics["one_state_returns"] == 2.0 and back.diagnostics["one_state_depleted_frames"] == 10.0
+    assert any("transitions per replica" in r for r in back.reasons), back.reasons
+
+
+def _ar1(n_rep: int, length: int, taus_frames, seed: int) -> list[np.ndarray]:
+    """Replicas of independent stationary AR(1) coordinates with autocorrelation exp(-1/τ) per frame."""
+    rng = np.random.default_rng(seed)
+    phi = np.exp(-1.0 / np.asarray(taus_frames, np.float64))
+    out = []
+    for _ in range(n_rep):
+        e = rng.normal(size=(length, len(phi))) * np.sqrt(1 - phi**2)
+        x = np.empty_like(e)
+        x[0] = rng.normal(size=len(phi))
+        for t in range(1, length):
+            x[t] = phi * x[t - 1] + e[t]
+        out.append(x)
+    return out
+
+
+def test_the_model_timescale_recovers_an_ar1_process():
+    """Slowest τ = 40 frames × 2 ps = 80 ps (the other coordinate 4 frames): recovered within 15% at a lag of
+    10 frames; a sample whose replicas never move (λ = 1) has τ = ∞; too few lagged pairs give NaN."""
+    from raycg.evaluate.convergence import model_slowest_timescale
+
+    for seed in (1, 2):
+        tau = model_slowest_timescale(_ar1(16, 1500, [40.0, 4.0], seed), lag_frames=10, dt_frame_ps=2.0)
+        assert tau == pytest.approx(80.0, rel=0.15), (seed, tau)
+    rng = np.random.default_rng(3)
+    frozen = [np.tile(rng.normal(size=2), (50, 1)) for _ in range(8)]
+    assert model_slowest_timescale(frozen, 5, 1.0) == np.inf
+    assert np.isnan(model_slowest_timescale([np.zeros((20, 2))], 5, 1.0))
+    assert np.isnan(model_slowest_timescale(_ar1(4, 200, [40.0, 4.0], 4), 10, None))
+
+
+def test_a_model_slower_than_the_reference_fails_on_its_own_timescale():
+    """Replicas switching 5× less often than the reference (τ ≈ 500 ps vs ≈ 130 ps) run 900 ps: enough for
+    the reference's τ, not for their own; the reason names the model's τ."""
+    from raycg.evaluate.convergence import ReplicaSeries, assess_convergence
+
+    tics = _ar1(16, 1000, [500.0, 5.0], 5)
+    s = ReplicaSeries(basin_cells=[np.zeros(1000, np.int64)] * 16, n_cells=2, folded_fraction=np.full(16, 0.5),
+                      start_rmsd=np.full(16, 4.0), events=np.full(16, 4.0), frames=np.full(16, 1000.0),
+                      dt_frame_ps=1.0, slowest_timescale_ps=130.0, tics=tics, reference_lag_ps=20.0)
+    c = assess_convergence(s, EvalConfig())
+    d = c.diagnostics
+    assert d["reference_slowest_timescale_ps"] == d["slowest_timescale_ps"] == 130.0
+    assert d["model_timescale_lag_frames"] == 20.0
+    assert 300 < d["model_slowest_timescale_ps"] < 800, d
+    assert d["time_over_timescale"] == pytest.approx(1000.0 / d["model_slowest_timescale_ps"])
+    assert any("the model's own slowest implied timescale" in r for r in c.reasons), c.reasons
+    # the same replicas judged by a slower reference: the reference's τ limits and is named
+    slow_ref = assess_convergence(ReplicaSeries(**{**s.__dict__, "slowest_timescale_ps": 5000.0}), EvalConfig())
+    assert any("the reference's slowest implied timescale (5000 ps" in r for r in slow_ref.reasons), slow_ref.reasons
+
+
+def test_the_model_timescale_through_score(prepared):
+    """Through ``score``: a sample of the reference process has its own τ near the reference's (and passes);
+    one switching 5× less often fails the time check on its own τ."""
+    same = _conv(prepared, two_state_model(16, 1000, 0.005, seed=31))
+    d = same.diagnostics
+    assert 0.6 < d["model_slowest_timescale_ps"] / d["reference_slowest_timescale_ps"] < 1.3, d
+    slow = _conv(prepared, two_state_model(16, 1000, 0.001, seed=36))
+    d = slow.diagnostics
+    assert d["model_slowest_timescale_ps"] > 2 * d["reference_slowest_timescale_ps"], d
+    assert any("the model's own slowest implied timescale" in r for r in slow.reasons), slow.reasons
 
 
 def test_sequential_permutation_p_is_besag_clifford_and_valid():

@@ -223,3 +223,37 @@ def test_w1_net_mass_formulation_equals_the_full_transport_problem(rng):
     full = M.transport_cost(ha.ravel()[ma] / ha.sum(), centres[ma], hb.ravel()[mb] / hb.sum(), centres[mb])
     assert M.wasserstein_2d_grid(a, b, bins=bins) == pytest.approx(full, rel=1e-7)
     assert full > 0.5
+
+
+def test_kl_epsilon_variants_agree_under_full_coverage_and_order_under_missed_mass():
+    """On a 4-cell grid: a model that visits every reference cell gets (nearly) the same KL at every ε;
+    one that misses a cell gets a larger KL the smaller ε. missed_reference_mass = 1 − coverage_weighted."""
+    from types import SimpleNamespace
+
+    from raycg.evaluate.config import EvalConfig
+    from raycg.evaluate.parts import Totals, distribution_metrics, kl_epsilon_name, kl_epsilon_sensitivity
+
+    ref = SimpleNamespace(hist2d=np.array([[40.0, 30.0], [20.0, 10.0]]), outside2d=0.0)
+
+    def totals(h):
+        return Totals(hist=np.asarray(h, np.float64).ravel(), outside=0.0, lost=0.0, hist_w1=np.zeros(1),
+                      rmsd_frames=0.0, folded=0.0, events=0.0, frames=float(np.sum(h)))
+
+    cfg = EvalConfig()
+    names = [kl_epsilon_name(e) for e in (1e-8, 1e-4, 1e-3)]
+    assert names == ["kl_ref_model_eps8", "kl_ref_model_eps4", "kl_ref_model_eps3"]
+    full = kl_epsilon_sensitivity(ref, totals([[25, 25], [25, 25]]), cfg)
+    assert list(full) == names
+    assert full["kl_ref_model_eps8"] > 0.05
+    for k in names[1:]:
+        assert full[k] == pytest.approx(full["kl_ref_model_eps8"], rel=0.01), full
+    miss = kl_epsilon_sensitivity(ref, totals([[50, 30], [20, 0]]), cfg)
+    assert miss["kl_ref_model_eps8"] > miss["kl_ref_model_eps4"] > miss["kl_ref_model_eps3"] > 0
+    assert miss["kl_ref_model_eps8"] > 10 * full["kl_ref_model_eps8"]
+    with pytest.raises(ValueError):
+        kl_epsilon_name(3e-4)
+    ref_full = SimpleNamespace(**ref.__dict__, fes2d=np.zeros((2, 2)), kT=0.6, folded_fraction=0.5,
+                               folding_transitions_per_trajectory=np.zeros(1), folding_time_ns=1.0)
+    m = distribution_metrics(ref_full, totals([[50, 30], [20, 0]]), cfg, 1.0, w1=False)
+    assert m["missed_reference_mass"] == 1.0 - m["coverage_weighted"] and m["missed_reference_mass"] == pytest.approx(0.1)
+    assert distribution_metrics(ref_full, totals([[4, 3], [2, 1]]), cfg, 1.0, w1=False)["missed_reference_mass"] == 0.0

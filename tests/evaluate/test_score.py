@@ -32,6 +32,9 @@ def test_identical_samples_score_zero(reference):
               "folded_fraction_abs_error", "deepest_well_excess"):
         assert m[k] == 0.0, k
     assert m["coverage"] == 1.0 and m["transition_rate_ratio"] == 1.0
+    assert m["missed_reference_mass"] == 0.0
+    for k in ("kl_ref_model_eps8", "kl_ref_model_eps4", "kl_ref_model_eps3"):
+        assert m[k] == 0.0, k
     assert m["n_frames_model"] == ds.n_frames
 
 
@@ -56,6 +59,23 @@ def test_missing_state_direction_and_folded_population(reference):
     assert m["folded_fraction_diff"] == pytest.approx(1 - m["folded_fraction_reference"], abs=0.01)
     assert m["coverage"] < 0.7
     assert m["transitions_per_replica_mean"] == 0.0 and m["trapped_fraction_mean"] > 0.99
+
+
+def test_missed_reference_mass_and_the_kl_epsilon_sensitivity(reference):
+    """A model that misses the unfolded basin: missed_reference_mass = 1 − coverage_weighted exactly (and
+    about the unfolded population); KL(ref‖model) grows as ε shrinks, JS stays below ln 2."""
+    ds, tica, states = reference
+    s, _ = _model(6, 1000, 0.0, seed=3, start=0)
+    m = score(ds, tica, s).metrics
+    assert m["missed_reference_mass"] == 1.0 - m["coverage_weighted"]
+    assert m["missed_reference_mass"] == pytest.approx(np.mean(states == 1), abs=0.1)
+    assert m["kl_ref_model_eps8"] > m["kl_ref_model"] > m["kl_ref_model_eps4"] > m["kl_ref_model_eps3"] > 0
+    # an unvisited reference mass m adds ≈ m ln(10) per decade of ε
+    assert m["kl_ref_model_eps8"] - m["kl_ref_model"] == pytest.approx(
+        2 * np.log(10) * m["missed_reference_mass"], rel=0.1)
+    assert 0 < m["js_divergence"] < np.log(2)
+    assert m["missed_reference_mass_ci_low"] <= m["missed_reference_mass"] <= m["missed_reference_mass_ci_high"]
+    assert np.isfinite(m["js_divergence_ci_low"]) and "kl_ref_model_eps8_ci_low" not in m
 
 
 def test_trapping_signal_fewer_transitions_and_overpopulated_well(reference):
@@ -173,6 +193,17 @@ def test_every_metric_has_a_direction_and_a_row_in_metrics_md(reference):
         assert f"`{key}`" in doc, key
     assert ev.metric_direction("kl_ref_model_tic2") == "lower" and ev.metric_direction("coverage") == "higher"
     assert ev.metric_direction("w1_ci_high") == "lower"
+    for k, eps in (("kl_ref_model_eps8", "1e-8"), ("kl_ref_model_eps4", "1e-4"), ("kl_ref_model_eps3", "1e-3")):
+        spec = ev.metric_spec(k)
+        assert (spec.label, spec.unit, spec.direction) == (f"KL(ref‖model), ε = {eps}", "nats", "lower"), spec
+        assert not (spec.headline or spec.can_be_primary or spec.has_floor)
+    spec = ev.metric_spec("missed_reference_mass")
+    assert (spec.unit, spec.direction, spec.has_floor, spec.headline) == ("fraction", "lower", True, False)
+    from raycg.evaluate.metric_table import floor_metrics, interval_metrics
+
+    assert "missed_reference_mass" in interval_metrics() and "missed_reference_mass" in floor_metrics()
+    assert "js_divergence" in ev.primary_candidates() and "js_divergence" in interval_metrics()
+    assert ev.metric_spec("js_divergence").has_floor
 
 
 def test_rmsd_is_rotation_invariant_not_mirror_invariant_and_strided(reference):
