@@ -40,7 +40,10 @@ class LossConfig(StrictModel):
     force_weight: float = Field(1.0, ge=0)
     energy_weight: float = Field(0.0, ge=0)
     #: ``tica-marginal``: −k_BT Σ_c ln p_c(y_c) (the published form); ``tica-joint``: −k_BT ln p(y_1..y_k).
-    energy_target: Literal["none", "tica-marginal", "tica-joint"] = "none"
+    #: Both count the entropy orthogonal to the TICs twice (docs/energy_target.md). ``fes-corrected``:
+    #: U₀(x) + F_ref(y(x)) − F₀(y(x)) on a base model U₀ (``base_model``) whose simulated marginal is
+    #: F₀ (raycg.train.correction; needs the base model's simulated TICA samples).
+    energy_target: Literal["none", "tica-marginal", "tica-joint", "fes-corrected"] = "none"
     #: Loss on batch-centred energies (a free energy is defined up to a constant).
     offset_invariant: bool = False
     density: Literal["histogram", "kde"] = "histogram"
@@ -54,13 +57,37 @@ class LossConfig(StrictModel):
     bins: int = Field(50, ge=2, le=100_000)
     #: KDE bandwidth (scipy bw_method: a number, "scott" or "silverman"; None = scott).
     kde_bandwidth: float | Literal["scott", "silverman"] | None = None
+    #: ``fes-corrected``: σ (in bins) of the Gaussian that smooths both histograms (F_ref and F₀) before
+    #: their free energies are taken; 0: no smoothing.
+    smooth_bins: float = Field(1.0, ge=0, allow_inf_nan=False)
+    #: ``fes-corrected``: the base model U₀ the correction is added to. ``priors``: the prior energy
+    #: alone (simulated once per dataset; the network then learns F_ref − F₀). ``force-matched``: a model
+    #: trained with energy_weight 0 (priors + force-matched network), simulated; its energies at the
+    #: reference frames are part of the correction inputs.
+    base_model: Literal["priors", "force-matched"] = "priors"
+    #: ``fes-corrected``: at most this many correction steps (train, simulate, correct again with the
+    #: trained model as the base); stops earlier when the JS divergence between the model's simulated
+    #: TICA marginal and the reference falls below ``correction_tolerance`` or stops decreasing.
+    correction_iterations: int = Field(1, ge=1, le=20)
+    #: JS divergence (nats, on the target's grid) below which the iteration stops.
+    correction_tolerance: float = Field(0.01, gt=0, le=0.6931471805599453)
 
     @model_validator(mode="after")
     def _consistent(self) -> LossConfig:
         if isinstance(self.n_components, int) and self.n_components < 1:
             raise ValueError(f"n_components must be >= 1, 'slow' or 'all' (got {self.n_components})")
         if self.energy_weight > 0 and self.energy_target == "none":
-            raise ValueError("energy_weight > 0 needs an energy_target (tica-marginal or tica-joint)")
+            raise ValueError("energy_weight > 0 needs an energy_target (tica-marginal, tica-joint or fes-corrected)")
+        if self.energy_target == "fes-corrected":
+            if self.density != "histogram":
+                raise ValueError(f"density={self.density!r}: energy_target 'fes-corrected' uses histograms "
+                                 "(set density: histogram)")
+            if self.n_components == "all" or (isinstance(self.n_components, int) and self.n_components > 2):
+                raise ValueError(f"n_components={self.n_components!r}: energy_target 'fes-corrected' uses "
+                                 "1 or 2 TICA components ('slow', 1 or 2)")
+        elif self.correction_iterations > 1:
+            raise ValueError(f"correction_iterations={self.correction_iterations} needs "
+                             "energy_target: fes-corrected")
         if self.force_weight == 0 and self.energy_weight == 0:
             raise ValueError("force_weight and energy_weight are both 0: nothing to train")
         return self

@@ -6,7 +6,15 @@ Modes (``LossConfig.energy_target``):
   ``k`` TICA components (default ``slow``: those whose implied timescale exceeds the lag; ``all``
   is the published choice), each ``p_c`` a 1-D probability *density* (histogram with
   ``density=True`` semantics, or a Gaussian KDE);
-- ``tica-joint`` — ``E(x) = −k_BT ln p(y_1..y_k)`` from a k-D histogram/KDE (default: the slow components, at most 2).
+- ``tica-joint`` — ``E(x) = −k_BT ln p(y_1..y_k)`` from a k-D histogram/KDE (default: the slow components, at most 2);
+- ``fes-corrected`` — ``E(x) = U₀(x) + F_ref(y(x)) − F₀(y(x)) + c`` on a base model U₀ whose
+  simulated marginal is F₀ (one Boltzmann-inversion step; :mod:`raycg.train.correction`, which
+  states its grid, smoothing, floor and offset rules). Needs
+  :class:`raycg.train.correction.CorrectionInputs` (the base model's simulated TICA samples).
+
+The first two set the model's *total* energy to a free energy F(y) that already holds the entropy
+of the coordinates orthogonal to y, so an exact match samples p(y)·Ω(y) instead of p(y)
+(docs/energy_target.md gives the toy numbers); ``fes-corrected`` does not double count.
 
 The network target is ``E(x) − E_prior(x)`` (computed by the trainer). Densities are estimated
 on all frames of the reference dataset (with its frame weights if any) and evaluated at every
@@ -15,7 +23,7 @@ and out-of-range points are **floored** (histogram: half a sample per bin; KDE: 
 kernel three widths away; ``floor_density``), so a
 target is never inf/NaN. The floor and how many frame-components hit it are recorded.
 
-Targets are computed once per (dataset hash, TICA, settings) and cached as ``.npz`` + ``.json``.
+Targets are computed once per (dataset hash, TICA, settings[, correction inputs]) and cached as ``.npy`` + ``.json``.
 """
 
 from __future__ import annotations
@@ -189,7 +197,7 @@ def choose_components(mode: str, requested: int | str | None, eigenvalues: Any) 
     if requested in (None, "slow"):
         n_slow = int(np.sum(np.real(lam) > SLOW_EIGENVALUE))
         k, rule = max(1, n_slow), "slow"
-        if mode == "tica-joint":
+        if mode in ("tica-joint", "fes-corrected"):
             k = min(k, 2)
         k = min(k, dim)
     elif requested == "all":
@@ -199,19 +207,48 @@ def choose_components(mode: str, requested: int | str | None, eigenvalues: Any) 
     if not 1 <= k <= dim:
         raise InputError(f"asked for {k} TICA components but the reference TICA has {dim}",
                          where="loss.n_components", hint="lower it or refit the TICA with more components")
+    if mode == "fes-corrected" and k > 2:
+        raise InputError(f"the fes-corrected target uses 1 or 2 TICA components, got {k}",
+                         where="loss.n_components", hint="use 'slow', 1 or 2")
     return ComponentChoice(rule, k, tuple(float(x) for x in lam[:k]))
+
+
+def _array_digest(*arrays: Any) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.ascontiguousarray(np.asarray(a, dtype=np.float64))
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
 
 
 def compute_energy_targets(dataset: Any, tica: Any, mode: str, *, n_components: int | str | None = "slow",
                            density: str = "histogram", bins: int = 50, bandwidth: float | str | None = None,
-                           cache_dir: str | os.PathLike | None = None) -> EnergyTargets:
-    """TICA free energy of every frame of ``dataset`` (cached by dataset hash + TICA + settings)."""
+                           cache_dir: str | os.PathLike | None = None, correction: Any = None,
+                           smooth_bins: float = 1.0) -> EnergyTargets:
+    """TICA free energy of every frame of ``dataset`` (cached by dataset hash + TICA + settings).
+
+    ``fes-corrected`` needs ``correction`` (:class:`raycg.train.correction.CorrectionInputs` with
+    ``base_energy`` at every dataset frame) and uses ``bins`` and ``smooth_bins``.
+    """
     choice = choose_components(mode, n_components, np.asarray(tica.eigenvalues)[: int(tica.dim)])
     k = choice.k
     kbt = U.kbt(dataset.temperature)
     settings = {"version": TARGETS_VERSION, "mode": mode, "k": k, "components": choice.rule, "density": density, "bins": bins,
                 "bandwidth": bandwidth, "kbt": round(kbt, 12), "dataset": dataset.content_hash,
                 "tica": _tica_digest(tica)}
+    if mode == "fes-corrected":
+        if correction is None or correction.base_energy is None:
+            raise InputError("energy_target 'fes-corrected' needs the base model's simulated TICA samples and its "
+                             "energies at every reference frame (CorrectionInputs)", where="loss.energy_target",
+                             hint="the study pipeline simulates the base model first and passes them")
+        settings.update({"density": "histogram", "bandwidth": None, "smooth_bins": float(smooth_bins),
+                         "base_model": correction.base_model, "iteration": int(correction.iteration),
+                         "correction_inputs": _array_digest(correction.y_base, correction.base_energy,
+                                                            correction.base_weights)})
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     npy, meta = cache / f"{key}.npy", cache / f"{key}.json"
@@ -225,7 +262,17 @@ def compute_energy_targets(dataset: Any, tica: Any, mode: str, *, n_components: 
         except (OSError, ValueError):
             pass                                          # unreadable cache entry: recompute
     y = tica.transform(dataset.coords, n_components=k)
-    out = tica_free_energy(y, kbt, mode, density=density, bins=bins, bandwidth=bandwidth, weights=dataset.weights)
+    if mode == "fes-corrected":
+        from raycg.train.correction import corrected_targets
+
+        out = corrected_targets(correction.base_energy, y, correction.y_base, kbt, bins=bins,
+                                weights=dataset.weights, base_weights=correction.base_weights,
+                                smooth_bins=smooth_bins)
+        out.info.update({"base_model": correction.base_model, "iteration": int(correction.iteration),
+                         "base_label": correction.label})
+    else:
+        out = tica_free_energy(y, kbt, mode, density=density, bins=bins, bandwidth=bandwidth,
+                               weights=dataset.weights)
     out.info["settings"] = settings
     out.info["components"] = choice.as_dict()
     try:

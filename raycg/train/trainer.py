@@ -22,7 +22,7 @@ import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,7 +240,8 @@ def _split(cfg: TrainConfig, dataset: Any) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 def _energy_targets(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path, cache_dir, all_idx: np.ndarray,
-                    e_prior: np.ndarray) -> tuple[np.ndarray | None, dict | None]:
+                    e_prior: np.ndarray, prior_module: torch.nn.Module | None = None,
+                    correction: Any = None) -> tuple[np.ndarray | None, dict | None]:
     """Energy targets (TICA free energy − prior energy) of the frames ``all_idx``, and their info."""
     lc = cfg.loss
     if lc.energy_target == "none":
@@ -250,8 +251,16 @@ def _energy_targets(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path, ca
     tica = _resolve_tica(cfg, dataset, tica, out_dir)
     if hasattr(tica, "check_compatible"):
         tica.check_compatible(dataset)
+    if lc.energy_target == "fes-corrected" and correction is not None:
+        if correction.base_model != lc.base_model:
+            raise ConfigError(f"loss.base_model is {lc.base_model!r} but the correction inputs were made with "
+                              f"base model {correction.base_model!r}")
+        if correction.base_energy is None:          # base model = the priors: U₀ at every reference frame
+            e0, _ = _prior_energies_forces(prior_module, np.asarray(dataset.coords, dtype=np.float32))
+            correction = replace(correction, base_energy=e0)
     tg = compute_energy_targets(dataset, tica, lc.energy_target, n_components=lc.n_components, density=lc.density,
-                                bins=lc.bins, bandwidth=lc.kde_bandwidth, cache_dir=cache_dir)
+                                bins=lc.bins, bandwidth=lc.kde_bandwidth, cache_dir=cache_dir,
+                                correction=correction, smooth_bins=lc.smooth_bins)
     target = tg.free_energy[all_idx] - e_prior
     if not np.all(np.isfinite(target)):
         raise DatasetError("energy targets (TICA free energy − prior energy) are not finite",
@@ -261,8 +270,11 @@ def _energy_targets(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path, ca
 
 
 def prepare_data(cfg: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: Path, dev: torch.device,
-                 cache_dir=None) -> TrainData:
-    """Split, prior energies and forces (once, float64), delta forces and energy targets, on ``dev``."""
+                 cache_dir=None, correction: Any = None) -> TrainData:
+    """Split, prior energies and forces (once, float64), delta forces and energy targets, on ``dev``.
+
+    ``correction``: the :class:`raycg.train.correction.CorrectionInputs` of a ``fes-corrected`` target.
+    """
     _check_inputs(cfg, dataset, priors)
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32
     train_traj, val_traj, train_idx, val_idx = _split(cfg, dataset)
@@ -274,7 +286,8 @@ def prepare_data(cfg: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir
         delta = np.asarray(dataset.forces[all_idx], dtype=np.float32) - f_prior
     else:
         delta = np.zeros_like(f_prior)
-    target, target_info = _energy_targets(cfg, dataset, tica, out_dir, cache_dir, all_idx, e_prior)
+    target, target_info = _energy_targets(cfg, dataset, tica, out_dir, cache_dir, all_idx, e_prior,
+                                          prior_module, correction)
     n_tr = len(train_idx)
 
     def to_dev(a: np.ndarray | None, sl: slice) -> torch.Tensor | None:
@@ -536,19 +549,22 @@ class Trainer:
 
 def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: str | Path, *,
           report: Callable[[dict[str, float], Path], None] | None = None, resume: bool = True,
-          device: str | torch.device = "cpu", cache_dir: str | Path | None = None) -> TrainResult:
+          device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
+          correction: Any = None) -> TrainResult:
     """Train CGSchNet on ``dataset`` (delta forces w.r.t. ``priors``; energy targets from ``tica``).
 
     ``priors``: a :class:`raycg.priors.PriorSet` or None (no prior). ``tica``: a ReferenceTICA or
     None (then ``config.tica`` says how to load/fit one, if the loss needs it). ``report(metrics,
     checkpoint_dir)`` is called after every epoch's checkpoint. With ``resume`` an existing
-    checkpoint of the same config in ``out_dir`` is continued exactly.
+    checkpoint of the same config in ``out_dir`` is continued exactly. ``correction``
+    (:class:`raycg.train.correction.CorrectionInputs`): the base model's simulated TICA samples, which
+    ``loss.energy_target: fes-corrected`` needs (with ``base_energy`` None the priors are the base).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device, ConfigError, "device")
     policy_for(dev).apply_precision()
-    data = prepare_data(config, dataset, priors, tica, out_dir, dev, cache_dir)
+    data = prepare_data(config, dataset, priors, tica, out_dir, dev, cache_dir, correction)
     trainer = Trainer(config, data, dev, out_dir, report, resume)
     trainer.run()
     return trainer.finish(dataset, priors)
