@@ -15,9 +15,9 @@ from scipy import stats
 from raycg.stats.effects import cliffs_delta, hedges_g
 
 #: Test keys (p-value column ``<key>_p``), in the order they are reported.
-PAIRED_TESTS = ("t", "wilcoxon")
+PAIRED_TESTS = ("signflip", "t", "wilcoxon")
 UNPAIRED_TESTS = ("welch", "mwu")
-TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "welch": "Welch's t",
+TEST_NAMES = {"signflip": "exact sign-flip", "t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "welch": "Welch's t",
               "mwu": "Mann–Whitney U", "perm": "permutation (mean difference)"}
 
 

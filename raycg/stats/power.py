@@ -5,12 +5,20 @@ d_z·√n, d_z = mean difference / SD of the differences) and ``two-sample`` (eq
 df = 2n - 2, noncentrality g·√(n/2); with equal n and variances Welch's test has about the same
 power). Exact noncentral-t power. Pass the *corrected* α (α / number of comparisons for
 Bonferroni, which Holm's first step equals) to plan for a corrected family.
+
+The exact sign-flip test (the verdict's default decision test) has no closed form: its power for
+normal differences is simulated (:func:`signflip_power`, seeded) and is 0 below the smallest n at
+which it can reach α at all (:func:`~raycg.stats.signflip.min_pairs`: 2/2^n ≤ α).
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import stats
+
+from raycg.stats.signflip import min_pairs, signflip_p
 
 DESIGNS = ("paired", "two-sample")
 
@@ -71,6 +79,7 @@ def seeds_for_power(effect: float, power: float = 0.8, alpha: float = 0.05, n_ma
     return float(hi)
 
 
+@lru_cache(maxsize=512)
 def detectable_effect(n: int, power: float = 0.8, alpha: float = 0.05, design: str = "paired") -> float:
     """Smallest |effect| a two-sided t-test with ``n`` detects with ``power`` (NaN if n < 2)."""
     if n < 2:
@@ -85,3 +94,40 @@ def detectable_effect(n: int, power: float = 0.8, alpha: float = 0.05, design: s
         else:
             lo = mid
     return hi
+
+
+#: Simulated studies per sign-flip power estimate (seeded: the same numbers on every call).
+POWER_DRAWS = 2000
+
+
+@lru_cache(maxsize=512)
+def signflip_power(effect: float, n: int, alpha: float = 0.05, draws: int = POWER_DRAWS, seed: int = 0) -> float:
+    """Power of the two-sided sign-flip test at level ``alpha`` for normal differences with d_z =
+    ``effect``, from ``draws`` seeded simulated studies of ``n`` pairs (SE ≤ 0.5/√draws).
+
+    0 below :func:`~raycg.stats.signflip.min_pairs` (the test cannot reach α); NaN for n < 2 or NaN effect.
+    """
+    if n < 2 or np.isnan(effect):
+        return float("nan")
+    if n < min_pairs(alpha):
+        return 0.0
+    d = np.random.default_rng(seed).standard_normal((draws, n)) + abs(effect)
+    return float(np.mean(signflip_p(d) <= alpha))
+
+
+def signflip_seeds_for_power(effect: float, power: float = 0.8, alpha: float = 0.05, n_max: int = 200) -> float:
+    """Smallest n ≥ min_pairs(α) whose simulated sign-flip power reaches ``power`` for d_z ``effect``.
+
+    Searched upwards from the paired t's n (the sign-flip test is never more powerful for normal
+    differences); ``inf`` beyond ``n_max`` or for a zero effect, NaN for NaN input.
+    """
+    g = abs(float(effect))
+    if np.isnan(g):
+        return float("nan")
+    start = seeds_for_power(g, power, alpha)
+    if not np.isfinite(start) or start > n_max:
+        return float("inf")
+    for n in range(max(int(start), min_pairs(alpha)), n_max + 1):
+        if signflip_power(g, n, alpha) >= power:
+            return float(n)
+    return float("inf")

@@ -1,13 +1,21 @@
 """``analyze_study``: the statistics and the verdict of a study (energy weights × seeds).
 
 Design: the seed fixes the split, the initial weights and the start frames for every weight, so
-trials are paired by seed. The **primary test** is the paired t-test of each weight against the
-baseline on the **primary metric**, Holm-corrected across the weights; it alone decides the verdict.
-Secondary metrics are Holm-corrected across (secondary metrics × weights); exploratory metrics
-only across weights and are labelled so. Wilcoxon signed-rank (paired) and Welch / Mann–Whitney
-(unpaired) are shown beside it as sensitivity checks and never change the verdict. With an
-equivalence margin, a paired TOST (Holm across weights) can conclude "equivalent". A study that is
-not converged is "inconclusive" whatever the tests say.
+trials are paired by seed. The **decision test** (``decision_test``) of each weight against the
+baseline on the **primary metric** is, by default, the exact sign-flip permutation test of the mean
+paired difference (:mod:`raycg.stats.signflip`; null: the two trials of a pair are exchangeable, exact
+at every n without normality), Holm-corrected across the weights; it alone decides the verdict. Each
+verdict line prints the interval inverted from that test at the Bonferroni level 1 − α/m (m weights
+compared), so "no significant difference" always sits beside an interval covering 0; where the test
+cannot reach α/m with n pairs (2/2^n > α/m) the line says so and the interval is (−∞, ∞).
+``decision_test="paired-t"`` restores the paired t-test (its lines say they rest on normality).
+Equivalence: two one-sided tests of the same kind at ±margin, Holm across weights.
+
+Only the primary metric has a ``significant`` column (True/False); secondary (Holm across
+metrics × weights) and exploratory (Holm across weights) metrics keep effects, intervals and raw
+and Holm p-values as descriptive columns, ``significant`` None. Paired t, Wilcoxon, Welch and
+Mann–Whitney are sensitivity columns and never decide. A study without seed pairing falls back to
+Welch's t (normal theory). A study that is not converged is "inconclusive" whatever the tests say.
 """
 
 from __future__ import annotations
@@ -25,12 +33,22 @@ from raycg.evaluate.metric_table import find_metric, metric_label
 from raycg.stats import tables as tb
 from raycg.stats.comparisons import PAIRED_TESTS, UNPAIRED_TESTS, holm
 from raycg.stats.groups import format_group, group_symbol, resolve_baseline, sorted_groups
-from raycg.stats.power import detectable_effect, power_t, seeds_for_power
+from raycg.stats.power import (
+    detectable_effect,
+    power_t,
+    seeds_for_power,
+    signflip_power,
+    signflip_seeds_for_power,
+)
+from raycg.stats.signflip import is_exact, min_pairs, smallest_p
 
 #: Verdict statuses, indexed by the codes of :func:`primary_decisions`.
 STATUSES = ("significant improvement", "significant worsening", "equivalent", "no significant difference",
             "inconclusive")
-PRIMARY_TEST = "paired t-test"
+#: ``decision_test`` values and the name of each test in reports.
+DECISION_TESTS = {"sign-flip": "exact sign-flip test", "paired-t": "paired t-test"}
+PRIMARY_TEST = DECISION_TESTS["sign-flip"]
+_TEST_KEY = {"sign-flip": "signflip", "paired-t": "t"}
 TARGET_POWER = 0.8
 
 
@@ -56,7 +74,13 @@ class MetricStatistics:
 
 @dataclass
 class PowerStatement:
-    """Power of the primary test at the Bonferroni level α/m (Holm's first step; a bound for Holm)."""
+    """Power of the decision test at the Bonferroni level α/m (Holm's first step; a bound for Holm).
+
+    ``power_at_target``/``seeds_needed``: of ``test`` (sign-flip: seeded simulation of normal
+    differences, 0 below ``n_min``, the smallest n at which it can reach α/m). ``mde``: the paired
+    t's minimal detectable d_z (a normal approximation; ∞ below ``n_min``). ``t_*``: the paired t's
+    noncentral-t numbers, for comparison.
+    """
 
     test: str
     alpha: float
@@ -69,6 +93,9 @@ class PowerStatement:
     target_effect_size: float | None
     power_at_target: float
     seeds_needed: float
+    n_min: int = 2
+    t_power_at_target: float = float("nan")
+    t_seeds_needed: float = float("nan")
 
 
 @dataclass
@@ -102,6 +129,7 @@ class StudyStatistics:
     power: PowerStatement
     verdict: list[VerdictLine]
     notes: list[str] = field(default_factory=list)
+    decision_test: str = "sign-flip"
 
     @property
     def verdict_lines(self) -> list[str]:
@@ -149,7 +177,7 @@ def _resolve_design(df: pd.DataFrame, pair_by: str | None, notes: list[str]) -> 
         return None
     if pair_by not in df.columns or df[pair_by].isna().all():
         notes.append(f"No {pair_by!r} column with values: the design cannot be paired; Welch's t is the "
-                     "primary test instead of the paired t-test.")
+                     "primary test instead of a paired test (it assumes normal group means).")
         return None
     return pair_by
 
@@ -169,7 +197,8 @@ def analyze_study(df: pd.DataFrame, *, metrics: Sequence[str], primary: str, gro
                   baseline: Any = 0.0, pair_by: str | None = "seed", alpha: float = 0.05,
                   equivalence_margin: float | None = None, target_effect_size: float | None = None,
                   converged: bool = True, convergence_reasons: Sequence[str] = (),
-                  exploratory: Sequence[str] = (), run_longer_factor: float | None = None) -> StudyStatistics:
+                  exploratory: Sequence[str] = (), run_longer_factor: float | None = None,
+                  decision_test: str = "sign-flip") -> StudyStatistics:
     """Statistics of a study table (one row per trial; a failed trial has NaN metrics).
 
     ``metrics``: every metric to analyse (``primary`` is added when absent); those also in
@@ -177,11 +206,14 @@ def analyze_study(df: pd.DataFrame, *, metrics: Sequence[str], primary: str, gro
     secondary (corrected across secondary metrics × weights). ``baseline``: the group value the
     others are compared with (None: the smallest). ``equivalence_margin``: in units of the primary
     metric (TOST). ``target_effect_size``: the paired standardized effect d_z to plan seeds for.
+    ``decision_test``: "sign-flip" (exact, default) or "paired-t" (assumes normal differences).
     ``converged`` False makes every verdict line "inconclusive: <convergence_reasons>, run N×
     longer" (N = ``run_longer_factor`` when known).
     """
     if not 0 < alpha < 1:
         raise InputError(f"alpha {alpha} must be in (0, 1)")
+    if decision_test not in DECISION_TESTS:
+        raise InputError(f"decision_test {decision_test!r} unknown; use one of {', '.join(DECISION_TESTS)}")
     if equivalence_margin is not None and not equivalence_margin > 0:
         raise InputError(f"equivalence_margin {equivalence_margin} must be > 0 (units of {primary})")
     _check_metrics(df, metrics, primary)
@@ -195,28 +227,32 @@ def analyze_study(df: pd.DataFrame, *, metrics: Sequence[str], primary: str, gro
     base = resolve_baseline(groups, baseline)
     secondary = [m for m in dict.fromkeys(metrics) if m != primary and m not in exploratory]
     explore = [m for m in dict.fromkeys(exploratory) if m != primary and m in metrics]
-    stats_by = {m: metric_statistics(df, m, group, groups, base, pair, role, alpha, equivalence_margin)
-                for m, role in [(primary, "primary"), *((m, "secondary") for m in secondary),
-                                *((m, "exploratory") for m in explore)]}
-    _correct(stats_by, primary, secondary, explore, alpha)
+    k = len(groups) - 1
+    roles = [(primary, "primary", k), *((m, "secondary", k * len(secondary)) for m in secondary),
+             *((m, "exploratory", k) for m in explore)]
+    stats_by = {m: metric_statistics(df, m, group, groups, base, pair, role, alpha, equivalence_margin,
+                                     alpha / family_size, decision_test) for m, role, family_size in roles}
+    _correct(stats_by, primary, secondary, explore, alpha, _TEST_KEY[decision_test] if pair else "welch")
     if stats_by[primary].duplicate_cells:
         notes.append(f"{stats_by[primary].duplicate_cells} ({pair}, {group}) cells hold several trials (other "
                      "config columns vary); their mean is used as the cell's value in paired tests.")
+    power = _power(stats_by[primary], alpha, target_effect_size, pair is not None, decision_test)
     st = StudyStatistics(group, base, groups, pair, "paired by " + pair if pair else "unpaired", primary,
                          secondary, explore, alpha, equivalence_margin, target_effect_size, bool(converged),
-                         list(convergence_reasons), run_longer_factor, stats_by,
-                         _power(stats_by[primary], alpha, target_effect_size, pair is not None), [], notes)
+                         list(convergence_reasons), run_longer_factor, stats_by, power, [], notes, decision_test)
     st.verdict = _verdict(st)
     return st
 
 
 def metric_statistics(df: pd.DataFrame, m: str, group: str, groups: list[Any], base: Any, pair: str | None,
-                      role: str, alpha: float, margin: float | None) -> MetricStatistics:
-    """One metric's tables, uncorrected (see :func:`correct_family`)."""
+                      role: str, alpha: float, margin: float | None, ci_alpha: float = 0.05,
+                      decision_test: str = "sign-flip") -> MetricStatistics:
+    """One metric's tables, uncorrected (see :func:`correct_family`); sign-flip intervals at 1 − ``ci_alpha``."""
     md = tb.metric_data(df, m, group, groups, base, pair)
     spec = find_metric(m)
-    paired = tb.paired_table(md) if pair else pd.DataFrame(columns=tb.PAIRED_COLUMNS)
-    eq = tb.equivalence_table(md, margin, alpha) if (role == "primary" and margin and pair) else None
+    paired = tb.paired_table(md, ci_alpha=ci_alpha) if pair else pd.DataFrame(columns=tb.PAIRED_COLUMNS)
+    eq = (tb.equivalence_table(md, margin, alpha, decision_test) if (role == "primary" and margin and pair)
+          else None)
     return MetricStatistics(m, metric_label(m), spec.unit if spec else "", spec.direction if spec else None, role,
                             "", tb.descriptives(md), paired, tb.unpaired_table(md), tb.omnibus(md), tb.trend(md), eq,
                             md.duplicate_cells)
@@ -244,8 +280,9 @@ def _holm_family(frames: list[pd.DataFrame], keys: Sequence[str]) -> None:
 
 
 def _correct(stats_by: dict[str, MetricStatistics], primary: str, secondary: list[str], explore: list[str],
-             alpha: float) -> None:
-    """Holm families: primary across weights; secondary across metrics × weights; exploratory per metric."""
+             alpha: float, decide: str) -> None:
+    """Holm families: primary across weights; secondary across metrics × weights; exploratory per metric.
+    Only the primary's decision test (``decide``: a test key) sets ``significant``."""
     k = len(stats_by[primary].unpaired)
     w = f"{k} weight" + ("" if k == 1 else "s")
     families = [([primary], f"primary: Holm across the {w} vs the baseline")]
@@ -253,45 +290,58 @@ def _correct(stats_by: dict[str, MetricStatistics], primary: str, secondary: lis
         families.append((secondary, f"secondary: Holm across {len(secondary)} metrics × {w}"))
     families += [([m], f"exploratory: Holm across the {w} of this metric only") for m in explore]
     for names, text in families:
-        correct_family([stats_by[m] for m in names], text, alpha)
-    eq = stats_by[primary].equivalence
+        correct_family([stats_by[m] for m in names], text)
+    ms = stats_by[primary]
+    set_significant(ms.unpaired if decide == "welch" else ms.paired, decide, alpha)
+    eq = ms.equivalence
     if eq is not None:
         eq["tost_p_holm"] = holm(eq["tost_p"].to_numpy(float))
         eq["equivalent"] = eq["tost_p_holm"] <= alpha
 
 
-def correct_family(family: list[MetricStatistics], text: str, alpha: float) -> None:
+def correct_family(family: list[MetricStatistics], text: str, alpha: float | None = None) -> None:
     """Holm-correct every test across all (metric, weight) rows of ``family`` (one family), in place;
-    set ``better`` and ``significant`` (corrected p of the paired t-test, or Welch's when unpaired)."""
+    set ``better`` (direction of the mean difference) and ``significant`` None (no decision here)."""
     _holm_family([ms.paired for ms in family], PAIRED_TESTS)
     _holm_family([ms.unpaired for ms in family], UNPAIRED_TESTS)
     for ms in family:
         ms.family = text
-        for frame, test in ((ms.paired, "t"), (ms.unpaired, "welch")):
+        for frame in (ms.paired, ms.unpaired):
             diff = frame["mean_diff"].to_numpy(float)
             frame["better"] = pd.array([None if not np.isfinite(d) or d == 0 or ms.direction is None else bool(b)
                                         for d, b in zip(diff, _better(ms, diff), strict=True)], dtype="boolean")
-            frame["significant"] = frame[f"{test}_p_holm"].to_numpy(float) <= alpha
+            frame["significant"] = pd.array([None] * len(frame), dtype=object)
 
 
-def _power(ms: MetricStatistics, alpha: float, target: float | None, paired: bool) -> PowerStatement:
+def set_significant(frame: pd.DataFrame, key: str, alpha: float) -> None:
+    """``significant`` = Holm-corrected p of test ``key`` (e.g. "signflip") ≤ ``alpha``, in place."""
+    frame["significant"] = pd.array(frame[f"{key}_p_holm"].to_numpy(float) <= alpha, dtype=object)
+
+
+def _power(ms: MetricStatistics, alpha: float, target: float | None, paired: bool, test: str) -> PowerStatement:
     design = "paired" if paired else "two-sample"
     frame = ms.paired if paired else ms.unpaired
     m = max(len(frame), 1)
     ns = frame["n_pairs"] if paired else np.minimum(frame["n"], frame["n_baseline"])
     n = int(np.min(ns)) if len(frame) else 0
     a = alpha / m
-    mde = detectable_effect(n, TARGET_POWER, a, design)
-    if paired:
-        sd = frame["sd_diff"].to_numpy(float)
-        scale = math.sqrt(np.nanmean(sd**2)) if np.isfinite(sd).any() else float("nan")
-    else:
-        s = ms.descriptives["std"].to_numpy(float)
-        scale = math.sqrt(np.nanmean(s**2)) if np.isfinite(s).any() else float("nan")
+    sd = (frame["sd_diff"] if paired else ms.descriptives["std"]).to_numpy(float)
+    scale = math.sqrt(np.nanmean(sd**2)) if np.isfinite(sd).any() else float("nan")
     pw = float(power_t(target, n, a, design)) if target and n >= 2 else float("nan")
     need = seeds_for_power(target, TARGET_POWER, a, design=design) if target else float("nan")
-    return PowerStatement("paired t-test" if paired else "Welch's t-test (two-sample power)", alpha, m, a, n,
-                          TARGET_POWER, mde, mde * scale, target, pw, need)
+    if not paired:
+        mde = detectable_effect(n, TARGET_POWER, a, design)
+        return PowerStatement("Welch's t-test (two-sample power)", alpha, m, a, n, TARGET_POWER, mde, mde * scale,
+                              target, pw, need, 2, pw, need)
+    n_min = min_pairs(a) if test == "sign-flip" else 2
+    mde = detectable_effect(n, TARGET_POWER, a, design) if n >= n_min else float("inf")
+    if test == "sign-flip":
+        sf = signflip_power(float(target), n, a) if target and n >= 2 else float("nan")
+        sf_need = signflip_seeds_for_power(target, TARGET_POWER, a) if target else float("nan")
+    else:
+        sf, sf_need = pw, need
+    return PowerStatement(DECISION_TESTS[test], alpha, m, a, n, TARGET_POWER, mde, mde * scale, target, sf, sf_need,
+                          n_min, pw, need)
 
 
 # --- verdict ---------------------------------------------------------------------------------------------------
@@ -315,13 +365,16 @@ def _longer(st: StudyStatistics) -> str:
     return "run longer"
 
 
+def _decision_key(st: StudyStatistics) -> str:
+    return _TEST_KEY[st.decision_test] if st.pair_by else "welch"
+
+
 def _verdict(st: StudyStatistics) -> list[VerdictLine]:
     ms = st.metrics[st.primary]
     frame = ms.paired if st.pair_by else ms.unpaired
-    test = "t" if st.pair_by else "welch"
     eq = ms.equivalence
-    dec = primary_decisions(frame[f"{test}_p"].to_numpy(float), _better(ms, frame["mean_diff"]), st.alpha,
-                            None if eq is None else eq["tost_p"].to_numpy(float))
+    dec = primary_decisions(frame[f"{_decision_key(st)}_p"].to_numpy(float), _better(ms, frame["mean_diff"]),
+                            st.alpha, None if eq is None else eq["tost_p"].to_numpy(float))
     lines = []
     for i, (_, r) in enumerate(frame.iterrows()):
         code = int(dec["code"][i])
@@ -344,6 +397,41 @@ def _untestable(r: pd.Series, pair_by: str | None) -> str:
     return "no spread in the differences (every seed gave the same difference): no test possible"
 
 
+def _pct(level: float) -> str:
+    return f"{100 * level:.4g}%"
+
+
+def _diff_text(st: StudyStatistics, r: pd.Series, unit: str) -> str:
+    """Δ with the interval that matches the decision test, and the test's name with its Holm p."""
+    diff = f"Δ = {_fmt(float(r['mean_diff']))}{unit}"
+    if not st.pair_by:
+        return f"{diff}, Hedges' g = {_fmt(float(r['hedges_g']), 2)}, Welch t p (Holm) {_fmt_p(float(r['welch_p_holm']))}"
+    n = int(r["n_pairs"])
+    dz = f"d_z = {_fmt(float(r['d_z']), 2)}"
+    if st.decision_test == "paired-t":
+        ci = (f" [95% t CI {_fmt(float(r['diff_ci_low']))}, {_fmt(float(r['diff_ci_high']))}]"
+              if math.isfinite(float(r["diff_ci_low"])) else "")
+        return (f"{diff}{ci}, {dz}, paired t p (Holm) {_fmt_p(float(r['t_p_holm']))}, resting on normality of "
+                f"the {n} differences")
+    level = _pct(float(r["signflip_ci_level"]))
+    if bool(r["signflip_ci_finite"]):
+        ci = f" [{level} sign-flip CI {_fmt(float(r['signflip_ci_low']))}, {_fmt(float(r['signflip_ci_high']))}]"
+    else:
+        ci = f" [{level} sign-flip CI: no finite interval with {n} pairs]"
+    name = "exact sign-flip p" if is_exact(n) else "Monte Carlo sign-flip p"
+    return f"{diff}{ci}, {dz}, {name} (Holm) {_fmt_p(float(r['signflip_p_holm']))}"
+
+
+def _unreachable(st: StudyStatistics, n: int) -> str:
+    """'' when the exact test can reach α/m with ``n`` pairs, else why not and how many pairs would."""
+    pw = st.power
+    if st.decision_test != "sign-flip" or not st.pair_by or n < 2 or smallest_p(n) <= pw.alpha_per_test:
+        return ""
+    level = f"{_fmt(st.alpha)}/{pw.m} = {_fmt(pw.alpha_per_test)}" if pw.m > 1 else _fmt(st.alpha)
+    return (f"the exact test cannot reach p ≤ {level} with {n} pairs (smallest p 2/2^{n} = {_fmt(smallest_p(n))}); "
+            f"≥ {min_pairs(pw.alpha_per_test)} pairs needed")
+
+
 def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.Series | None, status: str,
                reason: str) -> str:
     sym = group_symbol(st.group)
@@ -352,11 +440,7 @@ def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.S
     paired = st.pair_by is not None
     n_txt = (f"n = {int(r['n_pairs'])} pairs" + (f", {int(r['n_dropped'])} dropped" if r["n_dropped"] else "")
              if paired else f"n = {int(r['n'])} vs {int(r['n_baseline'])}, unpaired")
-    test, p = ("paired t", float(r["t_p_holm"])) if paired else ("Welch t", float(r["welch_p_holm"]))
-    diff = f"Δ = {_fmt(float(r['mean_diff']))}{unit}"
-    if paired and math.isfinite(float(r["diff_ci_low"])):
-        diff += f" [95% CI {_fmt(float(r['diff_ci_low']))}, {_fmt(float(r['diff_ci_high']))}]"
-    stat = f"{diff}, {test} Holm p {_fmt_p(p)}, {n_txt}"
+    stat = f"{_diff_text(st, r, unit)}, {n_txt}"
     margin = st.equivalence_margin
     if status == "inconclusive":
         return f"{head}: inconclusive: {reason} ({stat}; not interpretable as a result)"
@@ -364,18 +448,23 @@ def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.S
         extra = ""
         if eq is not None and bool(eq["equivalent"]):
             extra = f"; but within the equivalence margin ±{_fmt(margin)}{unit}: practically negligible"
-        eff = f"d_z = {_fmt(float(r['d_z']), 2)}" if paired else f"Hedges' g = {_fmt(float(r['hedges_g']), 2)}"
-        return f"{head}: {status} ({stat}, {eff}{extra})"
+        return f"{head}: {status} ({stat}{extra})"
+    eq_ci = (f"{_pct(float(eq['eq_ci_level']))} {'sign-flip' if eq['eq_ci_method'] == 'sign-flip' else 't'} CI"
+             if eq is not None else "")
     if status == "equivalent":
-        return (f"{head}: equivalent within ±{_fmt(margin)}{unit} ({stat}; {100 * eq['eq_ci_level']:.0f}% CI "
+        return (f"{head}: equivalent within ±{_fmt(margin)}{unit} ({stat}; {eq_ci} "
                 f"[{_fmt(float(eq['eq_ci_low']))}, {_fmt(float(eq['eq_ci_high']))}] inside the margin, "
                 f"TOST Holm p {_fmt_p(float(eq['tost_p_holm']))})")
+    cannot = _unreachable(st, int(r["n_pairs"]) if paired else 0)
     if eq is not None:
         tail = (f"not shown equivalent within ±{_fmt(margin)}{unit} (TOST Holm p {_fmt_p(float(eq['tost_p_holm']))})"
                 "; the data fit both no effect and an effect")
+    elif cannot:
+        tail = "no equivalence margin stated, so this is not evidence of no effect"
     else:
         pw = st.power
+        approx = " (normal approximation)" if paired and st.decision_test == "sign-flip" else ""
         tail = (f"no equivalence margin stated, so this is not evidence of no effect; with {pw.n} "
                 f"{'pairs' if paired else 'seeds'} only effects |{'d_z' if paired else 'g'}| ≥ {_fmt(pw.mde, 2)} "
-                f"(≈ {_fmt(pw.mde_units, 2)}{unit}) are detected with 80% power")
-    return f"{head}: no significant difference ({stat}); {tail}"
+                f"(≈ {_fmt(pw.mde_units, 2)}{unit}) are detected with 80% power{approx}")
+    return f"{head}: no significant difference ({stat}); " + (f"{cannot}; " if cannot else "") + tail

@@ -20,10 +20,17 @@ from scipy import stats
 from raycg.stats.comparisons import unpaired_tests
 from raycg.stats.intervals import T_INTERVAL, t_interval
 from raycg.stats.paired import friedman, paired_tests, tost_paired
+from raycg.stats.signflip import signflip_interval, signflip_p, signflip_tost, smallest_p
 
 _PAIRED_KEYS = ("mean_diff", "sd_diff", "diff_ci_low", "diff_ci_high", "t", "df", "t_p", "wilcoxon_W",
                 "wilcoxon_p", "d_z", "g_z", "rank_biserial")
-PAIRED_COLUMNS = ("metric", "group", "baseline", "n_pairs", "n_dropped", "dropped", *_PAIRED_KEYS)
+#: Sign-flip columns: p, and the interval inverted from it at level ``signflip_ci_level`` (NaN bounds and
+#: ``signflip_ci_finite`` False where the test cannot reach that level with these pairs: (−∞, ∞)).
+_SIGNFLIP_KEYS = ("signflip_p", "signflip_ci_level", "signflip_ci_low", "signflip_ci_high", "signflip_ci_finite")
+#: ``diff_ci_method``: the Student-t interval of the paired difference is descriptive (assumes normal differences).
+DIFF_T_INTERVAL = "Student t (assumes normal differences)"
+PAIRED_COLUMNS = ("metric", "group", "baseline", "n_pairs", "n_dropped", "dropped", *_PAIRED_KEYS,
+                  "diff_ci_method", *_SIGNFLIP_KEYS)
 _UNPAIRED_KEYS = ("mean_diff", "welch_t", "welch_df", "welch_p", "mwu_U", "mwu_p", "hedges_g", "cliffs_delta")
 
 
@@ -100,8 +107,9 @@ def _pair(md: MetricData, g: Any) -> tuple[np.ndarray, np.ndarray, list[Any]]:
     return a[both], b[both], md.pivot.index[one].tolist()
 
 
-def paired_table(md: MetricData, confidence: float = 0.95) -> pd.DataFrame:
-    """Each group vs the baseline over complete pairs: paired t, Wilcoxon, d_z, g_z, rank-biserial.
+def paired_table(md: MetricData, confidence: float = 0.95, ci_alpha: float = 0.05) -> pd.DataFrame:
+    """Each group vs the baseline over complete pairs: sign-flip p and its 1 − ``ci_alpha`` interval,
+    paired t (with the Student-t ``confidence`` interval), Wilcoxon, d_z, g_z, rank-biserial.
 
     A pair is complete when both trials have a finite value; pairs with one partner missing are
     dropped and listed (``n_dropped``, ``dropped``).
@@ -116,8 +124,16 @@ def paired_table(md: MetricData, confidence: float = 0.95) -> pd.DataFrame:
         else:
             row.update(dict.fromkeys(_PAIRED_KEYS, np.nan))
             row["mean_diff"] = float(np.mean(b - a)) if a.size else np.nan
+        row["diff_ci_method"] = DIFF_T_INTERVAL
+        row.update(_signflip_row(b - a, ci_alpha))
         rows.append(row)
     return pd.DataFrame(rows, columns=list(PAIRED_COLUMNS))
+
+
+def _signflip_row(d: np.ndarray, ci_alpha: float) -> dict[str, Any]:
+    lo, hi = signflip_interval(d, ci_alpha)
+    return {"signflip_p": float(signflip_p(d)), "signflip_ci_level": 1.0 - ci_alpha, "signflip_ci_low": float(lo),
+            "signflip_ci_high": float(hi), "signflip_ci_finite": bool(smallest_p(d.size) <= ci_alpha)}
 
 
 def unpaired_table(md: MetricData) -> pd.DataFrame:
@@ -137,15 +153,22 @@ def unpaired_table(md: MetricData) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["metric", "group", "baseline", "n", "n_baseline", *_UNPAIRED_KEYS])
 
 
-def equivalence_table(md: MetricData, margin: float, alpha: float) -> pd.DataFrame:
-    """Paired TOST of each group vs the baseline at ±``margin``, with the (1 − 2α) t-interval."""
+def equivalence_table(md: MetricData, margin: float, alpha: float, test: str = "sign-flip") -> pd.DataFrame:
+    """Paired TOST of each group vs the baseline at ±``margin`` with the (1 − 2α) interval of the same
+    test: two one-sided sign-flip tests (``test`` "sign-flip") or paired t-tests ("paired-t")."""
     rows = []
     for g in md.others:
         a, b, _ = _pair(md, g)
-        r = tost_paired(a, b, margin) if a.size >= 2 else dict.fromkeys(("p_lower", "p_upper", "p"), np.nan)
-        lo, hi = t_interval(b - a, 1.0 - 2.0 * alpha) if a.size >= 2 else (np.nan, np.nan)
+        d, nan = b - a, dict.fromkeys(("p_lower", "p_upper", "p"), np.nan)
+        if test == "sign-flip":
+            r = signflip_tost(d, margin) if a.size >= 2 else nan
+            lo, hi = signflip_interval(d, 2.0 * alpha)
+        else:
+            r = tost_paired(a, b, margin) if a.size >= 2 else nan
+            lo, hi = t_interval(d, 1.0 - 2.0 * alpha) if a.size >= 2 else (np.nan, np.nan)
         rows.append({"metric": md.metric, "group": g, "baseline": md.baseline, "n_pairs": a.size, "margin": margin,
-                     "eq_ci_level": 1.0 - 2.0 * alpha, "eq_ci_low": float(lo), "eq_ci_high": float(hi),
+                     "eq_ci_level": 1.0 - 2.0 * alpha, "eq_ci_method": test, "eq_ci_low": float(lo),
+                     "eq_ci_high": float(hi),
                      "tost_p_lower": float(r["p_lower"]), "tost_p_upper": float(r["p_upper"]),
                      "tost_p": float(r["p"])})
     return pd.DataFrame(rows)

@@ -224,7 +224,8 @@ def test_summarize_readme_call_equals_scipy():
         assert pr.loc[w, "wilcoxon_p"] == pytest.approx(stats.wilcoxon(by[w] - by[0.0]).pvalue, rel=1e-12)
         assert up.loc[w, "welch_p"] == pytest.approx(stats.ttest_ind(by[w], by[0.0], equal_var=False).pvalue)
     assert pr["t_p_holm"].tolist() == pytest.approx(holm(pr["t_p"].to_numpy()).tolist())
-    assert pr["significant"].tolist() == (pr["t_p_holm"] <= ALPHA).tolist()
+    assert pr["signflip_p_holm"].tolist() == pytest.approx(holm(pr["signflip_p"].to_numpy()).tolist())
+    assert pr["significant"].tolist() == (pr["signflip_p_holm"] <= ALPHA).tolist()
     d = res["descriptives"].set_index("group")
     assert (d.loc[0.5, "ci_low"], d.loc[0.5, "ci_high"]) == pytest.approx(t_interval(by[0.5]))
     assert d.loc[0.5, "ci_method"] == "Student t"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -25,6 +25,10 @@ class AnalysisSpec(StrictModel):
         None, gt=0, description="TOST margin, in units of the primary metric (null: no equivalence test)")
     target_effect_size: float = Field(
         1.0, gt=0, description="paired standardized effect d_z the study should detect (seeds needed)")
+    decision_test: Literal["sign-flip", "paired-t"] = Field(
+        "sign-flip", description="test that decides the verdict: sign-flip (exact permutation test of the paired "
+                                 "mean, valid at any n without normality; needs 2/2^n <= alpha/weights) or "
+                                 "paired-t (assumes normally distributed paired differences)")
 
     @model_validator(mode="before")
     @classmethod
