@@ -83,7 +83,8 @@ class EvalConfig(StrictModel):
     min_time_over_timescale: float = Field(
         5.0, ge=0.0,
         description="convergence: each replica's simulated time after burn-in (median over replicas) must be "
-                    "at least this many times the reference's slowest implied TICA timescale")
+                    "at least this many times the slowest implied TICA timescale: the reference's, or the model's "
+                    "own on the reference TICs when that is slower")
     min_crossings_per_replica: float = Field(
         1.0, ge=0.0,
         description="convergence: folding + unfolding events (RMSD hysteresis) per replica, averaged over "

@@ -13,6 +13,7 @@ from raycg.evaluate import (
     prepare_reference,
     score,
 )
+from raycg.evaluate.floor import split_reference
 
 from .evaluate_helpers import two_state_model
 
@@ -84,3 +85,71 @@ def test_replicas_longer_than_the_reference_use_whole_trajectories_and_say_so(pr
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(InputError, match="not a raycg noise floor"):
         NoiseFloor.load(tmp_path / "bad.json")
+
+
+# ----------------------------------------------------------------------------------------------
+# held-out floor
+
+
+def _trajectory_of_frames(ds, replica) -> set[int]:
+    """Trajectories of ``ds`` holding the replica's frames (exact coordinate matches)."""
+    coords = np.asarray(ds.coords).reshape(ds.n_frames, -1)
+    lookup = {row.tobytes(): i for i, row in enumerate(coords)}
+    frames = [lookup[np.asarray(x, np.float32).reshape(-1).tobytes()] for x in replica]
+    return set(np.searchsorted(ds.traj_offsets, frames, side="right") - 1)
+
+
+def test_the_split_is_by_trajectory_and_deterministic(reference):
+    ds, _, _ = reference
+    a, b = split_reference(ds, 1 / 3, seed=4), split_reference(ds, 1 / 3, seed=4)
+    assert a.to_dict() == b.to_dict() and a.method == "held-out"
+    assert len(a.holdout) == 3 and sorted(a.holdout + a.scoring) == list(range(ds.n_trajectories))
+    assert not set(a.holdout) & set(a.scoring)
+    assert any(split_reference(ds, 1 / 3, seed=s).holdout != a.holdout for s in range(5, 12))
+    sub = a.scoring_reference(ds)
+    assert sub.n_trajectories == 5 and sub.n_frames == len(ds.frames_of(a.scoring))
+    np.testing.assert_array_equal(np.asarray(sub.coords), np.asarray(ds.coords)[ds.frames_of(a.scoring)])
+    assert split_reference(ds, 0.0).method == "in-sample" and split_reference(ds, 0.0).holdout == []
+    assert split_reference(ds, 0.99).scoring and split_reference(ds, 0.01).holdout   # at least one each side
+    one = split_reference(1, 0.5)
+    assert one.method == "in-sample" and "nothing can be held out" in one.notes[0]
+    with pytest.raises(InputError, match="holdout fraction"):
+        split_reference(ds, 1.0)
+
+
+def test_held_out_segments_never_come_from_scoring_trajectories(prepared, tmp_path):
+    ds, tica, cfg, _ = prepared
+    split = split_reference(ds, 1 / 3, seed=2)
+    protocol = SamplingProtocol(8, 200, 1.0, "equilibrium")
+    f = noise_floor(ds, tica, cfg, protocol, n_repeats=3, seed=0, split=split, in_sample_repeats=2)
+    assert f.method == "held-out" and set(f.realized["trajectories"]) <= set(split.holdout)
+    assert f.split["holdout_trajectories"] == split.holdout and f.split["scoring_trajectories"] == split.scoring
+    assert f.in_sample["n_repeats"] == 2 and f.in_sample["metrics"]["kl_ref_model"]["mean"] > 0
+    # the floor is scored against the scoring trajectories only
+    assert f.dataset_hash == split.scoring_reference(ds).content_hash != ds.content_hash
+    # every frame of every segment lies in a held-out trajectory (coordinates matched, not bookkeeping)
+    source = split.floor_reference(ds)
+    from raycg.evaluate.floor import segment_source
+
+    for seed in range(3):
+        s, rec = draw_reference_samples(source, segment_source(source, tica, cfg), protocol, seed, disjoint=True)
+        for r in s.replicas:
+            hit = _trajectory_of_frames(ds, r)
+            assert hit <= set(split.holdout) and not hit & set(split.scoring)
+    back = NoiseFloor.load(f.save(tmp_path / "noise_floor.json"))
+    assert back.method == "held-out" and back.split == f.split and back.in_sample == f.in_sample
+
+
+def test_holdout_zero_reproduces_the_in_sample_floor_bit_for_bit(prepared):
+    """Nothing held out: the floor is today's, segments of the reference scored against it."""
+    ds, tica, cfg, ref = prepared
+    protocol = SamplingProtocol(8, 150, 1.0, "equilibrium")
+    f = noise_floor(ds, tica, cfg, protocol, n_repeats=3, seed=5, split=split_reference(ds, 0.0, seed=5))
+    assert f.method == "in-sample" and f.in_sample is None
+    manual = [score(ds, tica, draw_reference_samples(ds, ref, protocol, 5 + i)[0], cfg, reference_summary=ref)
+              for i in range(3)]
+    for m, vals in f.values.items():
+        want = [float(s.metrics.get(m, np.nan)) for s in manual]
+        np.testing.assert_array_equal(np.asarray(vals), np.asarray(want), err_msg=m)
+    plain = noise_floor(ds, tica, cfg, protocol, n_repeats=3, seed=5)
+    assert plain.values == f.values and plain.method == "in-sample"

@@ -60,6 +60,15 @@ class EvaluationSection(EvalConfig):
     noise_floor_repeats: int | None = Field(
         None, ge=0, description="perfect-model samples scored at prepare for the noise floor "
                                 "(null: raycg.evaluate.noise_floor's default; 0: no floor)")
+    floor_holdout_fraction: float = Field(
+        1 / 3, ge=0.0, lt=1.0,
+        description="fraction of the reference's trajectories held out (drawn from simulation.start_seed) for "
+                    "the noise floor's segments; trials and the floor are scored against the rest, and trial "
+                    "starts come from the rest (0: the in-sample floor, scored against the whole reference)")
+    gate_power_repeats: int = Field(
+        25, ge=0, description="perfect-model samples per run length (0.2, 1 and 3 × the slowest TICA timescale) "
+                              "scored at prepare for the convergence gate's catch rates, prepared/gate_power.json "
+                              "(0: none)")
 
     @field_validator("noise_floor_repeats")
     @classmethod

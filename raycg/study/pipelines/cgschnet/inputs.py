@@ -38,6 +38,26 @@ def reference_tica(ctx: TrialContext):
     return ReferenceTICA.load(ctx.prepared_dir() / "tica.npz")
 
 
+def scoring_reference(ctx: TrialContext):
+    """``(dataset, tica)`` trials are scored against: the study's scoring trajectories
+    (``prepared/reference_split.json``) and the reference TICA as their TICA; the whole dataset when
+    nothing is held out or the prepared folder has no split. One subset per process."""
+    from raycg.evaluate.floor import ReferenceSplit
+
+    ds, tica = trial_dataset(ctx), reference_tica(ctx)
+    path = ctx.prepared_dir() / "reference_split.json"
+    if not path.is_file():
+        return ds, tica
+    split = ReferenceSplit.load(path)
+    if not split.holdout:
+        return ds, tica
+    key = f"{ds.content_hash}|scoring|{','.join(map(str, split.scoring))}"
+    if key not in _DATASETS:
+        _DATASETS[key] = split.scoring_reference(ds)
+    scoring = _DATASETS[key]
+    return scoring, split.scoring_tica(tica, scoring)
+
+
 def device_for(config: StudySpec) -> str:
     """``cuda`` when the trial was granted a GPU share and torch sees one, else ``cpu``."""
     if config.resources.gpu > 0:

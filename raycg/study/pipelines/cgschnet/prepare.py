@@ -1,8 +1,16 @@
-"""Prepare a CGSchNet study once: priors, reference TICA, start frames, energy targets, noise floor.
+"""Prepare a CGSchNet study once: priors, reference TICA, start frames, energy targets, noise floor,
+the convergence gate's power.
 
-The noise floor (``noise_floor.json``, ``raycg.evaluate.noise_floor``) scores segments of the
-reference's own trajectories sampled like the trials (:func:`sampling_protocol`: replicas, saved
-frames per replica, frame interval, start method), ``evaluation.noise_floor_repeats`` times.
+The reference's trajectories are split once (``reference_split.json``, ``raycg.evaluate.floor.
+split_reference``: ``evaluation.floor_holdout_fraction`` of them, drawn from ``simulation.start_seed``,
+held out). Trials and the floor are scored against the scoring trajectories, trial starts are drawn
+from them; priors, the reference TICA and energy targets use the whole dataset. The noise floor
+(``noise_floor.json``, ``raycg.evaluate.noise_floor``) scores segments of the held-out trajectories
+sampled like the trials (:func:`sampling_protocol`: replicas, saved frames per replica, frame interval,
+start method), ``evaluation.noise_floor_repeats`` times, and the in-sample floor
+(:data:`IN_SAMPLE_REPEATS` repeats) for comparison. The gate power (``gate_power.json``,
+``raycg.evaluate.gate_power``) scores such segments at 0.2, 1 and 3 × the slowest TICA timescale,
+``evaluation.gate_power_repeats`` times each. Nothing is held out when neither is computed.
 
 Everything lands in ``STUDY/prepared`` with ``prepared.json``, keyed by the hash of what it
 depends on (dataset content, prior settings, TICA settings, start frames), so an unchanged study
@@ -27,8 +35,15 @@ from raycg.utils.provenance import provenance
 
 if TYPE_CHECKING:
     from raycg.evaluate import SamplingProtocol
+    from raycg.evaluate.floor import ReferenceSplit
     from raycg.study.spec import StudySpec
     from raycg.study.storage import Store
+
+
+#: repeats of the in-sample floor computed next to a held-out one (its means, for comparison)
+IN_SAMPLE_REPEATS = 30
+#: run lengths of the gate power table, in multiples of the reference's slowest TICA timescale
+GATE_POWER_MULTIPLES = (0.2, 1.0, 3.0)
 
 
 def dataset_path(spec: StudySpec) -> Path:
@@ -74,7 +89,9 @@ def prepare_inputs(spec: StudySpec, data_hash: str) -> dict[str, Any]:
         "tica": {"lag": ev.tica_lag, "dim": ev.tica_dim},
         "starts": {"n": sim.replicas, "method": sim.start_method, "seed": sim.start_seed},
         "noise_floor": {"repeats": ev.noise_floor_repeats, "protocol": protocol.to_dict() if protocol else None,
-                        "evaluation": ev.eval_config().model_dump(mode="json")},
+                        "evaluation": ev.eval_config().model_dump(mode="json"), "in_sample_repeats": IN_SAMPLE_REPEATS},
+        "reference_split": {"holdout_fraction": ev.floor_holdout_fraction, "seed": sim.start_seed},
+        "gate_power": {"repeats": ev.gate_power_repeats, "multiples": list(GATE_POWER_MULTIPLES)},
     }
 
 
@@ -102,7 +119,11 @@ def prepare(spec: StudySpec, store: Store, *, log) -> dict[str, Any]:
         prepared.publish(store, tmp, info)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    floor = f", noise floor ({info['noise_floor']['repeats']} repeats)" if info["noise_floor"] else ""
+    split = info["reference_split"]
+    floor = (f", {split['method']} noise floor ({info['noise_floor']['repeats']} repeats; {split['n_holdout']} of "
+             f"{split['n_holdout'] + split['n_scoring']} trajectories held out)") if info["noise_floor"] else ""
+    if info.get("gate_power"):
+        floor += f", gate power ({info['gate_power']['repeats']} repeats per run length)"
     log(f"prepare: dataset {ds_path.name} ({ds.n_frames} frames, {ds.n_beads} beads, {ds.temperature:g} K), "
         f"priors, TICA (lag {spec.evaluation.tica_lag}), {spec.simulation.replicas} {spec.simulation.start_method} "
         f"starts{floor} in {time.perf_counter() - t0:.1f} s")
@@ -124,8 +145,12 @@ def _build(spec: StudySpec, ds, out: Path) -> dict[str, Any]:
     tica.save(out / "tica.npz")
     times["tica"] = time.perf_counter() - t
 
+    split = reference_split(spec, ds)
+    split.save(out / "reference_split.json")
+    scoring = split.scoring_reference(ds)
+
     t = time.perf_counter()
-    starts = _start_frames(spec, ds, tica)
+    starts = _start_frames(spec, ds, tica, split, scoring)
     atomic_save_npy(out / "starts.npy", starts)
     atomic_save_npy(out / "start_positions.npy", np.asarray(ds.coords[starts], dtype=np.float32))
     times["starts"] = time.perf_counter() - t
@@ -135,30 +160,70 @@ def _build(spec: StudySpec, ds, out: Path) -> dict[str, Any]:
     if targets is not None:
         times["energy_targets"] = time.perf_counter() - t
 
+    summary = _ScoringSummary(spec, split, scoring, tica)
     t = time.perf_counter()
-    floor = _noise_floor(spec, ds, tica, out)
+    floor = _noise_floor(spec, ds, tica, out, split, summary)
     if floor is not None:
         times["noise_floor"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    power = _gate_power(spec, ds, tica, out, split, summary)
+    if power is not None:
+        times["gate_power"] = time.perf_counter() - t
+    d = split.to_dict()
     return {
         "data_hash": ds.content_hash, "n_frames": ds.n_frames, "n_beads": ds.n_beads,
         "n_trajectories": ds.n_trajectories,
         "temperature_K": float(ds.temperature),  # what trials simulate at unless simulation.temperature_K is set
         "files": sorted(p.name for p in out.iterdir()), "energy_targets": targets, "noise_floor": floor,
+        "gate_power": power,
+        "reference_split": {"file": "reference_split.json", "method": d["method"], "n_scoring": d["n_scoring"],
+                            "n_holdout": d["n_holdout"], "scoring_hash": scoring.content_hash},
         "tica": _tica_summary(tica),
         "max_bond_A": _max_bond(ds), "times_s": times,
     }
 
 
-def _start_frames(spec: StudySpec, ds, tica) -> np.ndarray:
-    """Start frames of the replicas (the same for every trial), drawn as ``simulation.start_method`` says."""
+def reference_split(spec: StudySpec, ds) -> ReferenceSplit:
+    """The study's split of the reference trajectories: ``evaluation.floor_holdout_fraction`` held out,
+    drawn from ``simulation.start_seed``; nothing held out when no floor and no gate power is computed."""
+    from raycg.evaluate.floor import split_reference
+
+    ev = spec.evaluation
+    wanted = sampling_protocol(spec) is not None and (ev.noise_floor_repeats != 0 or ev.gate_power_repeats > 0)
+    split = split_reference(ds, ev.floor_holdout_fraction if wanted else 0.0, seed=spec.simulation.start_seed)
+    if not wanted and ev.floor_holdout_fraction > 0:
+        split.notes.append("no noise floor and no gate power computed: nothing held out")
+    return split
+
+
+class _ScoringSummary:
+    """The scoring reference's summary (``raycg.evaluate.prepare_reference``), computed once on first use."""
+
+    def __init__(self, spec: StudySpec, split, scoring, tica) -> None:
+        self.config, self.scoring, self.tica = spec.evaluation.eval_config(), scoring, split.scoring_tica(tica, scoring)
+        self._summary = None
+
+    def get(self):
+        from raycg.evaluate import prepare_reference
+
+        if self._summary is None:
+            self._summary = prepare_reference(self.scoring, self.tica, self.config)
+        return self._summary
+
+
+def _start_frames(spec: StudySpec, ds, tica, split, scoring) -> np.ndarray:
+    """Start frames of the replicas (the same for every trial; frame indices of ``ds``), drawn as
+    ``simulation.start_method`` says from the scoring trajectories."""
     from raycg.sim.starts import select_start_frames
 
     sim = spec.simulation
     features = None
     if sim.start_method in ("stratified", "equilibrium"):  # strata over the leading TICs of the study's TICA
-        features = tica.transform(ds.coords, n_components=min(2, int(tica.dim)))
-    idx = select_start_frames(ds, sim.replicas, method=sim.start_method, seed=sim.start_seed, features=features)
-    return np.asarray(idx, dtype=np.int64)
+        features = tica.transform(scoring.coords, n_components=min(2, int(tica.dim)))
+    idx = select_start_frames(scoring, sim.replicas, method=sim.start_method, seed=sim.start_seed, features=features)
+    idx = np.asarray(idx, dtype=np.int64)
+    return ds.frames_of(split.scoring)[idx] if split.holdout else idx
 
 
 def _energy_targets(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | None:
@@ -173,7 +238,7 @@ def _energy_targets(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | No
     return {"mode": loss.energy_target, "cache_dir": "targets"}
 
 
-def _noise_floor(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | None:
+def _noise_floor(spec: StudySpec, ds, tica, out: Path, split, summary: _ScoringSummary) -> dict[str, Any] | None:
     """What a perfect model scores under the trials' protocol -> ``out/noise_floor.json`` (raycg.evaluate)."""
     from raycg.evaluate import noise_floor
 
@@ -182,9 +247,27 @@ def _noise_floor(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | None:
     if protocol is None or repeats == 0:
         return None
     kwargs = {} if repeats is None else {"n_repeats": repeats}
-    floor = noise_floor(ds, tica, spec.evaluation.eval_config(), protocol, seed=spec.simulation.start_seed, **kwargs)
+    floor = noise_floor(ds, tica, summary.config, protocol, seed=spec.simulation.start_seed, split=split,
+                        reference_summary=summary.get(),
+                        in_sample_repeats=min(IN_SAMPLE_REPEATS, repeats or IN_SAMPLE_REPEATS), **kwargs)
     floor.save(out / "noise_floor.json")
-    return {"file": "noise_floor.json", "repeats": floor.n_repeats, "protocol": protocol.to_dict()}
+    return {"file": "noise_floor.json", "repeats": floor.n_repeats, "protocol": protocol.to_dict(),
+            "method": floor.method, "in_sample_repeats": floor.in_sample["n_repeats"] if floor.in_sample else 0}
+
+
+def _gate_power(spec: StudySpec, ds, tica, out: Path, split, summary: _ScoringSummary) -> dict[str, Any] | None:
+    """The convergence gate's catch rates on too-short perfect-model runs -> ``out/gate_power.json``."""
+    from raycg.evaluate.gate_power import gate_power
+
+    protocol = sampling_protocol(spec)
+    repeats = spec.evaluation.gate_power_repeats
+    if protocol is None or repeats == 0:
+        return None
+    power = gate_power(ds, tica, summary.config, protocol, GATE_POWER_MULTIPLES, n_repeats=repeats,
+                       seed=spec.simulation.start_seed, split=split, reference_summary=summary.get())
+    power.save(out / "gate_power.json")
+    return {"file": "gate_power.json", "repeats": repeats, "multiples": list(GATE_POWER_MULTIPLES),
+            "method": power.method, "slowest_timescale_ps": power.slowest_timescale_ps}
 
 
 def _tica_summary(tica) -> dict[str, Any]:

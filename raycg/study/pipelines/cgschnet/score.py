@@ -1,4 +1,6 @@
-"""Phase ``score``: the trial's trajectories against the reference TICA free energy (raycg.evaluate).
+"""Phase ``score``: the trial's trajectories against the reference TICA free energy (raycg.evaluate),
+on the study's scoring trajectories (``inputs.scoring_reference``: the reference the noise floor is scored
+against too).
 
 ``scores.json`` and ``fes.npz`` go to the trial's directory; the metrics (with their within-trial
 confidence bounds) into ``result.json``, and the convergence verdict into its ``convergence``.
@@ -10,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from raycg.study.pipelines.cgschnet.inputs import reference_tica, trial_dataset
+from raycg.study.pipelines.cgschnet.inputs import scoring_reference, trial_dataset
 
 if TYPE_CHECKING:
     from raycg.study.pipelines.base import TrialContext
@@ -22,7 +24,8 @@ def score_phase(ctx: TrialContext) -> None:
     ds = trial_dataset(ctx)
     samples = load_model_trajectories(ctx.work / "sim", reference=ds)
     samples.set_start_frames(np.load(ctx.prepared_dir() / "start_positions.npy"))  # start basins from the starts
-    sc = score(ds, reference_tica(ctx), samples, ctx.config.evaluation.eval_config())
+    reference, tica = scoring_reference(ctx)
+    sc = score(reference, tica, samples, ctx.config.evaluation.eval_config())
     out = ctx.work / "scores"
     sc.save(out)
     for f in sorted(out.iterdir()):
