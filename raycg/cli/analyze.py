@@ -53,13 +53,15 @@ def _run(args: argparse.Namespace) -> int:
     print(f"trials: {len(a.table)} (" + ", ".join(f"{v} {k}" for k, v in counts.items()) + ")")
     if a.statistics is not None:
         s = a.summary
+        key, label = (("signflip_p_holm", "sign-flip p (Holm)") if a.settings.decision_test == "sign-flip"
+                      else ("t_p_holm", "paired t p (Holm)"))
         print(f"{'metric':<30} {a.group:>14} {'n':>4} {'mean':>11} {'95% CI (t)':>23} {'pairs':>5} "
-              f"{'paired t p (Holm)':>17}  role")
+              f"{label:>18}  role")
         for _, r in s.iterrows():
             ci = f"[{r['ci_low']:.4g}, {r['ci_high']:.4g}]" if math.isfinite(r["ci_low"]) else ""
             pairs = "" if _missing(r.get("n_pairs")) else str(int(r["n_pairs"]))
             print(f"{r['metric'][:30]:<30} {format_group(r['group']):>14} {int(r['n']):>4} {r['mean']:>11.4g} "
-                  f"{ci:>23} {pairs:>5} {_p(r.get('t_p_holm')):>17}  {r['role']}")
+                  f"{ci:>23} {pairs:>5} {_p(r.get(key)):>18}  {r['role']}")
         print()
     print("verdict:")
     print("\n".join(a.verdict_lines))

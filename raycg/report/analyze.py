@@ -25,6 +25,7 @@ from raycg.report.inputs import (
     analysis_settings,
     convergence_csv,
     convergence_table,
+    load_gate_power,
     load_noise_floor,
     study_convergence,
 )
@@ -54,6 +55,7 @@ class Analysis:
     report_path: Path
     figures: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    gate_power: Any | None = None          # raycg.evaluate.gate_power.GatePower of prepared/, if computed
 
     @property
     def report(self) -> Path:
@@ -92,6 +94,7 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     _note_varying(table, data, group, notes)
     ok = data[data["status"] == "ok"]
     floor = load_noise_floor(study)
+    gate = load_gate_power(study)
     conv = convergence_table(study, ok, group)
     chosen = _metrics(settings, ok, metrics, notes)
     stats = None
@@ -102,7 +105,7 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
                               alpha=settings.alpha, equivalence_margin=settings.equivalence_margin,
                               target_effect_size=settings.target_effect_size, converged=converged,
                               convergence_reasons=reasons, exploratory=chosen[1 + len(_secondary(settings, ok)):],
-                              run_longer_factor=factor)
+                              run_longer_factor=factor, decision_test=settings.decision_test)
         lines = stats.verdict_lines
         notes += stats.notes
     else:
@@ -115,7 +118,7 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
     atomic_write_text(out / "convergence.csv", convergence_csv(conv).to_csv(index=False))
     a = Analysis(study, table, settings, group, chosen, stats, conv, floor, summary, lines, out / "report.md",
-                 made, notes)
+                 made, notes, gate)
     from raycg.report.markdown import render
 
     atomic_write_text(a.report_path, render(a))
@@ -270,7 +273,11 @@ def _make_figures(table: pd.DataFrame, data: pd.DataFrame, stats: StudyStatistic
             made[f"metrics{suffix}"] = fg.plot_metrics(data, stats, metrics[i:i + METRICS_PER_FIGURE], symbol,
                                                        fig_dir / f"metrics_vs_weight{suffix}.png",
                                                        floor.metrics if floor else None)
-    made.update(_pooled_fes(table, data[data["status"] == "ok"], group, symbol, tdir, fig_dir, notes))
+    ok = data[data["status"] == "ok"]
+    if stats is not None and "missed_reference_mass" in ok.columns and ok["missed_reference_mass"].notna().any():
+        made["support"] = fg.plot_support(ok, group, stats.groups, symbol, fig_dir / "support.png",
+                                          floor.metrics.get("missed_reference_mass") if floor else None)
+    made.update(_pooled_fes(table, ok, group, symbol, tdir, fig_dir, notes))
     hist = []
     order = sorted_groups(table[group].dropna().tolist())
     for _, row in table[table[group].notna()].iterrows():

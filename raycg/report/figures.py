@@ -150,10 +150,17 @@ def _floor_band(ax: Any, floor: Any, n_groups: int) -> None:
     ax.axhline(floor.mean, color="C2", ls="--", lw=1.5, zorder=1, label="noise floor (mean ± SD)")
 
 
+def _decision_key(study: Any, paired: bool) -> str:
+    """The Holm-adjusted p-value column of the test that decides the verdict."""
+    if not paired:
+        return "welch_p_holm"
+    return "signflip_p_holm" if getattr(study, "decision_test", "paired-t") == "sign-flip" else "t_p_holm"
+
+
 def plot_metrics(data: pd.DataFrame, study: Any, metrics: Sequence[str], symbol: str, path: Path,
                  floor: Mapping[str, Any] | None = None) -> Path:
     """Each metric vs weight: seeds as grey lines (paired), mean with Student-t 95% CI, noise floor
-    band, and the family-corrected paired t-test vs the baseline (stars)."""
+    band, and, on the primary metric only, the decision test vs the baseline (stars, Holm-adjusted)."""
     from raycg.stats import format_group
 
     rows, cols = _grid(len(metrics), 3)
@@ -174,8 +181,10 @@ def plot_metrics(data: pd.DataFrame, study: Any, metrics: Sequence[str], symbol:
             ymin, ymax = ax.get_ylim()
             top = ymax + 0.02 * (ymax - ymin)
             tests = ms.paired.set_index("group") if len(ms.paired) else ms.unpaired.set_index("group")
-            key = "t_p_holm" if len(ms.paired) else "welch_p_holm"
+            key = _decision_key(study, bool(len(ms.paired)))
             for i, g in enumerate(groups):
+                if g != study.baseline and ms.role != "primary":
+                    continue  # only the primary metric is decided; the others are descriptive
                 text = "base" if g == study.baseline else _stars(float(tests.loc[g, key]), study.alpha)
                 ax.annotate(text, (i, top), ha="center", va="bottom", fontsize=12,
                             color="0.4" if g == study.baseline else "k")
@@ -191,15 +200,29 @@ def plot_metrics(data: pd.DataFrame, study: Any, metrics: Sequence[str], symbol:
         for ax in axes[len(metrics):]:
             ax.set_visible(False)
         gate = "" if study.converged else "\nSTUDY NOT CONVERGED: the marks are not results (see the report)"
-        fig.suptitle("Metrics vs weight (grey: one line per seed). Paired t vs baseline, Holm within the "
-                     f"metric's family: * p ≤ α, ** ≤ α/5, *** ≤ α/50{gate}", fontsize=13,
+        test = {"signflip_p_holm": "exact sign-flip", "t_p_holm": "paired t", "welch_p_holm": "Welch t"}[
+            _decision_key(study, study.pair_by is not None)]
+        fig.suptitle(f"Metrics vs weight (grey: one line per seed). Primary metric only: {test} test vs baseline, "
+                     f"Holm across weights: * p ≤ α, ** ≤ α/5, *** ≤ α/50, n.s. otherwise{gate}", fontsize=13,
                      color="k" if study.converged else "C3")
         return _save(fig, path)
 
 
+def _decision_interval(study: Any, r: pd.Series) -> tuple[float, float, str]:
+    """(low, high, legend) of the interval printed beside the decision: the sign-flip interval at the
+    Bonferroni level (no bar when it is infinite at this n), or the 95% t-interval for a paired-t study."""
+    if getattr(study, "decision_test", "paired-t") == "sign-flip" and "signflip_ci_low" in r:
+        level = f"{100 * float(r['signflip_ci_level']):.4g}%"
+        if not bool(r["signflip_ci_finite"]):
+            return r["mean_diff"], r["mean_diff"], f"mean difference (no finite {level} sign-flip CI at this n)"
+        return float(r["signflip_ci_low"]), float(r["signflip_ci_high"]), f"mean difference, {level} sign-flip CI"
+    return float(r["diff_ci_low"]), float(r["diff_ci_high"]), "mean difference, 95% CI (t)"
+
+
 def plot_paired_differences(data: pd.DataFrame, study: Any, path: Path) -> Path:
     """Primary metric: each seed's difference to its own baseline trial, per weight, with the mean
-    difference and its 95% t-interval; zero line and, when stated, the equivalence margin."""
+    difference and the interval that matches the decision test; zero line and, when stated, the
+    equivalence margin."""
     from raycg.stats import format_group
 
     ms = study.metrics[study.primary]
@@ -220,10 +243,9 @@ def plot_paired_differences(data: pd.DataFrame, study: Any, path: Path) -> Path:
                 ax.scatter(i + rng.uniform(-0.08, 0.08, diff.size), diff, s=36, color="0.45", zorder=2,
                            label="one seed" if i == 0 else None)
             r = pt.loc[g]
-            ax.errorbar([i], [r["mean_diff"]], yerr=[[max(r["mean_diff"] - r["diff_ci_low"], 0)],
-                                                     [max(r["diff_ci_high"] - r["mean_diff"], 0)]],
-                        fmt="D", color="C3", ms=9, capsize=8, lw=2.5, zorder=3,
-                        label="mean difference, 95% CI (t)" if i == 0 else None)
+            lo, hi, label = _decision_interval(study, r)
+            ax.errorbar([i], [r["mean_diff"]], yerr=[[max(r["mean_diff"] - lo, 0)], [max(hi - r["mean_diff"], 0)]],
+                        fmt="D", color="C3", ms=9, capsize=8, lw=2.5, zorder=3, label=label if i == 0 else None)
         ax.set_xticks(range(len(others)), [f"{format_group(g)}\n{int(pt.loc[g, 'n_pairs'])} pairs" for g in others])
         ax.set_xlabel(f"weight (each vs baseline {format_group(study.baseline)}, same seed)")
         arrow = {"lower": "below 0 = better", "higher": "above 0 = better"}.get(ms.direction or "", "")
@@ -307,3 +329,26 @@ def plot_training(histories: Sequence[tuple[str, str, pd.DataFrame]], symbol: st
 
 def _has(h: pd.DataFrame, col: str) -> bool:
     return col in h.columns and bool(np.isfinite(pd.to_numeric(h[col], errors="coerce")).any())
+
+
+def plot_support(data: pd.DataFrame, group: str, groups: Sequence[Any], symbol: str, path: Path,
+                 floor: Any | None = None) -> Path:
+    """Reference mass in bins each trial's model never visited (one dot per trial, seeds joined),
+    with the perfect model's floor band."""
+    from raycg.stats import format_group
+
+    with _figure(6.4, 4.6) as fig:
+        ax = fig.subplots()
+        _floor_band(ax, floor, len(groups))
+        _seed_lines(ax, data, "missed_reference_mass", group, groups)
+        means = [pd.to_numeric(data.loc[data[group] == g, "missed_reference_mass"], errors="coerce").mean()
+                 for g in groups]
+        ax.plot(np.arange(len(groups)), means, "s", color="C3", ms=10, zorder=3, label="mean over seeds")
+        ax.set_xticks(np.arange(len(groups)), [format_group(g) for g in groups])
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel(symbol)
+        ax.set_ylabel("reference mass in unvisited bins")
+        ax.set_title("Missed support (TIC 1–2 grid): KL(ref‖model) there is set by its ε", fontsize=12)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=10)
+        return _save(fig, path)

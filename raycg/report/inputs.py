@@ -20,6 +20,7 @@ from raycg.stats.convergence import study_convergence_gate
 
 DEFAULT_PRIMARY = "kl_ref_model"
 NOISE_FLOOR = Path("prepared") / "noise_floor.json"
+GATE_POWER = Path("prepared") / "gate_power.json"
 
 
 @dataclass
@@ -33,6 +34,7 @@ class AnalysisSettings:
     equivalence_margin: float | None = None
     target_effect_size: float | None = 1.0
     source: str = "defaults"
+    decision_test: str = "sign-flip"
 
 
 def study_spec(study: Path) -> dict[str, Any]:
@@ -70,9 +72,15 @@ def analysis_settings(study: Path) -> AnalysisSettings:
         raise InputError(f"alpha {alpha} must be in (0, 0.5)", where=where)
     margin = section.get("equivalence_margin")
     target = section.get("target_effect_size", 1.0)
+    from raycg.stats import DECISION_TESTS
+
+    decision = str(section.get("decision_test") or "sign-flip")
+    if decision not in DECISION_TESTS:
+        raise InputError(f"decision_test {decision!r} unknown", where=where,
+                         hint=f"use one of {', '.join(DECISION_TESTS)}")
     return AnalysisSettings(primary, [m for m in secondary if m != primary], alpha,
                             None if margin is None else float(margin), None if target is None else float(target),
-                            "the spec's analysis: section")
+                            "the spec's analysis: section", decision)
 
 
 @dataclass
@@ -86,6 +94,9 @@ class Floor:
     notes: list[str]
     path: Path
     convergence: list[Convergence] = field(default_factory=list)   # per repeat (empty in older floor files)
+    method: str = "in-sample"                 # "held-out": segments from trajectories the scoring reference lacks
+    split: dict[str, Any] = field(default_factory=dict)             # raycg.evaluate.floor.ReferenceSplit record
+    in_sample: dict[str, Any] | None = None   # a held-out floor's in-sample companion summary, for comparison
 
 
 def load_noise_floor(study: Path) -> Floor | None:
@@ -97,7 +108,15 @@ def load_noise_floor(study: Path) -> Floor | None:
         return None
     nf = NoiseFloor.load(path)
     return Floor(dict(nf.metrics), nf.protocol.to_dict(), int(nf.n_repeats), float(nf.converged_fraction),
-                 list(nf.notes), path, list(nf.convergence))
+                 list(nf.notes), path, list(nf.convergence), nf.method, dict(nf.split or {}), nf.in_sample)
+
+
+def load_gate_power(study: Path) -> Any | None:
+    """``STUDY/prepared/gate_power.json`` (:class:`raycg.evaluate.gate_power.GatePower`); None if absent."""
+    from raycg.evaluate.gate_power import GatePower
+
+    path = study / GATE_POWER
+    return GatePower.load(path) if path.is_file() else None
 
 
 # --- convergence ------------------------------------------------------------------------------------------------

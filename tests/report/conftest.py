@@ -1,6 +1,6 @@
 """A synthetic study directory (no Ray, no training): 3 energy weights x 4 seeds, paired by seed.
 
-w1_s3 failed (its baseline partner's pair is dropped), w10_s4 is still running. Every ok trial has
+w1_s3 failed (its baseline partner's pair is dropped), w10_s8 is still running. Every ok trial has
 ``metrics`` and ``convergence`` in result.json; ``spec.yaml`` has an ``analysis:`` section and
 ``prepared/noise_floor.json`` holds the floor (both optional).
 """
@@ -16,7 +16,7 @@ import pytest
 
 KT = 0.0019872041 * 300.0  # kcal/mol
 WEIGHTS = (0.0, 1.0, 10.0)
-SEEDS = (0, 1, 2, 3)
+SEEDS = (0, 1, 2, 3, 4, 5, 6, 7)
 NBINS = 24
 FLOOR = {"kl_ref_model": (0.04, 0.01), "js_divergence": (0.015, 0.004), "w1": (0.18, 0.03),
          "fes_mse_aligned": (0.25, 0.08)}
@@ -55,8 +55,11 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _metrics(trap: float, seed_effect: float, s: int, rng) -> dict:
+    kl = 0.05 + 0.5 * trap + seed_effect + rng.normal(0, 0.01)
     return {
-        "kl_ref_model": 0.05 + 0.5 * trap + seed_effect + rng.normal(0, 0.01),
+        "kl_ref_model": kl,
+        "kl_ref_model_eps8": 1.6 * kl, "kl_ref_model_eps4": 0.35 * kl, "kl_ref_model_eps3": 0.05 * kl,
+        "missed_reference_mass": 0.03 + 0.6 * trap + 0.01 * s,
         "js_divergence": 0.02 + 0.1 * trap + rng.normal(0, 0.01),
         "w1": 0.2 + 0.3 * trap + rng.normal(0, 0.05),
         "fes_mse_aligned": 0.3 + 2.0 * trap + rng.normal(0, 0.2),
@@ -159,10 +162,10 @@ def make_study(root: Path, *, converged: bool | None = True, floor: bool = True,
             "metrics": {"train_force_loss": 9.0}, "runtime_s": 42.0, "stage_times": {"train": 40.0},
             "provenance": _provenance(3)})
     if running:
-        d = root / "trials" / "w10_s4"
-        _write_json(d / "config.json", {"trial_id": "w10_s4", "grid_point": {"energy_weight": 10.0, "seed": 4},
+        d = root / "trials" / "w10_s8"
+        _write_json(d / "config.json", {"trial_id": "w10_s8", "grid_point": {"energy_weight": 10.0, "seed": 8},
                                         "config": {}})
-        _write_json(d / "status.json", {"trial_id": "w10_s4", "phase": "train", "progress": 0.3})
+        _write_json(d / "status.json", {"trial_id": "w10_s8", "phase": "train", "progress": 0.3})
     return root
 
 

@@ -22,7 +22,7 @@ from .conftest import FLOOR, ONE_STATE_NOTE
 
 KT = kbt(300.0)
 FIGURES = ("paired_differences.png", "metrics_vs_weight.png", "fes_pooled.png", "fes_difference.png", "trapping.png",
-           "training_curves.png")
+           "training_curves.png", "support.png")
 ANALYSED = ["kl_ref_model", "js_divergence", "w1", "fes_mse_aligned"]
 
 
@@ -41,12 +41,12 @@ def _quiet(root: Path, **kw):
 
 def test_trial_table_keeps_every_trial(study):
     t = trial_table(study)
-    assert len(t) == 13 and t["status"].value_counts().to_dict() == {"ok": 11, "failed": 1, "running": 1}
+    assert len(t) == 25 and t["status"].value_counts().to_dict() == {"ok": 23, "failed": 1, "running": 1}
     failed = t.set_index("trial_id").loc["w1_s3"]
     assert failed["status"] == "failed" and "blew up" in failed["error"]
     assert np.isnan(failed["kl_ref_model"]) and failed["energy_weight"] == 1.0
-    running = t.set_index("trial_id").loc["w10_s4"]
-    assert running["status"] == "running" and running["phase"] == "train" and running["seed"] == 4
+    running = t.set_index("trial_id").loc["w10_s8"]
+    assert running["status"] == "running" and running["phase"] == "train" and running["seed"] == 8
 
 
 def test_unreadable_result_is_a_row(tmp_path, study_factory):
@@ -70,7 +70,7 @@ def test_analyze_writes_every_file(analysed):
     assert summary.groupby("metric")["role"].first().to_dict() == {
         "kl_ref_model": "primary", "js_divergence": "secondary", "w1": "secondary", "fes_mse_aligned": "secondary"}
     row = summary[(summary.metric == "kl_ref_model") & (summary.group == 1.0)].iloc[0]
-    assert row["n"] == 3 and row["n_missing"] == 1 and row["n_pairs"] == 3 and row["n_dropped"] == 1
+    assert row["n"] == 7 and row["n_missing"] == 1 and row["n_pairs"] == 7 and row["n_dropped"] == 1
     assert row["floor_mean"] == FLOOR["kl_ref_model"][0]
     assert row["excess_over_floor"] == pytest.approx(row["mean"] - FLOOR["kl_ref_model"][0])
     sec = summary[summary.role == "secondary"].dropna(subset=["t_p"])
@@ -89,28 +89,30 @@ def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
     verdict = md.split("## Verdict", 1)[1].split("```")[1].strip().splitlines()
     assert verdict == a.verdict_lines and len(verdict) == 2
     for phrase in (
-            "Primary metric: **KL(ref‖model)**", "**Paired by seed**", "w_E=1: 3 (1 dropped: seed 3)",
-            "Seeds: 0, 1, 2, 3.", "What this verdict means, and what it does not", "Study converged: **yes**",
+            "Primary metric: **KL(ref‖model)**", "**Paired by seed**", "w_E=1: 7 (1 dropped: seed 3)",
+            "Seeds: 0, 1, 2, 3, 4, 5, 6, 7.", "What this verdict means, and what it does not", "Study converged: **yes**",
             "| w1_s0 | 1 | 0 | yes |", "noise floor (mean ± SD, 50 repeats)", "excess over floor",
             "frames_per_replica = 500", "50 repeats", "90% of the repeats pass",
-            "a study of 11 perfect-model trials would pass the all-trials gate with probability ≈ 0.9^11 = 0.31", "Paired by seed (each weight vs the baseline trial",
-            "Unpaired (independent samples; sensitivity check", "Equivalence (paired TOST at ±0.05 nats",
+            "a study of 23 perfect-model trials would pass the all-trials gate with probability ≈ 0.9^23 = 0.09", "Paired by seed (each weight vs the baseline trial",
+            "Unpaired (independent samples; sensitivity check", "Equivalence (sign-flip TOST at ±0.05 nats",
             "Secondary: Holm across 3 metrics × 2 weights", "Friedman across all weights",
-            "Minimal detectable effect (80% power): |d_z|", "target effect d_z = 1", "Student t interval",
-            "Primary test: paired t-test", "Holm across (secondary metrics × weights)", "two one-sided paired t-tests",
-            "noncentral-t power", "Convergence gate", "Wilcoxon signed-rank", "rank-biserial", "Hedges' g",
+            "Minimal detectable effect (80% power, normal approximation): |d_z|", "target effect d_z = 1", "Student t interval",
+            "Primary test: exact sign-flip test", "Only these lines can say \"significant\"",
+            "97.5% sign-flip CI", "Smallest number of pairs at which the exact sign-flip test",
+            "Measured error rates of this rule", "no line of theirs says \"significant\"", "Holm across (secondary metrics × weights)", "two one-sided sign-flip tests",
+            "by seeded simulation of normal paired differences", "Convergence gate", "Wilcoxon signed-rank", "rank-biserial", "Hedges' g",
             "Cliff's δ", "potential of mean force", "sha256:feedbeef", "abc1234",
             "Every weight's mean primary metric is above the noise floor's 97.5% point (0.06)",
-            "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "kl_ref_model 95% CI (within trial)", "| w10_s4 | 10 | 4 | running |"):
+            "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "kl_ref_model 95% CI (within trial)", "| w10_s8 | 10 | 8 | running |"):
         assert phrase in md, phrase
     assert "significant worsening" in verdict[1] and verdict[1].startswith("w_E=10 vs 0: KL(ref‖model)")
 
 
 def test_cli_prints_table_verdict_and_path(analysed):
     study, stdout, _ = analysed
-    assert "paired t p (Holm)" in stdout and "verdict:" in stdout
+    assert "sign-flip p (Holm)" in stdout and "verdict:" in stdout
     assert re.search(r"w_E=10 vs 0: KL\(ref‖model\): significant worsening \(Δ = [0-9.]+ nats", stdout)
-    assert "n = 3 pairs, 1 dropped" in stdout
+    assert "n = 7 pairs, 1 dropped" in stdout
     assert stdout.strip().endswith(f"report: {study / 'results' / 'report.md'}")
 
 
@@ -119,19 +121,19 @@ def test_unconverged_study_is_reported_inconclusive(tmp_path, study_factory):
     a = _quiet(root)
     assert a.statistics.verdict and {v.status for v in a.statistics.verdict} == {"inconclusive"}
     for line in a.verdict_lines:
-        assert "inconclusive: 11 of 11 trials not converged: replicas too short for the slowest implied timescale" \
-               " (11), too few folding/unfolding transitions per replica (11), run 50× longer" in line, line
+        assert "inconclusive: 23 of 23 trials not converged: replicas too short for the slowest implied timescale" \
+               " (23), too few folding/unfolding transitions per replica (23), run 50× longer" in line, line
     md = a.report_path.read_text()
     assert "Study converged: **no**" in md and "| w0_s0 | 0 | 0 | no | 50 |" in md
     assert "**Inconclusive** lines mean" in md
     conv = pd.read_csv(root / "results" / "convergence.csv")
-    assert len(conv) == 11 and not conv["converged"].any()
+    assert len(conv) == 23 and not conv["converged"].any()
 
 
 def test_missing_convergence_diagnostics_are_inconclusive(tmp_path, study_factory):
     a = _quiet(study_factory(tmp_path / "s", converged=None))
     assert {v.status for v in a.statistics.verdict} == {"inconclusive"}
-    assert "convergence not assessed for 11 of 11 trials" in a.verdict_lines[0]
+    assert "convergence not assessed for 23 of 23 trials" in a.verdict_lines[0]
     assert "run longer" in a.verdict_lines[0] and "× longer" not in a.verdict_lines[0]
     assert "| not assessed |" in a.report_path.read_text()
 
@@ -245,7 +247,7 @@ def test_report_shows_training_against_the_prior_and_convergence_notes(analysed)
     md = (analysed[0] / "results" / "report.md").read_text()
     train = md.split("## Training: trained models vs the priors alone", 1)[1].split("\n## ", 1)[0]
     # w_E = 0: 4 trials at 25.0 vs the prior-only 26.0 (-3.8%), every one below the prior; best epoch 9 of 10
-    assert "| 0 | 4 | 25 ± 0 | 26 | -3.8% [-3.8, -3.8] | 4 | 9–9 of 10 |" in train
+    assert "| 0 | 8 | 25 ± 0 | 26 | -3.8% [-3.8, -3.8] | 8 | 9–9 of 10 |" in train
     assert "| 10 |" in train and "prior-only" in train
     conv = md.split("## Convergence", 1)[1].split("\n## ", 1)[0]
     assert "| w1_s0 | 1 | 0 | yes | 1 | 12 | 6 | 0.1 | one-state model |" in conv
@@ -261,7 +263,7 @@ def test_two_weights_say_friedman_does_not_apply(tmp_path, study_factory):
 
 
 def test_the_gate_holds_permutation_tests_to_a_study_wide_alpha(tmp_path, study_factory):
-    """w0_s0 fails the start-basin test alone (p 0.005 < 0.01) but passes Holm over 11 trials; w0_s1's
+    """w0_s0 fails the start-basin test alone (p 0.005 < 0.01) but passes Holm over 23 trials; w0_s1's
     p 1e-4 fails either way: the study is inconclusive for w0_s1 only, and the report says both."""
     root = study_factory(tmp_path / "s", converged=True)
     for tid in sorted(p.name for p in (root / "trials").iterdir()):
@@ -275,14 +277,14 @@ def test_the_gate_holds_permutation_tests_to_a_study_wide_alpha(tmp_path, study_
         doc["convergence"].update(converged=p >= 0.01, failed_checks=[], tests={"start_basins": check})
         path.write_text(json.dumps(doc))
     a = _quiet(root)
-    assert "1 of 11 trials not converged: replicas remember their start basin" in a.verdict_lines[0]
+    assert "1 of 23 trials not converged: replicas remember their start basin" in a.verdict_lines[0]
     conv = pd.read_csv(root / "results" / "convergence.csv").set_index("trial_id")
     assert bool(conv.loc["w0_s0", "converged"]) and not conv.loc["w0_s0", "converged_alone"]
-    assert conv.loc["w0_s0", "p_start_basins_holm"] == pytest.approx(0.05)
+    assert conv.loc["w0_s0", "p_start_basins_holm"] == pytest.approx(0.11)
     assert not conv.loc["w0_s1", "converged"]
     md = a.report_path.read_text()
-    assert "Holm-adjusts each one's p-values over the 11 trials" in md
-    assert "pass the study's gate: w0_s0 (start basins: p = 0.005 alone, 0.05 Holm-adjusted)" in md
+    assert "Holm-adjusts each one's p-values over the 23 trials" in md
+    assert "pass the study's gate: w0_s0 (start basins: p = 0.005 alone, 0.11 Holm-adjusted)" in md
 
 
 def test_design_section_defines_the_energy_target(tmp_path, study_factory):
@@ -307,3 +309,21 @@ def test_design_section_defines_the_energy_target(tmp_path, study_factory):
         assert phrase in design, phrase
     plain = study_factory(tmp_path / "p", failed=False, running=False)
     assert "Energy target" not in _quiet(plain).report_path.read_text()
+
+
+def test_support_section_shows_missed_mass_and_kl_over_epsilon(analysed):
+    """Missed reference mass per weight, and the paired KL differences at every epsilon the trials report,
+    smallest epsilon first, with their spread; the KL primary is warned about."""
+    study, _, _ = analysed
+    md = (study / "results" / "report.md").read_text()
+    sec = md.split("## Support and the KL regulariser", 1)[1].split("\n## ", 1)[0]
+    assert "puts ε in every bin the model never visits" in sec
+    assert "| ε = 1e-08 | ε = 1e-06 | ε = 0.0001 | ε = 0.001 |" in sec
+    t = pd.read_parquet(study / "results" / "trials.parquet")
+    ok = t[t["status"] == "ok"]
+    rows = [line for line in sec.splitlines() if line.startswith("| 10 |")]
+    assert len(rows) == 2  # the missed-mass table and the sensitivity table
+    mm = ok[ok["energy_weight"] == 10.0]["missed_reference_mass"]
+    assert f"{mm.mean():.3g} [{mm.min():.3g}, {mm.max():.3g}]" in rows[0]
+    piv = ok.pivot_table(index="seed", columns="energy_weight", values="kl_ref_model_eps8")
+    assert f"{(piv[10.0] - piv[0.0]).mean():.3g}" in rows[1]
