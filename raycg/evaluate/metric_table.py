@@ -183,6 +183,11 @@ def metric_label(name: str) -> str:
     return spec.label if spec.name == name else f"{spec.label} [{name[len(spec.name) + 1:]}]"
 
 
+#: The primary metric when a spec names none: bounded (≤ ln 2) and free of any regulariser, so a model that
+#: misses reference mass is scored by what it misses, not by an ε put into its empty bins.
+DEFAULT_PRIMARY = "js_divergence"
+
+
 def headline_metrics() -> list[str]:
     return [m.name for m in _TABLE if m.headline]
 

@@ -14,11 +14,10 @@ import pandas as pd
 
 from raycg.errors import InputError
 from raycg.evaluate.convergence import Convergence
-from raycg.evaluate.metric_table import find_metric, headline_metrics
+from raycg.evaluate.metric_table import DEFAULT_PRIMARY, find_metric, headline_metrics
 from raycg.report.table import load_convergence
 from raycg.stats.convergence import study_convergence_gate
 
-DEFAULT_PRIMARY = "kl_ref_model"
 NOISE_FLOOR = Path("prepared") / "noise_floor.json"
 GATE_POWER = Path("prepared") / "gate_power.json"
 

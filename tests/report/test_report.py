@@ -167,7 +167,7 @@ def test_spec_analysis_section_decides_primary_and_bad_primary_exits_2(tmp_path,
     nospec = study_factory(tmp_path / "c")
     (nospec / "spec.yaml").unlink()
     d = _quiet(nospec)
-    assert d.statistics.primary == "kl_ref_model" and "defaults" in d.settings.source
+    assert d.statistics.primary == "js_divergence" and "defaults" in d.settings.source
 
 
 def test_figures_are_real_images(analysed):

@@ -55,7 +55,7 @@ def test_grid_points_seeds_and_sweeps(tmp_path):
 
 def test_energy_weight_and_seed_reach_the_stage_configs():
     spec = load_spec(ROOT / "studies" / "quickstart.yaml")
-    assert spec.grid.energy_weights == [0.0, 1.0] and spec.grid.seed_list() == [0, 1, 2, 3, 4]
+    assert spec.grid.energy_weights == [0.0, 1.0] and spec.grid.seed_list() == [0, 1, 2, 3, 4, 5]
     cfg = trial_config(spec, {"energy_weight": 1.0, "seed": 2})
     assert cfg.training.loss.energy_weight == 1.0
     assert cfg.training.seed == 2 and cfg.simulation.seed == 2

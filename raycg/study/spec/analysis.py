@@ -8,9 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from raycg.config import StrictModel
-from raycg.evaluate.metric_table import find_metric, headline_metrics, primary_candidates
-
-DEFAULT_PRIMARY = "kl_ref_model"
+from raycg.evaluate.metric_table import DEFAULT_PRIMARY, find_metric, headline_metrics, primary_candidates
 
 
 class AnalysisSpec(StrictModel):
