@@ -2,7 +2,16 @@
 
 from raycg.evaluate.config import EvalConfig
 from raycg.evaluate.convergence import Convergence
-from raycg.evaluate.floor import FloorStat, NoiseFloor, SamplingProtocol, draw_reference_samples, noise_floor
+from raycg.evaluate.floor import (
+    FloorStat,
+    NoiseFloor,
+    ReferenceSplit,
+    SamplingProtocol,
+    draw_reference_samples,
+    noise_floor,
+    split_reference,
+)
+from raycg.evaluate.gate_power import GatePower, gate_power
 from raycg.evaluate.metric_table import (
     METRICS,
     MetricSpec,
@@ -27,14 +36,17 @@ __all__ = [
     "Convergence",
     "EvalConfig",
     "FloorStat",
+    "GatePower",
     "MetricSpec",
     "ModelSamples",
     "NoiseFloor",
+    "ReferenceSplit",
     "ReferenceSummary",
     "SamplingProtocol",
     "TrialScore",
     "draw_reference_samples",
     "find_metric",
+    "gate_power",
     "headline_metrics",
     "load_model_trajectories",
     "metric_direction",
@@ -44,5 +56,6 @@ __all__ = [
     "prepare_reference",
     "primary_candidates",
     "score",
+    "split_reference",
     "tica_fingerprint",
 ]

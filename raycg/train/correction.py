@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from raycg.errors import DatasetError, InputError
+from raycg.train.target_values import EnergyTargets
 
 #: The target histograms cover at most this many TICA components.
 MAX_COMPONENTS = 2
@@ -223,7 +224,6 @@ def corrected_targets(base_energy: np.ndarray, y_ref: np.ndarray, y_base: np.nda
     after burn-in (``base_weights``). Returns :class:`raycg.train.targets.EnergyTargets`
     (``free_energy`` = the targets) whose info records the grid, floors, counts and offset.
     """
-    from raycg.train.targets import EnergyTargets
 
     e0 = np.asarray(base_energy, dtype=np.float64).reshape(-1)
     y_ref = _check_y("y_ref", y_ref)

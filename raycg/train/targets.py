@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ import numpy as np
 
 from raycg import units as U
 from raycg.errors import DatasetError, InputError
+from raycg.train.target_values import EnergyTargets
 from raycg.utils.io import atomic_save_npy, atomic_write_json
 
 #: Cached target files are versioned by this number (bump when the numbers would change).
@@ -48,14 +49,6 @@ TARGETS_VERSION = 1
 #: tabulated on a grid of this many points per dimension and interpolated.
 KDE_MAX_SAMPLES = 20_000
 KDE_GRID = {1: 512, 2: 128, 3: 48}
-
-
-@dataclass
-class EnergyTargets:
-    """Free energy of every frame (kcal/mol, float64 [F]) and how it was made."""
-
-    free_energy: np.ndarray
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 def _weights(w: np.ndarray | None, n: int) -> np.ndarray:
