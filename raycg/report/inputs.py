@@ -156,11 +156,13 @@ def convergence_table(study: Path, trials: pd.DataFrame, group: str) -> pd.DataF
                      "notes": list(c.get("notes", [])) if c else [],
                      "run_longer_factor": g.run_longer_factor if g is not None else np.nan,
                      "time_over_timescale": float(diag.get("time_over_timescale", np.nan)),
+                     "model_timescale_ps": float(diag.get("model_slowest_timescale_ps", np.nan)),
                      "crossings_per_replica": float(diag.get("crossings_per_replica", np.nan)),
                      "replica_time_lost_fraction": float(t.get("replica_time_lost_fraction", np.nan)),
                      "tests": {} if g is None else dict(g.tests)})
     return pd.DataFrame(rows, columns=["trial_id", group, "seed", "converged", "converged_alone", "reasons", "notes",
-                                       "run_longer_factor", "time_over_timescale", "crossings_per_replica",
+                                       "run_longer_factor", "time_over_timescale", "model_timescale_ps",
+                                       "crossings_per_replica",
                                        "replica_time_lost_fraction", "tests"])
 
 

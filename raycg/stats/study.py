@@ -37,6 +37,7 @@ from raycg.stats.power import (
     detectable_effect,
     power_t,
     seeds_for_power,
+    signflip_detectable_effect,
     signflip_power,
     signflip_seeds_for_power,
 )
@@ -77,9 +78,9 @@ class PowerStatement:
     """Power of the decision test at the Bonferroni level α/m (Holm's first step; a bound for Holm).
 
     ``power_at_target``/``seeds_needed``: of ``test`` (sign-flip: seeded simulation of normal
-    differences, 0 below ``n_min``, the smallest n at which it can reach α/m). ``mde``: the paired
-    t's minimal detectable d_z (a normal approximation; ∞ below ``n_min``). ``t_*``: the paired t's
-    noncentral-t numbers, for comparison.
+    differences, 0 below ``n_min``, the smallest n at which it can reach α/m). ``mde``: the decision
+    test's minimal detectable d_z at 80% power for normal differences (∞ below ``n_min``). ``t_*``: the
+    paired t's noncentral-t numbers, for comparison.
     """
 
     test: str
@@ -334,7 +335,8 @@ def _power(ms: MetricStatistics, alpha: float, target: float | None, paired: boo
         return PowerStatement("Welch's t-test (two-sample power)", alpha, m, a, n, TARGET_POWER, mde, mde * scale,
                               target, pw, need, 2, pw, need)
     n_min = min_pairs(a) if test == "sign-flip" else 2
-    mde = detectable_effect(n, TARGET_POWER, a, design) if n >= n_min else float("inf")
+    mde = (signflip_detectable_effect(n, TARGET_POWER, a) if test == "sign-flip"
+           else detectable_effect(n, TARGET_POWER, a, design))
     if test == "sign-flip":
         sf = signflip_power(float(target), n, a) if target and n >= 2 else float("nan")
         sf_need = signflip_seeds_for_power(target, TARGET_POWER, a) if target else float("nan")
@@ -463,7 +465,7 @@ def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.S
         tail = "no equivalence margin stated, so this is not evidence of no effect"
     else:
         pw = st.power
-        approx = " (normal approximation)" if paired and st.decision_test == "sign-flip" else ""
+        approx = " (normal differences)" if paired else ""
         tail = (f"no equivalence margin stated, so this is not evidence of no effect; with {pw.n} "
                 f"{'pairs' if paired else 'seeds'} only effects |{'d_z' if paired else 'g'}| ≥ {_fmt(pw.mde, 2)} "
                 f"(≈ {_fmt(pw.mde_units, 2)}{unit}) are detected with 80% power{approx}")

@@ -96,7 +96,7 @@ def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
             "a study of 23 perfect-model trials would pass the all-trials gate with probability ≈ 0.9^23 = 0.09", "Paired by seed (each weight vs the baseline trial",
             "Unpaired (independent samples; sensitivity check", "Equivalence (sign-flip TOST at ±0.05 nats",
             "Secondary: Holm across 3 metrics × 2 weights", "Friedman across all weights",
-            "Minimal detectable effect (80% power, normal approximation): |d_z|", "target effect d_z = 1", "Student t interval",
+            "Minimal detectable effect (80% power, normal differences): |d_z|", "target effect d_z = 1", "Student t interval",
             "Primary test: exact sign-flip test", "Only these lines can say \"significant\"",
             "97.5% sign-flip CI", "Smallest number of pairs at which the exact sign-flip test",
             "Measured error rates of this rule", "no line of theirs says \"significant\"", "Holm across (secondary metrics × weights)", "two one-sided sign-flip tests",
@@ -250,7 +250,7 @@ def test_report_shows_training_against_the_prior_and_convergence_notes(analysed)
     assert "| 0 | 8 | 25 ± 0 | 26 | -3.8% [-3.8, -3.8] | 8 | 9–9 of 10 |" in train
     assert "| 10 |" in train and "prior-only" in train
     conv = md.split("## Convergence", 1)[1].split("\n## ", 1)[0]
-    assert "| w1_s0 | 1 | 0 | yes | 1 | 12 | 6 | 0.1 | one-state model |" in conv
+    assert "| w1_s0 | 1 | 0 | yes | 1 | 12 |  | 6 | 0.1 | one-state model |" in conv
     assert "| w1_s1 | 1 | 1 | yes | 1 | 12 | 6 | 0 |  |" in conv
     assert "- *one-state model* (w0_s0, w1_s0, w10_s0); e.g. w0_s0: " + ONE_STATE_NOTE in conv
 

@@ -101,3 +101,14 @@ def test_signflip_power_is_zero_below_n_min_and_near_the_t_power_above():
     sf, t = signflip_power(1.0, 10, ALPHA), float(power_t(1.0, 10, ALPHA))
     assert abs(sf - t) <= 3 * np.sqrt(t * (1 - t) / 2000)
     assert signflip_power(1.0, 8, ALPHA / 4) < float(power_t(1.0, 8, ALPHA / 4))  # discreteness costs power
+
+
+def test_signflip_detectable_effect_is_where_simulated_power_crosses_80_percent():
+    """Bisection on the seeded power simulation: power >= 0.8 at the returned d_z and < 0.8 just below;
+    infinite where the test cannot reach alpha; larger than the paired t's at 6 pairs (it needs all signs)."""
+    from raycg.stats.power import detectable_effect, signflip_detectable_effect, signflip_power
+
+    d6 = signflip_detectable_effect(6, 0.8, 0.05)
+    assert signflip_power(d6, 6, 0.05) >= 0.8 > signflip_power(d6 - 0.02, 6, 0.05)
+    assert d6 > detectable_effect(6, 0.8, 0.05, "paired") + 0.2
+    assert signflip_detectable_effect(5, 0.8, 0.05) == float("inf")
