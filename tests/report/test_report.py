@@ -251,7 +251,7 @@ def test_report_shows_training_against_the_prior_and_convergence_notes(analysed)
     assert "| 10 |" in train and "prior-only" in train
     conv = md.split("## Convergence", 1)[1].split("\n## ", 1)[0]
     assert "| w1_s0 | 1 | 0 | yes | 1 | 12 |  | 6 | 0.1 | one-state model |" in conv
-    assert "| w1_s1 | 1 | 1 | yes | 1 | 12 | 6 | 0 |  |" in conv
+    assert "| w1_s1 | 1 | 1 | yes | 1 | 12 |  | 6 | 0 |  |" in conv
     assert "- *one-state model* (w0_s0, w1_s0, w10_s0); e.g. w0_s0: " + ONE_STATE_NOTE in conv
 
 
