@@ -71,6 +71,12 @@ class LossConfig(StrictModel):
     correction_iterations: int = Field(1, ge=1, le=20)
     #: JS divergence (nats, on the target's grid) below which the iteration stops.
     correction_tolerance: float = Field(0.01, gt=0, le=0.6931471805599453)
+    #: ``fes-corrected`` in a study, ``base_model: priors``: integration steps of the prior-only base
+    #: simulation run at prepare (None: ``simulation.n_steps``).
+    base_steps: int | None = Field(None, ge=1)
+    #: ``fes-corrected`` in a study, ``base_model: force-matched``: seconds a trial waits for its base
+    #: trial (energy weight 0, same seed) to finish before it fails.
+    base_wait_s: float = Field(3600.0, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _consistent(self) -> LossConfig:

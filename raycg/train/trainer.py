@@ -99,9 +99,14 @@ class TrainResult:
 # preparation
 
 
+#: Loss fields only the study pipeline reads (how it obtains the correction inputs); they do not
+#: change a training given its inputs, so a checkpoint's digest leaves them out.
+_STUDY_ONLY_LOSS_FIELDS = ("base_steps", "base_wait_s")
+
+
 def _config_digest(cfg: TrainConfig) -> str:
     keep = set(TrainConfig.model_fields) - {"epochs", "progress", "early_stopping_patience"}
-    text = cfg.model_dump_json(include=keep)
+    text = cfg.model_dump_json(include=keep, exclude={"loss": set(_STUDY_ONLY_LOSS_FIELDS)})
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -125,6 +130,13 @@ def _prior_energies_forces(prior: torch.nn.Module | None, coords: np.ndarray) ->
         raise DatasetError(f"the prior energy is not finite for {int(bad.sum())} frame(s) (first: local frame "
                            f"{int(np.argmax(bad))})", hint="overlapping beads? check the dataset and the priors")
     return energies, forces
+
+
+def reference_prior_energies(priors: Any, dataset: Any) -> np.ndarray:
+    """The prior energy U (kcal/mol, float64) at every frame of ``dataset``, as training computes it
+    (the base energy of a ``fes-corrected`` target with ``base_model: priors``)."""
+    module = priors.to_module() if priors is not None else None
+    return _prior_energies_forces(module, np.asarray(dataset.coords, dtype=np.float32))[0]
 
 
 def _resolve_tica(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path) -> Any:

@@ -23,6 +23,17 @@ _TRAIN_METRICS = ("train_best_val_loss", "train_best_epoch", "train_epochs", "tr
 _SIM_METRICS = ("n_replicas_blown_up", "sim_replica_steps_per_s")
 
 
+def _check_correction(spec: StudySpec, *, source: str) -> None:
+    """A ``fes-corrected`` study: a force-matched base needs the weight-0 trials; one correction step."""
+    loss = spec.training.loss
+    if loss.base_model == "force-matched" and 0 not in spec.grid.energy_weights:
+        raise ConfigError(f"{source}: grid.energy_weights: training.loss.base_model force-matched uses the "
+                          "energy-weight-0 trial of each seed as the base model; add 0 to grid.energy_weights")
+    if loss.correction_iterations > 1:
+        raise ConfigError(f"{source}: training.loss.correction_iterations: the study pipeline runs one "
+                          f"correction step, got {loss.correction_iterations}", hint="set it to 1")
+
+
 class CGSchNetPipeline(Pipeline):
     name = "cgschnet"
     energy_weight_fields = ("training.loss.energy_weight",)
@@ -32,9 +43,12 @@ class CGSchNetPipeline(Pipeline):
     def validate(self, spec: StudySpec, *, source: str) -> None:
         super().validate(spec, source=source)
         _prepare.check_dataset(spec, source=source)
-        if max(spec.grid.energy_weights) > 0 and spec.training.loss.energy_target == "none":
+        loss = spec.training.loss
+        if max(spec.grid.energy_weights) > 0 and loss.energy_target == "none":
             raise ConfigError(f"{source}: grid.energy_weights: energy weights > 0 need "
-                              "training.loss.energy_target (tica-marginal or tica-joint)")
+                              "training.loss.energy_target (tica-marginal, tica-joint or fes-corrected)")
+        if loss.energy_target == "fes-corrected":
+            _check_correction(spec, source=source)
 
     def check_trial(self, config: StudySpec, *, source: str) -> None:
         sec = config.simulation

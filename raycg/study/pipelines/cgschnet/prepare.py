@@ -12,9 +12,12 @@ start method), ``evaluation.noise_floor_repeats`` times, and the in-sample floor
 ``raycg.evaluate.gate_power``) scores such segments at 0.2, 1 and 3 × the slowest TICA timescale,
 ``evaluation.gate_power_repeats`` times each. Nothing is held out when neither is computed.
 
+A ``fes-corrected`` energy target with ``base_model: priors`` adds the prior-only base run
+(``correction_base.npz``/``.json``, :mod:`.correction`) and the corrected targets computed from it.
+
 Everything lands in ``STUDY/prepared`` with ``prepared.json``, keyed by the hash of what it
-depends on (dataset content, prior settings, TICA settings, start frames), so an unchanged study
-reuses it and a resumed one skips it.
+depends on (dataset content, prior settings, TICA settings, start frames; the correction settings only
+for ``fes-corrected``), so an unchanged study reuses it and a resumed one skips it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 from raycg.errors import ConfigError, InputError
 from raycg.study import prepared
 from raycg.study.keys import config_hash
+from raycg.study.pipelines.cgschnet import correction
 from raycg.utils.io import atomic_save_npy
 from raycg.utils.provenance import provenance
 
@@ -82,7 +86,7 @@ def prepare_inputs(spec: StudySpec, data_hash: str) -> dict[str, Any]:
     """What the prepared artefacts depend on (its hash is the cache key)."""
     sim, ev = spec.simulation, spec.evaluation
     protocol = sampling_protocol(spec)
-    return {
+    inputs = {
         "pipeline": spec.pipeline,
         "dataset_hash": data_hash,
         "priors": spec.priors.model_dump(mode="json"),
@@ -93,6 +97,9 @@ def prepare_inputs(spec: StudySpec, data_hash: str) -> dict[str, Any]:
         "reference_split": {"holdout_fraction": ev.floor_holdout_fraction, "seed": sim.start_seed},
         "gate_power": {"repeats": ev.gate_power_repeats, "multiples": list(GATE_POWER_MULTIPLES)},
     }
+    if correction.uses_correction(spec):
+        inputs["correction"] = correction.prepare_key(spec)
+    return inputs
 
 
 def prepare(spec: StudySpec, store: Store, *, log) -> dict[str, Any]:
@@ -124,6 +131,8 @@ def prepare(spec: StudySpec, store: Store, *, log) -> dict[str, Any]:
              f"{split['n_holdout'] + split['n_scoring']} trajectories held out)") if info["noise_floor"] else ""
     if info.get("gate_power"):
         floor += f", gate power ({info['gate_power']['repeats']} repeats per run length)"
+    if (info.get("energy_targets") or {}).get("base_file"):
+        floor += f", fes-corrected prior-only base run ({info['energy_targets']['base_wall_s']:.1f} s)"
     log(f"prepare: dataset {ds_path.name} ({ds.n_frames} frames, {ds.n_beads} beads, {ds.temperature:g} K), "
         f"priors, TICA (lag {spec.evaluation.tica_lag}), {spec.simulation.replicas} {spec.simulation.start_method} "
         f"starts{floor} in {time.perf_counter() - t0:.1f} s")
@@ -155,8 +164,14 @@ def _build(spec: StudySpec, ds, out: Path) -> dict[str, Any]:
     atomic_save_npy(out / "start_positions.npy", np.asarray(ds.coords[starts], dtype=np.float32))
     times["starts"] = time.perf_counter() - t
 
+    base = None
+    if correction.uses_correction(spec) and spec.training.loss.base_model == "priors":
+        t = time.perf_counter()
+        base = _priors_base(spec, ds, tica, out)
+        times["correction_base"] = time.perf_counter() - t
+
     t = time.perf_counter()
-    targets = _energy_targets(spec, ds, tica, out)
+    targets = _energy_targets(spec, ds, tica, out, base)
     if targets is not None:
         times["energy_targets"] = time.perf_counter() - t
 
@@ -226,16 +241,41 @@ def _start_frames(spec: StudySpec, ds, tica, split, scoring) -> np.ndarray:
     return ds.frames_of(split.scoring)[idx] if split.holdout else idx
 
 
-def _energy_targets(spec: StudySpec, ds, tica, out: Path) -> dict[str, Any] | None:
-    """Energy targets of the spec's loss settings into ``out/targets`` (the trainer's cache format)."""
+def _priors_base(spec: StudySpec, ds, tica, out: Path):
+    """The prior-only base run of a ``fes-corrected`` target -> ``out/correction_base.npz`` (+ ``.json``)."""
+    from raycg.priors import PriorSet
+    from raycg.study.pipelines.cgschnet.inputs import device_for
+
+    starts = np.load(out / "start_positions.npy")
+    priors = PriorSet.load(out / "priors.json")  # what every trial loads
+    base = correction.simulate_priors_base(spec, ds, priors, tica, starts, _max_bond(ds), device=device_for(spec))
+    base.save(out)
+    return base
+
+
+def _energy_targets(spec: StudySpec, ds, tica, out: Path, base=None) -> dict[str, Any] | None:
+    """Energy targets of the spec's loss settings into ``out/targets`` (the trainer's cache format).
+
+    ``fes-corrected`` with ``base_model: force-matched``: none (each trial's base is another trial).
+    """
     from raycg.train import compute_energy_targets
 
     loss = spec.training.loss
     if loss.energy_target == "none":
         return None
-    compute_energy_targets(ds, tica, loss.energy_target, n_components=loss.n_components, density=loss.density,
-                           bins=loss.bins, bandwidth=loss.kde_bandwidth, cache_dir=out / "targets")
-    return {"mode": loss.energy_target, "cache_dir": "targets"}
+    if correction.uses_correction(spec) and base is None:
+        return {"mode": loss.energy_target, "base_model": loss.base_model, "cache_dir": None}
+    kwargs: dict[str, Any] = {}
+    if base is not None:
+        kwargs = {"correction": base.inputs, "smooth_bins": loss.smooth_bins}
+    tg = compute_energy_targets(ds, tica, loss.energy_target, n_components=loss.n_components, density=loss.density,
+                                bins=loss.bins, bandwidth=loss.kde_bandwidth, cache_dir=out / "targets", **kwargs)
+    info: dict[str, Any] = {"mode": loss.energy_target, "cache_dir": "targets"}
+    if base is not None:
+        info.update(base_model="priors", base_file=correction.BASE_FILE, base_record=correction.BASE_RECORD,
+                    base_wall_s=base.record["wall_s"], offset_kcal=tg.info.get("offset_kcal"),
+                    n_floored_base=tg.info.get("n_floored_base"))
+    return info
 
 
 def _noise_floor(spec: StudySpec, ds, tica, out: Path, split, summary: _ScoringSummary) -> dict[str, Any] | None:
