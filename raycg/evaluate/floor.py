@@ -25,7 +25,6 @@ out) the floor is in-sample, as before.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -43,7 +42,7 @@ from raycg.evaluate.metric_table import floor_metrics
 from raycg.evaluate.projection import project
 from raycg.evaluate.reference import ReferenceSummary, prepare_reference, tica_fingerprint
 from raycg.evaluate.samples import ModelSamples
-from raycg.utils.io import atomic_write_json
+from raycg.utils.io import atomic_write_json, read_record
 
 FLOOR_FORMAT = "raycg-noise-floor"
 FLOOR_VERSION = 1
@@ -147,15 +146,8 @@ class ReferenceSplit:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ReferenceSplit:
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable reference split ({exc})") from None
-        if not isinstance(d, dict) or d.get("format") != SPLIT_FORMAT:
-            raise InputError(f"{path}: not a raycg reference split", hint="make it with raycg.evaluate.split_reference")
-        if d.get("version") != SPLIT_VERSION:
-            raise InputError(f"{path}: reference split version {d.get('version')}, this raycg reads {SPLIT_VERSION}")
+        d = read_record(path, SPLIT_FORMAT, SPLIT_VERSION, "reference split",
+                        "make it with raycg.evaluate.split_reference")
         return cls.from_dict(d)
 
 
@@ -259,15 +251,8 @@ class NoiseFloor:
     @classmethod
     def load(cls, path: str | os.PathLike) -> NoiseFloor:
         path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable noise floor ({exc})") from None
-        if not isinstance(d, dict) or d.get("format") != FLOOR_FORMAT:
-            raise InputError(f"{path}: not a raycg noise floor", hint="compute it with raycg.evaluate.noise_floor")
-        if d.get("version") != FLOOR_VERSION:
-            raise InputError(f"{path}: noise floor version {d.get('version')}, this raycg reads {FLOOR_VERSION}",
-                             hint="compute the floor again")
+        d = read_record(path, FLOOR_FORMAT, FLOOR_VERSION, "noise floor",
+                        "compute it again with raycg.evaluate.noise_floor")
 
         def f(x: Any) -> float:
             return math.nan if x is None else float(x)

@@ -19,7 +19,6 @@ permutation test at its own α), not the study's Holm-adjusted gate.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -39,7 +38,7 @@ from raycg.evaluate.floor import (
     segment_source,
 )
 from raycg.evaluate.reference import ReferenceSummary, prepare_reference, tica_fingerprint
-from raycg.utils.io import atomic_write_json
+from raycg.utils.io import atomic_write_json, read_record
 
 GATE_POWER_FORMAT = "raycg-gate-power"
 GATE_POWER_VERSION = 1
@@ -135,17 +134,8 @@ class GatePower:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GatePower:
-        path = Path(path)
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{path}: not a readable gate power table ({exc})") from None
-        if not isinstance(d, dict) or d.get("format") != GATE_POWER_FORMAT:
-            raise InputError(f"{path}: not a raycg gate power table",
-                             hint="compute it with raycg.evaluate.gate_power.gate_power")
-        if d.get("version") != GATE_POWER_VERSION:
-            raise InputError(f"{path}: gate power version {d.get('version')}, this raycg reads {GATE_POWER_VERSION}",
-                             hint="compute it again")
+        d = read_record(path, GATE_POWER_FORMAT, GATE_POWER_VERSION, "gate power table",
+                        "compute it again with raycg.evaluate.gate_power")
         return cls(SamplingProtocol.from_dict(d["protocol"]), _f(d["slowest_timescale_ps"]),
                    float(d["min_time_over_timescale"]), [GatePowerRow.from_dict(r) for r in d["rows"]],
                    int(d["n_repeats"]), int(d["seed"]), str(d.get("method", "in-sample")), dict(d.get("split") or {}),

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from raycg.errors import InputError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -76,6 +78,22 @@ def to_json(obj: Any, *, indent: int | None = 2) -> str:
 
 def atomic_write_json(dest: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(dest, to_json(obj) + "\n")
+
+
+def read_record(path: str | os.PathLike, fmt: str, version: int, what: str, hint: str) -> dict[str, Any]:
+    """A JSON record raycg wrote: the mapping in ``path`` whose ``format`` is ``fmt`` and ``version`` is
+    ``version``. Anything else raises one ``InputError`` line naming the file (``what``: e.g. "noise
+    floor"; ``hint``: how to make it again)."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable {what} ({exc.__class__.__name__}: {exc})", hint=hint) from None
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise InputError(f"{path}: not a raycg {what}", hint=hint)
+    if d.get("version") != version:
+        raise InputError(f"{path}: {what} version {d.get('version')}, this raycg reads {version}", hint=hint)
+    return d
 
 
 def atomic_save_npy(dest: str | os.PathLike, array: np.ndarray) -> Path:
