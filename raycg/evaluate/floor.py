@@ -460,6 +460,22 @@ def _score_repeats(source, src, scoring, ref: ReferenceSummary, tica: ReferenceT
     return _Repeats(values, verdicts, record, notes)
 
 
+def scoring_side(reference, tica: ReferenceTICA, config: EvalConfig, split: ReferenceSplit | None,
+                 reference_summary: ReferenceSummary | None = None
+                 ) -> tuple[bool, Any, ReferenceTICA, ReferenceSummary]:
+    """(held out?, scoring reference, its TICA, its summary) of a perfect-model experiment: the scoring
+    trajectories of ``split`` when it holds some out, else ``reference`` itself; a given
+    ``reference_summary`` is checked against them."""
+    held_out = split is not None and split.method == "held-out"
+    scoring = split.scoring_reference(reference) if held_out else reference
+    if held_out:
+        tica = split.scoring_tica(tica, scoring)
+    if reference_summary is None:
+        return held_out, scoring, tica, prepare_reference(scoring, tica, config)
+    reference_summary.check_matches(scoring, tica, config)
+    return held_out, scoring, tica, reference_summary
+
+
 def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, protocol: SamplingProtocol, *,
                 n_repeats: int = 30, seed: int = 0, reference_summary: ReferenceSummary | None = None,
                 split: ReferenceSplit | None = None, in_sample_repeats: int = 0) -> NoiseFloor:
@@ -475,15 +491,7 @@ def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, proto
         raise InputError(f"a noise floor needs n_repeats >= 2, got {n_repeats}")
     config = config or EvalConfig()
     t0 = time.perf_counter()
-    held_out = split is not None and split.method == "held-out"
-    scoring = split.scoring_reference(reference) if held_out else reference
-    if held_out:
-        tica = split.scoring_tica(tica, scoring)
-    ref = reference_summary
-    if ref is None:
-        ref = prepare_reference(scoring, tica, config)
-    else:
-        ref.check_matches(scoring, tica, config)
+    held_out, scoring, tica, ref = scoring_side(reference, tica, config, split, reference_summary)
     cfg = config.model_copy(update={"bootstrap_resamples": 0})
     if held_out:
         source = split.floor_reference(reference)

@@ -35,9 +35,10 @@ from raycg.evaluate.floor import (
     ReferenceSplit,
     SamplingProtocol,
     draw_reference_samples,
+    scoring_side,
     segment_source,
 )
-from raycg.evaluate.reference import ReferenceSummary, prepare_reference, tica_fingerprint
+from raycg.evaluate.reference import ReferenceSummary, tica_fingerprint
 from raycg.utils.io import atomic_write_json, read_record
 
 GATE_POWER_FORMAT = "raycg-gate-power"
@@ -177,15 +178,7 @@ def gate_power(reference, tica: ReferenceTICA, config: EvalConfig | None, protoc
         raise InputError(f"the reference TICA's slowest implied timescale is {tau}: no run length relates to it",
                          hint="fit the reference TICA at a lag where its slowest process decays")
     t0 = time.perf_counter()
-    held_out = split is not None and split.method == "held-out"
-    scoring = split.scoring_reference(reference) if held_out else reference
-    if held_out:
-        tica = split.scoring_tica(tica, scoring)
-    ref = reference_summary
-    if ref is None:
-        ref = prepare_reference(scoring, tica, config)
-    else:
-        ref.check_matches(scoring, tica, config)
+    held_out, scoring, tica, ref = scoring_side(reference, tica, config, split, reference_summary)
     source = split.floor_reference(reference) if held_out else scoring
     src = segment_source(source, tica, config) if held_out else ref
     cfg = config.model_copy(update={"bootstrap_resamples": 0, "w1_bins": 4, "min_time_over_timescale": 0.0})
