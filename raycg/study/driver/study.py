@@ -6,7 +6,7 @@ then runs the grid on Tune (``driver/tuner.py``); ``resume_study`` restores the 
 ``STUDY/tune`` after Ctrl-C, a killed driver or a lost head. Progress goes to ``log`` (default
 stderr); the results (table, verdict, report path) to ``out`` (default: ``log`` if given, else stdout).
 
-Faults (issue 14): the storage gets a real write and a free-space check before anything starts, and
+Faults: the storage gets a real write and a free-space check before anything starts, and
 a study that fails while being created (bad dataset, full disk) leaves no directory behind. While
 Tune runs, the driver keeps ``driver.json`` fresh, stops with a resume hint when the storage is full
 (``driver/watch.py``), and a driver that started its own Ray leaves a reaper that ends Ray's
