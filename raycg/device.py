@@ -20,7 +20,7 @@ CPU (2-core AMD EPYC, measured by benchmarks/bench_sim.py and bench_train.py):
   ~10% but compiles ~20% longer and crashed (segfault) on a multi-step variant, so it stays off;
 - no CUDA-graph capture, deterministic kernels by construction.
 
-CUDA (one H100, torch 2.11, CUDA 13; docs/benchmarks.md): the CPU blocking made eager simulation 7k-17k
+CUDA (one H100, torch 2.11, CUDA 13, measured 2026-11): the CPU blocking made eager simulation 7k-17k
 replica-steps/s (1,100 sequential blocks per step at 100,000 replicas) against 122k-393k
 unblocked, and batch-4096 training 0.14-0.23x of torch_geometric against 1.5x (eager) / 3.4x
 (compiled) unblocked. So on CUDA:
