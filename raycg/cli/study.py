@@ -17,6 +17,9 @@ def _incomplete(exc) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from raycg.study.spec.precheck import precheck_spec
+
+    precheck_spec(args.spec)  # before torch and Ray are imported: a bad spec is refused in a second
     from raycg.study.driver import StudyIncomplete, run_study
 
     try:

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from raycg import units as U
 from raycg.errors import DatasetError
-from raycg.utils.io import atomic_directory, update_hash_with_array
+from raycg.utils.io import atomic_directory, not_regular_file, update_hash_with_array
 
 FORMAT_NAME = "raycg-cg-dataset"
 FORMAT_VERSION = 1
@@ -64,7 +64,7 @@ class DatasetMeta(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     format: str = FORMAT_NAME
-    format_version: int = FORMAT_VERSION
+    format_version: int = Field(FORMAT_VERSION, strict=True)
     name: str = "dataset"
     units: dict[str, str] = Field(default_factory=lambda: dict(U.UNITS))
     n_frames: int
@@ -79,6 +79,17 @@ class DatasetMeta(BaseModel):
     has_weights: bool = False
     provenance: dict[str, Any] = Field(default_factory=dict)
     content_hash: str = ""
+
+    @field_validator("format_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v > FORMAT_VERSION:
+            raise ValueError(f"format_version {v} is newer than this raycg reads ({FORMAT_VERSION}); "
+                             "upgrade raycg or re-export the dataset")
+        if v < 1:
+            raise ValueError(f"format_version {v} is not a raycg dataset format version (this raycg reads "
+                             f"{FORMAT_VERSION})")
+        return v
 
 
 @dataclass
@@ -289,8 +300,11 @@ def read_meta(path: str | os.PathLike) -> DatasetMeta:
     meta_file = path / "meta.json"
     if not path.is_dir():
         raise DatasetError(f"dataset directory not found: {path}", hint="check the path or make one with 'raycg data import'/'raycg data synth'")
-    if not meta_file.is_file():
+    problem = not_regular_file(meta_file)
+    if problem == "not found":
         raise DatasetError(f"{meta_file} is missing", hint="is this a raycg dataset directory?")
+    if problem is not None:
+        raise DatasetError(f"{meta_file}: {problem}", hint="meta.json must be a JSON file")
     try:
         return DatasetMeta.model_validate_json(meta_file.read_text())
     except ValidationError as err:
@@ -300,11 +314,22 @@ def read_meta(path: str | os.PathLike) -> DatasetMeta:
 
 
 def _load_array(path: Path, mmap: bool) -> np.ndarray:
+    problem = not_regular_file(path)
+    if problem is not None and problem != "not found":
+        raise DatasetError(f"{path}: {problem}", hint="an array must be a .npy file")
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
         raise DatasetError(f"{path}: unreadable or truncated array file ({exc})",
                            hint="re-create the dataset from its sources") from None
+
+
+def _integer_offsets(raw: np.ndarray, where: Path) -> np.ndarray:
+    """``raw`` as int64; DatasetError if it is not an integer array (1000.5 must not become 1000)."""
+    if not np.issubdtype(raw.dtype, np.integer):
+        raise DatasetError(f"{where}: trajectory offsets must be integers, got dtype {raw.dtype}",
+                           hint="re-import the dataset")
+    return np.asarray(raw, dtype=np.int64)
 
 
 def load(path: str | os.PathLike, *, mmap: bool = True) -> CGDataset:
@@ -317,7 +342,7 @@ def load(path: str | os.PathLike, *, mmap: bool = True) -> CGDataset:
     meta = read_meta(path)
     coords = _load_array(path / "coords.npy", mmap)
     forces = _load_array(path / "forces.npy", mmap) if meta.has_forces else None
-    offsets = np.asarray(_load_array(path / "traj_offsets.npy", False), dtype=np.int64)
+    offsets = _integer_offsets(_load_array(path / "traj_offsets.npy", False), path / "traj_offsets.npy")
     weights = _load_array(path / "weights.npy", mmap) if meta.has_weights else None
     return CGDataset(coords=coords, forces=forces, traj_offsets=offsets, meta=meta, weights=weights, path=path)
 

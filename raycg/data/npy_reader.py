@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from raycg.errors import DatasetError, InputError
+from raycg.utils.io import not_regular_file
 
 
 class NpyArray:
@@ -29,8 +30,11 @@ class NpyArray:
         self.path = Path(path)
         self._array: np.ndarray | None = None
         self._fh = None
-        if not self.path.is_file():
+        problem = not_regular_file(self.path)
+        if problem == "not found":
             raise InputError(f"array file not found: {self.path}", hint="check the path")
+        if problem is not None:
+            raise InputError(f"{self.path}: {problem}", hint="give a .npy or .npz file")
         if self.path.suffix.lower() == ".npz":
             self._open_npz(key)
             return

@@ -41,6 +41,7 @@ from raycg import units as U
 from raycg.data.format import CGDataset, compute_content_hash, load
 from raycg.data.npy_reader import NpyArray
 from raycg.errors import DatasetError, InputError
+from raycg.utils.io import not_regular_file
 
 RHO_OK = (0.6, 1.6)
 Z_REJECT = 5.0
@@ -98,6 +99,8 @@ def traj_ids_to_offsets(ids: np.ndarray, *, where: str = "traj ids") -> np.ndarr
 def check_offsets(offsets: np.ndarray, n_frames: int, where: str) -> None:
     """Offsets must be 1-D, start at 0, increase strictly and end at ``n_frames``."""
     o = np.asarray(offsets)
+    if not np.issubdtype(o.dtype, np.integer):
+        raise _fail(where, f"trajectory offsets must be integers, got dtype {o.dtype}", "re-import the dataset")
     if o.ndim != 1 or o.size < 2:
         raise _fail(where, f"trajectory offsets must be a 1-D array of length n_trajectories+1 ≥ 2, got shape {o.shape}",
                     "re-import the dataset")
@@ -305,8 +308,10 @@ def _check_structure(ds: CGDataset, root: Path, rep: ValidationReport) -> None:
     rep.ok("beads", f"{ds.n_beads} beads, {len(ds.bonds)} bonds, types {sorted(set(meta.beads.types))}")
     topo = root / "topology.pdb"
     if ds.path is not None:
-        if not topo.is_file():
-            raise _fail(topo, "topology.pdb is missing", "re-import or re-save the dataset")
+        problem = not_regular_file(topo)
+        if problem is not None:
+            raise _fail(topo, "topology.pdb is missing" if problem == "not found" else f"topology.pdb {problem}",
+                        "re-import or re-save the dataset")
         try:
             import mdtraj
 

@@ -17,15 +17,16 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import raycg
 from raycg.errors import InputError
 from raycg.model.energy import EnergyModel
 from raycg.model.schnet import CGSchNet, CGSchNetConfig
-from raycg.utils.io import atomic_directory, to_json
+from raycg.utils.io import atomic_directory, not_regular_file, to_json
 
 FORMAT_NAME = "raycg-model"
 FORMAT_VERSION = 1
@@ -72,20 +73,56 @@ def save_model(path: str | os.PathLike, model: EnergyModel, config: CGSchNetConf
     return path
 
 
-def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    f = path / "model.json"
-    if not f.is_file():
+class ModelMeta(BaseModel):
+    """The fields of ``model.json``, each type-checked strictly (no ``"3"`` or ``true`` for a number).
+
+    Unknown fields are kept (a newer raycg of the same format version may add some).
+    """
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    format: str
+    format_version: int = Field(ge=1)
+    raycg_version: str = ""
+    network_config: dict[str, Any] | None = None
+    bead_types: list[Annotated[int, Field(ge=0)]]
+    has_network: bool = False
+    has_prior: bool = False
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def _read_json(f: Path) -> Any:
+    problem = not_regular_file(f)
+    if problem == "not found":
         raise InputError(f"{f} is missing", hint="is this a raycg model directory (written by save_model)?")
+    if problem is not None:
+        raise InputError(f"{f}: {problem}", hint="model.json must be a JSON file")
     try:
-        meta = json.loads(f.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{f}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if meta.get("format") != FORMAT_NAME:
-        raise InputError(f"{f}: not a raycg model file (format={meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise InputError(f"{f}: model format version {meta['format_version']} is newer than this raycg "
+        return json.loads(f.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        detail = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise InputError(f"{f}: not valid JSON ({detail})") from None
+    except RecursionError:
+        raise InputError(f"{f}: not valid JSON (nested too deeply)") from None
+
+
+def read_model_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in ``MODEL/model.json``, every field type-checked; InputError naming the field otherwise."""
+    f = Path(path) / "model.json"
+    meta = _read_json(f)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise InputError(f"{f}: not a raycg model file (format={found!r})")
+    version = meta.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise InputError(f"{f}: model format version {version} is newer than this raycg "
                          f"understands ({FORMAT_VERSION})", hint="upgrade raycg")
+    try:
+        ModelMeta.model_validate(meta)
+    except ValidationError as err:
+        from raycg.config import format_validation_error
+
+        raise InputError(format_validation_error(err, str(f)), hint="re-save the model") from None
     return meta
 
 
@@ -97,8 +134,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
     """
     path = Path(path)
     meta = read_model_meta(path)
-    if not isinstance(meta.get("bead_types"), list):
-        raise InputError(f"{path / 'model.json'}: bead_types missing or not a list", hint="re-save the model")
     network = _load_network(path, meta) if meta.get("has_network") else None
     prior = None
     if meta.get("has_prior"):
@@ -114,21 +149,23 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu",
 
 def _load_network(path: Path, meta: dict[str, Any]) -> CGSchNet:
     """The CGSchNet of a model directory: config from model.json, weights from network.safetensors."""
-    from pydantic import ValidationError
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    try:
-        cfg = CGSchNetConfig.model_validate(meta.get("network_config"))
-    except ValidationError as err:
-        from raycg.config import format_validation_error
+    from raycg.config import validate_config
+    from raycg.errors import ConfigError
 
-        raise InputError(format_validation_error(err, str(path / "model.json"), prefix="network_config"),
-                         hint="the model was written by another raycg version or edited; re-save it") from None
+    try:
+        cfg = validate_config(CGSchNetConfig, meta.get("network_config"), source=str(path / "model.json"),
+                              prefix="network_config")
+    except ConfigError as exc:
+        raise InputError(str(exc), hint="the model was written by another raycg version or edited; re-save it") from None
     network = CGSchNet(cfg)
     wfile = path / "network.safetensors"
-    if not wfile.is_file():
-        raise InputError(f"{wfile} is missing", hint="the model directory is incomplete; re-save it")
+    problem = not_regular_file(wfile)
+    if problem is not None:
+        raise InputError(f"{wfile} is missing" if problem == "not found" else f"{wfile}: {problem}",
+                         hint="the model directory is incomplete; re-save it")
     try:
         state = load_file(str(wfile), device="cpu")
     except (SafetensorError, OSError) as exc:

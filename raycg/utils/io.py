@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +79,23 @@ def to_json(obj: Any, *, indent: int | None = 2) -> str:
 
 def atomic_write_json(dest: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(dest, to_json(obj) + "\n")
+
+
+def not_regular_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be opened as a plain file (``"not found"``, ``"is a FIFO (named pipe), not a
+    regular file"``, ...), or None when it is a regular file. Opening a FIFO or device could block forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    kind = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"is {kind}, not a regular file"
 
 
 def read_record(path: str | os.PathLike, fmt: str, version: int, what: str, hint: str) -> dict[str, Any]:

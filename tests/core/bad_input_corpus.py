@@ -31,6 +31,7 @@ class Case:
     inputs: tuple[str, ...] = ()
     needles: tuple[str, ...] = ()
     subprocess: bool = False          # run as `python -m raycg ...` (parser-level errors, cheap to start)
+    timeout: float = 120.0            # subprocess cases: seconds before the case counts as hung
     extra: dict = field(default_factory=dict, compare=False)
 
 
@@ -54,6 +55,16 @@ BAD_DATASETS = {
     "pickled_coords": ("coords.npy",),
     "missing": ("not found",),
 }
+
+
+#: datasets (built by :func:`_build_hostile_datasets`) with a FIFO in place of one file; opening it would block
+FIFO_FILES = {"fifo_coords": "coords.npy", "fifo_offsets": "traj_offsets.npy", "fifo_meta": "meta.json",
+              "fifo_topology": "topology.pdb"}
+#: name -> what the error line must mention
+HOSTILE_DATASETS = {"float_offsets": ("integers",), "whole_float_offsets": ("integers",),
+                    "bool_offsets": ("integers",), "future_version": ("format_version 2", "reads (1)"),
+                    "version_string": ("format_version",), "version_bool": ("format_version",),
+                    "version_zero": ("format_version 0",)}
 
 
 def _copy(root: Path, name: str) -> Path:
@@ -110,6 +121,25 @@ def build_bad_datasets(root: Path) -> None:
     (d / "meta.json").write_text(json.dumps(m))
     d = _copy(root, "pickled_coords")
     np.save(d / "coords.npy", np.array([{"x": 1}] * 4000, dtype=object), allow_pickle=True)
+    _build_hostile_datasets(root)
+
+
+def _build_hostile_datasets(root: Path) -> None:
+    """Datasets with a FIFO where a file should be, non-integer offsets, and meta.json versions raycg cannot read."""
+    for name, fname in FIFO_FILES.items():
+        d = _copy(root, name)
+        (d / fname).unlink()
+        os.mkfifo(d / fname)
+    for name, offsets in {"float_offsets": np.array([0, 1000.5, 2000, 3000, 4000]),
+                          "whole_float_offsets": np.array([0.0, 1000.0, 2000.0, 3000.0, 4000.0]),
+                          "bool_offsets": np.array([False, True])}.items():
+        np.save(_copy(root, name) / "traj_offsets.npy", offsets)
+    for name, version in {"future_version": 2, "version_string": "1", "version_bool": True,
+                          "version_zero": 0}.items():
+        d = _copy(root, name)
+        m = json.loads((d / "meta.json").read_text())
+        m["format_version"] = version
+        (d / "meta.json").write_text(json.dumps(m))
 
 
 # --- other inputs ------------------------------------------------------------------------------------
@@ -134,6 +164,42 @@ def build_models(root: Path) -> None:
     meta = json.loads((root / "model" / "model.json").read_text())
     meta["network_config"]["hidden_chanels"] = 3
     (root / "model_bad_config" / "model.json").write_text(json.dumps(meta))
+    _hostile_models(root)
+
+
+#: model directory -> (a change to model.json, what the error line must mention)
+HOSTILE_MODELS = {
+    "model_bead_types_null": (lambda m: m.update(bead_types=None), "bead_types"),
+    "model_bead_types_str": (lambda m: m.update(bead_types="0 1 2"), "bead_types"),
+    "model_bead_type_str": (lambda m: m["bead_types"].__setitem__(0, "TYR"), "bead_types.0"),
+    "model_bead_type_negative": (lambda m: m["bead_types"].__setitem__(0, -1), "bead_types.0"),
+    "model_version_str": (lambda m: m.update(format_version="1"), "format_version"),
+    "model_version_null": (lambda m: m.update(format_version=None), "format_version"),
+    "model_version_future": (lambda m: m.update(format_version=99), "newer"),
+    "model_has_network_str": (lambda m: m.update(has_network="yes"), "has_network"),
+    "model_net_config_str": (lambda m: m.update(network_config="big"), "network_config"),
+    "model_net_config_list": (lambda m: m.update(network_config=[8, 8]), "network_config"),
+    "model_hidden_null": (lambda m: m["network_config"].update(hidden_channels=None), "network_config.hidden_channels"),
+    "model_hidden_list": (lambda m: m["network_config"].update(hidden_channels=[8]), "network_config.hidden_channels"),
+    "model_hidden_bool": (lambda m: m["network_config"].update(hidden_channels=True), "boolean"),
+    "model_extra_list": (lambda m: m.update(extra=[1]), "extra"),
+}
+
+
+def _hostile_models(root: Path) -> None:
+    """Model directories whose model.json has a null, string or list where a number or mapping belongs."""
+    meta = json.loads((root / "model" / "model.json").read_text())
+    for name, (change, _) in HOSTILE_MODELS.items():
+        shutil.copytree(root / "model", root / name)
+        m = json.loads(json.dumps(meta))
+        change(m)
+        (root / name / "model.json").write_text(json.dumps(m))
+    for name, blob in {"model_json_list": "[1, 2]", "model_json_deep": "[" * 100_000 + "]" * 100_000}.items():
+        shutil.copytree(root / "model", root / name)
+        (root / name / "model.json").write_text(blob)
+    shutil.copytree(root / "model", root / "model_json_fifo")
+    (root / "model_json_fifo" / "model.json").unlink()
+    os.mkfifo(root / "model_json_fifo" / "model.json")
 
 
 def build_inputs(root: Path) -> Path:
@@ -173,6 +239,7 @@ def _torchmd_inputs(root: Path, good: CGDataset) -> None:
     raw = (d / "coords.npy").read_bytes()
     (d / "coords_truncated.npy").write_bytes(raw[: len(raw) // 2])
     np.save(d / "coords_pickled.npy", np.array([{"x": 1}] * 10, dtype=object), allow_pickle=True)
+    os.mkfifo(d / "fifo.npy")
 
 
 def _train_configs(root: Path) -> None:
@@ -186,6 +253,7 @@ def _train_configs(root: Path) -> None:
         yaml.safe_dump(dict(base, dataset=str(root / GOOD), priors=str(root / "nope.json"))))
     (root / "train_unknown_field.yaml").write_text(
         yaml.safe_dump(dict(base, dataset=str(root / GOOD), epochz=2)))
+    (root / "train_fifo_coords.yaml").write_text(yaml.safe_dump(dict(base, dataset=str(root / "ds" / "fifo_coords"))))
 
 
 def _study_specs(root: Path) -> None:
@@ -195,6 +263,66 @@ def _study_specs(root: Path) -> None:
     (root / "spec_bad_value.yaml").write_text(yaml.safe_dump(dict(good, grid={"energy_weights": [], "seeds": 1})))
     (root / "spec_no_search.yaml").write_text(yaml.safe_dump(good))
     (root / "not_a_study").mkdir()
+    _hostile_specs(root, good)
+    _hostile_configs(root)
+
+
+#: a valid spec (its storage line is appended last), for the cases that break its bytes or structure
+GOOD_SPEC_TEXT = "name: s1\npipeline: toy\ngrid:\n  energy_weights: [0, 0.5]\n  seeds: 1\n"
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """The "billion laughs": each level is ``width`` aliases of the one before (width**levels leaves)."""
+    lines = ['a0: &a0 "lol"']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def _hostile_specs(root: Path, good: dict) -> None:
+    """Spec files whose bytes or structure (not only values) are wrong: encodings, nesting, aliases, keys.
+
+    Each keeps its storage inside the corpus, so a spec wrongly accepted leaves a study there (which the
+    test sees) instead of in the working directory.
+    """
+    _text_specs(root, f"storage: {root / 'study_storage'}\n")
+    for name, section in {"bool_int": {"retries": {"max_failures": True}},
+                          "bool_float": {"resources": {"cpus": True}},
+                          "bool_weight": {"grid": {"energy_weights": [True, 0.5], "seeds": 1}},
+                          "bool_seeds": {"grid": {"energy_weights": [0, 0.5], "seeds": True}},
+                          "bool_lr": {"training": {"optim": {"lr": False}}},
+                          "huge_seeds": {"grid": {"energy_weights": [0, 0.5], "seeds": 10 ** 12}},
+                          "huge_sweep": {"grid": {"energy_weights": [0, 0.5], "seeds": 2, "sweep": {
+                              "toy.noise": [i / 1000 for i in range(400)],
+                              "training.optim.lr": [1e-4 * (i + 1) for i in range(400)]}}}}.items():
+        (root / f"spec_{name}.yaml").write_text(yaml.safe_dump(dict(good, **section)))
+    os.mkfifo(root / "spec_fifo.yaml")
+
+
+def _text_specs(root: Path, storage: str) -> None:
+    """Specs that are ``storage`` + the valid :data:`GOOD_SPEC_TEXT` with one byte- or YAML-level fault."""
+    good = storage + GOOD_SPEC_TEXT
+    text = GOOD_SPEC_TEXT + "description: café\n" + storage   # é at byte 83
+    (root / "spec_utf16.yaml").write_bytes(text.encode("utf-16"))
+    (root / "spec_utf16le.yaml").write_bytes(text.encode("utf-16-le"))
+    (root / "spec_latin1.yaml").write_bytes(text.encode("latin-1"))
+    (root / "spec_deep_flow.yaml").write_text(good + "description: " + "[" * 5000 + "]" * 5000 + "\n")
+    deep_block = "".join(f"{'  ' * i}k{i}:\n" for i in range(60)).replace("k0:", "training:", 1)
+    (root / "spec_deep_block.yaml").write_text(good + deep_block + "  " * 60 + "x: 1\n")
+    (root / "spec_alias_bomb.yaml").write_text(good + "toy:\n" + "".join(
+        "  " + line + "\n" for line in _alias_bomb().splitlines()))
+    (root / "spec_many_aliases.yaml").write_text(
+        good.replace("[0, 0.5]", "[&w 0.5]") + "description: [" + ", ".join(["*w"] * 150) + "]\n")
+    (root / "spec_dup_key.yaml").write_text(good + "name: s2\n")          # name: lines 2 and 7
+    (root / "spec_dup_nested.yaml").write_text(good + "  seeds: 2\n")     # grid.seeds: lines 6 and 7
+
+
+def _hostile_configs(root: Path) -> None:
+    """Stage configs (train/sim/eval --config) with the same YAML-level faults as the hostile specs."""
+    (root / "cfg_utf16.yaml").write_bytes("bins: 40\n".encode("utf-16"))
+    (root / "cfg_dup_key.yaml").write_text("bins: 40\nbins: 50\n")
+    (root / "cfg_deep.yaml").write_text("x: " + "[" * 3000 + "]" * 3000 + "\n")
+    (root / "cfg_alias_bomb.yaml").write_text(_alias_bomb())
 
 
 # --- the cases ---------------------------------------------------------------------------------------
@@ -303,7 +431,84 @@ def _other_cases() -> list[Case]:
              ("search",)),
         Case("study-tune-bad-yaml", ("study", "tune", "{root}/bad.yaml"), ("bad.yaml",)),
     ]
-    return c + _cluster_cases()
+    return c + _cluster_cases() + _hostile_spec_cases() + _hostile_dataset_cases() + _hostile_model_cases()
+
+
+#: subprocess timeout of a case that used to hang: far above the seconds a refusal takes
+HANG_TIMEOUT = 90.0
+
+
+def _spec_case(name: str, *needles: str, hang: bool = False) -> Case:
+    f = f"spec_{name}.yaml"
+    return Case(f"study-run-{name.replace('_', '-')}", ("study", "run", f"{{root}}/{f}"), (f,), (f, *needles),
+                subprocess=hang, timeout=HANG_TIMEOUT)
+
+
+def _hostile_spec_cases() -> list[Case]:
+    return [
+        _spec_case("utf16", "byte 0", "UTF-16", "save the file as UTF-8"),
+        _spec_case("utf16le", "byte 1", "UTF-8"),
+        _spec_case("latin1", "byte 83", "0xe9", "UTF-8"),
+        _spec_case("deep_flow", "nested deeper than 32"),
+        _spec_case("deep_block", "nested deeper than 32"),
+        _spec_case("alias_bomb", "aliases expand to", hang=True),
+        _spec_case("many_aliases", "more than 100 YAML aliases"),
+        _spec_case("dup_key", "duplicate key 'name'", "lines 2 and 7"),
+        _spec_case("dup_nested", "duplicate key 'seeds'", "lines 6 and 7"),
+        _spec_case("bool_int", "retries.max_failures", "boolean"),
+        _spec_case("bool_float", "resources.cpus", "boolean"),
+        _spec_case("bool_weight", "grid.energy_weights", "boolean"),
+        _spec_case("bool_seeds", "grid.seeds", "boolean"),
+        _spec_case("bool_lr", "training.optim.lr", "boolean"),
+        _spec_case("huge_seeds", "2000000000000 trials", "100000", hang=True),
+        _spec_case("huge_sweep", "640000 trials", "100000", hang=True),
+        Case("study-run-fifo", ("study", "run", "{root}/spec_fifo.yaml"), (), ("spec_fifo.yaml", "FIFO"),
+             subprocess=True, timeout=HANG_TIMEOUT),
+        Case("study-run-garbage", ("study", "run", "{root}/garbage.bin"), ("garbage.bin",), ("UTF-8",)),
+        Case("study-tune-alias-bomb", ("study", "tune", "{root}/spec_alias_bomb.yaml"), ("spec_alias_bomb.yaml",),
+             ("aliases expand to",), subprocess=True, timeout=HANG_TIMEOUT),
+        Case("study-tune-dup-key", ("study", "tune", "{root}/spec_dup_key.yaml"), ("spec_dup_key.yaml",),
+             ("duplicate key",)),
+        Case("train-utf16", ("train", "{root}/cfg_utf16.yaml"), ("cfg_utf16.yaml",), ("UTF-8",)),
+        Case("train-dup-key", ("train", "{root}/cfg_dup_key.yaml"), ("cfg_dup_key.yaml",), ("duplicate key 'bins'",)),
+        Case("priors-config-dup-key", ("priors", "fit", "{root}/ds/good", "--out", "{out}/p.json", "--config",
+                                       "{root}/cfg_dup_key.yaml"), ("ds/good", "cfg_dup_key.yaml"), ("lines 1 and 2",)),
+        Case("priors-config-utf16", ("priors", "fit", "{root}/ds/good", "--out", "{out}/p.json", "--config",
+                                     "{root}/cfg_utf16.yaml"), ("ds/good", "cfg_utf16.yaml"), ("UTF-8",)),
+        Case("sim-config-deep", _sim("{root}/priors.json", "--config", "{root}/cfg_deep.yaml"),
+             ("ds/good", "priors.json", "cfg_deep.yaml"), ("nested",)),
+        Case("eval-config-alias-bomb", _score("{root}/traj.npy", "--config", "{root}/cfg_alias_bomb.yaml"),
+             ("ds/good", "traj.npy", "tica.npz", "cfg_alias_bomb.yaml"), ("aliases",), subprocess=True,
+             timeout=HANG_TIMEOUT),
+    ]
+
+
+def _hostile_dataset_cases() -> list[Case]:
+    cases = []
+    for name, fname in FIFO_FILES.items():
+        for cmd in ("validate", "info"):
+            cases.append(Case(f"data-{cmd}-{name.replace('_', '-')}", ("data", cmd, f"{{root}}/ds/{name}"),
+                              (f"ds/{name}",), (fname, "FIFO"), subprocess=True, timeout=HANG_TIMEOUT))
+    for name, needles in HOSTILE_DATASETS.items():
+        cases.append(Case(f"data-validate-{name.replace('_', '-')}", ("data", "validate", f"{{root}}/ds/{name}"),
+                          (f"ds/{name}",), needles))
+    cases.append(Case("train-fifo-coords", ("train", "{root}/train_fifo_coords.yaml", "--out", "{out}/run"),
+                      ("train_fifo_coords.yaml",), ("coords.npy", "FIFO"), subprocess=True, timeout=HANG_TIMEOUT))
+    cases.append(Case("import-fifo-coords", _tmd("fifo", "forces"), (), ("fifo.npy",), subprocess=True,
+                      timeout=HANG_TIMEOUT))
+    return cases
+
+
+def _hostile_model_cases() -> list[Case]:
+    g = ("ds/good",)
+    cases = [Case(f"sim-{name.replace('_', '-')}", _sim(f"{{root}}/{name}"), g + (name,), ("model.json", needle))
+             for name, (_, needle) in HOSTILE_MODELS.items()]
+    return cases + [
+        Case("sim-model-json-list", _sim("{root}/model_json_list"), g + ("model_json_list",), ("not a raycg model",)),
+        Case("sim-model-json-deep", _sim("{root}/model_json_deep"), g + ("model_json_deep",), ("model.json",)),
+        Case("sim-model-json-fifo", _sim("{root}/model_json_fifo"), g, ("model.json", "FIFO"), subprocess=True,
+             timeout=HANG_TIMEOUT),
+    ]
 
 
 def _cluster_cases() -> list[Case]:

@@ -35,8 +35,11 @@ def _digest(path: Path) -> dict[str, str]:
 def _run(case: Case, argv: list[str], capfd) -> tuple[object, str]:
     if case.subprocess:
         env = dict(os.environ, RAY_AUTH_MODE="disabled")
-        p = subprocess.run([sys.executable, "-m", "raycg", *argv], capture_output=True, text=True, env=env,
-                           timeout=120)
+        try:
+            p = subprocess.run([sys.executable, "-m", "raycg", *argv], capture_output=True, text=True, env=env,
+                               timeout=case.timeout)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"hung: no answer within {case.timeout:g} s")
         return p.returncode, p.stderr
     capfd.readouterr()
     try:

@@ -6,17 +6,36 @@
   ``priors`` and ``training`` are the stage configs themselves (``raycg.priors``, ``raycg.train``);
 - ``analysis.py``: ``analysis`` (primary metric, alpha, equivalence margin, target effect size);
 - ``execution.py``: ``grid``, ``resources``, ``retries``, ``concurrency``;
-- ``fields.py``: dotted paths (``training.optim.lr``) read and set with validation.
+- ``fields.py``: dotted paths (``training.optim.lr``) read and set with validation;
+- ``precheck.py``: the checks that need neither torch nor the stage configs (run before them).
+
+Names are imported lazily: importing one light module (``execution``, ``precheck``) does not import
+the stage configs (and so torch).
 """
 
-from raycg.study.spec.analysis import AnalysisSpec
-from raycg.study.spec.execution import ConcurrencySpec, GridSpec, ResourcesSpec, RetriesSpec
-from raycg.study.spec.fields import SWEEPABLE_SECTIONS, get_field, set_field
-from raycg.study.spec.sections import EvaluationSection, SimulationSection, ToySection
-from raycg.study.spec.study import StudySpec, load_spec, spec_from_any
+from __future__ import annotations
 
-__all__ = [
-    "SWEEPABLE_SECTIONS", "AnalysisSpec", "ConcurrencySpec", "EvaluationSection", "GridSpec", "ResourcesSpec",
-    "RetriesSpec", "SimulationSection", "StudySpec", "ToySection", "get_field", "load_spec", "set_field",
-    "spec_from_any",
-]
+import importlib
+from typing import Any
+
+_LAZY = {
+    "AnalysisSpec": "analysis",
+    "ConcurrencySpec": "execution", "GridSpec": "execution", "ResourcesSpec": "execution", "RetriesSpec": "execution",
+    "SWEEPABLE_SECTIONS": "fields", "get_field": "fields", "set_field": "fields",
+    "EvaluationSection": "sections", "SimulationSection": "sections", "ToySection": "sections",
+    "StudySpec": "study", "load_spec": "study", "spec_from_any": "study",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

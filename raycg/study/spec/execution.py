@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from raycg.config import StrictModel
 from raycg.study.spec.fields import SWEEPABLE_SECTIONS
+
+#: the most trials one study may have (energy weights x seeds x every sweep)
+MAX_TRIALS = 100_000
 
 
 class GridSpec(StrictModel):
@@ -50,11 +53,18 @@ class GridSpec(StrictModel):
                 raise ValueError(f"cannot sweep {key!r}: the first part must be one of {sorted(SWEEPABLE_SECTIONS)}")
         return v
 
+    @model_validator(mode="after")
+    def _not_too_many_trials(self) -> GridSpec:
+        if self.n_trials() > MAX_TRIALS:
+            raise ValueError(f"the grid has {self.n_trials()} trials (energy weights x seeds x sweeps), more than "
+                             f"{MAX_TRIALS}; split it into several studies or sweep fewer values")
+        return self
+
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def n_trials(self) -> int:
-        n = len(self.energy_weights) * len(self.seed_list())
+        n = len(self.energy_weights) * (self.seeds if isinstance(self.seeds, int) else len(self.seeds))
         for values in self.sweep.values():
             n *= len(values)
         return n

@@ -15,12 +15,12 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from raycg.config import StrictModel, read_yaml, validate_config
-from raycg.errors import ConfigError
 from raycg.priors import PriorConfig
 from raycg.study.pipelines.registry import pipeline_names
 from raycg.study.spec.analysis import AnalysisSpec
 from raycg.study.spec.execution import ConcurrencySpec, GridSpec, ResourcesSpec, RetriesSpec
 from raycg.study.spec.fields import SWEEPABLE_SECTIONS, get_field
+from raycg.study.spec.precheck import not_a_mapping
 from raycg.study.spec.sections import EvaluationSection, SimulationSection, ToySection
 from raycg.train import TrainConfig
 
@@ -89,7 +89,7 @@ def load_spec(path: str | os.PathLike, **overrides: Any) -> StudySpec:
     """Read and validate a spec file. ``overrides`` (e.g. ``storage=..., name=...``) replace top-level keys."""
     data, lines = read_yaml(path)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a study spec must be a mapping of sections (name, dataset, grid, ...)")
+        raise not_a_mapping(path)
     for key, value in overrides.items():
         if value is not None:
             data[key] = value
