@@ -40,12 +40,9 @@ def study_spec(study: Path) -> dict[str, Any]:
     """The study's spec as a mapping: ``STUDY/spec.yaml``, else ``study.json``'s copy, else {}."""
     path = study / "spec.yaml"
     if path.is_file():
-        import yaml
+        from raycg.config import load_yaml_text
 
-        try:
-            spec = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"unreadable spec ({exc.__class__.__name__})", where=str(path)) from exc
+        spec, _ = load_yaml_text(path)   # guarded: encoding, depth, aliases, duplicate keys
         return spec if isinstance(spec, dict) else {}
     try:
         return dict(json.loads((study / "study.json").read_text()).get("spec") or {})

@@ -143,10 +143,9 @@ def validate_cluster_config(config: dict[str, Any] | str | os.PathLike) -> dict[
     source = "cluster config"
     if not isinstance(config, dict):
         source = str(config)
-        try:
-            config = yaml.safe_load(Path(config).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise InputError(f"cannot read cluster config: {exc}", where=source) from None
+        from raycg.config import load_yaml_text
+
+        config, _ = load_yaml_text(config)   # guarded: encoding, depth, aliases, duplicate keys
     try:
         # The pip wheel lacks the fake provider's defaults file, so such a config must be
         # complete: validate it as it is against Ray's schema.
