@@ -18,6 +18,8 @@ import pandas as pd
 
 from raycg.evaluate.config import EvalConfig
 from raycg.evaluate.parts import KL_SENSITIVITY_EPSILONS, kl_epsilon_name
+from raycg.stats import sorted_groups
+from raycg.stats.tables import metric_data
 
 MISSED = "missed_reference_mass"
 KL = "kl_ref_model"
@@ -42,34 +44,29 @@ class PairedShift:
 
 def paired_shifts(table: pd.DataFrame, column: str, group: str, baseline: Any, pair_by: str = "seed"
                   ) -> list[PairedShift]:
-    """Mean paired difference of ``column`` for every group vs ``baseline`` (finite pairs only)."""
+    """Mean paired difference of ``column`` for every group vs ``baseline``, over the complete seed pairs
+    of :func:`raycg.stats.tables.metric_data` (the pairing the verdict uses)."""
     if column not in table.columns or pair_by not in table.columns:
         return []
-    t = table.assign(_v=pd.to_numeric(table[column], errors="coerce"))
-    pivot = t.pivot_table(index=pair_by, columns=group, values="_v", aggfunc="mean")
-    if baseline not in pivot.columns:
+    groups = sorted_groups(table[group].dropna().tolist())
+    if baseline not in groups:
         return []
+    md = metric_data(table, column, group, groups, baseline, pair_by)
     out = []
-    for g in pivot.columns:
-        if g == baseline:
-            continue
-        d = (pivot[g] - pivot[baseline]).to_numpy(float)
+    for g in md.others:
+        d = (md.pivot[g] - md.pivot[baseline]).to_numpy(float)
         d = d[np.isfinite(d)]
         out.append(PairedShift(column, g, int(d.size), float(d.mean()) if d.size else float("nan")))
     return out
 
 
 def missed_mass_by_group(table: pd.DataFrame, group: str) -> list[tuple[Any, int, float, float, float]]:
-    """(group, n, mean, min, max) of the missed reference mass over the ok trials of each group."""
+    """(group, n, mean, min, max) of the missed reference mass over the trials of each group."""
     if MISSED not in table.columns:
         return []
-    rows = []
-    for g, d in table.groupby(group, sort=True):
-        v = pd.to_numeric(d[MISSED], errors="coerce").to_numpy(float)
-        v = v[np.isfinite(v)]
-        if v.size:
-            rows.append((g, int(v.size), float(v.mean()), float(v.min()), float(v.max())))
-    return rows
+    groups = sorted_groups(table[group].dropna().tolist())
+    md = metric_data(table, MISSED, group, groups, groups[0] if groups else None, None)
+    return [(g, int(v.size), float(v.mean()), float(v.min()), float(v.max())) for g, v in md.values.items() if v.size]
 
 
 def kl_sensitivity(table: pd.DataFrame, group: str, baseline: Any) -> dict[Any, list[tuple[float, float]]]:
