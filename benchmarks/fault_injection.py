@@ -11,7 +11,7 @@ session with its own Ray temp dir, as an operator runs ``raycg``):
   is ``--at-step`` epochs in; then ``resume``;
 - ``ctrl-c``: SIGINT to the driver's process group (what a terminal's Ctrl-C does) at the same
   point; then ``resume``;
-- ``killed-node``: on ``raycg.study.local_cluster`` (fake autoscaling cluster, GPU trials, head
+- ``killed-node``: on ``raycg.cluster.local_cluster`` (fake autoscaling cluster, GPU trials, head
   without CPUs, ``--max-workers`` fake nodes), a whole worker node is killed mid-trial; the study
   must finish without help.
 
@@ -23,7 +23,7 @@ the work done twice (epochs + chunks, from the attempt records) and wall times.
     python benchmarks/fault_injection.py --seeds 3 --epochs 10 --json fault_injection.json
     python benchmarks/fault_injection.py --scenarios killed-node --max-workers 2
 
-Needs a C compiler for the full-disk scenarios (an ``LD_PRELOAD`` shim, ``raycg.study.fault_injection``).
+Needs a C compiler for the full-disk scenarios (an ``LD_PRELOAD`` shim, ``raycg._testing.fault_injection``).
 Results from a 2-core machine shared with other jobs: see the JSON written with ``--json``.
 """
 
@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from raycg.study.fault_injection import (
+from raycg._testing.fault_injection import (
     DiskFull,
     build_enospc_shim,
     driver_env,
@@ -141,7 +141,7 @@ class Run:
             else [], wall_s=round(time.monotonic() - self.t0, 1))
 
     def cleanup(self) -> None:
-        from raycg.study.processes import end_processes, processes_naming
+        from raycg.cluster.processes import end_processes, processes_naming
 
         for t in self.temps:
             end_processes(processes_naming(str(t)), grace_s=2.0)
@@ -189,7 +189,7 @@ def scenario_signal(run: Run, sig: int, group: bool) -> None:
 
 
 def scenario_killed_node(run: Run) -> None:
-    from raycg.study.local_cluster import cluster_processes, start_local_cluster, stop_local_cluster
+    from raycg.cluster.local_cluster import cluster_processes, start_local_cluster, stop_local_cluster
 
     temp = run.temp()
     c = start_local_cluster(temp, max_workers=run.args.max_workers, gpus_per_worker=1, cpus_per_worker=1,

@@ -1,4 +1,4 @@
-"""All-atom reference MD with OpenMM (Ray-free; ``raycg.study.allatom_ray`` distributes it).
+"""All-atom reference MD with OpenMM (Ray-free; ``raycg.allatom.distributed`` distributes it).
 
 - :class:`AllAtomConfig` — force field, solvent, temperature, HMR/timestep, replicas, segments.
 - :func:`run_replica` — one replica in checkpointed segments (positions + forces every k steps).

@@ -68,7 +68,7 @@ def _generate(args: argparse.Namespace) -> int:
     if args.map_only:
         path = assemble_dataset(args.out, args.dataset_out or f"{args.out}/cg", overwrite=True)
     else:
-        from raycg.study.allatom_ray import generate_allatom
+        from raycg.allatom.distributed import generate_allatom
 
         path = generate_allatom(args.pdb, args.out, cfg, address=args.address, cpus_per_replica=args.cpus_per_replica,
                                 use_gpu=args.gpu, dataset_out=args.dataset_out)

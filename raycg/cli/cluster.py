@@ -60,7 +60,7 @@ def register(groups: dict) -> None:
 def _up(args: argparse.Namespace) -> int:
     import sys
 
-    from raycg.study.local_cluster import start_local_cluster
+    from raycg.cluster.local_cluster import start_local_cluster
 
     try:
         c = start_local_cluster(args.temp_dir, max_workers=args.max_workers, gpus_per_worker=args.gpus_per_worker,
@@ -78,7 +78,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    from raycg.study.local_cluster import stop_local_cluster
+    from raycg.cluster.local_cluster import stop_local_cluster
 
     n = stop_local_cluster(args.temp_dir)
     print(f"local cluster down: ended {n} process(es)")
@@ -86,7 +86,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from raycg.study.local_cluster import cluster_nodes, read_local_cluster
+    from raycg.cluster.local_cluster import cluster_nodes, read_local_cluster
 
     c = read_local_cluster(args.temp_dir)
     nodes = cluster_nodes(c.address, c.auth_mode)

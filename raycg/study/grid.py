@@ -17,6 +17,8 @@ from raycg.study.spec import StudySpec, set_field
 
 #: keys of a Tune config that are not grid values: the study's URI and (HPO) the phases to run
 INTERNAL_KEYS = ("study", "phases")
+#: the key under which a grid study's Tuner passes a trial's grid values
+POINT_KEY = "point"
 #: top-level spec fields that say how the study runs, not what a trial does
 _NOT_TRIAL = {"grid", "storage", "retries", "concurrency", "description"}
 
@@ -35,7 +37,10 @@ def grid_points(spec: StudySpec) -> list[dict[str, Any]]:
 
 
 def grid_point(tune_config: dict[str, Any]) -> dict[str, Any]:
-    """The grid values of a Tune trial config (everything but the internal keys)."""
+    """The grid values of a Tune trial config: its ``point`` (a grid study's Tuner), else every
+    key but the internal ones (a plain call, an HPO trial)."""
+    if isinstance(tune_config.get(POINT_KEY), dict):
+        return dict(tune_config[POINT_KEY])
     return {k: v for k, v in tune_config.items() if k not in INTERNAL_KEYS}
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from raycg.errors import ConfigError
-from raycg.study import ray_compat
+from raycg import ray_compat
 from raycg.study.storage import is_remote, normalize
 
 #: filesystem types that are shared between machines (``/proc/mounts`` names)
@@ -199,6 +199,30 @@ def _local_snapshot() -> ClusterSnapshot:
     return ClusterSnapshot(nodes=[{"host": socket.gethostname(), "resources": res}], where="the local Ray (this machine)")
 
 
+#: seconds to wait for a TCP answer from ``--address`` before refusing it (RAYCG_CONNECT_TIMEOUT_S)
+CONNECT_TIMEOUT_S = 10.0
+
+
+def probe_address(addr: str, timeout_s: float | None = None) -> None:
+    """ConfigError (one line) unless something accepts a TCP connection at ``addr`` within ``timeout_s``.
+
+    ``host:port`` and ``ray://host:port`` are probed; ``auto`` and other forms are left to Ray.
+    """
+    timeout_s = float(os.environ.get("RAYCG_CONNECT_TIMEOUT_S", CONNECT_TIMEOUT_S)) if timeout_s is None \
+        else timeout_s
+    hostport = addr.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
+        raise ConfigError(f"--address {addr}: {why} within {timeout_s:g} s",
+                          hint="check that the Ray head is up and the port is open (`ray status` on the "
+                               "head), or leave out --address / RAY_ADDRESS to run on a local Ray") from None
+
+
 def cluster_snapshot(address: str | None = None, *, timeout_s: float = 90.0) -> ClusterSnapshot:
     """Snapshot of the cluster a study would run on (connected Ray, ``address``/RAY_ADDRESS, or local)."""
     ray = sys.modules.get("ray")
@@ -207,6 +231,7 @@ def cluster_snapshot(address: str | None = None, *, timeout_s: float = 90.0) -> 
     addr = address or os.environ.get("RAY_ADDRESS")
     if not addr or addr == "local":
         return _local_snapshot()
+    probe_address(addr)
     code = _SNAPSHOT_CODE.replace("ADDRESS", repr(addr))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     try:

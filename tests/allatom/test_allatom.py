@@ -140,7 +140,7 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, cln025_pdb, capsys):
 
 @pytest.mark.ray
 def test_more_replicas_than_slots_queue_and_complete(tmp_path, cln025_pdb, tiny_cfg, ray_local):
-    from raycg.study.allatom_ray import generate_allatom
+    from raycg.allatom.distributed import generate_allatom
 
     cfg = tiny_cfg.model_copy(update={"n_replicas": 3, "duration_ns": 0.0004, "segment_ps": 0.2, "unfold_ps": 0.0})
     ds_path = generate_allatom(cln025_pdb, tmp_path / "gen", cfg, cpus_per_replica=2, poll_s=1.0, verbose=False)

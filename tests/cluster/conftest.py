@@ -1,7 +1,7 @@
 """Fixtures of the cluster tests: short temp dirs, a tiny embedded dataset, one local Ray per module.
 
 Every Ray here runs under its own temp dir with the auth mode set explicitly, and is ended by PID
-(raycg.study.local_cluster.stop_local_cluster finds the processes by that temp dir).
+(raycg.cluster.local_cluster.stop_local_cluster finds the processes by that temp dir).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def ray_local():
     """One local Ray per test module (own temp dir, no dashboard, 2 CPUs, no GPU, no autoscaler)."""
     import ray
 
-    from raycg.study.local_cluster import stop_local_cluster
+    from raycg.cluster.local_cluster import stop_local_cluster
 
     temp = short_tmpdir("rcq7k")
     ray.init(address="local", num_cpus=2, num_gpus=0, include_dashboard=False, object_store_memory=100 * 1024**2,

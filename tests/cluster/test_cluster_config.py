@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from raycg.errors import InputError
-from raycg.study.local_cluster import fake_cluster_config, validate_cluster_config
+from raycg.cluster.local_cluster import fake_cluster_config, validate_cluster_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -23,7 +23,7 @@ import psutil
 import pytest
 import yaml
 
-from raycg.study.fault_injection import redone_units, study_processes, trial_attempts
+from raycg._testing.fault_injection import redone_units, study_processes, trial_attempts
 
 from .conftest import short_tmpdir
 
@@ -46,7 +46,7 @@ def gpu_nodes(nodes: list[dict]) -> set[str]:
 
 
 def test_lost_node_is_replaced_and_down_leaves_no_process(tmp_path):
-    from raycg.study.local_cluster import cluster_nodes, cluster_processes, start_local_cluster
+    from raycg.cluster.local_cluster import cluster_nodes, cluster_processes, start_local_cluster
 
     temp = short_tmpdir("rcgn")
     cluster = start_local_cluster(temp, max_workers=1, gpus_per_worker=1, cpus_per_worker=1, head_cpus=0,

@@ -42,7 +42,7 @@ def raycg_cmd(*args: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    from raycg.study.local_cluster import start_local_cluster, stop_local_cluster
+    from raycg.cluster.local_cluster import start_local_cluster, stop_local_cluster
 
     temp = Path(tempfile.mkdtemp(prefix="rcq7c", dir="/tmp"))  # short: Ray sockets live there
     old = os.environ.get("RAY_metrics_report_interval_ms")
@@ -80,7 +80,7 @@ def submitted_job(cluster, tmp_path_factory):
     """Submit a tiny toy study with `ray job submit`, poll the job and the head's metrics endpoint."""
     from ray.job_submission import JobStatus, JobSubmissionClient
 
-    from raycg.study.local_cluster import cluster_nodes
+    from raycg.cluster.local_cluster import cluster_nodes
 
     work = tmp_path_factory.mktemp("job")
     spec = {

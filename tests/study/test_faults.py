@@ -1,7 +1,6 @@
-"""Faults without a Ray cluster (issue 14): a full disk at start, a study that fails while being created,
-a truncated Tune state and its repair, incomplete checkpoints, attempts' times, a dead driver in
-``study status``, Tune's clean-up traceback, and ending processes by PID (never an ancestor, a
-killed driver's leftovers by its reaper).
+"""Faults without a Ray cluster: a full disk at start, a study that fails while being created,
+incomplete checkpoints in a trial's folder, attempts' times, a dead driver in ``study status``, and
+ending processes by PID (never an ancestor, a killed driver's leftovers by its reaper).
 
 The full disk is an ``OSError(ENOSPC)`` injected into ``os.write`` for paths under the test's
 storage (the probe's layer); the Ray runs with a real full disk are in ``test_faults_ray.py``.
@@ -12,7 +11,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -24,7 +22,6 @@ import pytest
 import yaml
 
 from raycg.errors import ConfigError
-from raycg.study import tune_state
 from raycg.study.driver import create_study, resume_study, run_study
 from raycg.study.results import format_status, study_status
 from raycg.study.spec import spec_from_any
@@ -32,7 +29,7 @@ from raycg.study.storage import Store, check_writable, is_storage_full
 from raycg.study.trial import checkpoint as ckpt
 from raycg.study.trial import run as trial_run
 from raycg.study.trial import run_trial
-from raycg.study.trial.session import TrialSession, TuneSession
+from raycg.study.trial.session import TrialSession
 
 TOY = {"epochs": 3, "epoch_s": 0.02, "chunks": 2, "chunk_s": 0.0}
 
@@ -131,159 +128,55 @@ def test_storage_full_is_recognised_from_errors_and_their_text():
     assert not is_storage_full("training diverged at epoch 3")
 
 
-# --- a truncated Tune state and its repair -----------------------------------------------------------
+# --- a trial's checkpoints in its own folder ---------------------------------------------------------
 
-def _tune_dir(study: Path, *, truncate: bool) -> Path:
-    tune = study / "tune"
-    tune.mkdir(parents=True)
-    blob = pickle.dumps({"param_space": {"energy_weight": [0.0, 1.0]}})
-    (tune / "tuner.pkl").write_bytes(blob[: len(blob) // 2] if truncate else blob)
-    trials = [[json.dumps({"config": {"study": str(study), "energy_weight": w, "seed": 0}}), "{}"] for w in (0.0, 1.0)]
-    state = json.dumps({"trial_data": trials, "runner_data": {}, "stats": {}})
-    (tune / "experiment_state-2026-01-01_00-00-00.json").write_text(state[:300] if truncate else state)
-    return tune
+def _work(tmp: Path, step: int) -> Path:
+    work = tmp / f"work{time.monotonic_ns()}"
+    work.mkdir()
+    (work / "state.json").write_text(json.dumps({"phase": "train", "step": step, "done": []}))
+    (work / "toy_train.json").write_text(json.dumps({"epoch": step, "loss": 1.0, "history": [0.0] * step}))
+    return work
 
 
-def _checkpoint(path: Path, step: int, *, truncate: bool = False) -> Path:
-    path.mkdir(parents=True)
-    (path / "state.json").write_text(json.dumps({"phase": "train", "step": step, "done": []}))
-    (path / "toy_train.json").write_text(json.dumps({"epoch": step, "loss": 1.0, "history": []}))
-    ckpt.write_manifest(path)
-    if truncate:
-        (path / "toy_train.json").write_text("{")
-    return path
+def _restored_step(store: Store, tmp: Path) -> int | None:
+    work = tmp / f"restore{time.monotonic_ns()}"
+    work.mkdir()
+    n = ckpt.TrialCheckpoints(store, "trials/w0_s0").restore_into(work)
+    return None if n is None else json.loads((work / "state.json").read_text())["step"]
 
 
-def test_truncated_tune_state_is_detected_without_unpickling(tmp_path):
-    good = tmp_path / "good"
-    _tune_dir(good, truncate=False)
-    assert tune_state.tune_state_problems(Store(str(good))) == []
-    bad = tmp_path / "bad"
-    _tune_dir(bad, truncate=True)
-    problems = tune_state.tune_state_problems(Store(str(bad)))
-    assert any("tuner.pkl is truncated or corrupt" in p for p in problems), problems
-    assert any("experiment_state-2026-01-01_00-00-00.json is truncated or corrupt" in p for p in problems)
-    assert tune_state.pickle_problem(b"") == "empty" and tune_state.pickle_problem(pickle.dumps([1])) is None
-    # a state whose trials lost their grid values is what crashed resume with KeyError: 'energy_weight'
-    odd = tmp_path / "odd"
-    tune = _tune_dir(odd, truncate=False)
-    (tune / "experiment_state-2026-01-01_00-00-01.json").write_text(
-        json.dumps({"trial_data": [[json.dumps({"config": {"study": "x"}}), "{}"]]}))
-    assert tune_state.tune_state_problems(Store(str(odd))) == [
-        "tune/experiment_state-2026-01-01_00-00-01.json: trial 0 has no energy_weight, seed in its config"]
-    assert tune_state.tune_state_problems(Store(str(tmp_path / "none"))) == []
+def test_checkpoints_are_numbered_pruned_and_restored_newest_complete_first(tmp_path):
+    store = Store(str(tmp_path / "study"))
+    assert _restored_step(store, tmp_path) is None  # nothing stored yet: start afresh
+    cps = ckpt.TrialCheckpoints(store, "trials/w0_s0")
+    assert [cps.save(_work(tmp_path, step)) for step in (1, 2, 3)] == [1, 2, 3]
+    folder = tmp_path / "study" / "trials" / "w0_s0" / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["000002", "000003"]  # the KEEP newest
+    assert _restored_step(store, tmp_path) == 3
+    # a later attempt numbers its checkpoints after the stored ones
+    assert ckpt.TrialCheckpoints(store, "trials/w0_s0").save(_work(tmp_path, 4)) == 4
 
-
-def test_repair_keeps_finished_trials_and_salvages_the_newest_complete_checkpoint(tmp_path):
-    spec = spec_from_any(toy_spec(tmp_path))
-    uri = tmp_path / "faulty"
-    create_study(spec, str(uri), log=lambda s: None)
-    run_trial({"study": str(uri), "energy_weight": 0.0, "seed": 0})  # finished before the disk filled
-    done = (uri / "trials" / "w0_s0" / "result.json").read_bytes()
-    tune = _tune_dir(uri, truncate=True)
-    _checkpoint(tune / "w1_s0" / "checkpoint_000001", 1)
-    _checkpoint(tune / "w1_s0" / "checkpoint_000002", 2, truncate=True)  # the copy the full disk cut short
-    logs: list[str] = []
-    store = Store(str(uri))
-    assert tune_state.repair_study(store, ["w0_s0", "w1_s0"], ("energy_weight", "seed"), log=logs.append)
-    assert not tune.exists()
-    recovered = uri / "trials" / "w1_s0" / tune_state.RECOVERED
-    assert json.loads((recovered / "state.json").read_text())["step"] == 1 and ckpt.problem(recovered) is None
-    assert (uri / "trials" / "w0_s0" / "result.json").read_bytes() == done
-    record = json.loads((uri / "repairs.json").read_text())[-1]
-    assert record["recovered_checkpoints"] == {"w1_s0": "checkpoint_000001"}
-    assert "rebuilt from the trials' records: 1 finished kept, 1 of 1 unfinished continue" in logs[-1]
-    assert not tune_state.repair_study(store, ["w0_s0", "w1_s0"], ("energy_weight", "seed"), log=logs.append)
-
-    # the trial continues from the salvaged checkpoint (no Tune checkpoint exists any more) and cleans it up
-    run_trial({"study": str(uri), "energy_weight": 1.0, "seed": 0})
-    res = json.loads((uri / "trials" / "w1_s0" / "result.json").read_text())
-    assert res["status"] == "ok" and res["restored_from"]["step"] == 1
-    assert res["attempt_times"][-1]["stage_times"]["train"] > 0 and not recovered.exists()
-
-
-def test_trials_failed_only_by_a_full_disk_run_again(tmp_path):
-    store = Store(str(tmp_path))
-    store.write_json("trials/a/result.json", {"status": "failed", "error": "errored after retries: OSError: "
-                                                                            "[Errno 28] No space left on device"})
-    store.write_json("trials/b/result.json", {"status": "failed", "error": "training diverged at epoch 2"})
-    assert tune_state.release_storage_failures(store, ["a", "b"], log=lambda s: None) == ["a"]
-    assert not store.exists("trials/a/result.json") and store.listdir("trials/a/superseded")
-    assert store.exists("trials/b/result.json")
-
-
-# --- incomplete checkpoints on restore ---------------------------------------------------------------
-
-class _LocalFS:  # stands in for pyarrow's LocalFileSystem (only its name is looked at)
-    pass
-
-
-_LocalFS.__name__ = "LocalFileSystem"
-
-
-class _FakeTune:
-    def __init__(self, path: Path | None):
-        self.path = path
-
-    def get_checkpoint(self):
-        if self.path is None:
-            return None
-        return type("Ckpt", (), {"path": str(self.path), "filesystem": _LocalFS()})()
-
-
-def test_restore_takes_the_newest_complete_checkpoint(tmp_path):
-    trial = tmp_path / "tune" / "w0_s0"
-    _checkpoint(trial / "checkpoint_000001", 1)
-    _checkpoint(trial / "checkpoint_000002", 2)
-    _checkpoint(trial / "checkpoint_000003", 3, truncate=True)
-    recovered = _checkpoint(tmp_path / "recovered", 7)
-
-    def restore(offered, fallback=None):
-        work = tmp_path / f"work{time.monotonic_ns()}"
-        work.mkdir()
-        source = TuneSession(_FakeTune(offered), "node").restore_into(work, fallback=fallback)
-        step = json.loads((work / "state.json").read_text())["step"] if source else None
-        return source, step
-
-    assert restore(trial / "checkpoint_000002") == ("tune", 2)
-    assert restore(trial / "checkpoint_000003") == ("older", 2)  # truncated by a full disk
-    assert restore(trial / "checkpoint_000009") == ("older", 2)  # already deleted by Tune's clean-up
-    assert restore(trial / "checkpoint_000001", recovered) == ("newer", 2)  # the saved state lagged
-    for p in trial.iterdir():  # nothing usable left in Tune's directory
-        (p / "state.json").write_text("")
-        (p / ckpt.MANIFEST).unlink()
-    assert restore(trial / "checkpoint_000002", recovered) == ("recovered", 7)
-    assert restore(trial / "checkpoint_000002") == (None, None)
-    assert restore(None) == (None, None)
+    (folder / "000004" / "toy_train.json").write_text("{")  # a copy cut short (an object store, a full disk)
+    assert ckpt.problem(folder / "000004").endswith("toy_train.json has 1 of 58 bytes")
+    assert _restored_step(store, tmp_path) == 3
+    (folder / "000003" / ckpt.MANIFEST).unlink()  # no manifest: never trusted
+    assert _restored_step(store, tmp_path) is None
+    assert ckpt.problem(tmp_path / "nowhere").endswith("is missing")
 
 
 # --- attempts' times ---------------------------------------------------------------------------------
 
 class DyingSession(TrialSession):
-    """Hands back ``restore_from``; records checkpoints; raises "node lost" after ``die_after`` reports."""
+    """Raises "node lost" after ``die_after`` reports (the trial's checkpoints are in its folder)."""
 
     in_tune = True
 
-    def __init__(self, tmp: Path, restore_from: Path | None = None, die_after: int | None = None):
+    def __init__(self, die_after: int | None = None):
         super().__init__(node_id="node-a")
-        self.tmp, self.restore_from, self.die_after, self.n = tmp, restore_from, die_after, 0
-        self.last: Path | None = None
+        self.die_after, self.n = die_after, 0
 
-    def restore_into(self, work, fallback=None):
-        if self.restore_from is None:
-            return None
-        import shutil
-
-        shutil.copytree(self.restore_from, work, dirs_exist_ok=True)
-        return "tune"
-
-    def report(self, row, checkpoint_dir=None):
-        import shutil
-
+    def report(self, row):
         self.n += 1
-        if checkpoint_dir is not None:
-            self.last = self.tmp / f"ckpt{self.n}"
-            shutil.copytree(checkpoint_dir, self.last)
         if self.die_after is not None and self.n >= self.die_after:
             raise RuntimeError("node lost")
 
@@ -292,12 +185,11 @@ def test_runtime_and_stage_times_are_summed_over_attempts(tmp_path, monkeypatch)
     spec = spec_from_any(toy_spec(tmp_path, epochs=4, epoch_s=0.05))
     uri = tmp_path / "faulty"
     create_study(spec, str(uri), log=lambda s: None)
-    first = DyingSession(tmp_path, die_after=3)  # dies after epoch 3 of 4
+    first = DyingSession(die_after=3)  # dies after epoch 3 of 4
     monkeypatch.setattr(trial_run, "current_session", lambda: first)
     with pytest.raises(RuntimeError, match="node lost"):
         run_trial({"study": str(uri), "energy_weight": 0.0, "seed": 0})
-    second = DyingSession(tmp_path / "b", restore_from=first.last)
-    (tmp_path / "b").mkdir()
+    second = DyingSession()
     monkeypatch.setattr(trial_run, "current_session", lambda: second)
     run_trial({"study": str(uri), "energy_weight": 0.0, "seed": 0})
 
@@ -392,30 +284,10 @@ def test_resume_refuses_to_run_next_to_a_live_driver(tmp_path):
 
 # --- a saved Tune state that lags behind the storage ----------------------------------------------
 
-def test_checkpoints_a_lagging_state_lists_are_recreated_for_tunes_cleanup(tmp_path):
-    """Tune keeps each trial's checkpoint list as a hex-encoded cloudpickle blob in experiment_state."""
-    tune = tmp_path / "study" / "tune"
-    listed = [f"{tune}/w0_s0/checkpoint_00000{i}" for i in (4, 5)]
-    blob = pickle.dumps({"checkpoints": listed}).hex()
-    trial = json.dumps({"checkpoint_manager": {"_type": "CLOUDPICKLE_FALLBACK", "value": blob}})
-    (tune / "w0_s0").mkdir(parents=True)
-    (tune / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": [["{}", trial]]}))
-    _checkpoint(tune / "w0_s0" / "checkpoint_000005", 5)
-    _checkpoint(tune / "w0_s0" / "checkpoint_000007", 7)  # the trial went on after the last save
-    raw = (tune / "experiment_state-2026-01-01_00-00-00.json").read_bytes()
-    assert tune_state.referenced_checkpoints(raw, str(tune)) == {("w0_s0", "checkpoint_000004"),
-                                                                  ("w0_s0", "checkpoint_000005")}
-    logs: list[str] = []
-    assert tune_state.recreate_missing_checkpoints(Store(str(tmp_path / "study")), log=logs.append) == [
-        "w0_s0/checkpoint_000004"]
-    assert (tune / "w0_s0" / "checkpoint_000004").is_dir() and "lags behind the storage" in logs[0]
-    assert ckpt.problem(tune / "w0_s0" / "checkpoint_000004") is not None  # never restored from
-
-
 # --- ending processes by PID -------------------------------------------------------------------------
 
 def test_end_processes_never_signals_this_process_or_its_ancestors():
-    from raycg.study.processes import end_processes
+    from raycg.cluster.processes import end_processes
 
     child = subprocess.Popen(["bash", "-c", "trap '' TERM; sleep 60"])  # ignores SIGTERM, like Ray's agents
     try:
@@ -430,7 +302,7 @@ def test_end_processes_never_signals_this_process_or_its_ancestors():
 
 DRIVER = """
 import subprocess, sys, time
-from raycg.study.processes import Reaper
+from raycg.cluster.processes import Reaper
 reaper = Reaper.start(interval_s=0.2, grace_s=0.5)
 agent = subprocess.Popen(["bash", "-c", "trap '' TERM; exec -a 'ray::FakeAgent' sleep 120"])
 other = subprocess.Popen(["sleep", "120"])  # not Ray's: the reaper leaves it alone

@@ -1,7 +1,7 @@
 """Ray's non-public API that raycg uses still exists and behaves, and pyproject pins the tested range.
 
 If this fails after a Ray upgrade, the study would have lost a feature (progress after resume,
-Optuna's intermediate values, preflight checks): fix ``raycg/study/ray_compat.py`` before
+Optuna's intermediate values, preflight checks): fix ``raycg/ray_compat.py`` before
 widening the pin. No Ray is started here.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from raycg.study import ray_compat
+from raycg import ray_compat
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ def test_optuna_trial_of_a_running_and_a_completed_tune_trial():
 
 
 def test_local_gpu_count_and_cluster_yaml_validation():
-    from raycg.study.local_cluster import fake_cluster_config
+    from raycg.cluster.local_cluster import fake_cluster_config
 
     assert ray_compat.local_gpu_count() >= 0
     cfg = ray_compat.validate_cluster_config(fake_cluster_config(23456), complete=True)

@@ -1,12 +1,12 @@
 """``run_trial`` without Ray: the toy pipeline's phases, result.json, failures, skips and a restore.
 
-A fake Tune session stands in for Ray: it records every report and can hand a checkpoint back.
+A fake Tune session stands in for Ray: it records every report and can die after N of them; the
+trial's checkpoints are in its own folder of the study (``trials/<id>/checkpoints``).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,28 +29,17 @@ def make_study(tmp_path: Path, **toy) -> Path:
 
 
 class FakeSession(TrialSession):
-    """Records reports (copying each checkpoint); restores from ``restore_from``; can die after N reports."""
+    """Records reports; can die after N reports (a lost node)."""
 
     in_tune = True
 
-    def __init__(self, tmp: Path, restore_from: Path | None = None, die_after: int | None = None):
+    def __init__(self, die_after: int | None = None):
         super().__init__(node_id="node-a")
-        self.tmp, self.restore_from, self.die_after = tmp, restore_from, die_after
+        self.die_after = die_after
         self.rows: list[dict] = []
-        self.checkpoints: list[Path] = []
 
-    def restore_into(self, work: Path) -> bool:
-        if self.restore_from is None:
-            return False
-        shutil.copytree(self.restore_from, work, dirs_exist_ok=True)
-        return True
-
-    def report(self, row, checkpoint_dir=None):
+    def report(self, row):
         self.rows.append(dict(row))
-        if checkpoint_dir is not None:
-            dest = self.tmp / f"ckpt{len(self.checkpoints)}"
-            shutil.copytree(checkpoint_dir, dest)
-            self.checkpoints.append(dest)
         if self.die_after is not None and len(self.rows) >= self.die_after:
             raise RuntimeError("node lost")
 
@@ -61,7 +50,7 @@ def read(path: Path):
 
 def test_toy_trial_writes_its_files_and_reports(tmp_path, monkeypatch):
     study = make_study(tmp_path)
-    session = FakeSession(tmp_path)
+    session = FakeSession()
     monkeypatch.setattr(trial_run, "current_session", lambda: session)
     final = run_trial({"study": str(study), "energy_weight": 1.0, "seed": 1})
 
@@ -119,13 +108,15 @@ def test_phases_subset_trains_only(tmp_path):
 def test_restored_trial_continues_from_its_checkpoint(tmp_path, monkeypatch):
     """The first attempt dies after its first simulation chunk; the second resumes there."""
     study = make_study(tmp_path)
-    first = FakeSession(tmp_path / "a", die_after=FAST_TOY["epochs"] + 2)  # 3 epochs, train_done, chunk 1
+    first = FakeSession(die_after=FAST_TOY["epochs"] + 2)  # 3 epochs, train_done, chunk 1
     monkeypatch.setattr(trial_run, "current_session", lambda: first)
     with pytest.raises(RuntimeError, match="node lost"):
         run_trial({"study": str(study), "energy_weight": 0.0, "seed": 1})
     assert first.rows[-1] == {"chunk": 1, "phase": "simulate", "progress": pytest.approx(0.75), "trial_key": "w0_s1"}
 
-    second = FakeSession(tmp_path / "b", restore_from=first.checkpoints[-1])
+    stored = study / "trials" / "w0_s1" / "checkpoints"
+    assert sorted(p.name for p in stored.iterdir()) == ["000004", "000005"]  # the two newest of 5
+    second = FakeSession()
     monkeypatch.setattr(trial_run, "current_session", lambda: second)
     run_trial({"study": str(study), "energy_weight": 0.0, "seed": 1})
     res = read(study / "trials" / "w0_s1" / "result.json")
@@ -134,3 +125,4 @@ def test_restored_trial_continues_from_its_checkpoint(tmp_path, monkeypatch):
     assert "final_train_loss" in res["metrics"]  # kept from the first attempt's state
     assert not [r for r in second.rows if r.get("phase") == "train"]  # training did not run again
     assert [r["chunk"] for r in second.rows if "chunk" in r] == [2]
+    assert not stored.exists()  # the result is final: its checkpoints are gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,8 @@ def tiny_spec(name: str, dataset: Path, storage: Path, **extra) -> dict:
 
 
 def tune_rows(study: Path, trial_id: str) -> list[dict]:
-    path = study / "tune" / trial_id / "result.json"
+    """What the trial reported to Tune (Tune's own log of it, in the run's disposable experiment)."""
+    (path,) = study.glob(f"tune/run-*/{trial_id}/result.json")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
@@ -90,7 +92,7 @@ def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path, caps
         # simulated at the dataset's temperature (the spec sets none), and replicas.json says so
         replicas = json.loads((tdir / "sim" / "replicas.json").read_text())
         assert replicas["temperature_K"] == [dataset_temperature] * 4
-        # reported to Tune every epoch and every simulation chunk (each with a checkpoint)
+        # reported to Tune every epoch and every simulation chunk (each checkpoint stored first)
         rows = tune_rows(study, tid)
         assert [r["epoch"] for r in rows if r.get("phase") == "train" and "epoch" in r] == [0, 1]
         assert [r["chunk"] for r in rows if r.get("phase") == "simulate" and "chunk" in r] == [1]
@@ -112,8 +114,11 @@ def test_quickstart_pipeline_end_to_end(ray_local, study_dataset, tmp_path, caps
     assert main(["study", "analyze", str(study)]) == 0
     assert (study / "results" / "report.md").is_file() and "verdict:" in capsys.readouterr().out
 
-    # running the same spec again continues the study: nothing re-runs, same table
+    # running the same spec again continues the study: nothing re-runs, same table; Tune's experiment
+    # folder is disposable (deleting it loses nothing) and no finished trial keeps checkpoints
     before = {tid: (study / "trials" / tid / "result.json").read_bytes() for tid in table["trial_id"]}
+    assert not list(study.glob("trials/*/checkpoints"))
+    shutil.rmtree(study / "tune")
     again = run_study(spec, log=lines.append)
     assert list(again["trial_id"]) == list(table["trial_id"])
     assert before == {tid: (study / "trials" / tid / "result.json").read_bytes() for tid in table["trial_id"]}

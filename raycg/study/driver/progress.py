@@ -23,8 +23,10 @@ class StudyProgress(tune.Callback):
     """One line per change of the counts (or every ``interval_s``), notes on restores and retries."""
 
     def __init__(self, n_total: int, concurrency: int | None, log: Callable[[str], None] | None,
-                 interval_s: float = 15.0):
+                 interval_s: float = 15.0, *, done_before: int = 0, failed_before: int = 0):
+        """``n_total``: the study's trials; ``done_before``/``failed_before``: those final before this run."""
         self.n_total, self.concurrency, self.log, self.interval_s = n_total, concurrency, log, interval_s
+        self.done_before, self.failed_before = done_before, failed_before
         self.t0 = time.time()
         self.final: dict[str, str] = {}
         self.timer = PhaseTimer(dict(PHASE_END))
@@ -40,7 +42,7 @@ class StudyProgress(tune.Callback):
 
     def on_trial_restore(self, iteration, trials, trial, **info):
         self.timer.forget(trial_key(trial))  # placed again by its next report
-        self._print(trials, note=f"{trial_key(trial)} restored from its checkpoint")
+        self._print(trials, note=f"{trial_key(trial)} restarted")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.timer.forget(trial_key(trial))
@@ -75,8 +77,8 @@ class StudyProgress(tune.Callback):
                 self.final[k] = str(last.get("status", "ok"))
             elif k not in self.final and t.status == "ERROR":
                 self.final[k] = "failed"
-        done = sum(1 for k in keys if self.final.get(k) == "ok")
-        failed = sum(1 for k in keys if self.final.get(k) == "failed")
+        done = self.done_before + sum(1 for k in keys if self.final.get(k) == "ok")
+        failed = self.failed_before + sum(1 for k in keys if self.final.get(k) == "failed")
         running = sum(1 for t, k in zip(trials, keys) if t.status == "RUNNING" and k not in self.final)
         pending = max(0, self.n_total - done - failed - running)
         slots = max(1, running, self.concurrency or 0) if running else max(1, self.concurrency or 1)

@@ -1,18 +1,20 @@
-"""The driver: validate the spec, prepare once, run the grid on Ray Tune, aggregate.
+"""The driver: validate the spec, prepare once, run the unfinished grid on Ray Tune, aggregate.
 
 ``run_study`` starts a local Ray (or joins a cluster with ``address`` / ``RAY_ADDRESS`` / under
 ``ray job submit``), runs the pipeline's ``prepare``, writes ``spec.yaml`` and ``study.json``,
-then runs the grid on Tune (``driver/tuner.py``); ``resume_study`` restores the Tune experiment in
-``STUDY/tune`` after Ctrl-C, a killed driver or a lost head. Progress goes to ``log`` (default
-stderr); the results (table, verdict, report path) to ``out`` (default: ``log`` if given, else stdout).
+then runs the grid on Tune (``driver/tuner.py``). The study storage is the only state: a trial's
+folder ``trials/<id>/`` holds its result, attempts and checkpoints, so ``resume_study`` (after
+Ctrl-C, a killed driver, a lost head, a full disk) is the same run again: a fresh Tuner over the
+grid points without a final result, each trial continuing from its newest complete checkpoint.
+Progress goes to ``log`` (default stderr); the results (table, verdict, report path) to ``out``
+(default: ``log`` if given, else stdout).
 
-Faults: the storage gets a real write and a free-space check before anything starts, and
-a study that fails while being created (bad dataset, full disk) leaves no directory behind. While
-Tune runs, the driver keeps ``driver.json`` fresh, stops with a resume hint when the storage is full
+Faults: the storage gets a real write and a free-space check before anything starts, and a study
+that fails while being created (bad dataset, full disk) leaves no directory behind. While Tune
+runs, the driver keeps ``driver.json`` fresh, stops with a resume hint when the storage is full
 (``driver/watch.py``), and a driver that started its own Ray leaves a reaper that ends Ray's
-leftovers however the driver exits (``raycg.study.processes``). ``resume_study`` first repairs what
-a full disk or a killed driver truncated (``raycg.study.tune_state``) and refuses to run next to a
-live driver of the same study.
+leftovers however the driver exits (``raycg.cluster.processes``). ``resume_study`` refuses to run
+next to a live driver of the same study.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from raycg.study.results import aggregate, resolve_study, study_status, trial_ta
 from raycg.study.results.status import driver_state
 from raycg.study.spec import StudySpec, spec_from_any
 from raycg.study.storage import Store, check_writable, is_storage_full, join, normalize
-from raycg.study.tune_state import repair_study
+from raycg.study.trial.run import FINAL
 from raycg.utils.provenance import provenance
 
 Log = Callable[[str], None]
@@ -159,7 +161,6 @@ def resume_study(name_or_path: str, *, address: str | None = None, storage: str 
     refuse_live_driver(store, spec.name)
     preflight(spec, address=address, source=uri, log=log)  # the cluster may have changed since the run
     prepare_study(spec, uri, log=log)  # cached: returns at once unless the prepared files are missing
-    repair_study(store, record["trial_ids"], ("energy_weight", "seed", *spec.grid.sweep), log=log)
     return _run_grid(spec, uri, address=address, restore=True, log=log, out=out,
                      aggregate_results=aggregate_results, shutdown=shutdown)
 
@@ -173,19 +174,29 @@ def refuse_live_driver(store: Store, name: str) -> None:
                           "`raycg study status` shows its progress")
 
 
+def unfinished_points(spec: StudySpec, store: Store) -> list[dict[str, Any]]:
+    """The grid points whose trial has no final result (``ok`` or ``failed``) in the storage."""
+    out = []
+    for point in grid_points(spec):
+        result = store.try_read_json(f"trials/{trial_id_for(point)}/result.json")
+        if not (isinstance(result, dict) and result.get("status") in FINAL):
+            out.append(point)
+    return out
+
+
 def _run_grid(spec: StudySpec, uri: str, *, address: str | None, restore: bool, log: Log, out: Log,
               aggregate_results: bool, shutdown: bool | None) -> pd.DataFrame:
     status = study_status(uri)
-    todo = status["n_trials"] - status["done"] - status["failed"]
+    todo = unfinished_points(spec, Store(uri))
     interrupted, reason = False, None
-    if todo > 0:
+    if todo:
         if restore:
-            log(f"study {spec.name}: resuming ({status['done']} done, {status['failed']} failed, {todo} to run)")
-        interrupted, reason = _tune_grid(spec, uri, status["n_trials"], address=address, restore=restore, log=log,
-                                         shutdown=shutdown)
+            log(f"study {spec.name}: resuming ({status['done']} done, {status['failed']} failed, "
+                f"{len(todo)} to run)")
+        interrupted, reason = _tune_grid(spec, uri, todo, status, address=address, log=log, shutdown=shutdown)
     status = study_status(uri)
     unfinished = status["n_trials"] - status["done"] - status["failed"]
-    if todo > 0 and reason is None and unfinished > 0:
+    if todo and reason is None and unfinished > 0:
         # Tune catches Ctrl-C itself and returns normally; trials it gave up on are folded into failed
         # results, so only an interrupted run leaves unfinished ones (the CLI then exits 130)
         interrupted = True
@@ -209,9 +220,9 @@ def _run_grid(spec: StudySpec, uri: str, *, address: str | None, restore: bool, 
     return table
 
 
-def _tune_grid(spec: StudySpec, uri: str, n_trials: int, *, address: str | None, restore: bool, log: Log,
-               shutdown: bool | None) -> tuple[bool, str | None]:
-    """Run the unfinished trials on Ray Tune; (interrupted by Ctrl-C, why it stopped early or None)."""
+def _tune_grid(spec: StudySpec, uri: str, todo: list[dict[str, Any]], status: dict[str, Any], *,
+               address: str | None, log: Log, shutdown: bool | None) -> tuple[bool, str | None]:
+    """Run the ``todo`` grid points on Ray Tune; (interrupted by Ctrl-C, why it stopped early or None)."""
     from raycg.study.driver.progress import StudyProgress
     from raycg.study.driver.tuner import ensure_ray, fold_errors, grid_tuner
     from raycg.study.driver.watch import watch
@@ -225,12 +236,12 @@ def _tune_grid(spec: StudySpec, uri: str, n_trials: int, *, address: str | None,
             _start_reaper()
     store = Store(uri)
     heartbeat, guard = watch(store)
-    progress = StudyProgress(n_trials, spec.concurrency.max_concurrent_trials, log)
+    progress = StudyProgress(status["n_trials"], spec.concurrency.max_concurrent_trials, log,
+                             done_before=status["done"], failed_before=status["failed"])
     results, interrupted, reason, final = None, False, None, "failed"
     t0 = time.perf_counter()
     try:
-        tuner = grid_tuner(spec, uri, [progress, guard], restore=restore, log=log)
-        results = tuner.fit()
+        results = grid_tuner(spec, uri, todo, [progress, guard]).fit()
         final = "finished"
     except KeyboardInterrupt:
         interrupted, final = True, "interrupted"
@@ -247,7 +258,10 @@ def _tune_grid(spec: StudySpec, uri: str, n_trials: int, *, address: str | None,
     if shutdown or (shutdown is None and started):
         import ray
 
+        from raycg.study.driver.tuner import local_ray_stopped
+
         ray.shutdown()
+        local_ray_stopped()
         _close_reaper()
     return interrupted, reason
 
@@ -257,7 +271,7 @@ _REAPER = None  # the reaper of the Ray this process started (kept referenced: i
 
 def _start_reaper() -> None:
     global _REAPER
-    from raycg.study.processes import Reaper
+    from raycg.cluster.processes import Reaper
 
     if _REAPER is None:
         _REAPER = Reaper.start()

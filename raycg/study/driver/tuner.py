@@ -1,29 +1,32 @@
-"""The Tune wiring of a replica study: Ray start-up, the trainable, the grid as a param space, the run.
+"""The Tune wiring of a replica study: Ray start-up, the trainable, the unfinished grid points, the run.
 
-One ``Tuner`` per study, its experiment in ``STUDY/tune`` inside the study storage (so a later
-``resume_study`` restores it), ``grid_search`` over energy weights x seeds x sweeps, per-trial
-resources, retries from checkpoints, actors reused between trials.
+Every run (``run_study`` and ``resume_study`` alike) builds a fresh ``Tuner`` over the grid points
+that have no final result in the study storage; each trial restores itself from its own folder
+(``trials/<id>/``). Tune schedules, places, retries (``retries.max_failures``) and feeds the
+dashboard; its experiment (``STUDY/tune/run-<time>``) is disposable: deleting it loses nothing.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 from ray import tune
 
-from raycg.study import ray_compat
+from raycg import ray_compat
 from raycg.study.driver.progress import trial_key
-from raycg.study.grid import grid_point
+from raycg.study.grid import POINT_KEY, grid_point
 from raycg.study.keys import trial_id_for
 from raycg.study.spec import StudySpec
-from raycg.study.storage import Store, join
+from raycg.study.storage import Store, is_storage_full, join
 from raycg.study.trial import run_trial
 from raycg.study.trial.run import FINAL
 from raycg.utils.provenance import provenance
 
 TUNE_DIR = "tune"
+_UNDO_LOOPBACK = None  # set while a local Ray started here listens on the loopback interface only
 
 
 def ensure_ray(address: str | None, *, log: Callable[[str], None]) -> bool:
@@ -45,10 +48,21 @@ def ensure_ray(address: str | None, *, log: Callable[[str], None]) -> bool:
         kwargs["_temp_dir"] = os.environ["RAYCG_RAY_TEMP_DIR"]
     if os.environ.get("RAYCG_RAY_NUM_CPUS"):
         kwargs["num_cpus"] = int(os.environ["RAYCG_RAY_NUM_CPUS"])
+    global _UNDO_LOOPBACK
+    if os.environ.get("RAYCG_RAY_LOCAL_ONLY", "1") != "0":  # listen on 127.0.0.1 alone
+        _UNDO_LOOPBACK = ray_compat.loopback_only()
     log("ray: starting a local Ray instance (use --address or RAY_ADDRESS to join a cluster)")
     ray.init(address="local", object_store_memory=int(os.environ.get("RAYCG_RAY_OBJECT_STORE", 200 * 2**20)),
              **kwargs)
     return True
+
+
+def local_ray_stopped() -> None:
+    """After ``ray.shutdown()`` of a Ray that :func:`ensure_ray` started: undo its loopback switch."""
+    global _UNDO_LOOPBACK
+    if _UNDO_LOOPBACK is not None:
+        _UNDO_LOOPBACK()
+        _UNDO_LOOPBACK = None
 
 
 def trainable(spec: StudySpec):
@@ -60,45 +74,27 @@ def trainable(spec: StudySpec):
     return tune.with_resources(run_trial, res)
 
 
-def param_space(spec: StudySpec, uri: str) -> dict[str, Any]:
-    space: dict[str, Any] = {
-        "study": uri,
-        "energy_weight": tune.grid_search([float(w) for w in spec.grid.energy_weights]),
-        "seed": tune.grid_search(spec.grid.seed_list()),
-    }
-    space.update({key: tune.grid_search(list(values)) for key, values in spec.grid.sweep.items()})
-    return space
+def param_space(uri: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """One Tune trial per grid point (the point's values under ``point``, the study's URI)."""
+    return {"study": uri, POINT_KEY: tune.grid_search([dict(p) for p in points])}
 
 
 def run_config(spec: StudySpec, uri: str, callbacks: list) -> tune.RunConfig:
     return tune.RunConfig(
-        name=TUNE_DIR,
-        storage_path=uri,
+        name=f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+        storage_path=join(uri, TUNE_DIR),
         failure_config=tune.FailureConfig(max_failures=spec.retries.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         verbose=0,
         callbacks=callbacks,
         log_to_file=False,  # with reused actors Tune would warn per line; output stays in worker logs
     )
 
 
-def grid_tuner(spec: StudySpec, uri: str, callbacks: list, *, restore: bool,
-               log: Callable[[str], None]) -> tune.Tuner:
-    """The study's Tuner: restored from ``STUDY/tune`` when asked and possible, else a new grid."""
-    tune_path = join(uri, TUNE_DIR)
-    if restore and tune.Tuner.can_restore(tune_path):
-        tuner = tune.Tuner.restore(tune_path, trainable=trainable(spec), resume_unfinished=True,
-                                   resume_errored=True)
-        ray_compat.attach_callbacks(tuner, callbacks)
-        return tuner
-    if restore:
-        log(f"study {spec.name}: no Tune state yet; starting the grid again (finished trials are skipped)")
-        store = Store(uri)
-        if store.exists(TUNE_DIR):
-            store.delete(TUNE_DIR)
+def grid_tuner(spec: StudySpec, uri: str, points: list[dict[str, Any]], callbacks: list) -> tune.Tuner:
+    """A fresh Tuner over ``points`` (the grid points still to run)."""
     return tune.Tuner(
         trainable(spec),
-        param_space=param_space(spec, uri),
+        param_space=param_space(uri, points),
         tune_config=tune.TuneConfig(max_concurrent_trials=spec.concurrency.max_concurrent_trials,
                                     trial_dirname_creator=trial_key, trial_name_creator=trial_key,
                                     reuse_actors=True),
@@ -109,8 +105,8 @@ def grid_tuner(spec: StudySpec, uri: str, callbacks: list, *, restore: bool,
 def fold_errors(store: Store, results, log: Callable[[str], None]) -> None:
     """Trials that Tune gave up on (retries exhausted) get a failed ``result.json`` with Tune's error."""
     for res in results or []:
-        if res.error is None or not res.config:
-            continue
+        if res.error is None or not res.config or is_storage_full(str(res.error)):
+            continue  # a full storage is not the trial's fault: it stays unfinished and runs on resume
         point = grid_point(res.config)
         tid = trial_id_for(point)
         rel = f"trials/{tid}/result.json"

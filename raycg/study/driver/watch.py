@@ -6,8 +6,8 @@
   to run a study that a live one is running.
 - :class:`StorageGuard` (a Tune callback) stops the run with :class:`StorageFull` once the storage
   is full (a probe write fails with ENOSPC), instead of letting Tune retry every trial into the
-  full disk and mark them failed; the study stays resumable (``raycg study resume`` repairs what
-  the full disk truncated, :mod:`raycg.study.tune_state`).
+  full disk and mark them failed; the study stays resumable (``raycg study resume``: each trial
+  continues from its newest complete checkpoint).
 """
 
 from __future__ import annotations

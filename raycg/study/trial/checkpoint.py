@@ -1,23 +1,27 @@
-"""Whether a trial checkpoint is complete: a manifest of its files, written before Tune copies it.
+"""A trial's checkpoints, kept in its own folder of the study storage (the only copy that counts).
 
-Tune copies a trial's checkpoint directory into the study storage file by file; a full disk, a
-killed driver or a lost node can leave a copy with missing or truncated files, and Tune still
-offers it for restore. Before each report the trial writes ``checkpoint_manifest.json`` (every
-file's relative path and size) into the directory it checkpoints; :func:`problem` checks a copy
-against it. Checkpoints made before manifests existed are judged by their ``state.json``.
+``trials/<id>/checkpoints/<n>/`` (``n`` = 000001, 000002, ...) is a copy of the attempt's work
+directory with ``checkpoint_manifest.json`` (every file's relative path and size) written into it
+before the copy. Locally the copy is renamed into place in one step; on an object store the files
+arrive one by one, so a copy is trusted only if every file of its manifest is there at its size.
+A new attempt restores the newest complete checkpoint and numbers its own after it; only the
+:data:`KEEP` newest are kept. Nothing here imports Ray.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import logging
+import shutil
 from pathlib import Path
 
+from raycg.study.storage import Store
 from raycg.utils.io import atomic_write_json
 
 MANIFEST = "checkpoint_manifest.json"
-STATE = "state.json"
-_CKPT_RE = re.compile(r"^checkpoint_(\d+)$")
+CHECKPOINTS = "checkpoints"
+#: complete checkpoints kept per trial (the newest; one spare in case the newest is unreadable)
+KEEP = 2
 
 
 def write_manifest(directory: Path) -> None:
@@ -32,17 +36,12 @@ def problem(directory: Path) -> str | None:
         return f"{directory} is missing"
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
+        files = dict(manifest["files"])
     except FileNotFoundError:
-        manifest = None
-    except (OSError, ValueError):
+        return f"{directory / MANIFEST} is missing"
+    except (OSError, ValueError, KeyError, TypeError):
         return f"{directory / MANIFEST} is unreadable or truncated"
-    if manifest is None:  # older checkpoint: its state must parse
-        try:
-            json.loads((directory / STATE).read_text())
-        except (OSError, ValueError):
-            return f"{directory / STATE} is missing or truncated"
-        return None
-    for rel, size in manifest.get("files", {}).items():
+    for rel, size in files.items():
         try:
             actual = (directory / rel).stat().st_size
         except OSError:
@@ -52,33 +51,45 @@ def problem(directory: Path) -> str | None:
     return None
 
 
-def index(directory: Path) -> int | None:
-    """The number of a Tune checkpoint directory (``checkpoint_000012`` -> 12)."""
-    m = _CKPT_RE.match(directory.name)
-    return int(m.group(1)) if m else None
+class TrialCheckpoints:
+    """Save and restore one trial's checkpoints (``trials/<id>/checkpoints/``) through a :class:`Store`."""
 
+    def __init__(self, store: Store, trial_rel: str):
+        self.store, self.rel = store, f"{trial_rel}/{CHECKPOINTS}"
+        found = self.numbers()
+        self.last = found[0] if found else 0
 
-def candidates(offered: Path) -> list[tuple[str, Path]]:
-    """Tune checkpoints of ``offered``'s trial, newest first, labelled "tune" (the offered one),
-    "newer" (made after the saved state Tune restored from) or "older"."""
-    own = index(offered)
-    try:
-        found = {index(p): p for p in offered.parent.iterdir() if index(p) is not None}
-    except OSError:
-        found = {}
-    if own is not None:
-        found.setdefault(own, offered)
-    out = []
-    for i, p in sorted(found.items(), reverse=True):
-        label = "tune" if i == own else ("newer" if own is not None and i > own else "older")
-        out.append((label, p))
-    return out
+    def numbers(self) -> list[int]:
+        """The numbers of the stored checkpoints, newest first (complete or not)."""
+        return sorted((int(x) for x in self.store.listdir(self.rel) if x.isdigit()), reverse=True)
 
-
-def newest_complete(trial_dir: Path) -> Path | None:
-    """The newest complete ``checkpoint_*`` directory of a Tune trial directory."""
-    try:
-        found = sorted(((index(p), p) for p in trial_dir.iterdir() if index(p) is not None), reverse=True)
-    except OSError:
+    def restore_into(self, work: Path) -> int | None:
+        """Copy the newest complete checkpoint into ``work`` (empty); return its number (None: none)."""
+        log = logging.getLogger(__name__)
+        for n in self.numbers():
+            rel = f"{self.rel}/{n:06d}"
+            try:
+                self.store.download_dir(rel, work)
+                why = problem(work)
+            except OSError as exc:  # deleted meanwhile, or unreadable
+                why = str(exc)
+            if why is None:
+                return n
+            log.warning("not restoring from %s: %s", self.store.uri(rel), why)
+            _empty(work)
         return None
-    return next((p for _, p in found if problem(p) is None), None)
+
+    def save(self, work: Path) -> int:
+        """Store ``work`` as the next checkpoint, then drop all but the :data:`KEEP` newest."""
+        write_manifest(work)
+        self.last += 1
+        self.store.upload_dir(work, f"{self.rel}/{self.last:06d}")
+        for n in self.numbers():
+            if n <= self.last - KEEP:
+                self.store.delete(f"{self.rel}/{n:06d}")
+        return self.last
+
+
+def _empty(directory: Path) -> None:
+    for p in list(directory.iterdir()):
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()

@@ -1,10 +1,12 @@
 """One trial: a plain function of its Tune config (the Ray Tune trainable).
 
 ``run_trial(config)`` builds the trial's typed config from the study's spec and its grid values,
-then runs the pipeline's phases (train -> simulate -> score). It reports to Tune after every epoch
-and every simulation chunk with a checkpoint (the trial's node-local work directory), so a trial
-whose node dies resumes from its last checkpoint on another node. Its outputs (model,
-trajectories, scores, ``result.json``) are written into the study storage under ``trials/<id>/``.
+then runs the pipeline's phases (train -> simulate -> score). After every epoch and every
+simulation chunk it stores a checkpoint of its node-local work directory in its own folder,
+``trials/<id>/checkpoints/`` (:mod:`raycg.study.trial.checkpoint`), then reports to Tune; every
+attempt (a Tune retry, a resumed study, a node lost) starts from the newest complete one. Its
+outputs (model, trajectories, scores, ``result.json``) are written into the study storage under
+``trials/<id>/``; that folder is the trial's whole state (Tune's experiment folder is disposable).
 
 Expected failures (training divergence, a simulation in which every replica blew up, a config the
 stages reject) end the trial with ``status: failed`` and the reason in ``result.json``; the study
@@ -23,7 +25,6 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -36,13 +37,13 @@ from raycg.study.pipelines import PHASES, Pipeline, TrialContext, TrialFailed, g
 from raycg.study.pipelines.base import PHASE_END, STATE_FILE
 from raycg.study.spec import StudySpec
 from raycg.study.storage import Store
+from raycg.study.trial.checkpoint import TrialCheckpoints
 from raycg.study.trial.metrics import TrialMetrics
 from raycg.study.trial.session import TrialSession, current_session
 from raycg.study.trial.workdir import new_work_dir, remove_work_dir
 from raycg.utils.provenance import provenance
 
 FINAL = ("ok", "failed")
-RECOVERED = "recovered_checkpoint"  #: a checkpoint salvaged by a study repair (raycg.study.tune_state)
 _SPECS: dict[str, StudySpec] = {}  # validated specs by hash, per process (Tune reuses actors)
 
 
@@ -100,14 +101,14 @@ class TrialAttempt:
         self.work = new_work_dir(trial.trial_id)
         self.state: dict[str, Any] = {}
         self.restored_from = None
-        fallback = self._recovered()
-        source = session.restore_into(self.work, fallback=fallback) if fallback else session.restore_into(self.work)
-        if source:
+        self.checkpoints = TrialCheckpoints(store, self.rel)
+        number = self.checkpoints.restore_into(self.work)
+        if number is not None:
             self.state = _read_json(self.work / STATE_FILE) or {}
             self.restored_from = {"phase": self.state.get("phase"), "step": self.state.get("step")}
         self.info = {"attempt_id": uuid.uuid4().hex[:12], "node_id": session.node_id, "pid": os.getpid(),
                      "host": socket.gethostname(), "started_unix": time.time(), "restored_from": self.restored_from,
-                     "restore_source": (source if isinstance(source, str) else "tune") if source else None}
+                     "restore_source": f"checkpoints/{number:06d}" if number is not None else None}
         self.attempt_rel = f"{self.rel}/attempts/{int(time.time() * 1000)}-{self.info['attempt_id']}.json"
         self.phase_times: dict[str, float] = {}  # this attempt's seconds per phase
         self._phase: tuple[str, float] | None = None  # the phase running now, since when
@@ -117,9 +118,12 @@ class TrialAttempt:
                                 work=self.work, state=self.state, reporter=self.report)
 
     def report(self, metrics: dict[str, Any], *, phase: str, progress: float, checkpoint: bool = True) -> None:
-        """Status marker, dashboard gauges, and a Tune report (with a checkpoint of the work directory)."""
+        """Status marker, dashboard gauges, a checkpoint of the work directory (stored), a Tune report."""
         self.state["phase"] = phase
         self.state["step"] = metrics.get("epoch", metrics.get("chunk"))
+        if checkpoint:  # stored before anything says this step is done
+            self.ctx.save_state()
+            self.checkpoints.save(self.work)
         row = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, bool)) or v is None}
         row.update(phase=phase, progress=float(progress), trial_key=self.trial.trial_id)
         self.store.write_json(f"{self.rel}/status.json", {
@@ -128,18 +132,7 @@ class TrialAttempt:
             "step": self.state["step"]})
         self.gauges.update(metrics, phase=phase, progress=progress)
         self._record_attempt()
-        if checkpoint:
-            self.ctx.save_state()
-        self.session.report(row, self.work if checkpoint else None)
-
-    def _recovered(self) -> Path | None:
-        """The checkpoint a study repair salvaged for this trial (local copy), if any."""
-        rel = f"{self.rel}/{RECOVERED}"
-        if not self.store.exists(rel):
-            return None
-        if not self.store.remote:
-            return self.store.local_path(rel)
-        return self.store.download_dir(rel, Path(tempfile.mkdtemp(prefix="raycg-recovered-")))
+        self.session.report(row)
 
     def _record_attempt(self, ended: str | None = None) -> dict[str, Any]:
         """Write this attempt's record: wall time so far and seconds per phase (the running one included)."""
@@ -172,8 +165,7 @@ class TrialAttempt:
         self._record_attempt(ended=status)
         result = self._result(status, error, failed_phase)
         self.store.write_json(f"{self.rel}/result.json", result)
-        if self.store.exists(f"{self.rel}/{RECOVERED}"):  # done with it: give the space back
-            self.store.delete(f"{self.rel}/{RECOVERED}")
+        self.store.delete(f"{self.rel}/checkpoints")  # the result is final: give the space back
         self.store.write_json(f"{self.rel}/status.json", {
             "trial_id": self.trial.trial_id, "phase": "done", "progress": 1.0, "updated_unix": time.time(),
             "status": status, "node_id": self.info["node_id"]})

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from raycg.study.processes import ProcRef
+from raycg.cluster.processes import ProcRef
 
 OWNER_SUFFIX = ".owner.json"
 

@@ -8,7 +8,8 @@ Each function here wraps one private attribute; if a Ray release moves it, the f
 Uses, and why there is no public way:
 
 - ``Tuner._local_tuner._run_config``: ``Tuner.restore`` drops the run's callbacks (they are not
-  part of the saved state) and takes no new ones; the study's progress printer is re-attached here.
+  part of the saved state) and takes no new ones; a resumed HPO search re-attaches its progress
+  printer here (grid studies never restore a Tuner: each run builds a fresh one).
 - ``OptunaSearch._ot_trials`` / ``_completed_trials``: OptunaSearch records an intermediate value
   only for the metric it optimises; the search reports the per-epoch validation loss so that
   Optuna knows how far ASHA-stopped trials got.
@@ -19,18 +20,24 @@ Uses, and why there is no public way:
   that can add nodes runs at all.
 - ``ray._private.accelerators.NvidiaGPUAcceleratorManager``: GPUs a local Ray would see, before
   starting it.
+- ``ray._private.ray_constants.ENABLE_RAY_CLUSTER``: the flag behind Ray's public
+  ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (a local node on the loopback interface), read when Ray is
+  imported; a local Ray that raycg starts listens on 127.0.0.1 only (``ray.init`` turns a
+  ``_node_ip_address`` of 127.0.0.1 into the machine's address, and its servers bind all interfaces).
 - ``ray.autoscaler._private.util.prepare_config/validate_config``: offline validation of a cluster
   YAML against Ray's schema (what ``ray up`` does first).
 - ``ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider`` (its ``_nodes``
   table, ``lock``, ``_terminate_node`` and the ``Node`` handles in it): subclassed by
-  ``raycg.study.fake_provider`` so the one-machine cluster replaces a lost node.
+  ``raycg.cluster.fake_provider`` so the one-machine cluster replaces a lost node.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 #: oldest and newest Ray release raycg is tested with (inclusive, major.minor)
@@ -48,7 +55,7 @@ def _changed(what: str, exc: BaseException) -> RayAPIChanged:
 
     lo, hi = (".".join(map(str, v)) for v in TESTED)
     return RayAPIChanged(f"ray {ray.__version__} changed {what} ({type(exc).__name__}: {exc}); raycg is tested "
-                         f"with ray {lo}-{hi}: install a ray in that range or update raycg/study/ray_compat.py")
+                         f"with ray {lo}-{hi}: install a ray in that range or update raycg/ray_compat.py")
 
 
 def ray_version() -> tuple[int, int]:
@@ -132,6 +139,38 @@ def validate_cluster_config(config: dict[str, Any], *, complete: bool = False) -
     return prepared
 
 
+#: Ray's switch for a node that serves this machine only (set on Windows/macOS by default): the
+#: node's address is the loopback one and its servers (GCS, raylet, workers) listen there alone
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def loopback_only() -> Callable[[], None]:
+    """Make the local Ray this process starts next listen on 127.0.0.1 only; return an undo.
+
+    Sets :data:`LOOPBACK_ENV` to 0 for the processes Ray starts and, if Ray is already imported,
+    ``ray._private.ray_constants.ENABLE_RAY_CLUSTER`` (read once, at import) for this one.
+    """
+    old_env = os.environ.get(LOOPBACK_ENV)
+    os.environ[LOOPBACK_ENV] = "0"
+    constants = sys.modules.get("ray._private.ray_constants")
+    old_flag = getattr(constants, "ENABLE_RAY_CLUSTER", None) if constants else None
+    if constants is not None:
+        if not hasattr(constants, "ENABLE_RAY_CLUSTER"):
+            raise _changed("ray._private.ray_constants.ENABLE_RAY_CLUSTER",
+                           AttributeError("ENABLE_RAY_CLUSTER"))
+        constants.ENABLE_RAY_CLUSTER = False
+
+    def undo() -> None:
+        if old_env is None:
+            os.environ.pop(LOOPBACK_ENV, None)
+        else:
+            os.environ[LOOPBACK_ENV] = old_env
+        if constants is not None:
+            constants.ENABLE_RAY_CLUSTER = old_flag
+
+    return undo
+
+
 #: (module, attribute path, first Ray that has it) of every non-public name used above
 PRIVATE_NAMES = (
     ("ray.tune.impl.tuner_internal", "TunerInternal", TESTED[0]),
@@ -143,6 +182,7 @@ PRIVATE_NAMES = (
     ("ray.autoscaler._private.util", "validate_config", TESTED[0]),
     ("ray.autoscaler._private.fake_multi_node.node_provider", "FakeMultiNodeProvider._terminate_node", TESTED[0]),
     ("ray._private.node", "Node.kill_all_processes", TESTED[0]),
+    ("ray._private.ray_constants", "ENABLE_RAY_CLUSTER", TESTED[0]),
 )
 
 

@@ -146,7 +146,7 @@ def alive(refs: Iterable[ProcRef]) -> list[ProcRef]:
 class Reaper:
     """Ends what a driver's own Ray leaves behind once the driver is gone (or :meth:`close` is called).
 
-    ``Reaper.start()`` spawns ``python -m raycg.study.processes --watch PID`` in a new session; it
+    ``Reaper.start()`` spawns ``python -m raycg.cluster.processes --watch PID`` in a new session; it
     records the driver's descendants every ``interval_s`` (Ray's daemons, agents and workers) and,
     when its stdin closes (the driver exited, was killed, or called :meth:`close` after
     ``ray.shutdown()``), ends those still alive. ``RAYCG_NO_REAPER=1`` turns it off.
@@ -159,7 +159,7 @@ class Reaper:
     def start(cls, *, interval_s: float = 0.5, grace_s: float = 3.0, log_path: str | None = None) -> Reaper:
         if os.environ.get("RAYCG_NO_REAPER") == "1":
             return cls(None)
-        cmd = [sys.executable, "-m", "raycg.study.processes", "--watch", str(os.getpid()),
+        cmd = [sys.executable, "-m", "raycg.cluster.processes", "--watch", str(os.getpid()),
                "--interval", str(interval_s), "--grace", str(grace_s)]
         if log_path:
             cmd += ["--log", log_path]
@@ -215,7 +215,7 @@ def _watch(driver_pid: int, interval_s: float, grace_s: float, log_path: str | N
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m raycg.study.processes", allow_abbrev=False)
+    p = argparse.ArgumentParser(prog="python -m raycg.cluster.processes", allow_abbrev=False)
     p.add_argument("--watch", type=int, required=True, help="driver PID")
     p.add_argument("--interval", type=float, default=0.5)
     p.add_argument("--grace", type=float, default=3.0)

@@ -4,7 +4,7 @@
 and process bookkeeping; splitting them would pass that state between modules.)
 
 ``start_local_cluster`` starts a Ray head with the autoscaler and a fake multi-node provider
-(:mod:`raycg.study.fake_provider`): when trials ask for GPUs the autoscaler "launches" fake GPU
+(:mod:`raycg.cluster.fake_provider`): when trials ask for GPUs the autoscaler "launches" fake GPU
 worker nodes (real raylets on this machine advertising ``GPU: 1``) and removes them after the idle
 timeout; a fake node whose processes died is forgotten by the provider so the autoscaler replaces
 it (Ray's own fake provider keeps counting a dead node forever).
@@ -38,8 +38,8 @@ from raycg.errors import InputError
 from raycg.utils.io import atomic_write_json, atomic_write_text
 
 STATE_FILE = "raycg_local_cluster.json"
-#: the fake provider that replaces lost nodes (see raycg.study.fake_provider)
-PROVIDER_MODULE = "raycg.study.fake_provider.RaycgFakeMultiNodeProvider"
+#: the fake provider that replaces lost nodes (see raycg.cluster.fake_provider)
+PROVIDER_MODULE = "raycg.cluster.fake_provider.RaycgFakeMultiNodeProvider"
 
 
 @dataclass
@@ -138,7 +138,7 @@ def validate_cluster_config(config: dict[str, Any] | str | os.PathLike) -> dict[
 
     Raises InputError with one line naming the file and the problem.
     """
-    from raycg.study.ray_compat import validate_cluster_config as ray_validate
+    from raycg.ray_compat import validate_cluster_config as ray_validate
 
     source = "cluster config"
     if not isinstance(config, dict):
@@ -247,7 +247,7 @@ def start_local_cluster(temp_dir: str | os.PathLike, *, max_workers: int = 2, gp
 
 def _session_of(temp_dir: str) -> int:
     """The Unix session of the processes naming ``temp_dir`` (the head's daemons); 0 if none (or ours)."""
-    from raycg.study.processes import processes_naming
+    from raycg.cluster.processes import processes_naming
 
     own = {os.getsid(0)}
     for p in processes_naming(temp_dir):
@@ -268,7 +268,7 @@ def _whole(value: float, what: str) -> int:
 
 def _end_client_server(temp_dir: str, info: LocalCluster) -> None:
     """End the Ray Client server (it listens on the machine's address; nothing here uses it)."""
-    from raycg.study.processes import end_processes
+    from raycg.cluster.processes import end_processes
 
     def is_client_server(p) -> bool:
         try:
@@ -293,7 +293,7 @@ def stop_local_cluster(temp_dir: str | os.PathLike, *, missing_ok: bool = False,
     SIGTERM, then SIGKILL after ``grace_s`` (Ray's agents ignore SIGTERM); a second sweep catches
     workers that were being started during the first. Never this process or its ancestors.
     """
-    from raycg.study.processes import end_processes
+    from raycg.cluster.processes import end_processes
 
     temp_dir = str(Path(temp_dir).resolve())
     state = Path(temp_dir, STATE_FILE)

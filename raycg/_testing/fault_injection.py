@@ -187,7 +187,7 @@ def leftovers_after(session_id: int, temp_dir: str | os.PathLike | None, timeout
 
 def study_processes(session_id: int | None = None, temp_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Live processes of a Unix session and/or naming a Ray temp dir: ``[{"pid", "name"}]``."""
-    from raycg.study.processes import processes_naming, session_processes
+    from raycg.cluster.processes import processes_naming, session_processes
 
     found: dict[int, psutil.Process] = {}
     if session_id:

@@ -14,9 +14,9 @@ lost trial from its last checkpoint there. It also remembers each raylet's child
 workers): Ray's node shutdown ends only the raylet and the log monitor, and the agents of a node
 whose raylet is gone never exit by themselves, so they are ended here, when a node is lost or
 terminated (idle timeout). Loaded by the autoscaler as an ``external`` provider
-(``provider.module`` in the cluster YAML written by :mod:`raycg.study.local_cluster`).
+(``provider.module`` in the cluster YAML written by :mod:`raycg.cluster.local_cluster`).
 
-Uses Ray's non-public fake provider (listed in :mod:`raycg.study.ray_compat`).
+Uses Ray's non-public fake provider (listed in :mod:`raycg.ray_compat`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import psutil
 from ray.autoscaler._private.fake_multi_node.node_provider import FakeMultiNodeProvider
 from ray.autoscaler.tags import TAG_RAY_NODE_NAME
 
-from raycg.study.processes import ProcRef, end_processes
+from raycg.cluster.processes import ProcRef, end_processes
 
 logger = logging.getLogger(__name__)
 
