@@ -169,7 +169,7 @@ def cluster_processes(temp_dir: str | os.PathLike, info: LocalCluster | None = N
     plus anything naming the temp dir and the descendants of all those (clusters started before
     session ids were recorded, or a process that left the session).
     """
-    from raycg.study import processes
+    from raycg.cluster import processes
 
     temp_dir = str(Path(temp_dir).resolve())
     found = {p.pid: p for p in processes.processes_naming(temp_dir)}

@@ -201,6 +201,8 @@ def _local_snapshot() -> ClusterSnapshot:
 
 #: seconds to wait for a TCP answer from ``--address`` before refusing it (RAYCG_CONNECT_TIMEOUT_S)
 CONNECT_TIMEOUT_S = 10.0
+#: seconds for Ray to connect and describe the cluster once the port answers (RAYCG_CLUSTER_TIMEOUT_S)
+CLUSTER_TIMEOUT_S = 60.0
 
 
 def probe_address(addr: str, timeout_s: float | None = None) -> None:
@@ -217,13 +219,14 @@ def probe_address(addr: str, timeout_s: float | None = None) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:
-        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
-        raise ConfigError(f"--address {addr}: {why} within {timeout_s:g} s",
+        why = f"no answer within {timeout_s:g} s" if isinstance(exc, TimeoutError) else \
+            (exc.strerror or str(exc)).lower()
+        raise ConfigError(f"--address {addr}: {why}",
                           hint="check that the Ray head is up and the port is open (`ray status` on the "
                                "head), or leave out --address / RAY_ADDRESS to run on a local Ray") from None
 
 
-def cluster_snapshot(address: str | None = None, *, timeout_s: float = 90.0) -> ClusterSnapshot:
+def cluster_snapshot(address: str | None = None, *, timeout_s: float | None = None) -> ClusterSnapshot:
     """Snapshot of the cluster a study would run on (connected Ray, ``address``/RAY_ADDRESS, or local)."""
     ray = sys.modules.get("ray")
     if ray is not None and ray.is_initialized():
@@ -232,6 +235,8 @@ def cluster_snapshot(address: str | None = None, *, timeout_s: float = 90.0) -> 
     if not addr or addr == "local":
         return _local_snapshot()
     probe_address(addr)
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("RAYCG_CLUSTER_TIMEOUT_S", CLUSTER_TIMEOUT_S))
     code = _SNAPSHOT_CODE.replace("ADDRESS", repr(addr))
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     try:
@@ -250,6 +255,10 @@ def cluster_snapshot(address: str | None = None, *, timeout_s: float = 90.0) -> 
 def preflight(spec, *, address: str | None = None, source: str = "spec", log=None,
               snapshot: ClusterSnapshot | None = None) -> ClusterSnapshot:
     """Check the spec against the cluster it would run on; raise ConfigError (one line) if it cannot."""
+    addr = address or os.environ.get("RAY_ADDRESS")
+    if snapshot is None and addr and addr != "local" and log is not None:
+        log(f"ray: checking the cluster at {addr} (a port that does not answer is refused after "
+            f"{CONNECT_TIMEOUT_S:g} s, a connection that does not complete after {CLUSTER_TIMEOUT_S:g} s)")
     snap = snapshot or cluster_snapshot(address)
     check_cluster(spec, snap, source=source, log=log)
     return snap

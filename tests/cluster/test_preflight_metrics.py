@@ -149,3 +149,45 @@ def test_tune_cli_spec_errors_name_file_line_and_field(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: {typo}:9: search.params.toy.lr: ") and "below high" in err[0]
     assert not (tmp_path / "runs").exists()
+
+
+# --- an --address that nothing answers -------------------------------------------------------------
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again when the block ends: nothing listens there
+
+
+def test_an_address_nothing_listens_on_is_refused_with_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    port = _closed_port()
+    spec = tmp_path / "toy.yaml"
+    spec.write_text(f"name: t\npipeline: toy\nstorage: {tmp_path}\ngrid: {{energy_weights: [0], seeds: 1}}\n")
+    out = subprocess.run([sys.executable, "-m", "raycg", "study", "run", str(spec), "--address",
+                          f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith(f"error: --address 127.0.0.1:{port}: connection refused"), lines
+    assert "Traceback" not in out.stderr and not (tmp_path / "t").exists()
+
+
+def test_an_address_that_does_not_answer_is_refused_after_the_stated_timeout(monkeypatch):
+    import socket
+
+    from raycg.errors import ConfigError
+    from raycg.study import preflight as pf
+
+    def silent(address, timeout):
+        assert timeout == 0.5 and address == ("10.1.2.3", 6379)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", silent)
+    monkeypatch.setenv("RAYCG_CONNECT_TIMEOUT_S", "0.5")
+    with pytest.raises(ConfigError, match=r"--address ray://10\.1\.2\.3:6379: no answer within 0\.5 s"):
+        pf.probe_address("ray://10.1.2.3:6379")
+    pf.probe_address("auto")  # no host:port: left to Ray

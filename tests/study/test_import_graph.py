@@ -101,3 +101,19 @@ def test_the_checker_sees_function_level_imports_and_finds_cycles():
     assert "raycg.study.spec" not in graph["raycg.study.pipelines.base"]  # TYPE_CHECKING only
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+#: the only modules that may import Ray (at module level or inside a function)
+RAY_USERS = ("raycg.study", "raycg.cluster", "raycg.allatom.distributed", "raycg.ray_compat")
+
+
+def ray_importers() -> set[str]:
+    return {module for module, path in _modules().items()
+            if any(n == "ray" or n.startswith("ray.") for n in _imported_names(module, path))}
+
+
+def test_only_the_study_and_cluster_layers_import_ray():
+    users = ray_importers()
+    assert "raycg.study.driver.tuner" in users and "raycg.cluster.fake_provider" in users
+    strays = sorted(m for m in users if not any(m == u or m.startswith(u + ".") for u in RAY_USERS))
+    assert strays == [], strays
