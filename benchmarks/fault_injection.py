@@ -11,6 +11,9 @@ session with its own Ray temp dir, as an operator runs ``raycg``):
   is ``--at-step`` epochs in; then ``resume``;
 - ``ctrl-c``: SIGINT to the driver's process group (what a terminal's Ctrl-C does) at the same
   point; then ``resume``;
+- ``deleted-tune`` / ``truncated-tune``: ``kill -9`` of the driver at that point, then ``STUDY/tune``
+  deleted, or every file in it cut in half; then ``resume`` (Tune's folder is never read back);
+- ``killed-worker``: ``kill -9`` of the Ray worker running a trial mid-training; Tune retries it;
 - ``killed-node``: on ``raycg.cluster.local_cluster`` (fake autoscaling cluster, GPU trials, head
   without CPUs, ``--max-workers`` fake nodes), a whole worker node is killed mid-trial; the study
   must finish without help.
@@ -55,7 +58,8 @@ from raycg._testing.fault_injection import (
     trial_attempts,
 )
 
-SCENARIOS = ("disk-full-start", "disk-full-mid", "killed-driver", "ctrl-c", "killed-node")
+SCENARIOS = ("disk-full-start", "disk-full-mid", "killed-driver", "ctrl-c", "deleted-tune", "truncated-tune",
+             "killed-worker", "killed-node")
 
 
 def toy_spec(args, name: str, storage: Path, **extra) -> dict[str, Any]:
@@ -137,8 +141,8 @@ class Run:
             and all(len(trial_attempts(self.study, t)) == 1 for t in finished_before),
             redone_units_total=sum(redone.values()), redone_units_max=max(redone.values(), default=0),
             attempts_total=sum(len(trial_attempts(self.study, t)) for t in results),
-            repairs=json.loads((self.study / "repairs.json").read_text()) if (self.study / "repairs.json").exists()
-            else [], wall_s=round(time.monotonic() - self.t0, 1))
+            restarts=sum(max(0, len(trial_attempts(self.study, t)) - 1) for t in results),
+            wall_s=round(time.monotonic() - self.t0, 1))
 
     def cleanup(self) -> None:
         from raycg.cluster.processes import end_processes, processes_naming
@@ -185,6 +189,42 @@ def scenario_signal(run: Run, sig: int, group: bool) -> None:
     run.report.update(fault_rc=d.wait(timeout=run.args.timeout), fault_last_line=run.last_line("run"),
                       fault_leaked=leftovers_after(d.pid, temp))
     run.resume()
+    run.outcome(finished)
+
+
+def scenario_tune_state(run: Run, how: str) -> None:
+    """``kill -9`` of the driver mid-study, then Tune's experiment folder deleted or every file in it cut
+    in half (what a full disk or a copy cut short leaves), then ``resume``."""
+    d, temp = run.driver(["study", "run", str(run.spec)], "run")
+    hit = poll(d, run.fault_point, run.args.timeout)
+    finished = result_hashes(run.study)
+    if hit:
+        os.kill(d.pid, signal.SIGKILL)
+    run.report.update(fault_rc=d.wait(timeout=run.args.timeout), fault_leaked=leftovers_after(d.pid, temp))
+    tune_dir = run.study / "tune"
+    files = [p for p in tune_dir.rglob("*") if p.is_file()]
+    if how == "deleted":
+        shutil.rmtree(tune_dir, ignore_errors=True)
+    else:
+        for f in files:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    run.report["tune_files_" + how] = len(files)
+    run.resume()
+    run.outcome(finished)
+
+
+def scenario_killed_worker(run: Run) -> None:
+    """``kill -9`` of the Ray worker running a trial mid-training: Tune retries it (no resume needed)."""
+    d, temp = run.driver(["study", "run", str(run.spec)], "run")
+    busy = poll(d, run.fault_point, run.args.timeout)
+    finished = result_hashes(run.study)
+    killed = None
+    if busy:
+        attempt = max(trial_attempts(run.study, busy[0]), key=lambda a: a.get("started_unix") or 0.0)
+        killed = int(attempt["pid"])
+        os.kill(killed, signal.SIGKILL)
+    run.report.update(worker_killed=killed, fault_rc=d.wait(timeout=run.args.timeout),
+                      fault_leaked=leftovers_after(d.pid, temp))
     run.outcome(finished)
 
 
@@ -268,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
                 scenario_signal(run, signal.SIGKILL, group=False)
             elif name == "ctrl-c":
                 scenario_signal(run, signal.SIGINT, group=True)
+            elif name in ("deleted-tune", "truncated-tune"):
+                scenario_tune_state(run, name.split("-")[0])
+            elif name == "killed-worker":
+                scenario_killed_worker(run)
             else:
                 scenario_killed_node(run)
         finally:
