@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raycg.errors import ConfigError
 from raycg import ray_compat
+from raycg.errors import ConfigError
 from raycg.study.storage import is_remote, normalize
 
 #: filesystem types that are shared between machines (``/proc/mounts`` names)

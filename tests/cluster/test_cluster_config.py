@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from raycg.errors import InputError
 from raycg.cluster.local_cluster import fake_cluster_config, validate_cluster_config
+from raycg.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ from typing import Any
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
-from raycg.errors import ConfigError
 from raycg import ray_compat
+from raycg.errors import ConfigError
 from raycg.study.driver import study_record, validate_study
 from raycg.study.driver.study import log_stderr, prepare_study
 from raycg.study.driver.tuner import ensure_ray, trainable
