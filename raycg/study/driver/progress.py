@@ -20,7 +20,7 @@ def trial_key(trial) -> str:
 
 
 class StudyProgress(tune.Callback):
-    """One line per change of the counts (or every ``interval_s``), notes on restores and retries."""
+    """One line per change of the counts (or every ``interval_s``), a note on each retry."""
 
     def __init__(self, n_total: int, concurrency: int | None, log: Callable[[str], None] | None,
                  interval_s: float = 15.0, *, done_before: int = 0, failed_before: int = 0):
@@ -39,10 +39,6 @@ class StudyProgress(tune.Callback):
     def on_trial_start(self, iteration, trials, trial, **info):
         self.timer.start(trial_key(trial), time.time())
         self._print(trials)
-
-    def on_trial_restore(self, iteration, trials, trial, **info):
-        self.timer.forget(trial_key(trial))  # placed again by its next report
-        self._print(trials, note=f"{trial_key(trial)} restarted")
 
     def on_trial_recover(self, iteration, trials, trial, **info):
         self.timer.forget(trial_key(trial))
