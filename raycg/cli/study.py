@@ -20,6 +20,9 @@ def _run(args: argparse.Namespace) -> int:
     from raycg.study.spec.precheck import precheck_spec
 
     precheck_spec(args.spec)  # before torch and Ray are imported: a bad spec is refused in a second
+    from raycg.study.spec.study import load_spec
+
+    load_spec(args.spec, storage=args.storage, name=args.name)  # every section; still no torch or Ray
     from raycg.study.driver import StudyIncomplete, run_study
 
     try:

@@ -19,6 +19,7 @@ from raycg.data.format import (
     save,
     split_trajectories,
 )
+from raycg.utils.lazy import lazy_exports
 
 _LAZY = {
     "validate_dataset": "raycg.data.validate", "ValidationReport": "raycg.data.validate",
@@ -27,14 +28,7 @@ _LAZY = {
     "import_mdcath": "raycg.data.importers", "ca_map": "raycg.data.mapping", "custom_map": "raycg.data.mapping",
     "CGMap": "raycg.data.mapping", "describe": "raycg.data.describe",
 }
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'raycg.data' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [*_LAZY,

@@ -31,7 +31,7 @@ from raycg.data.npy_reader import NpyArray
 from raycg.data.streaming import write_dataset_streaming
 from raycg.data.validate import traj_ids_to_offsets
 from raycg.errors import DatasetError, InputError
-from raycg.utils.io import sha256_file
+from raycg.utils.io import not_regular_file, sha256_file
 from raycg.utils.provenance import provenance
 
 TORCHMD_CG_TEMPERATURE_K = 350.0
@@ -39,8 +39,21 @@ TORCHMD_CG_DT_PS = 100.0
 MDCATH_DT_PS = 1000.0
 
 
+def regular_input(path: str | os.PathLike, what: str) -> Path:
+    """``path`` if it is a regular file; otherwise one InputError line naming ``what`` and what the
+    path is ("not found", "a FIFO (named pipe), not a regular file", ...). Nothing is opened: reading
+    a FIFO or a device could block forever."""
+    problem = not_regular_file(path)
+    if problem == "not found":
+        raise InputError(f"{what}: file not found: {path}", hint="check the path")
+    if problem is not None:
+        raise InputError(f"{what}: {path} {problem}", hint="give a regular file (copy the data to one)")
+    return Path(path)
+
+
 def expand_paths(spec: str | os.PathLike | Sequence[str | os.PathLike], what: str) -> list[Path]:
-    """Paths from a path, a glob pattern or a list of either (sorted within each glob)."""
+    """Paths from a path, a glob pattern or a list of either (sorted within each glob); each must be
+    a regular file (:func:`regular_input`)."""
     items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
     out: list[Path] = []
     for item in items:
@@ -49,11 +62,9 @@ def expand_paths(spec: str | os.PathLike | Sequence[str | os.PathLike], what: st
             hits = sorted(glob.glob(s))
             if not hits:
                 raise InputError(f"{what}: pattern {s!r} matches no file", hint="check the glob")
-            out += [Path(h) for h in hits]
+            out += [regular_input(h, what) for h in hits]
         else:
-            if not Path(s).is_file():
-                raise InputError(f"{what}: file not found: {s}", hint="check the path")
-            out.append(Path(s))
+            out.append(regular_input(s, what))
     return out
 
 
@@ -63,7 +74,7 @@ def _source(path: Path, digest: str | None = None) -> dict[str, Any]:
 
 def _make_mapping(topology: Any, map_file: str | None, termini: bool, constraints: Any, bead_mass: str) -> CGMap:
     if map_file:
-        return custom_map(topology, map_file, constraints=constraints)
+        return custom_map(topology, regular_input(map_file, "--map"), constraints=constraints)
     return ca_map(topology, termini=termini, constraints=constraints, bead_mass=bead_mass)  # type: ignore[arg-type]
 
 
@@ -150,6 +161,7 @@ def _bead_types(embeddings: str | None, n_beads: int, sources: list[dict[str, An
     """Bead types from an embeddings ``.npy`` (one integer per bead), or None (the residue-type table)."""
     if not embeddings:
         return None
+    regular_input(embeddings, "--embeddings")
     types = np.load(embeddings, allow_pickle=False).reshape(-1) if not str(embeddings).endswith(".npz") else None
     if types is None or types.ndim != 1:
         raise InputError("embeddings must be a .npy array with one integer per bead", where=str(embeddings))
@@ -166,7 +178,7 @@ def _bead_residues(topology: str | None, sequence: str | None, sources: list[dic
     if topology:
         import mdtraj
 
-        top = mdtraj.load_topology(str(topology))
+        top = mdtraj.load_topology(str(regular_input(topology, "--topology")))
         sources.append(_source(Path(topology)))
         return [r.name for r in top.residues if any(a.name == "CA" for a in r.atoms)], str(topology)
     if sequence:
@@ -183,7 +195,7 @@ def _trajectory_offsets(lengths: list[int], traj_ids: str | None, frames_per_tra
             raise InputError("--traj-ids/--frames-per-traj apply to a single coordinates file, not a glob")
         return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     if traj_ids:
-        ids = np.load(traj_ids, allow_pickle=False).reshape(-1)
+        ids = np.load(regular_input(traj_ids, "--traj-ids"), allow_pickle=False).reshape(-1)
         if len(ids) != n_frames:
             raise DatasetError(f"{len(ids)} trajectory ids for {n_frames} frames", where=str(traj_ids))
         offsets = traj_ids_to_offsets(ids, where=str(traj_ids))
@@ -199,7 +211,7 @@ def _trajectory_offsets(lengths: list[int], traj_ids: str | None, frames_per_tra
 def _frame_weights(weights: str | None, n_frames: int, sources: list[dict[str, Any]]) -> np.ndarray | None:
     if not weights:
         return None
-    w = np.load(weights, allow_pickle=False).astype(np.float64).reshape(-1)
+    w = np.load(regular_input(weights, "--weights"), allow_pickle=False).astype(np.float64).reshape(-1)
     if len(w) != n_frames:
         raise DatasetError(f"{len(w)} weights for {n_frames} frames", where=str(weights))
     sources.append(_source(Path(weights)))
@@ -247,6 +259,8 @@ def import_mdtraj(trajectories: str | Sequence[str], forces: str | Sequence[str]
 
     tfiles = expand_paths(trajectories, "trajectories")
     ffiles = expand_paths(forces, "forces")
+    if topology:
+        regular_input(topology, "--top")
     if stride < 1:
         raise InputError(f"--stride must be ≥ 1, got {stride}")
     ff = U.force_factor(force_units)
@@ -351,9 +365,7 @@ def import_mdcath(h5file: str | os.PathLike, out: str | os.PathLike, *, temperat
     import h5py
     import mdtraj
 
-    path = Path(h5file)
-    if not path.is_file():
-        raise InputError(f"file not found: {path}")
+    path = regular_input(h5file, "mdCATH file")
     lf, ff = U.length_factor(length_units), U.force_factor(force_units)
     try:
         h5 = h5py.File(path, "r")

@@ -25,41 +25,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from raycg.config import StrictModel
+from raycg.model.config import CGSchNetConfig  # defined without torch; re-exported here
 from raycg.model.dense import DensePairs, Layout, choose_layout
 from raycg.model.neighbours import neighbour_pairs
-
-
-class CGSchNetConfig(StrictModel):
-    """Sizes and options of CGSchNet (anchor defaults: hidden/filters 128, ExpNormal basis, tanh)."""
-
-    num_types: int = Field(32, ge=1, description="size of the bead-type embedding table (max type + 1 at least)")
-    hidden_channels: int = Field(128, ge=1)
-    num_filters: int = Field(128, ge=1)
-    num_interactions: int = Field(3, ge=1)
-    num_rbf: int = Field(50, ge=2, description="number of radial basis functions")
-    rbf: Literal["expnormal", "gaussian"] = "expnormal"
-    trainable_rbf: bool = False
-    cutoff_lower: float = Field(0.0, ge=0.0, description="Å; filters vanish below it (when > 0)")
-    cutoff_upper: float = Field(12.0, gt=0.0, description="Å; filters vanish beyond it")
-    activation: Literal["tanh", "ssp", "silu"] = "tanh"
-    output_hidden_channels: int | None = Field(None, ge=1, description="output MLP width (default hidden/2)")
-    neighbour_method: Literal["auto", "dense", "blocked", "cell"] = "auto"
-    dense_max_beads: int = Field(64, ge=2, description="auto: dense all-pairs path up to this many beads")
-
-    @model_validator(mode="after")
-    def _cutoffs(self) -> CGSchNetConfig:
-        if self.cutoff_upper <= self.cutoff_lower:
-            raise ValueError(f"cutoff_upper ({self.cutoff_upper}) must exceed cutoff_lower ({self.cutoff_lower})")
-        return self
-
 
 # ----------------------------------------------------------------------------------------------
 # building blocks

@@ -23,10 +23,18 @@ Public API (see ARCHITECTURE.md)::
 """
 
 from raycg.sim.config import SimulationConfig, make_config
-from raycg.sim.engine import simulate
-from raycg.sim.integrators import REASONS, internal_mass, kinetic_temperature, maxwell_boltzmann
-from raycg.sim.output import SimulationResult, load_simulation, read_replica
-from raycg.sim.starts import max_bond_from_data, select_start_frames
+from raycg.utils.lazy import lazy_exports
+
+#: imported on first use: ``SimulationConfig`` (a spec's ``simulation:``) validates without torch
+_LAZY = {
+    "simulate": "raycg.sim.engine", "REASONS": "raycg.sim.integrators",
+    "internal_mass": "raycg.sim.integrators", "kinetic_temperature": "raycg.sim.integrators",
+    "maxwell_boltzmann": "raycg.sim.integrators", "SimulationResult": "raycg.sim.output",
+    "load_simulation": "raycg.sim.output", "read_replica": "raycg.sim.output",
+    "max_bond_from_data": "raycg.sim.starts", "select_start_frames": "raycg.sim.starts",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
+
 
 __all__ = [
     "REASONS", "SimulationConfig", "SimulationResult", "internal_mass", "kinetic_temperature",

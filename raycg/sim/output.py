@@ -13,6 +13,9 @@ Layout of an output directory (see ARCHITECTURE.md)::
                               ω cools to T·(1 - (ω·dt)²/4) while its positions stay Boltzmann-distributed,
                               so judge large steps by configurational averages, not by this column)
       replicas.json           n_replicas, blown_up [{replica, step, time_ps, reason}], dt, temperatures, ...
+                              forces: how the steps ran (compiled, captured; compile_check and
+                              capture_check: a fast step against its reference, difference,
+                              tolerance, agrees; compile_error / capture_error on fallback)
       checkpoint.pt           resumable state (torch.load(weights_only=True))
 
 While running, trajectories and thermo grow in ``OUT/.partial/``; they are moved into place and
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +36,7 @@ import numpy as np
 
 from raycg import units as U
 from raycg.errors import InputError
-from raycg.utils.io import atomic_path, atomic_write_json
+from raycg.utils.io import atomic_path, atomic_write_json, not_regular_file
 
 PARTIAL = ".partial"
 THERMO_PARTIAL = "thermo.h5"
@@ -215,6 +219,83 @@ def clear_outputs(out_dir: Path) -> None:
         (out_dir / name).unlink(missing_ok=True)
     for p in out_dir.glob("replica_*.h5"):
         p.unlink()
+
+
+#: files ``raycg sim run`` writes at the top of OUT besides ``replica_*.h5`` (it replaces them)
+RUN_FILES = ("replicas.json", "thermo.npz", "checkpoint.pt", "topology.pdb", "starts.json")
+_PARTIAL_NAME = re.compile(r"replica_\d+\.h5|thermo\.h5")
+
+
+def unreadable_output(out_dir: str | os.PathLike) -> str | None:
+    """Why a run into ``out_dir`` would replace something raycg cannot read back (None: nothing).
+
+    Each file there that a run replaces or removes (``RUN_FILES``, ``replica_*.h5``, ``.partial/``)
+    must be a regular file that reads as what raycg writes under that name; anything else is data
+    raycg did not write (or a damaged copy), which only ``overwrite`` may replace. Special files are
+    never opened. ``out_dir`` itself must be a directory or absent (:func:`not_a_directory`).
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return None
+    names = [n for n in RUN_FILES if os.path.lexists(out_dir / n)]
+    names += sorted(p.name for p in out_dir.glob("replica_*.h5"))
+    for name in names:
+        why = not_regular_file(out_dir / name) or _unreadable(out_dir / name)
+        if why:
+            return f"{name} {why}"
+    partial = out_dir / PARTIAL
+    if os.path.lexists(partial):
+        if partial.is_symlink() or not partial.is_dir():
+            return f"{PARTIAL} is not the directory a run keeps its partial files in"
+        for p in sorted(partial.iterdir()):
+            if not (_PARTIAL_NAME.fullmatch(p.name) and not p.is_symlink() and p.is_file()):
+                return f"{PARTIAL}/{p.name} is not a partial file raycg writes"
+    return None
+
+
+def not_a_directory(out_dir: str | os.PathLike) -> str | None:
+    """Why ``out_dir`` cannot hold a simulation's output ("is a FIFO ...", ...); None: it can."""
+    out_dir = Path(out_dir)
+    if not os.path.lexists(out_dir) or out_dir.is_dir():
+        return None
+    kind = (not_regular_file(out_dir) or "is a file").replace(", not a regular file", "")
+    return f"{kind}, not a directory"
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why the regular file ``path`` does not read as raycg's file of that name (None: it does)."""
+    name = path.name
+    try:
+        if name == "checkpoint.pt":
+            from raycg.sim.state import load_checkpoint
+
+            load_checkpoint(path)
+        elif name.endswith(".json"):
+            data = json.loads(path.read_text(encoding="utf-8"))
+            key = "n_replicas" if name == "replicas.json" else "frames"
+            if not isinstance(data, dict) or key not in data:
+                return f"is not the {name} a raycg simulation writes (no {key})"
+        elif name == "thermo.npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "potential_energy" not in z.files:
+                    return "is not a raycg thermo.npz (no potential_energy)"
+        elif name == "topology.pdb":
+            import mdtraj
+
+            mdtraj.load_topology(str(path))
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as fh:
+                if "coordinates" not in fh:
+                    return "is not an mdtraj HDF5 trajectory (no coordinates)"
+    except InputError as exc:  # raycg's own reader: its message without the path and the hint
+        text = str(exc).split("; ")[0].removeprefix(str(path)).lstrip(": ")
+        return f"cannot be read back ({text})"
+    except Exception as exc:  # noqa: BLE001 - whatever the reader raises, raycg cannot read it
+        text = str(exc).splitlines()[0][:80] if str(exc) else ""
+        return f"cannot be read back ({type(exc).__name__}{': ' + text if text else ''})"
+    return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ Public API::
 
 from __future__ import annotations
 
-from typing import Any
+from raycg.utils.lazy import lazy_exports
 
 _LAZY = {
     "StudySpec": "raycg.study.spec",
@@ -48,13 +48,8 @@ _LAZY = {
     "trial_table": "raycg.study.results",
     "run_trial": "raycg.study.trial",
 }
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'raycg.study' has no attribute {name!r}")

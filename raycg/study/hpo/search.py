@@ -32,6 +32,7 @@ from raycg.study.hpo.spec import (
     objective_keys,
     search_uri,
 )
+from raycg.study.hpo.state import StateRecorder, has_state, verify_state
 from raycg.study.hpo.summary import summarize
 from raycg.study.keys import config_hash, trial_id_for
 from raycg.study.pipelines import get_pipeline
@@ -86,6 +87,32 @@ class HPOProgress(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self.done[trial.trial_id] = "errored"
         (self.log or log_stderr)(f"hpo: {trial_name(trial)} errored (retries exhausted)")
+
+
+class StateDigests(tune.Callback):
+    """Drives a :class:`~raycg.study.hpo.state.StateRecorder` from Tune's loop (driver side)."""
+
+    def __init__(self, recorder: StateRecorder | None):
+        self.recorder = recorder
+
+    def __getstate__(self) -> dict:  # saved inside tuner.pkl: nothing (a resume attaches a new one)
+        return {"recorder": None}
+
+    def _record(self, force: bool = False) -> None:
+        if self.recorder is not None:
+            self.recorder.record(force=force)
+
+    def on_step_end(self, iteration, trials, **info):
+        self._record()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record()
+
+    def on_experiment_end(self, trials, **info):
+        self._record(force=True)
 
 
 def trial_name(trial) -> str:
@@ -148,9 +175,13 @@ def run_hpo(spec_or_path: str | os.PathLike | dict, *, address: str | None = Non
     """Run (or resume) a search; return the summary (also written to ``NAME/hpo/summary.json``).
 
     An interrupted search returns a summary with ``complete: false``; run it again to continue.
+    Saved Tune state that raycg did not record (:mod:`raycg.study.hpo.state`) is refused (one
+    ConfigError line) before anything is started or written.
     """
     log = log or log_stderr
     spec, search, raw, source = _load(spec_or_path, storage=storage, name=name, num_samples=num_samples)
+    state = Store(search_uri(spec))  # checked before anything runs or is written
+    trusted = verify_state(state) if has_state(state) else None
     base = hpo_study_spec(spec, search, source=source)
     validate_study(base, source=source)
     preflight(base, address=address, source=source, log=log)
@@ -171,19 +202,26 @@ def run_hpo(spec_or_path: str | os.PathLike | dict, *, address: str | None = Non
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"  # train/sim/final rows carry different keys
     tune_path = join(uri, TUNE_DIR)
     progress = HPOProgress(log, search.num_samples, objective_keys(base, search)[1], search.mode)
+    recorder = StateRecorder(uri, trusted=trusted)
+    own = [progress, StateDigests(recorder), *(callbacks or [])]
     t0 = time.time()
     try:
         if tune.Tuner.can_restore(tune_path):
             log(f"hpo {spec.name}: resuming the search in {tune_path}")
+            verify_state(store)  # again, right before Tune unpickles it
             tuner = tune.Tuner.restore(tune_path, trainable=trainable(base), resume_unfinished=True,
                                        resume_errored=True)
-            ray_compat.attach_callbacks(tuner, [progress, *(callbacks or [])])
+            ray_compat.attach_callbacks(tuner, own)
         else:
-            tuner = _new_tuner(base, search, uri, [progress, *(callbacks or [])], log)
+            tuner = _new_tuner(base, search, uri, own, log)
+            recorder.record(force=True)  # tuner.pkl, written by the Tuner
         try:
             results = tuner.fit()
         except KeyboardInterrupt:
+            recorder.record(force=True)
+            verify_state(store)
             results = tune.Tuner.restore(tune_path, trainable=trainable(base)).get_results()
+        recorder.record(force=True)
     finally:
         if shutdown or (shutdown is None and started):
             import ray
@@ -198,11 +236,13 @@ def run_hpo(spec_or_path: str | os.PathLike | dict, *, address: str | None = Non
 
 def summarize_existing(spec_path: str | os.PathLike, *, storage: str | None = None, name: str | None = None,
                        export: str | None = None, log=None) -> dict[str, Any]:
-    """Rewrite the summary of a search from its saved Tune state (no trials run)."""
+    """Rewrite the summary of a search from its saved Tune state (no trials run), once
+    :func:`~raycg.study.hpo.state.verify_state` accepted it."""
     spec, search, raw = load_hpo_spec(spec_path, storage=storage, name=name)
     uri = search_uri(spec)
     tune_path = join(uri, TUNE_DIR)
     if not tune.Tuner.can_restore(tune_path):
         raise ConfigError(f"{spec_path}: no search state at {tune_path}", hint="run `raycg study tune SPEC` first")
+    verify_state(Store(uri))
     results = tune.Tuner.restore(tune_path, trainable=trainable(hpo_study_spec(spec, search))).get_results()
     return summarize(uri, spec, search, raw, results, export=export, log=log)

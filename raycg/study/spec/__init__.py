@@ -15,27 +15,17 @@ the stage configs (and so torch).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from raycg.utils.lazy import lazy_exports
 
 _LAZY = {
-    "AnalysisSpec": "analysis",
-    "ConcurrencySpec": "execution", "GridSpec": "execution", "ResourcesSpec": "execution", "RetriesSpec": "execution",
-    "SWEEPABLE_SECTIONS": "fields", "get_field": "fields", "set_field": "fields",
-    "EvaluationSection": "sections", "SimulationSection": "sections", "ToySection": "sections",
-    "StudySpec": "study", "load_spec": "study", "spec_from_any": "study",
+    "AnalysisSpec": ".analysis",
+    "ConcurrencySpec": ".execution", "GridSpec": ".execution", "ResourcesSpec": ".execution", "RetriesSpec": ".execution",
+    "SWEEPABLE_SECTIONS": ".fields", "get_field": ".fields", "set_field": ".fields",
+    "EvaluationSection": ".sections", "SimulationSection": ".sections", "ToySection": ".sections",
+    "StudySpec": ".study", "load_spec": ".study", "spec_from_any": ".study",
 }
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
