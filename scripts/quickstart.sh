@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set everything up (./.venv) and run the quickstart study on the embedded CLN025 reference
-# with a local Ray: 2 energy weights (0, 1) x 5 seeds, then the significance tests and the report.
+# with a local Ray: 3 arms (force matching, the published and the corrected energy target) x 6 seeds,
+# then the significance tests and the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -17,8 +17,10 @@ def register(groups: dict[str, Any]) -> None:
     p.add_argument("study_dir", metavar="STUDY_DIR")
     p.add_argument("--metrics", default=None,
                    help="comma-separated extra (exploratory) metrics beyond the spec's primary and secondary ones")
-    p.add_argument("--group", default="energy_weight", help="config column to group by (default energy_weight)")
-    p.add_argument("--baseline", default=None, help="baseline group value (default: the smallest)")
+    p.add_argument("--group", default=None, help="config column to group by (default: arm for a study with "
+                                                 "grid.arms, else energy_weight)")
+    p.add_argument("--baseline", default=None, help="baseline group value (default: the grid's baseline arm, "
+                                                    "else the smallest)")
     p.add_argument("--alpha", type=float, default=None,
                    help="family-wise significance level (default: the spec's analysis.alpha, else 0.05)")
     p.add_argument("--primary-metric", default=None,

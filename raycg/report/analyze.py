@@ -1,8 +1,9 @@
 """``run_analysis(study_dir)``: trial table, statistics, figures and the Markdown report of a study.
 
 Reads ``STUDY/spec.yaml`` (``analysis:``: primary metric, secondary metrics, α, equivalence margin,
-target effect size), ``trials/*/result.json`` (``metrics``, ``convergence``) and
-``prepared/noise_floor.json``. Writes (each atomically) ``results/figures/*.png``,
+target effect size; ``grid:``: arms, their baseline, order and multiplicity), ``trials/*/result.json``
+(``metrics``, ``convergence``) and ``prepared/noise_floor.json``. A study with ``grid.arms`` is
+grouped by arm (each arm vs the baseline arm, paired by seed), any other by energy weight. Writes (each atomically) ``results/figures/*.png``,
 ``results/trials.parquet``, ``results/summary.csv`` (one row per metric × weight),
 ``results/convergence.csv`` and, last, ``results/report.md``.
 """
@@ -22,12 +23,14 @@ from raycg.report import figures as fg
 from raycg.report.inputs import (
     AnalysisSettings,
     Floor,
+    Grouping,
     analysis_settings,
     convergence_csv,
     convergence_table,
     load_gate_power,
     load_noise_floor,
     study_convergence,
+    study_grouping,
 )
 from raycg.report.table import load_fes, load_history, parquet_safe, trial_table, trials_dir
 from raycg.stats import StudyStatistics, analyze_study, format_group, group_symbol, sorted_groups
@@ -56,6 +59,7 @@ class Analysis:
     figures: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     gate_power: Any | None = None          # raycg.evaluate.gate_power.GatePower of prepared/, if computed
+    grouping: Grouping | None = None       # what was compared with what (arms or energy weights)
 
     @property
     def report(self) -> Path:
@@ -71,20 +75,23 @@ def analyze(study_dir: str | Path, metrics: Sequence[str] | None = None, **kwarg
     return run_analysis(study_dir, metrics, **kwargs).report_path
 
 
-def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *, group: str = "energy_weight",
+def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *, group: str | None = None,
                  baseline: Any = None, primary_metric: str | None = None, alpha: float | None = None,
                  figures: bool = True) -> Analysis:
     """Statistics, figures and report of a study (only ``ok`` trials; failed ones count as missing).
 
     The spec's ``analysis:`` section names the primary and secondary metrics, α, the equivalence
     margin and the target effect size; ``primary_metric``/``alpha`` override it. ``metrics`` adds
-    exploratory metrics (corrected across weights only, labelled so). ``baseline`` defaults to the
-    smallest value of ``group``.
+    exploratory metrics (corrected across weights only, labelled so). ``group`` (default: ``arm``
+    for a study with ``grid.arms``, else ``energy_weight``) and ``baseline`` (default: the baseline
+    arm, else the smallest value of ``group``) say what is compared with what.
     """
     study = Path(study_dir)
     tdir = trials_dir(study)
     table = trial_table(study)
     settings = _settings(study, primary_metric, alpha)
+    grouping = study_grouping(study, group, baseline)
+    group, baseline = grouping.group, grouping.baseline
     notes: list[str] = [f"Analysis settings: {settings.source}."]
     _numeric_group(table, group, study)
     data = table[table["status"].isin(["ok", "failed"]) & table[group].notna()].copy()
@@ -105,7 +112,8 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
                               alpha=settings.alpha, equivalence_margin=settings.equivalence_margin,
                               target_effect_size=settings.target_effect_size, converged=converged,
                               convergence_reasons=reasons, exploratory=chosen[1 + len(_secondary(settings, ok)):],
-                              run_longer_factor=factor, decision_test=settings.decision_test)
+                              run_longer_factor=factor, decision_test=settings.decision_test,
+                              order=grouping.order, multiplicity=grouping.multiplicity, labels=grouping.labels)
         lines = stats.verdict_lines
         notes += stats.notes
     else:
@@ -118,7 +126,7 @@ def run_analysis(study_dir: str | Path, metrics: Sequence[str] | None = None, *,
     atomic_write_text(out / "summary.csv", summary.to_csv(index=False))
     atomic_write_text(out / "convergence.csv", convergence_csv(conv).to_csv(index=False))
     a = Analysis(study, table, settings, group, chosen, stats, conv, floor, summary, lines, out / "report.md",
-                 made, notes, gate)
+                 made, notes, gate, grouping)
     from raycg.report.markdown import render
 
     atomic_write_text(a.report_path, render(a))
@@ -156,8 +164,10 @@ def _note_unfinished(table: pd.DataFrame, notes: list[str]) -> None:
 
 
 def _note_varying(table: pd.DataFrame, data: pd.DataFrame, group: str, notes: list[str]) -> None:
+    """A note naming config columns that vary *within* a group (one set by the group, e.g. an arm's
+    energy weight, is not pooling)."""
     varying = [c for c in table.attrs.get("config_columns", []) if c != group and "seed" not in c.rsplit(".", 1)[-1]
-               and data[c].dropna().astype(str).nunique() > 1]
+               and (data.groupby(group)[c].agg(lambda v: v.dropna().astype(str).nunique()) > 1).any()]
     if varying:
         notes.append(f"Config columns other than {group!r} vary between trials ({', '.join(varying)}); each "
                      f"{group} group pools them. Use --group or a study per setting if that is not intended.")
@@ -224,9 +234,10 @@ def _kt(table: pd.DataFrame, ref_fes: dict[str, np.ndarray], notes: list[str]) -
 
 
 def _pooled_fes(table: pd.DataFrame, ok: pd.DataFrame, group: str, symbol: str, tdir: Path, fig_dir: Path,
-                notes: list[str]) -> dict[str, Path]:
+                notes: list[str], order: Sequence[Any] = ()) -> dict[str, Path]:
     made: dict[str, Path] = {}
-    groups = sorted_groups(ok[group].tolist())
+    present = sorted_groups(ok[group].tolist())
+    groups = [g for g in order if g in present] + [g for g in present if g not in order]
     fes: dict[Any, list[dict[str, np.ndarray]]] = {}
     ref = None
     for _, row in ok.iterrows():
@@ -277,9 +288,10 @@ def _make_figures(table: pd.DataFrame, data: pd.DataFrame, stats: StudyStatistic
     if stats is not None and "missed_reference_mass" in ok.columns and ok["missed_reference_mass"].notna().any():
         made["support"] = fg.plot_support(ok, group, stats.groups, symbol, fig_dir / "support.png",
                                           floor.metrics.get("missed_reference_mass") if floor else None)
-    made.update(_pooled_fes(table, ok, group, symbol, tdir, fig_dir, notes))
+    order = list(stats.groups) if stats is not None else sorted_groups(table[group].dropna().tolist())
+    made.update(_pooled_fes(table, ok, group, symbol, tdir, fig_dir, notes, order))
     hist = []
-    order = sorted_groups(table[group].dropna().tolist())
+    order += [g for g in sorted_groups(table[group].dropna().tolist()) if g not in order]
     for _, row in table[table[group].notna()].iterrows():
         h = load_history(tdir / str(row["trial_id"]))
         if h is not None:

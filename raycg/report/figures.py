@@ -151,10 +151,11 @@ def _floor_band(ax: Any, floor: Any, n_groups: int) -> None:
 
 
 def _decision_key(study: Any, paired: bool) -> str:
-    """The Holm-adjusted p-value column of the test that decides the verdict."""
+    """The adjusted p-value column of the test that decides the verdict (Holm, or fixed sequence)."""
+    suffix = "p_seq" if getattr(study, "multiplicity", "holm") == "fixed-sequence" else "p_holm"
     if not paired:
-        return "welch_p_holm"
-    return "signflip_p_holm" if getattr(study, "decision_test", "paired-t") == "sign-flip" else "t_p_holm"
+        return f"welch_{suffix}"
+    return f"signflip_{suffix}" if getattr(study, "decision_test", "paired-t") == "sign-flip" else f"t_{suffix}"
 
 
 def plot_metrics(data: pd.DataFrame, study: Any, metrics: Sequence[str], symbol: str, path: Path,
@@ -200,10 +201,12 @@ def plot_metrics(data: pd.DataFrame, study: Any, metrics: Sequence[str], symbol:
         for ax in axes[len(metrics):]:
             ax.set_visible(False)
         gate = "" if study.converged else "\nSTUDY NOT CONVERGED: the marks are not results (see the report)"
-        test = {"signflip_p_holm": "exact sign-flip", "t_p_holm": "paired t", "welch_p_holm": "Welch t"}[
-            _decision_key(study, study.pair_by is not None)]
-        fig.suptitle(f"Metrics vs weight (grey: one line per seed). Primary metric only: {test} test vs baseline, "
-                     f"Holm across weights: * p ≤ α, ** ≤ α/5, *** ≤ α/50, n.s. otherwise{gate}", fontsize=13,
+        key = _decision_key(study, study.pair_by is not None)
+        test = {"signflip": "exact sign-flip", "t": "paired t", "welch": "Welch t"}[key.split("_p_")[0]]
+        noun = "arm" if study.group == "arm" else "weight"
+        adj = "fixed sequence" if key.endswith("p_seq") else f"Holm across {noun}s"
+        fig.suptitle(f"Metrics vs {noun} (grey: one line per seed). Primary metric only: {test} test vs baseline, "
+                     f"{adj}: * p ≤ α, ** ≤ α/5, *** ≤ α/50, n.s. otherwise{gate}", fontsize=13,
                      color="k" if study.converged else "C3")
         return _save(fig, path)
 
@@ -247,7 +250,8 @@ def plot_paired_differences(data: pd.DataFrame, study: Any, path: Path) -> Path:
             ax.errorbar([i], [r["mean_diff"]], yerr=[[max(r["mean_diff"] - lo, 0)], [max(hi - r["mean_diff"], 0)]],
                         fmt="D", color="C3", ms=9, capsize=8, lw=2.5, zorder=3, label=label if i == 0 else None)
         ax.set_xticks(range(len(others)), [f"{format_group(g)}\n{int(pt.loc[g, 'n_pairs'])} pairs" for g in others])
-        ax.set_xlabel(f"weight (each vs baseline {format_group(study.baseline)}, same seed)")
+        noun = "arm" if study.group == "arm" else "weight"
+        ax.set_xlabel(f"{noun} (each vs baseline {format_group(study.baseline)}, same seed)")
         arrow = {"lower": "below 0 = better", "higher": "above 0 = better"}.get(ms.direction or "", "")
         ax.set_ylabel(f"Δ {ms.label}" + (f" ({ms.unit})" if ms.unit else ""))
         gate = "" if study.converged else " — NOT CONVERGED"

@@ -80,6 +80,37 @@ def analysis_settings(study: Path) -> AnalysisSettings:
 
 
 @dataclass
+class Grouping:
+    """What a study compares: ``group`` (a config column), its ``baseline`` (None: the smallest), the
+    groups' ``order`` (None: sorted), how the comparisons share α (``multiplicity``), the groups'
+    names in verdict lines (``labels``) and, for arms, what each arm sets (``arms``)."""
+
+    group: str = "energy_weight"
+    baseline: Any = None
+    order: list[Any] | None = None
+    multiplicity: str = "holm"
+    labels: dict[Any, str] = field(default_factory=dict)
+    arms: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def study_grouping(study: Path, group: str | None = None, baseline: Any = None) -> Grouping:
+    """The spec's ``grid.arms`` (each arm vs ``grid.baseline``, the others in ``grid.order``, with
+    ``grid.multiplicity``) or, without arms, the energy weights; ``group``/``baseline`` override."""
+    grid = study_spec(study).get("grid")
+    arms = grid.get("arms") if isinstance(grid, dict) else None
+    if not isinstance(arms, dict) or not arms or group not in (None, "arm"):
+        return Grouping(group or "energy_weight", baseline)
+    base = baseline if baseline is not None else grid.get("baseline")
+    if base not in arms:
+        raise InputError(f"{study}: baseline {base!r} is not one of the arms ({', '.join(arms)})")
+    declared = base == grid.get("baseline")  # another baseline: the declared order and sequence do not apply
+    others = (grid.get("order") if declared else None) or sorted(a for a in arms if a != base)
+    multiplicity = str(grid.get("multiplicity") or "holm") if declared else "holm"
+    return Grouping("arm", base, [base, *(a for a in others if a != base)], multiplicity,
+                    {a: str(a) for a in arms}, {a: dict(v) for a, v in arms.items() if isinstance(v, dict)})
+
+
+@dataclass
 class Floor:
     """The study's noise floor: ``metrics[m]`` has mean, sd, q025, q975, n (raycg.evaluate.FloorStat)."""
 

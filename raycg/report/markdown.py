@@ -16,7 +16,15 @@ from raycg.evaluate.gate_power import CHECKS
 from raycg.report.inputs import Floor, note_label, study_spec
 from raycg.report.support import MISSED, kl_columns, kl_sensitivity, missed_mass_by_group, relative_spread
 from raycg.report.target import energy_target_lines
-from raycg.stats import DECISION_TESTS, T_INTERVAL, format_group, group_symbol, perfect_study_pass_probability
+from raycg.stats import (
+    DECISION_TESTS,
+    T_INTERVAL,
+    format_group,
+    group_symbol,
+    min_pairs,
+    perfect_study_pass_probability,
+    sorted_groups,
+)
 
 if TYPE_CHECKING:
     from raycg.report.analyze import Analysis
@@ -63,6 +71,20 @@ def _pm(mean: float, sd: float) -> str:
     return f"{_cell(mean)} ± {_cell(sd)}" if np.isfinite(sd) else _cell(mean)
 
 
+def _noun(st: Any, plural: bool = False) -> str:
+    """What the groups are, in words: "arm" or "weight"."""
+    word = "arm" if st is not None and st.group == "arm" else "weight"
+    return word + ("s" if plural else "")
+
+
+def _adj_label(st: Any, ms: MetricStatistics) -> tuple[str, str]:
+    """(column suffix, words) of the adjusted p shown for ``ms``: the primary metric's follows the
+    study's multiplicity; every other family is Holm."""
+    if ms.role == "primary" and st.multiplicity == "fixed-sequence":
+        return "p_seq", "fixed sequence"
+    return "p_holm", "Holm"
+
+
 def _dir(ms: MetricStatistics) -> str:
     return {"lower": "lower is better", "higher": "higher is better"}.get(ms.direction or "", "no preferred direction")
 
@@ -102,15 +124,18 @@ def _decision_cell(ms: MetricStatistics, r: pd.Series) -> Any:
 
 def _paired(a: Analysis, ms: MetricStatistics) -> str:
     level = f"{100 * float(ms.paired['signflip_ci_level'].iloc[0]):.4g}%" if len(ms.paired) else ""
+    suffix, adj = _adj_label(a.statistics, ms)
+    if f"signflip_{suffix}" not in ms.paired:   # the decision was a paired t: its column is the adjusted one
+        suffix, adj = "p_holm", "Holm"
     rows = [[format_group(r["group"]), f"{int(r['n_pairs'])}" + (f" ({int(r['n_dropped'])} dropped: seed {r['dropped']})"
                                                                   if r["n_dropped"] else ""),
-             r["mean_diff"], _signflip_ci(r), _p_pair(r["signflip_p"], r["signflip_p_holm"]),
+             r["mean_diff"], _signflip_ci(r), _p_pair(r["signflip_p"], r[f"signflip_{suffix}"]),
              f"[{_cell(r['diff_ci_low'])}, {_cell(r['diff_ci_high'])}]", _p_pair(r["t_p"], r["t_p_holm"]),
              _p_pair(r["wilcoxon_p"], r["wilcoxon_p_holm"]), r["d_z"], r["g_z"], r["rank_biserial"],
              r["better"] if r["better"] is not pd.NA else None, _decision_cell(ms, r)]
             for _, r in ms.paired.iterrows()]
     head = [f"{a.group} vs {format_group(a.statistics.baseline)}", "pairs", "Δ mean", f"{level} sign-flip CI",
-            "sign-flip p (Holm)", "95% t CI (normal d)", "paired t p (Holm)", "Wilcoxon p (Holm)", "d_z", "g_z",
+            f"sign-flip p ({adj})", "95% t CI (normal d)", "paired t p (Holm)", "Wilcoxon p (Holm)", "d_z", "g_z",
             "rank-biserial", "better", "significant"]
     return _md_table(head, rows)
 
@@ -124,31 +149,32 @@ def _unpaired(a: Analysis, ms: MetricStatistics) -> str:
     return _md_table(head, rows)
 
 
-def _equivalence(ms: MetricStatistics) -> str:
+def _equivalence(ms: MetricStatistics, noun: str = "weight") -> str:
     eq = ms.equivalence
     rows = [[format_group(r["group"]), int(r["n_pairs"]), f"[{_cell(r['eq_ci_low'])}, {_cell(r['eq_ci_high'])}]",
              f"±{_cell(r['margin'])}", _p(r["tost_p"]), _p(r["tost_p_holm"]), bool(r["equivalent"])]
             for _, r in eq.iterrows()]
     level = f"{100 * eq['eq_ci_level'].iloc[0]:.0f}%" if len(eq) else "90%"
     method = str(eq["eq_ci_method"].iloc[0]) if len(eq) and "eq_ci_method" in eq else "t"
-    return _md_table(["weight", "pairs", f"{level} {method} CI of Δ", "margin", "TOST p", "TOST p (Holm)",
+    return _md_table([noun, "pairs", f"{level} {method} CI of Δ", "margin", "TOST p", "TOST p (Holm)",
                       "equivalent"], rows)
 
 
-def _omnibus(ms: MetricStatistics, symbol: str) -> str:
+def _omnibus(ms: MetricStatistics, symbol: str, noun: str = "weight") -> str:
     parts = []
     for _, r in ms.omnibus.iterrows():
         stat = "χ²" if r["test"] == "Friedman" else "H"
         if not np.isfinite(r["statistic"]):
-            parts.append(f"{r['test']} across all weights: not applicable (needs ≥ 3 weights"
-                         + (" and ≥ 2 complete seeds; with two weights the paired tests above are the comparison)"
+            parts.append(f"{r['test']} across all {noun}s: not applicable (needs ≥ 3 {noun}s"
+                         + (f" and ≥ 2 complete seeds; with two {noun}s the paired tests above are the comparison)"
                             if r["test"] == "Friedman" else ")"))
             continue
-        parts.append(f"{r['test']} across all weights: {stat} = {_cell(r['statistic'])}, p {_p_eq(r['p'])} "
+        parts.append(f"{r['test']} across all {noun}s: {stat} = {_cell(r['statistic'])}, p {_p_eq(r['p'])} "
                      f"(n = {int(r['n'])} {r['unit']})")
     tr = ms.trend.iloc[0]
-    parts.append(f"Spearman ρ of the metric vs {symbol}: {_cell(tr['rho'])}, p {_p_eq(tr['p'])} "
-                 "(descriptive, uncorrected)")
+    if int(tr["n"]) > 0:  # numeric groups only (no trend across named arms)
+        parts.append(f"Spearman ρ of the metric vs {symbol}: {_cell(tr['rho'])}, p {_p_eq(tr['p'])} "
+                     "(descriptive, uncorrected)")
     return "; ".join(parts) + "."
 
 
@@ -158,16 +184,18 @@ def _metric_section(a: Analysis, ms: MetricStatistics, level: str = "###") -> li
     if ms.role != "secondary":  # the secondary family is stated once, above its metrics
         out += [f"Correction family: {ms.family}.", ""]
     out += [_values(a, ms), ""]
+    noun = _noun(st)
     if st.pair_by:
         what = ("the exact sign-flip test decides; the t and Wilcoxon columns are shown beside it"
                 if ms.role == "primary" else "descriptive: this metric never decides the verdict")
-        out += [f"Paired by {st.pair_by} (each weight vs the baseline trial of the same seed; p-values raw and "
-                f"Holm-corrected; {what}):", "", _paired(a, ms), ""]
+        adj = "fixed-sequence adjusted" if _adj_label(st, ms)[1] == "fixed sequence" else "Holm-corrected"
+        out += [f"Paired by {st.pair_by} (each {noun} vs the baseline trial of the same seed; p-values raw and "
+                f"{adj}; {what}):", "", _paired(a, ms), ""]
     out += ["Unpaired (independent samples; sensitivity check, not the decision):", "", _unpaired(a, ms), ""]
     if ms.equivalence is not None:
-        out += [f"Equivalence (sign-flip TOST at ±{_cell(st.equivalence_margin)} {ms.unit}, Holm across weights):", "",
-                _equivalence(ms), ""]
-    out += [_omnibus(ms, group_symbol(st.group)), ""]
+        out += [f"Equivalence (sign-flip TOST at ±{_cell(st.equivalence_margin)} {ms.unit}, Holm across {noun}s):",
+                "", _equivalence(ms, noun), ""]
+    out += [_omnibus(ms, group_symbol(st.group), noun), ""]
     return out
 
 
@@ -184,12 +212,21 @@ def _verdict(a: Analysis) -> list[str]:
         test += (" of the mean paired difference (exact under the null that the weight does not change the "
                  "metric's distribution within a seed, at any number of seeds)")
     eq_test = "sign-flip TOST" if st.decision_test == "sign-flip" else "paired TOST"
+    noun, k = _noun(st), len(ms.unpaired)
+    base = (f"the baseline arm {st.label(st.baseline)}" if st.group == "arm" else
+            f"the baseline {group_symbol(st.group)} = {format_group(st.baseline)}")
+    if st.multiplicity == "fixed-sequence":
+        family = (f"as a fixed sequence in the pre-declared order {' → '.join(st.label(g) for g in ms.unpaired['group'])}"
+                  f" (each step at the full α = {st.alpha:g}, reached only when every earlier step was "
+                  f"significant: family-wise α = {st.alpha:g})")
+    else:
+        family = f"Holm across the {_n(k, noun)} at family-wise α = {st.alpha:g}"
     out += [f"Primary metric: **{ms.label}** (`{st.primary}`, {ms.unit or 'no unit'}, {_dir(ms)}). Decision: "
-            f"{test} of each weight vs the baseline {group_symbol(st.group)} = {format_group(st.baseline)}, Holm "
-            f"across the {_n(len(ms.unpaired), 'weight')} at family-wise α = {st.alpha:g}"
-            + (f"; equivalence by {eq_test} at ±{_cell(st.equivalence_margin)} {ms.unit}" if st.equivalence_margin
-               else "; no equivalence margin stated") + ". Only these lines can say \"significant\" or "
-            "\"equivalent\"; secondary metrics are descriptive.", "", "```", *a.verdict_lines, "```", ""]
+            f"{test} of each {noun} vs {base}, {family}"
+            + (f"; equivalence by {eq_test} at ±{_cell(st.equivalence_margin)} {ms.unit}, Holm across the {noun}s"
+               if st.equivalence_margin else "; no equivalence margin stated") + ". Only these lines can say "
+            "\"significant\" or \"equivalent\"; secondary metrics are descriptive.", "", "```", *a.verdict_lines,
+            "```", ""]
     return out + _meaning(a) + [""]
 
 
@@ -203,7 +240,8 @@ def _meaning(a: Analysis) -> list[str]:
                    "whatever their p-values. Run longer and re-analyse.")
     if statuses & {"significant improvement", "significant worsening"}:
         out.append(f"- **Significant** means: over these seeds, the paired differences of the primary metric are "
-                   f"unlikely if the weight changed nothing (family-wise error ≤ {st.alpha:g} across the weights; "
+                   f"unlikely if the {_noun(st)} changed nothing (family-wise error ≤ {st.alpha:g} across the "
+                   f"{_noun(st, True)}; "
                    "measured rates in the Methods). It says nothing about the size being important (see Δ, its "
                    "interval and the noise floor), and nothing about metrics other than the primary one.")
     if "equivalent" in statuses:
@@ -212,16 +250,18 @@ def _meaning(a: Analysis) -> list[str]:
                    "called negligible.")
     if "no significant difference" in statuses:
         pw = st.power
+        level = f"α/{pw.m}" if pw.alpha_per_test < st.alpha else "α"
         if st.pair_by and st.decision_test == "sign-flip" and pw.n < pw.n_min:
-            power = (f"with {pw.n} pairs the exact test cannot reach α/{pw.m} at all (≥ {pw.n_min} pairs needed), "
+            power = (f"with {pw.n} pairs the exact test cannot reach {level} at all (≥ {pw.n_min} pairs needed), "
                      "whatever the effect")
         else:
-            power = (f"with {pw.n} pairs the decision test at α/{pw.m} detects |d_z| ≥ {_cell(pw.mde, 2)} with "
+            power = (f"with {pw.n} pairs the decision test at {level} detects |d_z| ≥ {_cell(pw.mde, 2)} with "
                      "about 80% power; smaller effects can be real")
         out.append(f"- **No significant difference** is not evidence of no effect: {power}. Only an equivalence "
                    "test against a stated margin can support \"no meaningful effect\".")
     out += _at_floor(a)
-    out.append("- The verdict is about the energy weight's effect under this protocol (data, priors, model, "
+    what = "each arm's effect against the baseline arm" if st.group == "arm" else "the energy weight's effect"
+    out.append(f"- The verdict is about {what} under this protocol (data, priors, model, "
                "training length, simulation length and starts); secondary and exploratory metrics never change it.")
     if a.floor is None:
         out.append("- No noise floor was computed, so it is unknown how much of each value a perfect model would "
@@ -238,8 +278,8 @@ def _at_floor(a: Analysis) -> list[str]:
     d = st.metrics[st.primary].descriptives
     inside = [format_group(g) for g, m in zip(d["group"], d["mean"], strict=True) if fl.q025 <= m <= fl.q975]
     if not inside:
-        return [f"- Every weight's mean primary metric is above the noise floor's 97.5% point ({_cell(fl.q975)}): "
-                "the differences are not just the finite-sample floor."]
+        return [f"- Every {_noun(st)}'s mean primary metric is above the noise floor's 97.5% point "
+                f"({_cell(fl.q975)}): the differences are not just the finite-sample floor."]
     return [f"- At {group_symbol(st.group)} = {', '.join(inside)} the mean primary metric lies inside the noise "
             f"floor's 2.5–97.5% range [{_cell(fl.q025)}, {_cell(fl.q975)}]: indistinguishable from a perfect model "
             "under this protocol, so differences there say little about the models."]
@@ -251,18 +291,19 @@ def _design(a: Analysis) -> list[str]:
     out = ["## Design", "", f"- Trials: {len(t)} ({', '.join(f'{v} {k}' for k, v in counts.items())})."]
     if st is None:
         return out + [""]
-    sym = group_symbol(st.group)
+    sym, noun = group_symbol(st.group), _noun(st)
     done = t[t["status"].isin(["ok", "failed"])]
     seeds = sorted(set(done["seed"].dropna().tolist()), key=str) if "seed" in t.columns else []
     out.append(f"- Grouped by `{st.group}` ({sym}): {', '.join(format_group(g) for g in st.groups)}; baseline "
                f"{sym} = {format_group(st.baseline)}. Seeds: {', '.join(map(format_group, seeds)) or 'none recorded'}.")
+    out += _arms(a)
     if st.pair_by:
         out.append(f"- **Paired by {st.pair_by}**: a seed fixes the train/validation split, the initial network "
-                   "weights and the simulation start frames for every weight, so each weight's trial is compared "
+                   f"weights and the simulation start frames for every {noun}, so each {noun}'s trial is compared "
                    "with the baseline trial of the same seed. A pair whose partner failed is dropped and counted.")
         pr = st.metrics[st.primary].paired
         out.append("- Complete pairs vs the baseline (primary metric): " + "; ".join(
-            f"{sym}={format_group(r['group'])}: {int(r['n_pairs'])}" + (f" ({int(r['n_dropped'])} dropped: seed "
+            f"{st.label(r['group'])}: {int(r['n_pairs'])}" + (f" ({int(r['n_dropped'])} dropped: seed "
                                                                           f"{r['dropped']})" if r["n_dropped"] else "")
             for _, r in pr.iterrows()) + ".")
     else:
@@ -272,8 +313,51 @@ def _design(a: Analysis) -> list[str]:
     out.append(f"- α = {st.alpha:g}; equivalence margin: "
                f"{_cell(st.equivalence_margin) + ' ' + st.metrics[st.primary].unit if st.equivalence_margin else 'none'}"
                f"; target effect size d_z = {_cell(st.target_effect_size) or 'none'}. ({a.settings.source})")
-    out += energy_target_lines(a.study_dir, study_spec(a.study_dir), st.groups)
+    out += _multiplicity(a)
+    g = a.grouping
+    arms = {k: g.arms[k] for k in st.groups if k in g.arms} if g is not None and g.arms else None
+    out += energy_target_lines(a.study_dir, study_spec(a.study_dir), st.groups, arms, st.baseline if arms else None)
     return out + [""]
+
+
+def _arms(a: Analysis) -> list[str]:
+    """What each arm sets (design section), in the analysis' order."""
+    g, st = a.grouping, a.statistics
+    if g is None or not g.arms:
+        return []
+    rows = []
+    for name in st.groups:
+        arm = g.arms.get(name, {})
+        sets = "; ".join(f"`{k}: {v}`" for k, v in arm.items() if k != "energy_weight") or "the spec's values"
+        rows.append([f"{name}" + (" (baseline)" if name == st.baseline else ""), _cell(arm.get("energy_weight")), sets])
+    return ["- **Arms** (`grid.arms`; every arm runs every seed, everything not listed is the spec's):", "",
+            _md_table(["arm", "w_E", "sets"], rows), ""]
+
+
+def _multiplicity(a: Analysis) -> list[str]:
+    """How the primary comparisons share α, and why that is valid (design section)."""
+    st = a.statistics
+    k = len(st.metrics[st.primary].unpaired)
+    if k < 2:
+        return []
+    noun = _noun(st, True)
+    n = st.power.n
+    holm_pairs = min_pairs(st.alpha / k) if st.pair_by and st.decision_test == "sign-flip" else None
+    need = (f" The exact sign-flip test's smallest p with n pairs is 2/2^n, so Holm's first step (α/{k} = "
+            f"{st.alpha / k:.3g}) needs ≥ {holm_pairs} pairs; this study has {n}.") if holm_pairs else ""
+    if st.multiplicity != "fixed-sequence":
+        return [f"- **Multiplicity**: Holm across the {k} {noun} compared with the baseline (family-wise "
+                f"α = {st.alpha:g}).{need}"]
+    order = " → ".join(f"`{format_group(g)}`" for g in st.metrics[st.primary].unpaired["group"])
+    return [f"- **Multiplicity**: fixed sequence, declared in the spec before any trial ran (`grid.order`): "
+            f"{order}. Each comparison is tested at the full α = {st.alpha:g}, and only if every earlier one was "
+            "significant; the first that is not stops the sequence, and the later ones cannot be significant "
+            "(their lines say so). This keeps the family-wise error rate at α for any dependence between the "
+            "tests: every step after the first true null hypothesis in the order is reached only through it, so "
+            "any false rejection needs that one rejected, which its test at α does with probability ≤ α."
+            f"{need} The order "
+            "is the price: a later comparison is not tested at all when an earlier one is not significant. "
+            "Equivalence (TOST) and every secondary metric stay Holm-corrected."]
 
 
 def _convergence(a: Analysis) -> list[str]:
@@ -347,7 +431,8 @@ def _training(a: Analysis) -> list[str]:
            "(the same priors, no network) on the same frames. It includes the noise of the mapped forces, which "
            "no model can remove.", ""]
     rows = []
-    for g, d in t.groupby(a.group, sort=True):
+    order = a.statistics.groups if a.statistics is not None else sorted_groups(t[a.group].dropna().tolist())
+    for g, d in sorted(t.groupby(a.group, sort=True), key=lambda gd: order.index(gd[0]) if gd[0] in order else 1e9):
         fl, po = d[_TRAIN_COLS[0]].to_numpy(float), d[_TRAIN_COLS[1]].to_numpy(float)
         rel = 100.0 * (fl - po) / po
         ev = d["final_val_energy_loss"].to_numpy(float) if "final_val_energy_loss" in d else np.full(len(d), np.nan)
@@ -484,12 +569,17 @@ def _power(a: Analysis) -> list[str]:
     unit = st.metrics[st.primary].unit
     unit_txt = (f", about {_cell(pw.mde_units, 2)} {unit} at the observed SD of the paired differences (itself "
                 "estimated from few pairs: a rough conversion)" if np.isfinite(pw.mde_units) else "")
+    split = pw.alpha_per_test < st.alpha
+    level = (f"the Bonferroni level α/{pw.m} = {pw.alpha_per_test:.3g} (Holm's first step; Holm is at least as "
+             "powerful)" if split else
+             f"α = {pw.alpha_per_test:.3g} (each step of the fixed sequence; a later step also needs the earlier "
+             "ones significant)" if st.multiplicity == "fixed-sequence" else f"α = {pw.alpha_per_test:.3g}")
+    sym = f"α/{pw.m}" if split else "α"
     out = ["## Power", "",
-           f"For the test that decides the verdict ({pw.test}) at the Bonferroni level α/{pw.m} = "
-           f"{pw.alpha_per_test:.3g} (Holm's first step; Holm is at least as powerful), with {pw.n} complete "
-           f"{'pairs' if st.pair_by else 'seeds per weight'} (the smallest over the weights):", ""]
+           f"For the test that decides the verdict ({pw.test}) at {level}, with {pw.n} complete "
+           f"{'pairs' if st.pair_by else 'seeds per ' + _noun(st)} (the smallest over the {_noun(st, True)}):", ""]
     if st.pair_by and st.decision_test == "sign-flip":
-        out.append(f"- Smallest number of pairs at which the exact sign-flip test can reach α/{pw.m} at all: "
+        out.append(f"- Smallest number of pairs at which the exact sign-flip test can reach {sym} at all: "
                    f"**{pw.n_min}** (its smallest two-sided p is 2/2^n)"
                    + (f"; this study has {pw.n}, so it cannot say \"significant\" whatever the data" if pw.n < pw.n_min
                       else "") + ".")
@@ -525,7 +615,7 @@ _CAPTIONS = {
               "when the test cannot reject at this n); green band = equivalence margin (if stated).",
     "metrics": "Each metric vs weight: grey lines join one seed's trials (the pairing); red = mean with 95% "
                "Student-t CI; green dashed line and band = noise floor (mean ± SD), if computed; marks (primary "
-               "metric only) = the decision test vs baseline, Holm across weights.",
+               "metric only) = the decision test vs baseline, adjusted as the verdict is (Holm or fixed sequence).",
     "fes": "Reference FES (TIC 1/TIC 2, kcal/mol) and the pooled model FES of each weight (histograms of all trials "
            "of a weight summed, F = −k_BT ln p, minimum 0; white = unvisited; colours clipped at the 99th percentile).",
     "fes_difference": "F_model − F_reference per weight (kcal/mol) over bins visited by both; red = model higher "
@@ -581,9 +671,14 @@ def _methods(a: Analysis) -> list[str]:
         "patterns): exact whenever the weight does not change the metric's distribution within a seed, with no "
         "normality assumption; with n pairs its smallest p is 2/2^n, so it needs ≥ 6 pairs to reach 0.05 and ≥ 8 "
         "for Holm over 4 weights. The interval printed with a decision is the sign-flip test inverted at the "
-        "Bonferroni level 1 − α/m (every Δ it does not reject), so a line that is not significant always has an "
+        "Bonferroni level 1 − α/m (1 − α for a step of a fixed sequence; every Δ it does not reject), so a line "
+        "that is not significant always has an "
         "interval containing 0; it is (−∞, ∞) when n is too small for the test to reject anything.",
-        f"- Multiplicity: primary metric — Holm across the weights vs the baseline (family-wise α = {alpha:g}); "
+        (f"- Multiplicity: primary metric — a fixed sequence over the {_noun(st, True)} vs the baseline in the "
+         f"declared order, each at the full α (family-wise α = {alpha:g}; see the design section); "
+         if st is not None and st.multiplicity == "fixed-sequence" else
+         f"- Multiplicity: primary metric — Holm across the {_noun(st, True)} vs the baseline (family-wise "
+         f"α = {alpha:g}); ") +
         "only this family decides the verdict, and only its lines say \"significant\" or \"equivalent\". "
         "Secondary metrics — Holm across (secondary metrics × weights) as one family, exploratory ones across the "
         "weights of each metric only; their p-values are descriptive.",

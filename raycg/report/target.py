@@ -4,7 +4,8 @@ Read from the study's spec (``training.loss``) and the prepared targets' record
 (``prepared/targets/*.json``, written by :func:`raycg.train.compute_energy_targets`): the form, the
 TICA components and why they were chosen, the density estimate and its bins, how empty bins were
 floored, and whether the loss is offset-invariant. The entropy caveat of free-energy targets is
-stated with it (docs/energy_target.md).
+stated with it (docs/energy_target.md). In a study with arms, each arm with w_E > 0 gets its target
+(the spec's loss with the arm's ``training.loss.*`` values) and, for ``fes-corrected``, its base model.
 """
 
 from __future__ import annotations
@@ -71,12 +72,41 @@ def _components_text(rec: dict[str, Any], loss: dict[str, Any]) -> str:
     return f"{k if k is not None else '?'} TIC(s): {why}{eig}"
 
 
-def energy_target_lines(study: Path, spec: dict[str, Any], weights: list[Any]) -> list[str]:
-    """Design-section bullets defining the energy target (empty when no weight uses one)."""
+def _base_text(loss: dict[str, Any], baseline: str | None) -> str:
+    """What U₀ of a ``fes-corrected`` target was, in words."""
+    if loss.get("base_model", "priors") == "priors":
+        return ("U₀ = the priors alone, simulated once in the study's preparation with the trials' settings "
+                "(`prepared/correction_base.json`), so the network learns F_ref − F₀")
+    who = f"the `{baseline}` arm's trial" if baseline else "the energy-weight-0 trial"
+    return (f"U₀ = {who} of the same seed (its trained model's energy at every reference frame; F₀ from its own "
+            "simulation after burn-in): trained and simulated once per seed and shared, not retrained")
+
+
+def _arm_loss(loss: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any]:
+    prefix = "training.loss."
+    return {**loss, **{k[len(prefix):]: v for k, v in arm.items() if k.startswith(prefix)}}
+
+
+def energy_target_lines(study: Path, spec: dict[str, Any], weights: list[Any],
+                        arms: dict[str, dict[str, Any]] | None = None, baseline: str | None = None) -> list[str]:
+    """Design-section bullets defining the energy target (empty when no weight uses one); with
+    ``arms`` (name: the values it sets, in the order given), one bullet per arm with w_E > 0."""
     loss = _loss(spec)
-    mode = str(loss.get("energy_target", "none"))
-    if mode == "none" or not any(float(w) > 0 for w in weights if w is not None):
+    if arms:
+        lines = []
+        for name, arm in arms.items():
+            if float(arm.get("energy_weight", 0)) > 0:
+                lines += _target_lines(study, _arm_loss(loss, arm), f"arm `{name}`, w_E = {arm['energy_weight']:g}",
+                                       baseline)[:1]
+        return lines + [f"- {_ENTROPY}"] if lines else []
+    if str(loss.get("energy_target", "none")) == "none" or not any(float(w) > 0 for w in weights if w is not None):
         return []
+    return _target_lines(study, loss, "", None)
+
+
+def _target_lines(study: Path, loss: dict[str, Any], who: str, baseline: str | None) -> list[str]:
+    """The bullet defining one target (``who``: whose it is, or '') and the entropy caveat."""
+    mode = str(loss.get("energy_target", "none"))
     records = [r for r in _target_records(study) if r.get("mode", mode) == mode] or [{}]
     rec = records[0]
     offset = ("offset-invariant (the energy loss compares batch-centred energies, so the free energy's arbitrary "
@@ -87,8 +117,10 @@ def energy_target_lines(study: Path, spec: dict[str, Any], weights: list[Any]) -
     if rec.get("n_floored") is not None and rec.get("n_frames"):
         floor = (f"; empty or sparse bins floored at half a sample's density ({rec['n_floored']} of "
                  f"{rec['n_frames']} frame-components hit the floor), so no target is infinite")
+    base = f" {_base_text(loss, baseline)}." if mode == "fes-corrected" else ""
+    whose = f"Energy target of {who}" if who else "Energy target"
     return [
-        f"- **Energy target** (`training.loss.energy_target: {mode}`): {_FORMS.get(mode, mode)}. Computed on "
+        f"- **{whose}** (`training.loss.energy_target: {mode}`): {_FORMS.get(mode, mode)}.{base} Computed on "
         f"{_components_text(rec, loss)}; {_density_text(rec, loss)}{floor}. The network learns E − E_prior (the "
         f"priors are added back for simulation); the loss is w_F·MSE(forces) + w_E·MSE(energies), {offset}.",
         f"- {_ENTROPY}",

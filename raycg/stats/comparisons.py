@@ -1,4 +1,4 @@
-"""Unpaired two-sample tests of a group against the baseline, and Holm's step-down correction.
+"""Unpaired two-sample tests of a group against the baseline; Holm's and the fixed-sequence correction.
 
 :func:`pairwise_tests` is vectorised: ``baseline`` has shape ``(..., n0)``, ``other``
 ``(..., n1)``; leading dimensions broadcast, so thousands of simulated studies are tested in
@@ -39,6 +39,21 @@ def holm(pvalues: np.ndarray, axis: int = -1) -> np.ndarray:
     out = np.empty_like(adj)
     np.put_along_axis(out, order, adj, axis=-1)
     return np.moveaxis(out, -1, axis)
+
+
+def fixed_sequence(pvalues: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Fixed-sequence adjusted p-values along ``axis``, in the order given (the pre-declared one).
+
+    Adjusted p_i = max_{j<=i} p_j: hypothesis i is rejected at α only when it and every one before
+    it are (each tested at the full α), which keeps the family-wise error rate at α. A NaN (a test
+    that could not be done) ends the sequence: it and every later entry stay NaN.
+    """
+    p = np.moveaxis(np.asarray(pvalues, dtype=float), axis, -1)
+    return np.moveaxis(np.maximum.accumulate(p, axis=-1), -1, axis)
+
+
+#: ``multiplicity`` values: how the comparisons with the baseline share the family-wise α
+ADJUSTMENTS = {"holm": holm, "fixed-sequence": fixed_sequence}
 
 
 def _mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:

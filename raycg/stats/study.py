@@ -1,13 +1,16 @@
-"""``analyze_study``: the statistics and the verdict of a study (energy weights × seeds).
+"""``analyze_study``: the statistics and the verdict of a study (energy weights or arms × seeds).
 
-Design: the seed fixes the split, the initial weights and the start frames for every weight, so
-trials are paired by seed. The **decision test** (``decision_test``) of each weight against the
-baseline on the **primary metric** is, by default, the exact sign-flip permutation test of the mean
-paired difference (:mod:`raycg.stats.signflip`; null: the two trials of a pair are exchangeable, exact
-at every n without normality), Holm-corrected across the weights; it alone decides the verdict. Each
-verdict line prints the interval inverted from that test at the Bonferroni level 1 − α/m (m weights
-compared), so "no significant difference" always sits beside an interval covering 0; where the test
-cannot reach α/m with n pairs (2/2^n > α/m) the line says so and the interval is (−∞, ∞).
+Design: the seed fixes the split, the initial weights and the start frames for every group (an
+energy weight, or an arm: a named condition), so trials are paired by seed. The **decision test**
+(``decision_test``) of each group against the baseline on the **primary metric** is, by default, the
+exact sign-flip permutation test of the mean paired difference (:mod:`raycg.stats.signflip`; null:
+the two trials of a pair are exchangeable, exact at every n without normality), corrected across
+the groups by ``multiplicity``: Holm (default), or a fixed sequence in the pre-declared ``order``
+(each comparison at the full α until the first that is not significant). It alone decides the
+verdict. Each verdict line prints the interval inverted from that test at its level (Holm: the
+Bonferroni level 1 − α/m, m groups compared; fixed sequence: 1 − α), so "no significant difference"
+always sits beside an interval covering 0; where the test cannot reach that level with n pairs the
+line says so and the interval is (−∞, ∞).
 ``decision_test="paired-t"`` restores the paired t-test (its lines say they rest on normality).
 Equivalence: two one-sided tests of the same kind at ±margin, Holm across weights.
 
@@ -31,7 +34,7 @@ import pandas as pd
 from raycg.errors import InputError
 from raycg.evaluate.metric_table import find_metric, metric_label
 from raycg.stats import tables as tb
-from raycg.stats.comparisons import PAIRED_TESTS, UNPAIRED_TESTS, holm
+from raycg.stats.comparisons import ADJUSTMENTS, PAIRED_TESTS, UNPAIRED_TESTS, holm
 from raycg.stats.groups import format_group, group_symbol, resolve_baseline, sorted_groups
 from raycg.stats.power import (
     detectable_effect,
@@ -51,6 +54,8 @@ DECISION_TESTS = {"sign-flip": "exact sign-flip test", "paired-t": "paired t-tes
 PRIMARY_TEST = DECISION_TESTS["sign-flip"]
 _TEST_KEY = {"sign-flip": "signflip", "paired-t": "t"}
 TARGET_POWER = 0.8
+#: column suffix of each ``multiplicity``'s adjusted p-values
+ADJUSTED_SUFFIX = {"holm": "p_holm", "fixed-sequence": "p_seq"}
 
 
 @dataclass
@@ -131,10 +136,21 @@ class StudyStatistics:
     verdict: list[VerdictLine]
     notes: list[str] = field(default_factory=list)
     decision_test: str = "sign-flip"
+    multiplicity: str = "holm"
+    labels: dict[Any, str] = field(default_factory=dict)
 
     @property
     def verdict_lines(self) -> list[str]:
         return [v.text for v in self.verdict]
+
+    def label(self, g: Any) -> str:
+        """How verdict lines name group ``g``: its label, else ``w_E=1``-style."""
+        return self.labels.get(g) or f"{group_symbol(self.group)}={format_group(g)}"
+
+    @property
+    def adjusted(self) -> str:
+        """Suffix of the primary metric's decision columns (``signflip_<suffix>``)."""
+        return ADJUSTED_SUFFIX[self.multiplicity]
 
     def table(self) -> pd.DataFrame:
         """One flat row per (metric, group): descriptives, paired and unpaired tests, equivalence."""
@@ -153,15 +169,16 @@ class StudyStatistics:
 
 
 def primary_decisions(p: np.ndarray, better: np.ndarray, alpha: float,
-                      tost_p: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The verdict's decision rule, vectorised over studies (last axis: the weights of one study).
+                      tost_p: np.ndarray | None = None, multiplicity: str = "holm") -> dict[str, np.ndarray]:
+    """The verdict's decision rule, vectorised over studies (last axis: the groups of one study).
 
-    ``p``: primary-test p-values; ``better``: the difference is in the metric's good direction;
-    ``tost_p``: equivalence p-values (or None). Holm across the last axis for both families.
-    Returns ``p_holm``, ``tost_p_holm`` and ``code`` (index into :data:`STATUSES`).
+    ``p``: primary-test p-values (in the testing order for ``multiplicity`` "fixed-sequence");
+    ``better``: the difference is in the metric's good direction; ``tost_p``: equivalence p-values (or
+    None, always Holm). Returns ``p_holm`` (adjusted by ``multiplicity``: Holm or fixed sequence),
+    ``tost_p_holm`` and ``code`` (index into :data:`STATUSES`).
     """
     p = np.asarray(p, dtype=float)
-    p_holm = holm(p, axis=-1)
+    p_holm = ADJUSTMENTS[multiplicity](p, axis=-1)
     eq_holm = holm(np.asarray(tost_p, dtype=float), axis=-1) if tost_p is not None else np.full(p.shape, np.nan)
     sig = p_holm <= alpha
     better = np.asarray(better, dtype=bool)
@@ -199,7 +216,8 @@ def analyze_study(df: pd.DataFrame, *, metrics: Sequence[str], primary: str, gro
                   equivalence_margin: float | None = None, target_effect_size: float | None = None,
                   converged: bool = True, convergence_reasons: Sequence[str] = (),
                   exploratory: Sequence[str] = (), run_longer_factor: float | None = None,
-                  decision_test: str = "sign-flip") -> StudyStatistics:
+                  decision_test: str = "sign-flip", order: Sequence[Any] | None = None,
+                  multiplicity: str = "holm", labels: dict[Any, str] | None = None) -> StudyStatistics:
     """Statistics of a study table (one row per trial; a failed trial has NaN metrics).
 
     ``metrics``: every metric to analyse (``primary`` is added when absent); those also in
@@ -209,12 +227,16 @@ def analyze_study(df: pd.DataFrame, *, metrics: Sequence[str], primary: str, gro
     metric (TOST). ``target_effect_size``: the paired standardized effect d_z to plan seeds for.
     ``decision_test``: "sign-flip" (exact, default) or "paired-t" (assumes normal differences).
     ``converged`` False makes every verdict line "inconclusive: <convergence_reasons>, run N×
-    longer" (N = ``run_longer_factor`` when known).
+    longer" (N = ``run_longer_factor`` when known). ``order``: the groups in this order (others
+    after them, sorted; default: sorted), which is the testing order of ``multiplicity``
+    "fixed-sequence" ("holm": Holm across the groups). ``labels``: names of groups in verdict lines.
     """
     if not 0 < alpha < 1:
         raise InputError(f"alpha {alpha} must be in (0, 1)")
     if decision_test not in DECISION_TESTS:
         raise InputError(f"decision_test {decision_test!r} unknown; use one of {', '.join(DECISION_TESTS)}")
+    if multiplicity not in ADJUSTMENTS:
+        raise InputError(f"multiplicity {multiplicity!r} unknown; use one of {', '.join(ADJUSTMENTS)}")
     if equivalence_margin is not None and not equivalence_margin > 0:
         raise InputError(f"equivalence_margin {equivalence_margin} must be > 0 (units of {primary})")
     _check_metrics(df, metrics, primary)
@@ -223,24 +245,29 @@ def analyze_study(df: pd.DataFrame, *, metrics: Sequence[str], primary: str, gro
     notes: list[str] = []
     pair = _resolve_design(df, pair_by, notes)
     groups = sorted_groups(df[group].dropna().tolist())
+    if order is not None:
+        groups = [g for g in order if g in groups] + [g for g in groups if g not in order]
     if len(groups) < 2:
         raise InputError(f"only {len(groups)} value(s) of {group!r}: nothing to compare")
     base = resolve_baseline(groups, baseline)
     secondary = [m for m in dict.fromkeys(metrics) if m != primary and m not in exploratory]
     explore = [m for m in dict.fromkeys(exploratory) if m != primary and m in metrics]
     k = len(groups) - 1
-    roles = [(primary, "primary", k), *((m, "secondary", k * len(secondary)) for m in secondary),
+    k_primary = 1 if multiplicity == "fixed-sequence" else k   # each step of a fixed sequence is at α
+    roles = [(primary, "primary", k_primary), *((m, "secondary", k * len(secondary)) for m in secondary),
              *((m, "exploratory", k) for m in explore)]
     stats_by = {m: metric_statistics(df, m, group, groups, base, pair, role, alpha, equivalence_margin,
                                      alpha / family_size, decision_test) for m, role, family_size in roles}
-    _correct(stats_by, primary, secondary, explore, alpha, _TEST_KEY[decision_test] if pair else "welch")
+    _correct(stats_by, primary, secondary, explore, alpha, _TEST_KEY[decision_test] if pair else "welch",
+             multiplicity, [g for g in groups if g != base])
     if stats_by[primary].duplicate_cells:
         notes.append(f"{stats_by[primary].duplicate_cells} ({pair}, {group}) cells hold several trials (other "
                      "config columns vary); their mean is used as the cell's value in paired tests.")
-    power = _power(stats_by[primary], alpha, target_effect_size, pair is not None, decision_test)
+    power = _power(stats_by[primary], alpha, target_effect_size, pair is not None, decision_test, k_primary)
     st = StudyStatistics(group, base, groups, pair, "paired by " + pair if pair else "unpaired", primary,
                          secondary, explore, alpha, equivalence_margin, target_effect_size, bool(converged),
-                         list(convergence_reasons), run_longer_factor, stats_by, power, [], notes, decision_test)
+                         list(convergence_reasons), run_longer_factor, stats_by, power, [], notes, decision_test,
+                         multiplicity, dict(labels or {}))
     st.verdict = _verdict(st)
     return st
 
@@ -281,19 +308,28 @@ def _holm_family(frames: list[pd.DataFrame], keys: Sequence[str]) -> None:
 
 
 def _correct(stats_by: dict[str, MetricStatistics], primary: str, secondary: list[str], explore: list[str],
-             alpha: float, decide: str) -> None:
-    """Holm families: primary across weights; secondary across metrics × weights; exploratory per metric.
-    Only the primary's decision test (``decide``: a test key) sets ``significant``."""
+             alpha: float, decide: str, multiplicity: str = "holm", compared: Sequence[Any] = ()) -> None:
+    """Holm families: primary across groups; secondary across metrics × groups; exploratory per metric.
+    Only the primary's decision test (``decide``: a test key) sets ``significant``, from its Holm p or,
+    for ``multiplicity`` "fixed-sequence", its fixed-sequence p (``<key>_p_seq``, in the rows' order)."""
     k = len(stats_by[primary].unpaired)
     w = f"{k} weight" + ("" if k == 1 else "s")
-    families = [([primary], f"primary: Holm across the {w} vs the baseline")]
+    primary_text = f"primary: Holm across the {w} vs the baseline"
+    if multiplicity == "fixed-sequence":
+        primary_text = (f"primary: fixed sequence over the {k} comparisons vs the baseline in the declared order "
+                        f"({', '.join(map(format_group, compared))}), each at the full α until the first that is "
+                        "not significant")
+    families = [([primary], primary_text)]
     if secondary:
         families.append((secondary, f"secondary: Holm across {len(secondary)} metrics × {w}"))
     families += [([m], f"exploratory: Holm across the {w} of this metric only") for m in explore]
     for names, text in families:
         correct_family([stats_by[m] for m in names], text)
     ms = stats_by[primary]
-    set_significant(ms.unpaired if decide == "welch" else ms.paired, decide, alpha)
+    frame = ms.unpaired if decide == "welch" else ms.paired
+    if multiplicity == "fixed-sequence":
+        frame[f"{decide}_p_seq"] = ADJUSTMENTS[multiplicity](frame[f"{decide}_p"].to_numpy(float))
+    set_significant(frame, decide, alpha, ADJUSTED_SUFFIX[multiplicity])
     eq = ms.equivalence
     if eq is not None:
         eq["tost_p_holm"] = holm(eq["tost_p"].to_numpy(float))
@@ -314,18 +350,20 @@ def correct_family(family: list[MetricStatistics], text: str, alpha: float | Non
             frame["significant"] = pd.array([None] * len(frame), dtype=object)
 
 
-def set_significant(frame: pd.DataFrame, key: str, alpha: float) -> None:
-    """``significant`` = Holm-corrected p of test ``key`` (e.g. "signflip") ≤ ``alpha``, in place."""
-    frame["significant"] = pd.array(frame[f"{key}_p_holm"].to_numpy(float) <= alpha, dtype=object)
+def set_significant(frame: pd.DataFrame, key: str, alpha: float, suffix: str = "p_holm") -> None:
+    """``significant`` = adjusted p (``<key>_<suffix>``, default Holm) of test ``key`` ≤ ``alpha``, in place."""
+    frame["significant"] = pd.array(frame[f"{key}_{suffix}"].to_numpy(float) <= alpha, dtype=object)
 
 
-def _power(ms: MetricStatistics, alpha: float, target: float | None, paired: bool, test: str) -> PowerStatement:
+def _power(ms: MetricStatistics, alpha: float, target: float | None, paired: bool, test: str,
+           family: int | None = None) -> PowerStatement:
+    """Power at α/``family`` (default: every comparison, Holm's first step; 1 for a fixed sequence)."""
     design = "paired" if paired else "two-sample"
     frame = ms.paired if paired else ms.unpaired
     m = max(len(frame), 1)
     ns = frame["n_pairs"] if paired else np.minimum(frame["n"], frame["n_baseline"])
     n = int(np.min(ns)) if len(frame) else 0
-    a = alpha / m
+    a = alpha / (m if family is None else max(family, 1))
     sd = (frame["sd_diff"] if paired else ms.descriptives["std"]).to_numpy(float)
     scale = math.sqrt(np.nanmean(sd**2)) if np.isfinite(sd).any() else float("nan")
     pw = float(power_t(target, n, a, design)) if target and n >= 2 else float("nan")
@@ -376,7 +414,7 @@ def _verdict(st: StudyStatistics) -> list[VerdictLine]:
     frame = ms.paired if st.pair_by else ms.unpaired
     eq = ms.equivalence
     dec = primary_decisions(frame[f"{_decision_key(st)}_p"].to_numpy(float), _better(ms, frame["mean_diff"]),
-                            st.alpha, None if eq is None else eq["tost_p"].to_numpy(float))
+                            st.alpha, None if eq is None else eq["tost_p"].to_numpy(float), st.multiplicity)
     lines = []
     for i, (_, r) in enumerate(frame.iterrows()):
         code = int(dec["code"][i])
@@ -385,11 +423,27 @@ def _verdict(st: StudyStatistics) -> list[VerdictLine]:
             status = "inconclusive"
             why = "; ".join(st.convergence_reasons) or "the study is not converged"
             reason = f"{why}, {_longer(st)}"
-        elif code == 4:
-            reason = _untestable(r, st.pair_by)
+        else:
+            stop = _sequence_stop(st, frame, i)
+            if code == 4:
+                reason = stop or _untestable(r, st.pair_by)
+            elif code == 3:
+                reason = stop
         lines.append(VerdictLine(st.primary, r["group"], st.baseline, status,
                                  _line_text(st, ms, r, None if eq is None else eq.iloc[i], status, reason)))
     return lines
+
+
+def _sequence_stop(st: StudyStatistics, frame: pd.DataFrame, i: int) -> str:
+    """'' unless row ``i`` of a fixed sequence was not reached: then where the sequence stopped."""
+    if st.multiplicity != "fixed-sequence":
+        return ""
+    p = frame[f"{_decision_key(st)}_p"].to_numpy(float)
+    for j in range(i):
+        if not (np.isfinite(p[j]) and p[j] <= st.alpha):
+            return (f"not reached: the fixed sequence stopped at step {j + 1} "
+                    f"({st.label(frame['group'].iloc[j])}), so this comparison cannot be significant")
+    return ""
 
 
 def _untestable(r: pd.Series, pair_by: str | None) -> str:
@@ -406,14 +460,15 @@ def _pct(level: float) -> str:
 def _diff_text(st: StudyStatistics, r: pd.Series, unit: str) -> str:
     """Δ with the interval that matches the decision test, and the test's name with its Holm p."""
     diff = f"Δ = {_fmt(float(r['mean_diff']))}{unit}"
+    adj, suffix = _adjustment(st, r)
     if not st.pair_by:
-        return f"{diff}, Hedges' g = {_fmt(float(r['hedges_g']), 2)}, Welch t p (Holm) {_fmt_p(float(r['welch_p_holm']))}"
+        return f"{diff}, Hedges' g = {_fmt(float(r['hedges_g']), 2)}, Welch t p ({adj}) {_fmt_p(float(r[f'welch_{suffix}']))}"
     n = int(r["n_pairs"])
     dz = f"d_z = {_fmt(float(r['d_z']), 2)}"
     if st.decision_test == "paired-t":
         ci = (f" [95% t CI {_fmt(float(r['diff_ci_low']))}, {_fmt(float(r['diff_ci_high']))}]"
               if math.isfinite(float(r["diff_ci_low"])) else "")
-        return (f"{diff}{ci}, {dz}, paired t p (Holm) {_fmt_p(float(r['t_p_holm']))}, resting on normality of "
+        return (f"{diff}{ci}, {dz}, paired t p ({adj}) {_fmt_p(float(r[f't_{suffix}']))}, resting on normality of "
                 f"the {n} differences")
     level = _pct(float(r["signflip_ci_level"]))
     if bool(r["signflip_ci_finite"]):
@@ -421,7 +476,16 @@ def _diff_text(st: StudyStatistics, r: pd.Series, unit: str) -> str:
     else:
         ci = f" [{level} sign-flip CI: no finite interval with {n} pairs]"
     name = "exact sign-flip p" if is_exact(n) else "Monte Carlo sign-flip p"
-    return f"{diff}{ci}, {dz}, {name} (Holm) {_fmt_p(float(r['signflip_p_holm']))}"
+    return f"{diff}{ci}, {dz}, {name} ({adj}) {_fmt_p(float(r[f'signflip_{suffix}']))}"
+
+
+def _adjustment(st: StudyStatistics, r: pd.Series) -> tuple[str, str]:
+    """How the line's p is adjusted, in words, and the suffix of its column."""
+    if st.multiplicity != "fixed-sequence":
+        return "Holm", "p_holm"
+    frame = st.metrics[st.primary].paired if st.pair_by else st.metrics[st.primary].unpaired
+    step = frame["group"].tolist().index(r["group"]) + 1
+    return f"fixed sequence, step {step} of {len(frame)}", "p_seq"
 
 
 def _unreachable(st: StudyStatistics, n: int) -> str:
@@ -429,16 +493,17 @@ def _unreachable(st: StudyStatistics, n: int) -> str:
     pw = st.power
     if st.decision_test != "sign-flip" or not st.pair_by or n < 2 or smallest_p(n) <= pw.alpha_per_test:
         return ""
-    level = f"{_fmt(st.alpha)}/{pw.m} = {_fmt(pw.alpha_per_test)}" if pw.m > 1 else _fmt(st.alpha)
+    split = pw.alpha_per_test < st.alpha
+    level = f"{_fmt(st.alpha)}/{pw.m} = {_fmt(pw.alpha_per_test)}" if split else _fmt(st.alpha)
     return (f"the exact test cannot reach p ≤ {level} with {n} pairs (smallest p 2/2^{n} = {_fmt(smallest_p(n))}); "
             f"≥ {min_pairs(pw.alpha_per_test)} pairs needed")
 
 
 def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.Series | None, status: str,
                reason: str) -> str:
-    sym = group_symbol(st.group)
     unit = f" {ms.unit}" if ms.unit else ""
-    head = f"{sym}={format_group(r['group'])} vs {format_group(st.baseline)}: {ms.label}"
+    base = st.labels.get(st.baseline) or format_group(st.baseline)
+    head = f"{st.label(r['group'])} vs {base}: {ms.label}"
     paired = st.pair_by is not None
     n_txt = (f"n = {int(r['n_pairs'])} pairs" + (f", {int(r['n_dropped'])} dropped" if r["n_dropped"] else "")
              if paired else f"n = {int(r['n'])} vs {int(r['n_baseline'])}, unpaired")
@@ -469,4 +534,5 @@ def _line_text(st: StudyStatistics, ms: MetricStatistics, r: pd.Series, eq: pd.S
         tail = (f"no equivalence margin stated, so this is not evidence of no effect; with {pw.n} "
                 f"{'pairs' if paired else 'seeds'} only effects |{'d_z' if paired else 'g'}| ≥ {_fmt(pw.mde, 2)} "
                 f"(≈ {_fmt(pw.mde_units, 2)}{unit}) are detected with 80% power{approx}")
-    return f"{head}: no significant difference ({stat}); " + (f"{cannot}; " if cannot else "") + tail
+    return (f"{head}: no significant difference ({stat}); " + (f"{reason}; " if reason else "")
+            + (f"{cannot}; " if cannot else "") + tail)

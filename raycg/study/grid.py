@@ -3,7 +3,9 @@
 A trial's config is the study's :class:`StudySpec` with the point's values set in place, each
 validated like a value in the spec file (``raycg.study.spec.fields.set_field``): the energy weight
 and the seed go where the pipeline says (``Pipeline.energy_weight_fields``/``seed_fields``), a
-swept field to its dotted path. Values are set weight, seed, then sweeps, in that order.
+swept field to its dotted path. Values are set in the order: the arm's fields, weight, seed, sweeps.
+A study with ``grid.arms`` has an ``arm`` in every point (its name); the arm's other values come
+from the spec, so the point (and the trial id, ``<arm>_w<weight>_s<seed>``) stays short.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from raycg.errors import ConfigError
 from raycg.study.keys import config_hash, trial_id_for
 from raycg.study.pipelines import get_pipeline
 from raycg.study.spec import StudySpec, set_field
@@ -24,16 +27,32 @@ _NOT_TRIAL = {"grid", "storage", "retries", "concurrency", "description"}
 
 
 def grid_points(spec: StudySpec) -> list[dict[str, Any]]:
-    """Every trial's swept values, in a stable order (weights outermost, then seeds, then sweeps)."""
-    points: list[dict[str, Any]] = []
-    sweeps = list(spec.grid.sweep.items())
-    for w in spec.grid.energy_weights:
-        for s in spec.grid.seed_list():
-            combos: list[dict[str, Any]] = [{}]
-            for key, values in sweeps:
-                combos = [dict(c, **{key: v}) for c in combos for v in values]
-            points.extend({"energy_weight": float(w), "seed": int(s), **c} for c in combos)
-    return points
+    """Every trial's swept values, in a stable order: weights (or arms, ``grid.arm_order()``: the
+    baseline first) outermost, then seeds, then sweeps. The one source of the trials."""
+    grid = spec.grid
+    combos: list[dict[str, Any]] = [{}]
+    for key, values in grid.sweep.items():
+        combos = [dict(c, **{key: v}) for c in combos for v in values]
+    heads: list[dict[str, Any]]
+    if grid.arms:
+        heads = [{"arm": a, "energy_weight": float(grid.arms[a]["energy_weight"])} for a in grid.arm_order()]
+    else:
+        heads = [{"energy_weight": float(w)} for w in grid.energy_weights]
+    return [{**h, "seed": int(s), **c} for h in heads for s in grid.seed_list() for c in combos]
+
+
+def point_keys(spec: StudySpec) -> tuple[str, ...]:
+    """The keys of every grid point of ``spec`` (``arm`` first when the grid has arms)."""
+    return (*(("arm",) if spec.grid.arms else ()), "energy_weight", "seed", *spec.grid.sweep)
+
+
+def baseline_point(spec: StudySpec, point: dict[str, Any]) -> dict[str, Any]:
+    """The point of the trial ``point`` is compared with: the same seed and sweep values in the
+    baseline arm, or at energy weight 0 without arms."""
+    if spec.grid.arms:
+        base = spec.grid.baseline_arm()
+        return {**point, "arm": base, "energy_weight": float(spec.grid.arms[base]["energy_weight"])}
+    return {**point, "energy_weight": 0.0}
 
 
 def grid_point(tune_config: dict[str, Any]) -> dict[str, Any]:
@@ -48,12 +67,22 @@ def trial_config(spec: StudySpec, point: dict[str, Any], *, source: str = "spec"
     """The spec with ``point``'s values set (a validated copy; ConfigError names a rejected value)."""
     pipeline = get_pipeline(spec.pipeline)
     config = spec.model_copy(deep=True)
+    if "arm" in point:
+        arm = spec.grid.arms.get(point["arm"])
+        if arm is None:
+            raise ConfigError(f"{source}: grid.arms: no arm {point['arm']!r} in this study")
+        if float(arm["energy_weight"]) != float(point["energy_weight"]):
+            raise ConfigError(f"{source}: grid.arms.{point['arm']}: energy_weight is {arm['energy_weight']:g}, "
+                              f"the point says {point['energy_weight']:g}")
+        for key, value in arm.items():
+            if key != "energy_weight":
+                set_field(config, key, value, source=source)
     for key in pipeline.energy_weight_fields:
         set_field(config, key, float(point["energy_weight"]), source=source)
     for key in pipeline.seed_fields:
         set_field(config, key, int(point["seed"]), source=source)
     for key, value in point.items():
-        if key not in ("energy_weight", "seed"):
+        if key not in ("energy_weight", "seed", "arm"):
             set_field(config, key, value, source=source)
     return config
 
@@ -69,7 +98,8 @@ class Trial:
     def config_json(self) -> dict[str, Any]:
         """The trial's config as JSON (``trials/<id>/config.json``): the spec's trial sections + the point."""
         data = self.config.model_dump(mode="json", exclude=_NOT_TRIAL)
-        return {**data, "energy_weight": self.point["energy_weight"], "seed": self.point["seed"]}
+        arm = {"arm": self.point["arm"]} if "arm" in self.point else {}
+        return {**data, **arm, "energy_weight": self.point["energy_weight"], "seed": self.point["seed"]}
 
     @property
     def config_hash(self) -> str:
@@ -80,5 +110,5 @@ def make_trial(spec: StudySpec, point: dict[str, Any], *, source: str = "spec") 
     return Trial(trial_id_for(point), dict(point), trial_config(spec, point, source=source))
 
 
-__all__ = ["INTERNAL_KEYS", "Trial", "config_hash", "grid_point", "grid_points", "make_trial", "trial_config",
-           "trial_id_for"]
+__all__ = ["INTERNAL_KEYS", "Trial", "baseline_point", "config_hash", "grid_point", "grid_points", "make_trial",
+           "point_keys", "trial_config", "trial_id_for"]

@@ -19,9 +19,12 @@ def _fmt(v: Any) -> str:
 
 
 def trial_id_for(point: dict[str, Any]) -> str:
-    """A readable, deterministic trial id from a grid point, e.g. ``w0.1_s2`` or ``w1_s0_lr=0.001``."""
+    """A readable, deterministic trial id from a grid point, e.g. ``w0.1_s2``, ``w1_s0_lr=0.001`` or,
+    with an arm, ``corrected_w1_s0``."""
     parts = [f"w{_fmt(point['energy_weight'])}", f"s{_fmt(point['seed'])}"]
-    for key in sorted(k for k in point if k not in ("energy_weight", "seed")):
+    if "arm" in point:
+        parts.insert(0, _fmt(point["arm"]))
+    for key in sorted(k for k in point if k not in ("energy_weight", "seed", "arm")):
         parts.append(f"{key.split('.')[-1]}={_fmt(point[key])}")
     tid = "_".join(parts)
     if len(tid) > 80:

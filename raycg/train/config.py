@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from raycg.config import StrictModel
-from raycg.device import TRAIN_COMPILE_AUTO_MIN_STEPS, policy_for
-from raycg.model.schnet import CGSchNetConfig
-from raycg.priors import PriorConfig
+from raycg.model.config import CGSchNetConfig
+from raycg.priors.config import PriorConfig
 
-#: ``compile: auto`` compiles trainings of at least this many optimiser steps (epochs x batches) on a CPU;
-#: shorter ones run eagerly. Decided per device in ``raycg.device`` (the one place); re-exported here.
-COMPILE_AUTO_MIN_STEPS = TRAIN_COMPILE_AUTO_MIN_STEPS
+
+def __getattr__(name: str):
+    """``COMPILE_AUTO_MIN_STEPS``: ``compile: auto`` compiles trainings of at least this many
+    optimiser steps (epochs x batches) on a CPU. Decided per device in ``raycg.device`` (the one
+    place, torch), read from there on first use: validating a config does not import torch."""
+    if name == "COMPILE_AUTO_MIN_STEPS":
+        from raycg.device import TRAIN_COMPILE_AUTO_MIN_STEPS
+
+        return TRAIN_COMPILE_AUTO_MIN_STEPS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class OptimConfig(StrictModel):
@@ -124,7 +130,13 @@ class TrainConfig(StrictModel):
     split_seed: int | None = Field(None, description="seed of the split (None: same as seed)")
     #: Stop after this many epochs without validation improvement (None: never).
     early_stopping_patience: int | None = Field(10, ge=1)
+    #: An epoch improves when the monitored loss falls by more than this (its units).
     early_stopping_min_delta: float = Field(0.0, ge=0.0)
+    #: The validation loss that picks the model kept, steps the plateau schedule and stops training:
+    #: ``val_loss`` (the loss trained on, w_F·force + w_E·energy) or ``val_force_loss`` (the force
+    #: term alone: the same rule for models with and without an energy term). Without validation
+    #: frames, the training loss.
+    early_stopping_monitor: Literal["val_loss", "val_force_loss"] = "val_loss"
     #: Use every n-th frame of the training trajectories.
     frame_stride: int = Field(1, ge=1)
     #: At most this many validation frames (evenly spaced) are evaluated per epoch.
@@ -139,8 +151,19 @@ class TrainConfig(StrictModel):
     compile: bool | Literal["auto"] = "auto"
     progress: bool = True
 
+    @model_serializer(mode="wrap")
+    def _omit_default_monitor(self, handler: Any) -> dict[str, Any]:
+        """The default monitor is left out of dumps, so configs (and hashes) from before it exist read
+        the same."""
+        data = handler(self)
+        if isinstance(data, dict) and data.get("early_stopping_monitor") == "val_loss":
+            data.pop("early_stopping_monitor")
+        return data
+
     def use_compile(self, batches_per_epoch: int, device: str = "cpu") -> bool:
         """Whether training compiles the fused pass (resolves ``compile: auto`` by the device policy)."""
+        from raycg.device import policy_for
+
         return policy_for(device).use_compile(self.compile, self.epochs * batches_per_epoch, training=True)
 
     @model_validator(mode="after")

@@ -164,3 +164,24 @@ def test_force_matched_inputs_come_from_the_base_trial(study_dataset, tmp_path):
     assert final["status"] == "ok", final["error"]
     used = read(study / "trials" / "w1_s0" / "train_result.json")["target_info"]
     assert used["base_model"] == "force-matched" and used["base_label"] == "w0_s0"
+
+
+def test_an_arm_with_a_force_matched_base_uses_the_baseline_arms_trial(study_dataset, tmp_path):
+    """grid.arms: the corrected arm's base is the force-matching arm's trial of the same seed (found by
+    its id and the config hash made from the study's spec, not from the corrected trial's config)."""
+    data = spec_dict(study_dataset, tmp_path, name="arms", energy_target="tica-marginal", base_wait_s=5.0)
+    data["grid"] = {"seeds": 1, "baseline": "fm", "arms": {
+        "fm": {"energy_weight": 0.0},
+        "cor": {"energy_weight": 1.0, "training.loss.energy_target": "fes-corrected",
+                "training.loss.base_model": "force-matched"}}}
+    uri = tmp_path / "arms"
+    create_study(spec_from_any(data), str(uri), log=lambda s: None)
+    assert "correction" not in read(uri / "prepared" / "prepared.json")["inputs"]  # nothing prepared for it
+    base = run_trial({"study": str(uri), "point": {"arm": "fm", "energy_weight": 0.0, "seed": 0}})
+    assert base["status"] == "ok", base["error"]
+    final = run_trial({"study": str(uri), "point": {"arm": "cor", "energy_weight": 1.0, "seed": 0},
+                       "phases": ["train"]})
+    assert final["status"] == "ok", final["error"]
+    used = read(uri / "trials" / "cor_w1_s0" / "train_result.json")["target_info"]
+    assert used["mode"] == "fes-corrected" and used["base_model"] == "force-matched"
+    assert used["base_label"] == "fm_w0_s0"

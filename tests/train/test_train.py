@@ -121,6 +121,25 @@ def test_early_stopping(dataset, priors, tmp_path):
     assert res.stopped_early and res.epochs_run == 3 and res.best_epoch == 0
 
 
+@pytest.mark.parametrize("monitor, column", [("val_loss", "val_loss"), ("val_force_loss", "val_force_loss")])
+def test_early_stopping_watches_the_monitored_validation_loss(dataset, priors, tica, tmp_path, monitor, column):
+    """With an energy term the total and the force loss differ: the model kept, its best loss and
+    the stop follow the monitored one (w_E = 0: the two are the same loss)."""
+    c = cfg(epochs=6, loss=dict(energy_weight=5.0, energy_target="tica-marginal"), tica=dict(lag=5),
+            optim=dict(schedule="none"), early_stopping_patience=2, early_stopping_monitor=monitor)
+    res = train(c, dataset, priors, tica, tmp_path / monitor, cache_dir=tmp_path / "cache")
+    watched = [h[column] for h in res.history]
+    assert res.best_epoch == int(np.argmin(watched)) and res.best_val_loss == pytest.approx(min(watched))
+    assert res.stopped_early == (len(watched) - 1 - res.best_epoch >= 2)
+    other = [h["val_force_loss" if column == "val_loss" else "val_loss"] for h in res.history]
+    assert res.best_val_loss not in other
+    if monitor == "val_loss":  # the default is left out of the dump: older configs hash the same
+        assert "early_stopping_monitor" not in c.model_dump()
+    else:
+        assert c.model_dump()["early_stopping_monitor"] == "val_force_loss"
+        assert validate_config(TrainConfig, c.model_dump()) == c
+
+
 def test_dataset_without_forces_fails_clearly(dataset, priors, tmp_path):
     from dataclasses import replace
 

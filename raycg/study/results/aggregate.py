@@ -78,7 +78,7 @@ def format_table(table: pd.DataFrame, metrics: list[str]) -> str:
     """The trials with the first few of ``metrics`` found (else any numeric columns), errors shortened."""
     if table.empty:
         return "(no trials)"
-    cols = [c for c in ("trial_id", "energy_weight", "seed", "status") if c in table.columns]
+    cols = [c for c in ("trial_id", "arm", "energy_weight", "seed", "status") if c in table.columns]
     metric_cols = [c for c in metrics if c in table.columns][:TABLE_METRICS]
     if not metric_cols:
         metric_cols = [c for c in table.columns if c not in cols and pd.api.types.is_numeric_dtype(table[c])]

@@ -65,9 +65,13 @@ class StudySpec(StrictModel):
         """Energy targets use the study's reference TICA: fill ``training.tica`` from ``evaluation``."""
         if not isinstance(data, dict):
             return data
-        tr = data.get("training")
-        if isinstance(tr, dict) and isinstance(tr.get("loss"), dict) and tr.get("tica") is None \
-                and tr["loss"].get("energy_target", "none") != "none":
+        grid = data.get("grid") if isinstance(data.get("grid"), dict) else {}
+        arms = grid.get("arms") if isinstance(grid.get("arms"), dict) else {}
+        by_arm = [a.get("training.loss.energy_target", "none") for a in arms.values() if isinstance(a, dict)]
+        tr = data.get("training", {} if any(t != "none" for t in by_arm) else None)
+        loss = tr.get("loss", {}) if isinstance(tr, dict) else None
+        if isinstance(loss, dict) and tr.get("tica") is None \
+                and any(t != "none" for t in [loss.get("energy_target", "none"), *by_arm]):
             ev = data.get("evaluation") if isinstance(data.get("evaluation"), dict) else {}
             data = dict(data)
             data["training"] = {**tr, "tica": {"lag": ev.get("tica_lag", 20), "dim": ev.get("tica_dim")}}
@@ -77,11 +81,13 @@ class StudySpec(StrictModel):
     @classmethod
     def _sweep_fields_exist(cls, grid: GridSpec, info: ValidationInfo) -> GridSpec:
         sections = {name: info.data.get(name) for name in SWEEPABLE_SECTIONS}
-        for key in grid.sweep:
+        keys = [(f"sweep: {k!r}", k) for k in grid.sweep]
+        keys += [(f"arms.{a}: {k!r}", k) for a, values in grid.arms.items() for k in values if k != "energy_weight"]
+        for where, key in keys:
             try:
                 get_field(sections, key)
             except KeyError:
-                raise ValueError(f"sweep: {key!r} is not a field of this spec") from None
+                raise ValueError(f"{where} is not a field of this spec") from None
         return grid
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from raycg.errors import ConfigError
 from raycg.study.pipelines.base import Objective, Pipeline, TrialContext
 from raycg.study.pipelines.cgschnet import prepare as _prepare
+from raycg.study.pipelines.cgschnet.correction import check_trial_correction
 from raycg.study.pipelines.cgschnet.score import score_phase
 from raycg.study.pipelines.cgschnet.simulate import simulate_phase
 from raycg.study.pipelines.cgschnet.train import train_phase
@@ -23,17 +24,6 @@ _TRAIN_METRICS = ("train_best_val_loss", "train_best_epoch", "train_epochs", "tr
 _SIM_METRICS = ("n_replicas_blown_up", "sim_replica_steps_per_s")
 
 
-def _check_correction(spec: StudySpec, *, source: str) -> None:
-    """A ``fes-corrected`` study: a force-matched base needs the weight-0 trials; one correction step."""
-    loss = spec.training.loss
-    if loss.base_model == "force-matched" and 0 not in spec.grid.energy_weights:
-        raise ConfigError(f"{source}: grid.energy_weights: training.loss.base_model force-matched uses the "
-                          "energy-weight-0 trial of each seed as the base model; add 0 to grid.energy_weights")
-    if loss.correction_iterations > 1:
-        raise ConfigError(f"{source}: training.loss.correction_iterations: the study pipeline runs one "
-                          f"correction step, got {loss.correction_iterations}", hint="set it to 1")
-
-
 class CGSchNetPipeline(Pipeline):
     name = "cgschnet"
     energy_weight_fields = ("training.loss.energy_weight",)
@@ -44,13 +34,14 @@ class CGSchNetPipeline(Pipeline):
         super().validate(spec, source=source)
         _prepare.check_dataset(spec, source=source)
         loss = spec.training.loss
-        if max(spec.grid.energy_weights) > 0 and loss.energy_target == "none":
+        if not spec.grid.arms and max(spec.grid.energy_weights) > 0 and loss.energy_target == "none":
             raise ConfigError(f"{source}: grid.energy_weights: energy weights > 0 need "
                               "training.loss.energy_target (tica-marginal, tica-joint or fes-corrected)")
-        if loss.energy_target == "fes-corrected":
-            _check_correction(spec, source=source)
+        if not spec.grid.arms:
+            check_trial_correction(spec, source=source)
 
     def check_trial(self, config: StudySpec, *, source: str) -> None:
+        check_trial_correction(config, source=source)
         sec = config.simulation
         if isinstance(sec.temperature_K, list) and len(sec.temperature_K) not in (1, sec.replicas):
             raise ConfigError(f"{source}: simulation.temperature_K: has {len(sec.temperature_K)} values for "

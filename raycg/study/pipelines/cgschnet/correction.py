@@ -9,8 +9,10 @@
   wall time, blown-up replicas). Every trial reads the same :class:`CorrectionInputs` back, so its
   targets are the ones prepare cached.
 - ``base_model: force-matched``: the base of a trial is the study's trial with energy weight 0 and the
-  same seed (and sweep values). The trial waits for that trial's final result (``training.loss.
-  base_wait_s``), then uses its trained model's energy at every reference frame and its simulated frames.
+  same seed (and sweep values); in a study with ``grid.arms``, the baseline arm's trial of that seed
+  (:func:`raycg.study.grid.baseline_point`), whose weight must be 0. The trial waits for that trial's
+  final result (``training.loss.base_wait_s``), then uses its trained model's energy at every
+  reference frame and its simulated frames: the base is trained and simulated once, not per arm.
 """
 
 from __future__ import annotations
@@ -43,6 +45,47 @@ ENERGY_BLOCK = 1024
 
 def uses_correction(spec: StudySpec) -> bool:
     return spec.training.loss.energy_target == "fes-corrected"
+
+
+def priors_base_config(spec: StudySpec) -> StudySpec | None:
+    """The config whose ``fes-corrected`` target needs the prepared prior-only base: the spec itself,
+    or (with arms) the first arm's trial config that asks for it; None when no trial does."""
+    if uses_correction(spec) and spec.training.loss.base_model == "priors":
+        return spec
+    from raycg.study.grid import trial_config
+
+    for name, values in spec.grid.arms.items():
+        if values.get("training.loss.energy_target") == "fes-corrected":
+            cfg = trial_config(spec, {"arm": name, "energy_weight": values["energy_weight"],
+                                      "seed": spec.grid.seed_list()[0]})
+            if cfg.training.loss.base_model == "priors":
+                return cfg
+    return None
+
+
+def check_trial_correction(config: StudySpec, *, source: str) -> None:
+    """One correction step; a force-matched base needs a weight-0 trial per seed (weight 0 in the grid,
+    or a baseline arm of weight 0). A weight-0 trial of such a target is itself a base."""
+    from raycg.errors import ConfigError
+
+    loss = config.training.loss
+    if not uses_correction(config):
+        return
+    if loss.correction_iterations > 1:
+        raise ConfigError(f"{source}: training.loss.correction_iterations: the study pipeline runs one "
+                          f"correction step, got {loss.correction_iterations}", hint="set it to 1")
+    if loss.base_model != "force-matched":
+        return
+    grid = config.grid
+    if not grid.arms:
+        if 0 not in grid.energy_weights:
+            raise ConfigError(f"{source}: grid.energy_weights: training.loss.base_model force-matched uses the "
+                              "energy-weight-0 trial of each seed as the base model; add 0 to grid.energy_weights")
+        return
+    base = grid.baseline_arm()
+    if grid.arms[base]["energy_weight"] != 0:
+        raise ConfigError(f"{source}: grid.arms.{base}: training.loss.base_model force-matched uses the baseline "
+                          f"arm's trial of each seed as the base model; its energy_weight must be 0")
 
 
 def n_components(spec: StudySpec, tica) -> int:
@@ -174,16 +217,27 @@ def model_energies(model, coords: np.ndarray) -> np.ndarray:
     return out
 
 
+def study_spec(ctx: TrialContext) -> StudySpec:
+    """The study's spec (``study.json``): with arms, the trial's own config carries its arm's values,
+    so the base trial's config is made from the spec itself."""
+    if not ctx.config.grid.arms:
+        return ctx.config   # the point's values are all set again for the base
+    from raycg.config import validate_config
+    from raycg.study.spec import StudySpec
+
+    return validate_config(StudySpec, ctx.store.read_json("study.json")["spec"], source=f"{ctx.store.root}/study.json")
+
+
 def force_matched_inputs(ctx: TrialContext, ds, tica) -> CorrectionInputs:
     """The correction inputs of a trial whose base is its seed's force-matched trial (waits for it)."""
     from raycg.evaluate import load_model_trajectories
     from raycg.model.io import load_model
-    from raycg.study.grid import make_trial
+    from raycg.study.grid import baseline_point, make_trial
     from raycg.study.pipelines.cgschnet.inputs import device_for
     from raycg.train import CorrectionInputs
 
-    point = {**ctx.point, "energy_weight": 0.0}
-    base = make_trial(ctx.config, point, source=ctx.rel)
+    spec = study_spec(ctx)
+    base = make_trial(spec, baseline_point(spec, ctx.point), source=ctx.rel)
     rel = f"trials/{base.trial_id}"
 
     def read() -> dict | None:

@@ -12,8 +12,9 @@ start method), ``evaluation.noise_floor_repeats`` times, and the in-sample floor
 ``raycg.evaluate.gate_power``) scores such segments at 0.2, 1 and 3 × the slowest TICA timescale,
 ``evaluation.gate_power_repeats`` times each. Nothing is held out when neither is computed.
 
-A ``fes-corrected`` energy target with ``base_model: priors`` adds the prior-only base run
-(``correction_base.npz``/``.json``, :mod:`.correction`) and the corrected targets computed from it.
+A ``fes-corrected`` energy target with ``base_model: priors`` (the spec's, or one arm's) adds the
+prior-only base run (``correction_base.npz``/``.json``, :mod:`.correction`) and the corrected targets
+computed from it.
 
 Everything lands in ``STUDY/prepared`` with ``prepared.json``, keyed by the hash of what it
 depends on (dataset content, prior settings, TICA settings, start frames; the correction settings only
@@ -97,8 +98,9 @@ def prepare_inputs(spec: StudySpec, data_hash: str) -> dict[str, Any]:
         "reference_split": {"holdout_fraction": ev.floor_holdout_fraction, "seed": sim.start_seed},
         "gate_power": {"repeats": ev.gate_power_repeats, "multiples": list(GATE_POWER_MULTIPLES)},
     }
-    if correction.uses_correction(spec):
-        inputs["correction"] = correction.prepare_key(spec)
+    corrected = spec if correction.uses_correction(spec) else correction.priors_base_config(spec)
+    if corrected is not None:
+        inputs["correction"] = correction.prepare_key(corrected)
     return inputs
 
 
@@ -131,8 +133,10 @@ def prepare(spec: StudySpec, store: Store, *, log) -> dict[str, Any]:
              f"{split['n_holdout'] + split['n_scoring']} trajectories held out)") if info["noise_floor"] else ""
     if info.get("gate_power"):
         floor += f", gate power ({info['gate_power']['repeats']} repeats per run length)"
-    if (info.get("energy_targets") or {}).get("base_file"):
-        floor += f", fes-corrected prior-only base run ({info['energy_targets']['base_wall_s']:.1f} s)"
+    targets = info.get("energy_targets") or {}
+    base_info = targets if targets.get("base_file") else (targets.get("arm") or {})
+    if base_info.get("base_file"):
+        floor += f", fes-corrected prior-only base run ({base_info['base_wall_s']:.1f} s)"
     log(f"prepare: dataset {ds_path.name} ({ds.n_frames} frames, {ds.n_beads} beads, {ds.temperature:g} K), "
         f"priors, TICA (lag {spec.evaluation.tica_lag}), {spec.simulation.replicas} {spec.simulation.start_method} "
         f"starts{floor} in {time.perf_counter() - t0:.1f} s")
@@ -164,14 +168,16 @@ def _build(spec: StudySpec, ds, out: Path) -> dict[str, Any]:
     atomic_save_npy(out / "start_positions.npy", np.asarray(ds.coords[starts], dtype=np.float32))
     times["starts"] = time.perf_counter() - t
 
-    base = None
-    if correction.uses_correction(spec) and spec.training.loss.base_model == "priors":
+    base, corrected = None, correction.priors_base_config(spec)
+    if corrected is not None:
         t = time.perf_counter()
-        base = _priors_base(spec, ds, tica, out)
+        base = _priors_base(corrected, ds, tica, out)
         times["correction_base"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    targets = _energy_targets(spec, ds, tica, out, base)
+    targets = _energy_targets(spec, ds, tica, out, base if corrected is spec else None)
+    if corrected is not None and corrected is not spec:  # an arm's fes-corrected target on the prepared base
+        targets = {**(targets or {}), "arm": _energy_targets(corrected, ds, tica, out, base)}
     if targets is not None:
         times["energy_targets"] = time.perf_counter() - t
 
