@@ -10,11 +10,16 @@ Sections (in this order; a budget guard skips what would not fit and says so in 
   priors, BAOAB): raycg eager, compiled + filter table, captured (CUDA graphs, <= 1,024 replicas),
   and bench_sim's torch_geometric SchNet loop; plus captured-vs-uncaptured bit identity;
 - ``train``: training frames/s at batch 256 / 512 / 4096: raycg eager and compiled (the trainer's
-  device policy: whole batches, fused AdamW) against bench_train's torch_geometric SchNet;
+  device policy: whole batches, fused AdamW) against bench_train's torch_geometric SchNet; and
+  ``guard``: the trainer's own check of its first compiled whole-batch step at batch 512;
 - ``trials``: 1, 2 and 4 concurrent trials sharing the GPU (each a captured simulation at 128
   replicas and eager training at batch 512, in its own process): aggregate throughput, and the
   GPU fraction per trial that it suggests for a study's ``resources.gpu``;
-- ``targets``: issue 15's targets checked against the numbers above.
+- ``guards``: every fast-path check the run made, with its measured relative difference and
+  tolerance (raycg.device.check_fast_path): a compiled simulation step against the eager one,
+  a captured step against the uncaptured one, the first compiled/unblocked training step
+  against the eager reference step;
+- ``targets``: the GPU targets checked against the numbers above.
 
 It imports raycg.model, raycg.sim and raycg.priors only, which need torch, numpy, torch_geometric
 and pydantic — not mdtraj, deeptime or ray (``env.optional_imports`` says what was found). The
@@ -61,9 +66,10 @@ import torch  # noqa: E402
 SIZES = {
     "full": dict(replicas=[100, 1000, 10_000, 100_000], reference_max=10_000, capture=[100, 1000], capture_target=128,
                  batches=[256, 512, 4096], seconds=1.5, trials=[1, 2, 4], trial_replicas=128, trial_batch=512,
-                 trial_seconds=4.0, precision_replicas=256),
+                 trial_seconds=4.0, precision_replicas=256, guard_batch=512),
     "smoke": dict(replicas=[4, 16], reference_max=16, capture=[4], capture_target=None, batches=[8], seconds=0.2,
-                  trials=[1, 2], trial_replicas=4, trial_batch=8, trial_seconds=0.3, precision_replicas=4),
+                  trials=[1, 2], trial_replicas=4, trial_batch=8, trial_seconds=0.3,
+                  precision_replicas=4, guard_batch=8),
 }
 #: rough seconds per kind of cell before it has been seen once (then the measured cost is used)
 FIRST_COST = {"compile_sim": 45.0, "compile_train": 60.0, "cell": 6.0, "trials": 40.0}
@@ -250,7 +256,8 @@ def bit_identity(model, r: int, device: torch.device) -> dict:
                for k in ("positions", "potential_energy", "final_velocities", "alive"))
     diff = float(np.nanmax(np.abs(a.positions - b.positions)))
     return {"replicas": r, "steps": 300, "bit_identical": bool(same), "max_abs_position_diff_A": diff,
-            "deterministic_kernels": torch.are_deterministic_algorithms_enabled()}
+            "deterministic_kernels": torch.are_deterministic_algorithms_enabled(),
+            "capture_check": b.info["forces"].get("capture_check")}
 
 
 def sim_section(device: torch.device, sz: dict, budget: Budget) -> dict:
@@ -276,6 +283,8 @@ def sim_section(device: torch.device, sz: dict, budget: Budget) -> dict:
             with torch.no_grad():
                 sim = make_simulation(model, target, device, compile=True, capture=False)
                 out[f"captured_{target}"] = step_rate(sim, sz["seconds"]) if capture_now(sim) else None
+                out[f"captured_{target}_forces"] = {k: v for k, v in sim.force_info.items()
+                                                    if k != "filter_table"}
         if budget.allows("sim bit identity", "compile_sim"):
             out["bit_identity"] = bit_identity(model, sz["capture"][0], device)
             log(json.dumps(out["bit_identity"]))
@@ -339,8 +348,46 @@ def train_section(device: torch.device, sz: dict, budget: Budget) -> dict:
         row["ratio_eager_vs_pyg"] = row["raycg_eager"] / row["pyg"]
         if "raycg_compiled" in row:
             row["ratio_compiled_vs_pyg"] = row["raycg_compiled"] / row["pyg"]
-    return {"rows": rows, "beads": 10, "note": "raycg: whole batches and fused AdamW on CUDA (device policy); "
-            "pyg: bench_train's torch_geometric SchNet with plain AdamW"}
+    out = {"rows": rows, "beads": 10,
+           "note": "raycg: whole batches and fused AdamW on CUDA (device policy); "
+                   "pyg: bench_train's torch_geometric SchNet with plain AdamW"}
+    b = sz["guard_batch"]
+    if budget.allows(f"train guard {b}", "compile_train"):
+        t0 = time.perf_counter()
+        out["guard"] = train_guard(device, b)
+        budget.seen("compile_train", time.perf_counter() - t0)
+        log(json.dumps(out["guard"]))
+    return out
+
+
+def train_guard(device: torch.device, batch: int) -> dict:
+    """The trainer's check of its first optimiser step (raycg.train.trainer.Trainer.check_step):
+    compiled, in the device policy's micro-batches, against the eager reference step on
+    bench_train's 10-bead batch and network (one optimiser step; mostly compilation)."""
+    from bench_train import make_batch
+
+    from raycg.config import validate_config
+    from raycg.train import TrainConfig
+    from raycg.train.trainer import TrainData, Trainer
+    from raycg.utils.progress import Progress
+
+    net = dict(num_types=20, hidden_channels=128, num_filters=128, num_interactions=3, num_rbf=50,
+               cutoff_upper=12.0)
+    cfg = validate_config(TrainConfig, dict(seed=0, model=net, epochs=1, batch_size=batch,
+                                            val_fraction=0.0, compile=True, progress=False,
+                                            early_stopping_patience=None))
+    pos, fref, types = make_batch(batch, 10, str(device))
+    empty = pos[:0]
+    data = TrainData(x_tr=pos, d_tr=fref, t_tr=None, x_va=empty, d_va=empty, t_va=None, types=types,
+                     types_np=types.cpu().numpy(), prior_module=None, train_traj=np.arange(1),
+                     val_traj=np.zeros(0, np.int64), prior_only_train_f=float(fref.square().mean()),
+                     prior_only_val_f=float("nan"), target_info=None)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, data, device, Path(tmp))
+        trainer.train_epoch(0, Progress(1, disable=True))
+    return {"batch": batch, "reference_micro_batch": trainer.reference_micro, "seconds": round(
+        time.perf_counter() - t0, 1), **trainer.path_report()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -445,8 +492,27 @@ def suggest_fraction(rounds: list[dict]) -> float | None:
 # targets and main
 
 
+def guards(out: dict) -> dict:
+    """Every fast-path check of the run by path: difference, tolerance, agrees (+ steps)."""
+    g: dict = {}
+    sim = out.get("sim", {})
+    for row in sim.get("rows", []):
+        for key in ("compile_check", "capture_check"):
+            if key in row.get("forces", {}):
+                g[f"sim_{key}_{row['replicas']}"] = row["forces"][key]
+    for key, value in sim.items():
+        if key.startswith("captured_") and key.endswith("_forces") and "capture_check" in value:
+            g[f"sim_capture_check_{key.split('_')[1]}_target"] = value["capture_check"]
+    if (sim.get("bit_identity") or {}).get("capture_check"):
+        g["sim_capture_check_bit_identity"] = sim["bit_identity"]["capture_check"]
+    check = out.get("train", {}).get("guard", {}).get("check")
+    if check is not None:
+        g[f"train_step_check_{out['train']['guard']['batch']}"] = check
+    return g
+
+
 def targets(out: dict) -> dict:
-    """Issue 15's targets, where the numbers exist."""
+    """The GPU targets, where the numbers exist."""
     t: dict = {}
     rows = out.get("sim", {}).get("rows", [])
     with_ref = [r for r in rows if "reference_pyg" in r]
@@ -464,6 +530,8 @@ def targets(out: dict) -> dict:
     bi = out.get("sim", {}).get("bit_identity", {})
     if "bit_identical" in bi:
         t["captured_bit_identical"] = bi["bit_identical"]
+    if out.get("guards"):
+        t["fast_paths_agree_with_reference"] = all(c["agrees"] for c in out["guards"].values())
     return t
 
 
@@ -500,7 +568,7 @@ def main(argv=None) -> int:
     sz = SIZES["smoke" if args.smoke else "full"]
     budget = Budget(args.budget_s)
     wanted = set(args.sections.split(","))
-    out: dict = {"check": "raycg GPU check (issue 15)", "smoke": args.smoke, "env": environment(device)}
+    out: dict = {"check": "raycg GPU check", "smoke": args.smoke, "env": environment(device)}
     sections = {"precision": lambda: precision(device, sz["precision_replicas"]),
                 "sim": lambda: sim_section(device, sz, budget), "train": lambda: train_section(device, sz, budget),
                 "trials": lambda: trials_section(device, sz, budget)}
@@ -512,6 +580,7 @@ def main(argv=None) -> int:
             except Exception as exc:  # noqa: BLE001 - report and go on: one JSON whatever happens
                 out[name] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
                 log(f"{name} failed: {out[name]['error']}")
+    out["guards"] = guards(out)
     out["targets"] = targets(out)
     out["skipped"] = budget.skipped
     out["wall_s"] = round(time.perf_counter() - budget.t0, 1)

@@ -38,6 +38,11 @@ unblocked, and batch-4096 training 0.14-0.23x of torch_geometric against 1.5x (e
 
 Compile thresholds (``compile: auto``) on CUDA are the CPU ones until a GPU measures the
 compilation time (gpu_check.py reports it).
+
+A fast path (a compiled simulation step or force pass, a captured step, a compiled or whole-batch
+training step) is trusted only after it agreed with its reference on the run's own inputs
+(:func:`check_fast_path`: one tolerance table, one line on disagreement); else the run falls back
+to the reference.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import contextlib
 import math
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,3 +284,48 @@ class CompileFallback:
             print(f"{self.who}: torch.compile failed ({text}); {self.then}", file=sys.stderr, flush=True)
             self.fn = self.make_eager()
             return self.fn(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------------------------
+# checking a fast path against its reference
+
+
+#: relative tolerance of a fast path against its reference pass, by the dtype it computes in
+#: (round-off of a few passes; a wrong kernel or a stale graph is off by far more)
+CHECK_RTOL = {torch.float64: 1e-9, torch.float32: 1e-3, torch.bfloat16: 5e-2}
+
+
+def disagreement(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor], *,
+                 floor: float = 1.0) -> float:
+    """Largest difference between paired tensors, each relative to the size of its reference
+    (max |want|, at least ``floor``). NaN in both agrees, NaN in one only is inf; integer and
+    bool tensors compare as float64, so a flag or counter that differs counts."""
+    worst = 0.0
+    for a, b in zip(got, want, strict=True):
+        a, b = a.detach(), b.detach()
+        if not (a.is_floating_point() and b.is_floating_point()):
+            a, b = a.to(torch.float64), b.to(torch.float64)
+        if a.shape != b.shape:
+            return math.inf
+        diff = torch.where(torch.isnan(a) & torch.isnan(b), 0.0, (a.to(b.dtype) - b).abs())
+        finite = torch.nan_to_num(b, nan=0.0, posinf=0.0, neginf=0.0).abs()
+        scale = max(float(finite.max()) if b.numel() else 0.0, floor)
+        top = float(torch.nan_to_num(diff, nan=math.inf).max()) if diff.numel() else 0.0
+        worst = max(worst, top / scale)
+    return worst
+
+
+def check_fast_path(got: Sequence[torch.Tensor], want: Sequence[torch.Tensor], *,
+                    dtype: torch.dtype, who: str, what: str, reference: str, quantities: str,
+                    then: str, floor: float = 1.0) -> dict[str, Any]:
+    """Compare a fast path's results with its reference's (:func:`disagreement`) against
+    :data:`CHECK_RTOL` for ``dtype``. On disagreement one line on stderr: ``"{who}: the {what}
+    disagrees with the {reference} (relative difference D in {quantities}); {then}"``.
+    Returns ``{"difference", "tolerance", "agrees"}`` for the run's report."""
+    worst = disagreement(got, want, floor=floor)
+    tol = CHECK_RTOL.get(dtype, CHECK_RTOL[torch.float32])
+    agrees = worst <= tol
+    if not agrees:
+        print(f"{who}: the {what} disagrees with the {reference} (relative difference "
+              f"{worst:.2g} in {quantities}); {then}", file=sys.stderr, flush=True)
+    return {"difference": worst, "tolerance": tol, "agrees": bool(agrees)}

@@ -16,21 +16,34 @@ static state and the generator between replays.
 Graphs are an execution detail: :class:`EagerGraphs` stands in for them on a CPU (tests run the
 captured control flow — static state, in-graph noise, device-side frame slots — bit for bit
 against the uncaptured loop there).
+
+A captured step is trusted only after a check (:meth:`CapturedSteps.check`, run by
+:func:`try_capture`): from the start state the captured steps and the uncaptured ones advance
+:data:`CHECK_STEPS` steps with the same noise; if they disagree beyond round-off
+(:func:`raycg.device.check_fast_path`), or capture or replay raises, one line says so and the run
+goes on uncaptured. The start state and the run's random stream are left as they were.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from raycg.device import check_fast_path
 from raycg.sim.frames import FrameBuffers
 from raycg.sim.state import ReplicaState
 from raycg.sim.stepper import Stepper
 
 #: uncaptured warm-up steps before capturing (compilation, autotuning, allocator pools)
 WARMUP_STEPS = 3
+#: steps of the check before the run (the last one records a frame)
+CHECK_STEPS = 3
+#: ``capture_error`` of a captured step that failed its check
+DISAGREES = "captured step disagrees with uncaptured"
 
 
 class CudaGraphs:
@@ -113,17 +126,60 @@ class CapturedSteps:
     def step(self, record: bool) -> None:
         (self._save if record else self._step)()
 
+    def check(self, start: ReplicaState, n_steps: int = CHECK_STEPS) -> dict[str, Any]:
+        """Replay ``n_steps`` captured steps from ``start`` (the last one recording a frame) and
+        take as many uncaptured steps from a copy of ``start`` with the same noise (a generator
+        copy); compare the states and the frame (:func:`raycg.device.check_fast_path`: one line
+        when they disagree). The static state is ``start`` again, and the generator and the frame
+        slot are as before. Returns ``{"steps", "difference", "tolerance", "agrees"}``."""
+        rng, slot = self.generator.get_state(), self.frames.slot.clone()
+        for k in range(n_steps):
+            self.step(record=k == n_steps - 1)
+        k = int(slot)
+        got = [t.clone() for t in _tensors(self.state)]
+        f = self.frames
+        got += [b[k].clone() for b in (f.x, f.e, f.t, f.alive)]
+        self.state.copy_(start)
+        self.generator.set_state(rng)
+        self.frames.slot.copy_(slot)
+        ref_gen = torch.Generator(device=self.device)
+        ref_gen.set_state(rng)
+        s = start.clone()
+        for _ in range(n_steps):
+            s = self.stepper(s, self.stepper.noise(self.shape, ref_gen, self.dtype, self.device))
+        ref = FrameBuffers(1, self.shape[0], self.shape[1], f.m_int, brownian=f.brownian,
+                           dtype=self.dtype, device=self.device)
+        ref.record(s)
+        want = [*_tensors(s), ref.x[0], ref.e[0], ref.t[0], ref.alive[0]]
+        out = check_fast_path(got, want, dtype=self.dtype, who="raycg.sim", what="captured step",
+                              reference="uncaptured step",
+                              quantities="the state or the saved frame", then="running uncaptured")
+        return {"steps": n_steps, **out}
+
+
+def _tensors(s: ReplicaState) -> list[torch.Tensor]:
+    """The state's tensors in field order (x, v, f, e, alive, died, reason, step)."""
+    return [getattr(s, f.name) for f in dataclasses.fields(s)]
+
 
 def try_capture(stepper: Stepper, state: ReplicaState, frames: FrameBuffers, generator: torch.Generator,
-                backend: CudaGraphs | EagerGraphs) -> tuple[CapturedSteps | None, str | None]:
-    """:class:`CapturedSteps`, or (None, error) with one line on stderr when capture fails (the run
-    then goes on uncaptured, with the same numbers)."""
+                backend: CudaGraphs | EagerGraphs) -> tuple[CapturedSteps | None, dict[str, Any]]:
+    """Captured steps that passed their check (:meth:`CapturedSteps.check`), or None when capture
+    or the check's replay raised (one line on stderr) or the check failed; and what the run report
+    records (``capture_check``: the measured difference; ``capture_error`` when uncaptured). An
+    uncaptured run goes on with the same numbers."""
+    phase = "capture"
     try:
-        return CapturedSteps(stepper, state, frames, generator, backend), None
+        captured = CapturedSteps(stepper, state, frames, generator, backend)
+        phase = "check"
+        check = captured.check(state)
     except Exception as exc:  # noqa: BLE001 - e.g. a host synchronisation inside the potential
         text = str(exc).splitlines()[0][:200] if str(exc) else ""
-        print(f"raycg.sim: CUDA graph capture failed ({type(exc).__name__}: {text}); running uncaptured",
-              file=sys.stderr, flush=True)
+        print(f"raycg.sim: CUDA graph {phase} failed ({type(exc).__name__}: {text}); "
+              "running uncaptured", file=sys.stderr, flush=True)
         if state.x.device.type == "cuda":
             torch.cuda.synchronize(state.x.device)
-        return None, type(exc).__name__
+        return None, {"capture_error": type(exc).__name__}
+    if not check["agrees"]:
+        return None, {"capture_error": DISAGREES, "capture_check": check}
+    return captured, {"capture_check": check}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from raycg.device import CompileFallback, compile_private, policy_for, resolve_device
+from raycg.device import CompileFallback, check_fast_path, compile_private, policy_for, resolve_device
 from raycg.errors import InputError
 from raycg.sim.capture import CapturedSteps, CudaGraphs, EagerGraphs, try_capture
 from raycg.sim.config import SimulationConfig, make_config
@@ -117,8 +117,10 @@ def _force_source(potential, cfg: SimulationConfig, use_compile: bool, scope: st
 
 def _working_force_fn(potential, cfg: SimulationConfig, x0: torch.Tensor, scope: str):
     """The force function, tried once on the start positions when compiled. If compilation fails
-    (e.g. no C++ compiler on a node), say so in one line and fall back to the eager pass. With a
-    step-scope compilation the pass is returned uncompiled (the stepper compiles the step)."""
+    (e.g. no C++ compiler on a node), say so in one line and fall back to the eager pass; if the
+    compiled pass disagrees with the eager one there (:func:`raycg.device.check_fast_path`, the
+    report's ``compile_check``), the same. With a step-scope compilation the pass is returned
+    uncompiled (the stepper compiles and checks the step)."""
     source, info = _force_source(potential, cfg, cfg.use_compile(), scope)
     fn = make_force_fn(source)
     if not info.get("compiled") or info.get("compile_scope") == "step":
@@ -131,7 +133,15 @@ def _working_force_fn(potential, cfg: SimulationConfig, x0: torch.Tensor, scope:
         return make_force_fn(eager_source)
 
     guarded = CompileFallback(fn, make_eager, who="raycg.sim", then="running eagerly", detail=True)
-    guarded(x0)                                 # compiles now, for this (R, B) shape
+    got = guarded(x0)                           # compiles now, for this (R, B) shape
+    if guarded.error is None:
+        want = make_force_fn(_force_source(potential, cfg, False)[0])(x0)
+        check = check_fast_path(got, want, dtype=x0.dtype, who="raycg.sim", what="compiled force pass",
+                                reference="eager pass", quantities="E or F", then="running eagerly")
+        if not check["agrees"]:
+            guarded.error = "compiled forces disagree with eager"
+            guarded.fn = make_eager()
+        info["compile_check"] = check
     return guarded, info
 
 
@@ -174,6 +184,8 @@ class Simulation:
                                compile_step=self.force_info.get("compile_scope") == "step",
                                on_fallback=self._step_fallback)
         self.stepper.compile_now(self.state)
+        if self.stepper.compile_check is not None:
+            self.force_info["compile_check"] = self.stepper.compile_check
         self.n_frames_total = cfg.n_steps // cfg.save_every
         if keep_positions is None:
             keep_positions = self.out_dir is None or self.r * self.n_frames_total * self.b * 12 < 256 * 2**20
@@ -245,14 +257,16 @@ class Simulation:
         return self.capture_steps(backend)
 
     def capture_steps(self, backend: CudaGraphs | EagerGraphs) -> CapturedSteps | None:
-        """Capture the step (and the recording step) with ``backend``; on failure one line on stderr and
-        the run stays uncaptured (same numbers)."""
+        """Capture the step (and the recording step) with ``backend`` and check it against the
+        uncaptured step (:func:`~raycg.sim.capture.try_capture`; the report's ``capture_check``);
+        on failure or disagreement one line on stderr and the run stays uncaptured (same
+        numbers)."""
         saved = self.gen.get_state()
-        captured, error = try_capture(self.stepper, self.state, self.frames, self.gen, backend)
+        captured, info = try_capture(self.stepper, self.state, self.frames, self.gen, backend)
+        self.force_info.update(info)
         if captured is None:                    # a fresh generator with the untouched random stream
             self.gen = torch.Generator(device=self.device)
             self.gen.set_state(saved)
-            self.force_info["capture_error"] = error
             return None
         self.state = captured.state
         self.force_info["captured"] = True
@@ -384,7 +398,9 @@ def simulate(potential, masses, start_positions, config: SimulationConfig | dict
     ``on_checkpoint(step, out_dir)``: called after each intermediate checkpoint is written (files are
     closed and consistent then; e.g. to report to Ray Tune). Not called for the final state.
     On CUDA, steps are captured in CUDA graphs as the config and the device policy say
-    (``SimulationConfig.capture``; the run's ``info["forces"]["captured"]`` says whether).
+    (``SimulationConfig.capture``; the run's ``info["forces"]["captured"]`` says whether), once
+    the captured step agreed with the uncaptured one (``capture_check``; a compiled step is checked
+    against the eager one too: ``compile_check``).
     """
     cfg = make_config(config)
     policy = policy_for(cfg.device)

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from raycg.device import CompileFallback, compile_private
+from raycg.device import CompileFallback, check_fast_path, compile_private
 from raycg.sim.integrators import ForceFn, StepCoefficients, baoab_step, brownian_step
 from raycg.sim.state import BlowupGuard, ReplicaState
 
 Integrate = Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]
-
-
-#: relative tolerance of the compiled-vs-eager check of one step (float32: round-off of a force pass)
-STEP_CHECK_RTOL = {torch.float32: 1e-3, torch.float64: 1e-9}
-
-
-def step_disagreement(got: tuple[Tensor, ...], want: tuple[Tensor, ...]) -> float:
-    """Largest difference between two step results (x, v, F, E), each relative to the size of its
-    eager value (max |·|, at least 1)."""
-    worst = 0.0
-    for a, b in zip(got, want):
-        diff = torch.where(torch.isnan(a) & torch.isnan(b), 0.0, (a - b).abs())   # NaN in one only: inf
-        scale = max(float(torch.nan_to_num(b, nan=0.0, posinf=0.0, neginf=0.0).abs().max()), 1.0)
-        worst = max(worst, float(torch.nan_to_num(diff, nan=float("inf")).max()) / scale)
-    return worst
 
 
 class Stepper:
@@ -50,6 +34,8 @@ class Stepper:
         self.host_check = host_check
         self.eager = functools.partial(self.integrate, c=coef, force_fn=force_fn)
         self.on_fallback = on_fallback
+        #: the compiled step's check (:meth:`compile_now`): difference, tolerance, agrees
+        self.compile_check: dict | None = None
         self.update = self._update(compile_step)
 
     def _update(self, compile_step: bool) -> Callable[..., tuple[Tensor, Tensor, Tensor, Tensor]]:
@@ -74,7 +60,8 @@ class Stepper:
         and eager (``s`` and the random stream are untouched), so compilation is not counted as
         simulation time and a miscompiled step never runs. If the two disagree beyond round-off
         (a compiler bug: inductor once returned wrong forces when the step also reduced over them),
-        one line on stderr and the step runs eagerly."""
+        one line on stderr and the step runs eagerly (:func:`raycg.device.check_fast_path`; the
+        measured difference is kept in ``compile_check``)."""
         if not isinstance(self.update, CompileFallback):
             return
         noise = torch.zeros_like(s.x) if self.coef.stochastic else None
@@ -83,10 +70,10 @@ class Stepper:
             if self.update.error is not None:           # compilation failed: already eager
                 return
             want = self.eager(s.x.clone(), s.v.clone(), s.f.clone(), noise)
-        worst = step_disagreement(got, want)
-        if worst > STEP_CHECK_RTOL.get(want[0].dtype, 1e-3):
-            print(f"raycg.sim: the compiled step disagrees with the eager step (relative difference {worst:.2g} "
-                  f"in x, v, F or E); running the step eagerly", file=sys.stderr, flush=True)
+        self.compile_check = check_fast_path(
+            got, want, dtype=want[0].dtype, who="raycg.sim", what="compiled step",
+            reference="eager step", quantities="x, v, F or E", then="running the step eagerly")
+        if not self.compile_check["agrees"]:
             self.update.fn = self.eager
             self.update.error = "compiled step disagrees with eager"
             if self.on_fallback is not None:

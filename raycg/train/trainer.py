@@ -30,7 +30,9 @@ import numpy as np
 import torch
 
 from raycg.device import (
+    CPU,
     CompileFallback,
+    check_fast_path,
     compile_private,
     free_memory,
     model_pass_bytes,
@@ -88,6 +90,8 @@ class TrainResult:
     prior_only_val_force_loss: float
     target_info: dict[str, Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    #: how the training steps ran (:attr:`Trainer.step_path`): compiled, micro-batch, the check
+    step_path: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -106,6 +110,8 @@ _STUDY_ONLY_LOSS_FIELDS = ("base_steps", "base_wait_s")
 
 def _config_digest(cfg: TrainConfig) -> str:
     keep = set(TrainConfig.model_fields) - {"epochs", "progress", "early_stopping_patience"}
+    if cfg.early_stopping_monitor == "val_loss":  # the default: digests from before the field stay valid
+        keep.discard("early_stopping_monitor")
     text = cfg.model_dump_json(include=keep, exclude={"loss": set(_STUDY_ONLY_LOSS_FIELDS)})
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -333,6 +339,12 @@ class EpochState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def _flat_grads(params: list[torch.Tensor], grads) -> torch.Tensor:
+    """Gradients as one float64 vector (zeros for a parameter without one)."""
+    return torch.cat([(torch.zeros_like(p) if g is None else g).detach().double().reshape(-1)
+                      for p, g in zip(params, grads, strict=True)])
+
+
 class Trainer:
     """One training run on prepared data: optimiser steps, validation, checkpoints, exact resume.
 
@@ -361,6 +373,13 @@ class Trainer:
         each = model_pass_bytes(cfg.model, data.n_beads, self.dtype, training=True)
         self.micro = self.policy.train_micro_batch(self.bs, data.n_beads, each, free_memory(dev))
         self.compiled = self._compiled_pass()
+        #: the eager reference step's micro-batch: the CPU policy's (the measured, tested path)
+        self.reference_micro = CPU.train_micro_batch(self.bs, data.n_beads, each, None)
+        #: the first optimiser step is checked against the eager reference when it takes a fast path
+        fast = self.compiled is not None or self.micro != self.reference_micro
+        self.unchecked = self.need_graph and fast
+        self.step_path: dict[str, Any] = {"compiled": self.compiled is not None,
+                                          "micro_batch": self.micro}
 
     def _optimiser(self):
         oc = self.cfg.optim
@@ -402,19 +421,25 @@ class Trainer:
                                who="raycg.train", then="training eagerly")
 
     # -- one optimiser step ------------------------------------------------------------------------
-    def forces_pass(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forces_pass(self, pos: torch.Tensor,
+                    reference: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Energies and forces, differentiable w.r.t. the weights, micro-batch by micro-batch.
-        A partial last batch runs eagerly (no recompilation for a new shape)."""
-        full = self.compiled is not None and pos.shape[0] == self.bs
-        fn = self.compiled if full else self.net.energy_and_forces
-        return blocked_energy_and_forces(fn, pos, self.data.types, create_graph=True, block=self.micro)
+        A partial last batch runs eagerly (no recompilation for a new shape). ``reference``: the
+        eager reference pass (uncompiled, in the reference micro-batches)."""
+        if reference:
+            fn, block = self.net.energy_and_forces, self.reference_micro
+        else:
+            full = self.compiled is not None and pos.shape[0] == self.bs
+            fn, block = (self.compiled if full else self.net.energy_and_forces), self.micro
+        return blocked_energy_and_forces(fn, pos, self.data.types, create_graph=True, block=block)
 
-    def batch_losses(self, pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None):
+    def batch_losses(self, pos: torch.Tensor, dref: torch.Tensor, tref: torch.Tensor | None,
+                     reference: bool = False):
         """(force loss, energy loss) of one training batch (None for a term not computed)."""
         lc = self.cfg.loss
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.use_amp):
             if self.need_graph:
-                e, f = self.forces_pass(pos)
+                e, f = self.forces_pass(pos, reference)
             else:
                 e, f = self.net(pos, self.data.types), None
         lf = force_loss(f.to(self.dtype), dref) if f is not None else None
@@ -433,10 +458,13 @@ class Trainer:
         t0 = time.perf_counter()
         for b in range(self.n_batches):
             idx = perm[b * self.bs : (b + 1) * self.bs]
-            lf, le = self.batch_losses(d.x_tr[idx], d.d_tr[idx], None if d.t_tr is None else d.t_tr[idx])
+            batch = (d.x_tr[idx], d.d_tr[idx], None if d.t_tr is None else d.t_tr[idx])
+            lf, le = self.batch_losses(*batch)
             loss = total_loss(lf, le, w_f, w_e)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
+            if self.unchecked:
+                lf, le, loss = self.check_step(batch, lf, le, loss)
             if cfg.optim.grad_clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.grad_clip_norm)
             self.opt.step()
@@ -448,6 +476,41 @@ class Trainer:
         if self.dev.type == "cuda":
             torch.cuda.synchronize(self.dev)
         return (acc / d.n_tr).tolist(), time.perf_counter() - t0
+
+    def check_step(self, batch: tuple, lf: torch.Tensor | None, le: torch.Tensor | None,
+                   loss: torch.Tensor):
+        """Check the first optimiser step of a fast path (compiled, or other micro-batches than the
+        reference's) against the eager reference step on the same batch: loss and gradients
+        (:func:`raycg.device.check_fast_path`; no gradient, weight or random draw of the run moves).
+        On disagreement, one line, the reference path from then on, and this step's gradients are
+        redone on it. Returns (force loss, energy loss, total) of the step that goes on."""
+        self.unchecked = False
+        cfg, params = self.cfg, list(self.net.parameters())
+        got = [loss.detach(), _flat_grads(params, [p.grad for p in params])]
+        cuda = [self.dev] if self.dev.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            ref_lf, ref_le = self.batch_losses(*batch, reference=True)
+            ref = total_loss(ref_lf, ref_le, cfg.loss.force_weight, cfg.loss.energy_weight)
+            grads = torch.autograd.grad(ref, params, allow_unused=True)
+        want = [ref.detach(), _flat_grads(params, grads)]
+        what = "compiled training step" if self.compiled is not None else "training step"
+        then = "training eagerly" + (f" in micro-batches of {self.reference_micro} frames"
+                                     if self.micro != self.reference_micro else "")
+        check = check_fast_path(got, want, dtype=torch.bfloat16 if self.use_amp else self.dtype,
+                                who="raycg.train", what=what, reference="eager step",
+                                quantities="the loss or the gradients", then=then,
+                                floor=torch.finfo(torch.float64).tiny)
+        self.step_path["check"] = check
+        if check["agrees"]:
+            return lf, le, loss
+        self.compiled, self.micro = None, self.reference_micro
+        self.step_path.update(compiled=False, micro_batch=self.micro,
+                              error="step disagrees with eager")
+        lf, le = self.batch_losses(*batch)
+        loss = total_loss(lf, le, cfg.loss.force_weight, cfg.loss.energy_weight)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return lf, le, loss
 
     # -- validation --------------------------------------------------------------------------------
     def validate(self, train_loss: float) -> tuple[float, float, float]:
@@ -478,19 +541,21 @@ class Trainer:
 
     # -- end of an epoch ---------------------------------------------------------------------------
     def end_epoch(self, epoch: int, train: list[float], train_time: float, val: tuple[float, float, float]) -> None:
-        """Schedule, best weights, early stopping, divergence check, checkpoint, history, report."""
+        """Schedule, best weights, early stopping (on ``early_stopping_monitor``), divergence check,
+        checkpoint, history, report."""
         cfg, st, d = self.cfg, self.state, self.data
         tr_f, tr_e, tr_loss = train
         va_f, va_e, va_loss = val
         lr = float(self.opt.param_groups[0]["lr"])
+        watched = va_f if cfg.early_stopping_monitor == "val_force_loss" and math.isfinite(va_f) else va_loss
         if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.sched.step(va_loss)
+            self.sched.step(watched)
         elif self.sched is not None:
             self.sched.step()
             for g in self.opt.param_groups:
                 g["lr"] = max(g["lr"], cfg.optim.min_lr)
-        if va_loss < st.best_val - cfg.early_stopping_min_delta:
-            st.best_val, st.best_epoch, st.bad_epochs = va_loss, epoch, 0
+        if watched < st.best_val - cfg.early_stopping_min_delta:
+            st.best_val, st.best_epoch, st.bad_epochs = watched, epoch, 0
             st.best_state = copy.deepcopy(self.net.state_dict())
         else:
             st.bad_epochs += 1
@@ -536,6 +601,15 @@ class Trainer:
             self.end_epoch(epoch, train, train_time, self.validate(train[2]))
         bar.close()
 
+    def path_report(self) -> dict[str, Any]:
+        """How the steps ran: compiled (after any fallback), the micro-batch, the first step's
+        check (difference, tolerance, agrees) and why a fast path was left."""
+        out = dict(self.step_path)
+        error = getattr(self.compiled, "error", None)
+        if error is not None:
+            out.update(compiled=False, compile_error=error)
+        return out
+
     def finish(self, dataset: Any, priors: Any) -> TrainResult:
         """Save the best-validation model (prior added back), train_result.json and provenance.json."""
         st, d, out_dir = self.state, self.data, self.out_dir
@@ -549,7 +623,7 @@ class Trainer:
             out_dir=out_dir, model_dir=model_dir, history=st.history, best_epoch=st.best_epoch,
             best_val_loss=st.best_val, epochs_run=len(st.history), stopped_early=st.stopped,
             prior_only_val_force_loss=d.prior_only_val_f, target_info=d.target_info,
-            metrics=dict(st.history[-1]) if st.history else {},
+            metrics=dict(st.history[-1]) if st.history else {}, step_path=self.path_report(),
         )
         atomic_write_json(out_dir / "train_result.json", result.to_json())
         atomic_write_json(out_dir / "provenance.json",

@@ -12,7 +12,7 @@ import torch
 
 import raycg.sim.engine as engine
 from raycg.sim import SimulationConfig, simulate
-from raycg.sim.capture import CapturedSteps, EagerGraphs
+from raycg.sim.capture import CHECK_STEPS, DISAGREES, CapturedSteps, EagerGraphs
 from raycg.sim.engine import Simulation
 
 from .sim_testlib import MASS, Chain, chain_bonds, chain_starts
@@ -58,7 +58,10 @@ def test_captured_control_flow_gives_the_uncaptured_bits(monkeypatch, integrator
     ref = _uncaptured(cfg)
     cap = _captured(cfg, monkeypatch)
     assert cap.info["forces"]["captured"] is True and cap.info["forces"]["capture_backend"] == "eager_replay"
+    assert cap.info["forces"]["capture_check"] == {"steps": CHECK_STEPS, "difference": 0.0,
+                                                   "tolerance": 1e-3, "agrees": True}
     assert ref.info["forces"]["captured"] is False                   # a CPU never captures by itself
+    assert "capture_check" not in ref.info["forces"]
     if integrator == "baoab":
         assert ref.alive.tolist() == [True, False, True, True, True] and 0 < ref.died_at_step[1] < 60
     for name in FIELDS:
@@ -81,6 +84,8 @@ def test_captured_run_checkpoints_and_resumes_bit_for_bit(monkeypatch, tmp_path)
     for key in ("x", "v", "f", "e", "alive", "died", "reason", "rng_state"):
         assert torch.equal(ck_ref[key], ck_cap[key]), key
     info = json.loads((tmp_path / "cap" / "replicas.json").read_text())
+    check = info["forces"]["capture_check"]
+    assert check["agrees"] is True and check["difference"] == 0
     assert info["forces"]["captured"] is True and info["blown_up"] == json.loads(
         (tmp_path / "ref" / "replicas.json").read_text())["blown_up"]
     np.testing.assert_array_equal(ref.final_positions, ck_cap["x"].numpy())
@@ -133,11 +138,91 @@ def test_a_failed_capture_runs_uncaptured_with_the_same_numbers(monkeypatch, cap
     sim = Simulation(Chain(N_BEADS), np.full(N_BEADS, MASS), x0, cfg, bonds=chain_bonds(N_BEADS), velocities=v0,
                      progress=False)
     assert sim.capture_steps(Broken()) is None
-    assert "CUDA graph capture failed (RuntimeError: operation not permitted" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines() == [
+        "raycg.sim: CUDA graph capture failed (RuntimeError: operation not permitted when stream "
+        "is capturing); running uncaptured"]
     res = sim.run()
     assert res.info["forces"]["capture_error"] == "RuntimeError"
     for name in FIELDS:
         np.testing.assert_array_equal(getattr(res, name), getattr(ref, name), err_msg=name)
+
+
+class WrongReplay(EagerGraphs):
+    """A stand-in whose replays are wrong the ways a graph can be: the step launched twice, a graph
+    that recorded nothing, the recording step without its frame write, noise from the wrong offset,
+    or a replay that raises."""
+
+    def __init__(self, how: str) -> None:
+        self.how, self.captured = how, []
+
+    def capture(self, fn, generator):
+        self.captured.append(fn)
+        if self.how == "twice":
+            return lambda: (fn(), fn())
+        if self.how == "stale":
+            return lambda: None
+        if self.how == "no_frame_write":
+            return self.captured[0]                  # the recording step replays the plain step
+        if self.how == "noise_offset":
+            return lambda: (torch.randn(1, generator=generator), fn())
+
+        def fails():
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+        return fails
+
+
+@pytest.mark.parametrize("how", ["twice", "stale", "no_frame_write", "noise_offset", "raises"])
+def test_a_wrong_captured_step_is_caught_and_the_run_goes_on_uncaptured(
+        monkeypatch, capsys, tmp_path, how):
+    """Before the run the captured step and the uncaptured one advance the start state by a few
+    steps with the same noise: any wrong replay is caught, one line says so, and the run gives the
+    bits of an uncaptured run (the check moved neither the start state nor the random stream);
+    replicas.json records the path that ran and the measured difference."""
+    cfg = _config()
+    ref = _uncaptured(cfg)
+    monkeypatch.setattr(engine, "CPU_FAST_PATH", False)
+    x0, v0 = _inputs()
+    sim = Simulation(Chain(N_BEADS), np.full(N_BEADS, MASS), x0, cfg, bonds=chain_bonds(N_BEADS),
+                     velocities=v0, progress=False, out_dir=tmp_path / "run")
+    assert sim.capture_steps(WrongReplay(how)) is None and sim.captured is None
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1, err
+    forces = json.loads(json.dumps(sim.force_info))
+    if how == "raises":
+        assert err[0] == ("raycg.sim: CUDA graph check failed (RuntimeError: CUDA error: an "
+                          "illegal memory access was encountered); running uncaptured")
+        assert forces["capture_error"] == "RuntimeError" and "capture_check" not in forces
+    else:
+        assert err[0].startswith("raycg.sim: the captured step disagrees with the uncaptured "
+                                 "step (relative difference "), err
+        assert err[0].endswith("); running uncaptured"), err
+        check = forces["capture_check"]
+        assert forces["capture_error"] == DISAGREES and check["agrees"] is False
+        assert check["difference"] > check["tolerance"] == 1e-3 and check["steps"] == CHECK_STEPS
+    res = sim.run()
+    for name in FIELDS:
+        np.testing.assert_array_equal(getattr(res, name), getattr(ref, name), err_msg=name)
+    report = json.loads((tmp_path / "run" / "replicas.json").read_text())["forces"]
+    assert report["captured"] is False and report == forces
+
+
+def test_the_check_leaves_the_start_state_and_the_random_stream_as_they_were(monkeypatch):
+    """After a passing check the static state is the start state and the generator has not moved,
+    even though the check replayed and recorded steps."""
+    monkeypatch.setattr(engine, "CPU_FAST_PATH", False)
+    x0, v0 = _inputs()
+    sim = Simulation(Chain(N_BEADS), np.full(N_BEADS, MASS), x0, _config(),
+                     bonds=chain_bonds(N_BEADS), velocities=v0, progress=False)
+    start, rng = sim.state.clone(), sim.gen.get_state()
+    captured = sim.capture_steps(EagerGraphs())
+    assert captured is not None and captured.state is sim.state
+    for name in ("x", "v", "f", "e", "alive", "died", "reason", "step"):
+        assert torch.equal(getattr(sim.state, name), getattr(start, name)), name
+    assert torch.equal(sim.gen.get_state(), rng) and int(sim.frames.slot) == 0
+    check = captured.check(start, n_steps=2)                        # a second check: same again
+    assert check["agrees"] and torch.equal(sim.state.x, start.x)
+    assert torch.equal(sim.gen.get_state(), rng)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -117,7 +117,42 @@ def test_a_miscompiled_step_is_caught_before_it_runs(monkeypatch, capsys):
     assert "the compiled step disagrees with the eager step" in capsys.readouterr().err
     assert res.info["forces"]["compiled"] is False
     assert res.info["forces"]["compile_error"] == "compiled step disagrees with eager"
+    check = res.info["forces"]["compile_check"]
+    assert check["agrees"] is False and check["difference"] > check["tolerance"] == 1e-9
     assert np.abs(res.positions - run(model).positions).max() < 1e-12
+
+
+class Harmonic(torch.nn.Module):
+    """A plain module potential: the engine compiles it as a force pass (not the whole step)."""
+
+    def forward(self, x):
+        return (20.0 * ((x[:, 1:] - x[:, :-1]).norm(dim=-1) - 3.8) ** 2).sum(-1)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1.01])
+def test_a_compiled_force_pass_is_checked_against_the_eager_pass(monkeypatch, capsys, scale):
+    """A compiled force pass (a potential compiled on its own, as on CUDA) is compared with the
+    eager pass on the start positions: an exact compiler passes, a wrong one is caught with one
+    line and the run goes on eagerly with the eager numbers."""
+    import raycg.sim.engine as engine
+
+    def compiler(fn, **kwargs):
+        return lambda *a, **k: fn(*a, **k) * scale
+
+    monkeypatch.setattr(engine, "compile_private", compiler)
+    res = run(Harmonic(), compile=True)
+    err = capsys.readouterr().err.splitlines()
+    forces = res.info["forces"]
+    if scale == 1.0:
+        assert err == [] and forces["compiled"] is True and forces["compile_scope"] == "forces"
+        assert forces["compile_check"] == {"difference": 0.0, "tolerance": 1e-9, "agrees": True}
+    else:
+        assert len(err) == 1 and err[0].startswith(
+            "raycg.sim: the compiled force pass disagrees with the eager pass (relative difference"), err
+        assert forces["compiled"] is False and forces["compile_check"]["agrees"] is False
+        assert forces["compile_error"] == "compiled forces disagree with eager"
+    monkeypatch.undo()
+    np.testing.assert_array_equal(res.positions, run(Harmonic()).positions)
 
 
 def test_failed_compilation_falls_back_to_eager(monkeypatch, capsys):
