@@ -40,6 +40,7 @@ COMMAND_MODULES = (
     "raycg.cli.study_tune",
     "raycg.cli.cluster",
     "raycg.cli.allatom",
+    "raycg.cli.export",
 )
 
 

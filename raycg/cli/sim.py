@@ -37,7 +37,11 @@ def register(groups) -> None:
                    help="torch.compile the potential (default: auto, runs of 10,000+ steps)")
     p.add_argument("--filter-table-spacing", type=float, dest="filter_table_spacing_A",
                    help="CGSchNet filter table grid in Å (default 0.005; 0: exact filter networks)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished simulation in OUT")
+    p.add_argument("--engine", choices=("raycg", "openmm"),
+                   help="raycg (batched torch, default) or openmm (one OpenMM Context per replica, "
+                        "LangevinMiddleIntegrator, the model as a PythonForce; same outputs)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a finished simulation in OUT, or files there raycg cannot read")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
     p.set_defaults(handler=run)
 
@@ -64,6 +68,20 @@ def load_potential(path: str | Path, device: str = "cpu"):
                      hint="pass a priors JSON (raycg priors fit) or a model directory (raycg train)")
 
 
+def check_out(out: str | Path, overwrite: bool) -> None:
+    """Refuse (one InputError line) an ``--out`` that is not a directory, or, without
+    ``--overwrite``, one holding a file the run would replace that raycg cannot read back
+    (:func:`raycg.sim.output.unreadable_output`)."""
+    from raycg.errors import InputError
+    from raycg.sim.output import not_a_directory, unreadable_output
+
+    if why := not_a_directory(out):
+        raise InputError(f"--out {out} {why}", hint="give a directory (new, or a simulation's)")
+    if not overwrite and (why := unreadable_output(out)):
+        raise InputError(f"--out {out}: {why}, so raycg will not replace it",
+                         hint="pass --overwrite to replace it, or choose another --out")
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -71,9 +89,11 @@ def run(args: argparse.Namespace) -> int:
     from raycg.config import read_yaml, validate_config
     from raycg.data.validate import require_valid
     from raycg.errors import InputError
-    from raycg.sim import SimulationConfig, make_config, max_bond_from_data, select_start_frames, simulate
+    from raycg.sim import SimulationConfig, make_config, max_bond_from_data, select_start_frames
+    from raycg.sim.openmm_engine import run_simulation
     from raycg.utils.io import atomic_write_json
 
+    check_out(args.out, args.overwrite)  # before any work: nothing raycg cannot read is replaced
     ds = require_valid(args.dataset, "cheap", command="sim run")  # start frames, masses, bonds, units
     base: dict = {}
     if args.config:
@@ -82,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         base = dict(data)
     base.setdefault("temperature_K", ds.temperature)
     over = {k: getattr(args, k) for k in ("n_steps", "dt_ps", "friction_per_ps", "temperature_K", "integrator",
-                                          "save_every", "seed", "dtype", "device", "checkpoint_every", "compile")
+                                          "save_every", "seed", "dtype", "device", "checkpoint_every", "compile",
+                                          "engine")
             if getattr(args, k) is not None}
     if args.blowup_max_bond_A is not None:
         over["blowup_max_bond_A"] = args.blowup_max_bond_A if args.blowup_max_bond_A > 0 else None
@@ -103,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     frames = select_start_frames(ds, args.n_replicas, method=args.starts, seed=cfg.seed, features=features)
     potential = load_potential(args.model, cfg.device)
     start = np.asarray(ds.coords[frames], dtype=np.float64)
-    res = simulate(potential, ds.masses, start, cfg, out_dir=args.out, topology=ds.topology(), bonds=ds.bonds,
-                   progress=not args.no_progress, overwrite=args.overwrite, keep_positions=False)
+    res = run_simulation(potential, ds.masses, start, cfg, out_dir=args.out, topology=ds.topology(),
+                         bonds=ds.bonds, progress=not args.no_progress, overwrite=args.overwrite,
+                         keep_positions=False)
     atomic_write_json(Path(args.out) / "starts.json", {
         "dataset": str(Path(args.dataset).resolve()), "dataset_hash": ds.content_hash, "method": args.starts,
         "frames": frames.tolist(), "model": str(Path(args.model).resolve())})

@@ -12,14 +12,20 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from raycg.config import StrictModel
-from raycg.device import SIM_COMPILE_AUTO_MIN_STEPS, policy_for
 from raycg.errors import ConfigError
 
 _DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
-#: ``compile: auto`` compiles simulations of at least this many steps (shorter ones run eagerly:
-#: the compilation would cost more than it saves); the device policy's value (raycg.device).
-COMPILE_AUTO_MIN_STEPS = SIM_COMPILE_AUTO_MIN_STEPS
+
+def __getattr__(name: str):
+    """``COMPILE_AUTO_MIN_STEPS``: ``compile: auto`` compiles simulations of at least this many
+    steps (shorter ones run eagerly); the device policy's value, read from raycg.device (torch) on
+    first use so that validating a config does not import torch."""
+    if name == "COMPILE_AUTO_MIN_STEPS":
+        from raycg.device import SIM_COMPILE_AUTO_MIN_STEPS
+
+        return SIM_COMPILE_AUTO_MIN_STEPS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SimulationConfig(StrictModel):
@@ -63,13 +69,21 @@ class SimulationConfig(StrictModel):
     #: (raycg.model.FilterTable: cubic Hermite, force error ~1e-5 kcal/mol/Å at 0.005 Å, measured
     #: at build and reported in replicas.json). None: the exact filter networks.
     filter_table_spacing_A: float | None = Field(0.005, gt=0, allow_inf_nan=False)
+    #: which engine runs it: ``raycg`` (raycg.sim.simulate, batched torch) or ``openmm`` (one OpenMM
+    #: Context per replica, LangevinMiddleIntegrator, the model as a PythonForce:
+    #: raycg.sim.openmm_engine). raycg.sim.openmm_engine.run_simulation dispatches on it.
+    engine: Literal["raycg", "openmm"] = "raycg"
 
     def use_compile(self) -> bool:
         """Whether this run compiles the potential (resolves ``compile: auto`` by the device policy)."""
+        from raycg.device import policy_for
+
         return policy_for(self.device).use_compile(self.compile, self.n_steps, training=False)
 
     def use_capture(self, n_replicas: int, capturable: bool) -> bool:
         """Whether this run captures its steps in CUDA graphs (resolves ``capture: auto``)."""
+        from raycg.device import policy_for
+
         return policy_for(self.device).use_capture(self.capture, n_replicas, capturable)
 
     @field_validator("temperature_K")

@@ -34,7 +34,7 @@ def engine_config(sec: SimulationSection, prepared: dict[str, Any], *, device: s
 
 def simulate_phase(ctx: TrialContext) -> None:
     from raycg.model.io import load_model
-    from raycg.sim import simulate
+    from raycg.sim.openmm_engine import run_simulation as simulate  # simulation.engine: raycg | openmm
 
     ds = trial_dataset(ctx)
     device = device_for(ctx.config)
