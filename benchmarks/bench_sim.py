@@ -73,7 +73,8 @@ def make_priors():
     pairs ≥ 3 bonds apart. Returns (module, bead types).
     """
     from raycg.priors import PriorEnergy
-    from raycg.priors.geometry import np_angles, np_dihedrals
+    from raycg.priors import geometry as G
+    from raycg.priors.terms import FourierDihedral, HarmonicAngle, HarmonicBond, Repulsion
 
     b = N_BEADS
     x = native_ca()[None]
@@ -81,15 +82,16 @@ def make_priors():
     angles = np.stack([np.arange(b - 2), np.arange(1, b - 1), np.arange(2, b)], 1)
     dihedrals = np.stack([np.arange(b - 3), np.arange(1, b - 2), np.arange(2, b - 1), np.arange(3, b)], 1)
     pairs = np.array([(i, j) for i in range(b) for j in range(i + 3, b)])
-    phi0 = np_dihedrals(x, dihedrals)[0]
+    phi0 = G.numpy_features(G.dihedrals, x, dihedrals, 4)[0]
     order = 3
     cos = np.zeros((len(dihedrals), order))
     sin = np.zeros((len(dihedrals), order))
     cos[:, 0], sin[:, 0] = -np.cos(phi0), -np.sin(phi0)  # −cos(φ − φ0)
-    prior = PriorEnergy(b, bonds=bonds, bond_k=np.full(b - 1, 100.0), bond_x0=np.full(b - 1, 3.8),
-                        angles=angles, angle_k=np.full(b - 2, 20.0), angle_x0=np_angles(x, angles)[0],
-                        dihedrals=dihedrals, dihedral_cos=cos, dihedral_sin=sin, pairs=pairs,
-                        sigma=np.full(len(pairs), 4.0), dihedral_order=order)
+    theta0 = G.numpy_features(G.angles, x, angles, 3)[0]
+    prior = PriorEnergy(b, [HarmonicBond(bonds, np.full(b - 1, 100.0), np.full(b - 1, 3.8)),
+                            HarmonicAngle(angles, np.full(b - 2, 20.0), theta0),
+                            FourierDihedral(dihedrals, cos, sin),
+                            Repulsion(pairs, np.full(len(pairs), 4.0))])
     types = np.array([["TYR", "ASP", "PRO", "GLU", "THR", "GLY", "TRP"].index(r) for r in
                       ("TYR", "TYR", "ASP", "PRO", "GLU", "THR", "GLY", "THR", "TRP", "TYR")])
     return prior, types

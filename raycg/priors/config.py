@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 
 from raycg.config import StrictModel
 
-TermKind = Literal["bonds", "angles", "dihedrals", "repulsion"]
-TERM_KINDS: tuple[str, ...] = ("bonds", "angles", "dihedrals", "repulsion")
+#: the built-in term kinds, each switched by the config field of its name (fit in this order)
+BUILTIN_KINDS: tuple[str, ...] = ("bonds", "angles", "dihedrals", "repulsion")
 
 
 class PriorConfig(StrictModel):
@@ -26,6 +26,9 @@ class PriorConfig(StrictModel):
     angles: bool = True
     dihedrals: bool = True
     repulsion: bool = True
+    #: Further registered term kinds to fit (:data:`raycg.priors.terms.TERMS`), after the four
+    #: above, e.g. ["cos_angles"] or a custom term's kind.
+    extra_terms: list[str] = Field(default_factory=list)
     #: Number of Fourier terms n = 1..order of the dihedral series.
     dihedral_order: int = Field(3, ge=1, le=6)
     #: Tikhonov penalty on the Fourier coefficients, relative to the summed bin weights. A dihedral
@@ -73,7 +76,7 @@ class PriorConfig(StrictModel):
     range_sample_frames: int = Field(100_000, ge=10)
     #: Fixed histogram ranges per kind, e.g. {"bonds": [3.0, 4.6]} (Å or rad); overrides the
     #: data-driven range (dihedrals always span −π..π).
-    ranges: dict[Literal["bonds", "angles", "repulsion"], tuple[float, float]] = Field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
     #: Frames processed at a time (memory bound: ~ chunk_frames × (beads×24 + terms×24) bytes).
     chunk_frames: int = Field(50_000, ge=1)
     #: Use at most this many frames, evenly spaced over the dataset (None: all).
@@ -82,6 +85,15 @@ class PriorConfig(StrictModel):
     temperature_K: float | None = Field(None, gt=0)
     #: Store the fit histograms in the JSON (needed to re-plot with ``raycg priors show --plot``).
     store_histograms: bool = True
+
+    def term_kinds(self) -> list[str]:
+        """The term kinds this fit includes: the switched-on built-ins, then ``extra_terms``."""
+        return [k for k in BUILTIN_KINDS if getattr(self, k)] + list(self.extra_terms)
+
+    def switch_hint(self, name: str) -> str:
+        """How to leave the term kind ``name`` out of the fit (for messages)."""
+        builtin = name in BUILTIN_KINDS
+        return f"priors.{name}: false" if builtin else f"drop {name!r} from priors.extra_terms"
 
     def resolved_bins(self, n_frames: int) -> int:
         """Number of histogram bins used for ``n_frames`` frames."""
@@ -93,6 +105,11 @@ class PriorConfig(StrictModel):
     def _check_ranges(self) -> PriorConfig:
         if self.bins != "auto" and not 10 <= self.bins <= 100_000:
             raise ValueError(f"bins must be 'auto' or an integer in 10..100000, got {self.bins}")
+        # kind names are checked against the term registry when fitting (it needs torch)
+        for name in self.extra_terms:
+            if name in BUILTIN_KINDS or self.extra_terms.count(name) > 1:
+                raise ValueError(f"extra_terms: {name!r} is built in (switch it with "
+                                 f"priors.{name}) or listed twice")
         for kind, (lo, hi) in self.ranges.items():
             if not hi > lo:
                 raise ValueError(f"ranges.{kind}: upper bound {hi} must exceed lower bound {lo}")

@@ -1,102 +1,110 @@
-"""Prior energy in torch: batched, vectorised over terms, any float dtype/device, forces by autograd."""
+"""Energies as sums of term modules (:mod:`raycg.priors.terms`): the fitted prior and the Gō model.
+
+``forward(pos[R, B, 3] Å) -> energy[R]`` kcal/mol, batched and vectorised over terms, any float
+dtype/device; forces from the terms' analytic forces when every term has them, else autograd.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from raycg.priors.geometry import gather, torch_angles, torch_dihedrals, torch_distances
-
-
-def _long(a: np.ndarray, m: int) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.int64).reshape(-1, m))
+from raycg.errors import InputError
+from raycg.priors.geometry import coordinate_major
+from raycg.priors.terms import Term, term_class
 
 
-def _f64(a: np.ndarray, *shape: int) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(*shape))
+class TermSum(nn.Module):
+    """Sum of term modules, one per kind, in the given order.
 
-
-class PriorEnergy(nn.Module):
-    """Sum of the fitted prior terms. ``forward(pos[R,B,3] Å) -> energy[R]`` kcal/mol.
-
-    bonds ½k(r−r0)², angles ½k(θ−θ0)², dihedrals Σ_n c_n cos nφ + s_n sin nφ, repulsion (σ/r)⁶.
-    Index and parameter tensors are buffers (not trained), so ``.to(device)`` moves them; the
-    parameters are stored in float64 and cast to the dtype/device of ``pos`` on the fly.
-    No Python loop over terms: one gather + elementwise expression per kind (torch.compile-able).
-    A 2-D ``pos[B,3]`` is treated as one replica and gives energy[1].
+    Index and parameter tensors are buffers (not trained), so ``.to(device)`` moves them.
+    A 2-D ``pos[B, 3]`` is one replica (energy[1]). The loop runs over kinds, not terms.
     """
 
-    def __init__(self, n_beads: int, *, bonds: np.ndarray, bond_k: np.ndarray, bond_x0: np.ndarray,
-                 angles: np.ndarray, angle_k: np.ndarray, angle_x0: np.ndarray,
-                 dihedrals: np.ndarray, dihedral_cos: np.ndarray, dihedral_sin: np.ndarray,
-                 pairs: np.ndarray, sigma: np.ndarray, dihedral_order: int = 3):
+    def __init__(self, n_beads: int, terms: Iterable[Term]):
         super().__init__()
         self.n_beads = int(n_beads)
-        order = self.dihedral_order = int(dihedral_order)
-        self.register_buffer("bond_idx", _long(bonds, 2))
-        self.register_buffer("bond_k", _f64(bond_k, -1))
-        self.register_buffer("bond_x0", _f64(bond_x0, -1))
-        self.register_buffer("angle_idx", _long(angles, 3))
-        self.register_buffer("angle_k", _f64(angle_k, -1))
-        self.register_buffer("angle_x0", _f64(angle_x0, -1))
-        nd = len(np.asarray(dihedrals).reshape(-1, 4))
-        self.register_buffer("dihedral_idx", _long(dihedrals, 4))
-        self.register_buffer("dihedral_cos", _f64(dihedral_cos, nd, order))
-        self.register_buffer("dihedral_sin", _f64(dihedral_sin, nd, order))
-        self.register_buffer("dihedral_n", torch.arange(1, order + 1, dtype=torch.float64))
-        self.register_buffer("pair_idx", _long(pairs, 2))
-        self.register_buffer("pair_sigma2", _f64(np.asarray(sigma, dtype=np.float64) ** 2, -1))
-        self.n_bonds = int(self.bond_idx.shape[0])
-        self.n_angles = int(self.angle_idx.shape[0])
-        self.n_dihedrals = int(self.dihedral_idx.shape[0])
-        self.n_pairs = int(self.pair_idx.shape[0])
+        self.terms = nn.ModuleDict({t.kind: t for t in terms})
 
     def extra_repr(self) -> str:
-        return (f"n_beads={self.n_beads}, bonds={self.n_bonds}, angles={self.n_angles}, "
-                f"dihedrals={self.n_dihedrals} (order {self.dihedral_order}), repulsion_pairs={self.n_pairs}")
+        counts = ", ".join(f"{k}={t.n_terms}" for k, t in self.terms.items())
+        return f"n_beads={self.n_beads}, {counts}"
 
-    # ---------------------------------------------------------------------------------------
-    def energy_terms(self, pos: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def analytic(self) -> bool:
+        """Whether every term has analytic forces (then :meth:`energy_and_forces` uses them)."""
+        return all(t.analytic for t in self.terms.values())
+
+    def _positions(self, pos: Tensor) -> Tensor:
+        """pos[R, B, 3] (or [B, 3]) -> P[3, B, R], checking B."""
+        if pos.dim() not in (2, 3) or pos.shape[-2] != self.n_beads or pos.shape[-1] != 3:
+            raise InputError(f"{type(self).__name__} expects positions [R, {self.n_beads}, 3], "
+                             f"got {tuple(pos.shape)}")
+        return coordinate_major(pos)
+
+    def _sum(self, P: Tensor, F: Tensor | None) -> Tensor:
+        energy = None
+        for term in self.terms.values():
+            e = term.energy(P, F)
+            energy = e if energy is None else energy + e
+        return P.new_zeros(P.shape[2]) if energy is None else energy
+
+    def forward(self, pos: Tensor) -> Tensor:
+        """Total energy [R] kcal/mol of positions [R, B, 3] Å."""
+        return self._sum(self._positions(pos), None)
+
+    def energy_terms(self, pos: Tensor) -> dict[str, Tensor]:
         """Energy of every individual term, kcal/mol: {kind: Tensor[R, N_kind]}."""
-        if pos.dim() == 2:
-            pos = pos.unsqueeze(0)
-        out: dict[str, torch.Tensor] = {}
-        if self.n_bonds:
-            r = torch_distances(pos, self.bond_idx)
-            out["bonds"] = 0.5 * self.bond_k.to(r) * (r - self.bond_x0.to(r)) ** 2
-        if self.n_angles:
-            t = torch_angles(pos, self.angle_idx)
-            out["angles"] = 0.5 * self.angle_k.to(t) * (t - self.angle_x0.to(t)) ** 2
-        if self.n_dihedrals:
-            phi = torch_dihedrals(pos, self.dihedral_idx)
-            nphi = phi.unsqueeze(-1) * self.dihedral_n.to(phi)
-            out["dihedrals"] = (self.dihedral_cos.to(phi) * torch.cos(nphi)
-                                + self.dihedral_sin.to(phi) * torch.sin(nphi)).sum(-1)
-        if self.n_pairs:
-            g = gather(pos, self.pair_idx)
-            d = g[:, :, 1] - g[:, :, 0]
-            r2 = (d * d).sum(-1)
-            out["repulsion"] = (self.pair_sigma2.to(r2) / r2) ** 3
-        return out
+        P = self._positions(pos)
+        return {k: t.term_energies(P).T for k, t in self.terms.items() if t.n_terms}
 
-    def energy_by_kind(self, pos: torch.Tensor) -> dict[str, torch.Tensor]:
+    def energy_by_kind(self, pos: Tensor) -> dict[str, Tensor]:
         """Energy per term kind, kcal/mol: {kind: Tensor[R]}."""
-        return {k: v.sum(-1) for k, v in self.energy_terms(pos).items()}
+        P = self._positions(pos)
+        return {k: t.energy(P) for k, t in self.terms.items() if t.n_terms}
 
-    def forward(self, pos: torch.Tensor) -> torch.Tensor:
-        """Total prior energy [R] in kcal/mol for positions [R,B,3] in Å."""
-        if pos.dim() == 2:
-            pos = pos.unsqueeze(0)
-        e = pos.new_zeros(pos.shape[0])
-        for v in self.energy_terms(pos).values():  # ≤ 4 kinds, not a loop over terms
-            e = e + v.sum(-1)
-        return e
-
-    def energy_and_forces(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(energy[R] kcal/mol, forces[R,B,3] kcal/mol/Å) with forces = −∂E/∂pos by autograd."""
+    def energy_and_forces(self, pos: Tensor) -> tuple[Tensor, Tensor]:
+        """(energy[R] kcal/mol, forces kcal/mol/Å shaped as ``pos``), forces = −∂E/∂pos: analytic
+        when :attr:`analytic`, else by autograd; no graph is kept."""
+        if self.analytic:
+            with torch.no_grad():
+                P = self._positions(pos)
+                F = torch.zeros_like(P)
+                energy = self._sum(P, F)
+            return energy, F.permute(2, 1, 0).reshape(pos.shape)
         with torch.enable_grad():
             p = pos.detach().requires_grad_(True)
             e = self.forward(p)
             (g,) = torch.autograd.grad(e.sum(), p)
         return e.detach(), -g
+
+
+class PriorEnergy(TermSum):
+    """The fitted prior (:meth:`raycg.priors.PriorSet.to_module`): bonds ½k(r−r0)², angles
+    ½k(θ−θ0)², dihedrals Σ_n c_n cos nφ + s_n sin nφ, repulsion (σ/r)⁶, and any registered term.
+    Parameters are float64 buffers cast to the dtype/device of ``pos`` on the fly.
+    """
+
+    @classmethod
+    def from_tables(cls, n_beads: int, tables: Mapping[str, tuple[np.ndarray, Mapping[str, Any]]]
+                    ) -> PriorEnergy:
+        """From ``{kind: (atoms[N, arity], {param: array})}`` (a term's schema parameters)."""
+        return cls(n_beads, [term_class(k).from_params(a, dict(p)) for k, (a, p) in tables.items()])
+
+    def tables(self) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """``{kind: (atoms, params)}``: the inverse of :meth:`from_tables` (float64 numpy)."""
+        return {k: (t.idx.T.cpu().numpy(), t.params_from_buffers(t.state_dict()))
+                for k, t in self.terms.items()}
+
+    @classmethod
+    def from_state_dict(cls, n_beads: int, state: Mapping[str, Tensor]) -> PriorEnergy:
+        """Rebuild from :meth:`state_dict` (keys ``terms.<kind>.<buffer>``), buffers exact."""
+        by_kind: dict[str, dict[str, Tensor]] = {}
+        for key, value in state.items():
+            _, kind, name = key.split(".", 2)
+            by_kind.setdefault(kind, {})[name] = value
+        return cls(n_beads, [term_class(k).from_buffers(b) for k, b in by_kind.items()])

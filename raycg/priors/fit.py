@@ -22,17 +22,16 @@ import numpy as np
 from raycg import units as U
 from raycg.errors import InputError
 from raycg.priors.config import PriorConfig
-from raycg.priors.geometry import soa_angles, soa_dihedrals, soa_distances, to_soa
+from raycg.priors.geometry import from_numpy, term_index
 from raycg.priors.prior_set import PriorSet, TermFit, TermTable
+from raycg.priors.terms import Histogram, Term, term_class
+from raycg.priors.terms.boltzmann import ConstantFeature, SparseHistogram
 from raycg.priors.topology import build_topology
-
-_FEATURE = {"bonds": soa_distances, "angles": soa_angles, "dihedrals": soa_dihedrals, "repulsion": soa_distances}
-_SINGULAR = {"bonds": "bond", "angles": "angle", "dihedrals": "dihedral", "repulsion": "pair"}
 
 
 @dataclass
 class _Kind:
-    kind: str
+    cls: type[Term]
     atoms: np.ndarray          # [N, m]
     group: np.ndarray          # [N] group index
     labels: list[str]          # per group
@@ -44,8 +43,22 @@ class _Kind:
     sumw2: np.ndarray | None = None
 
     @property
+    def kind(self) -> str:
+        return self.cls.kind
+
+    @property
     def n_groups(self) -> int:
         return len(self.labels)
+
+    def features(self, x) -> np.ndarray:
+        """The terms' feature [N, F] of coordinates x (torch [3, B, F])."""
+        import torch
+
+        with torch.no_grad():
+            return self.cls.features(x, term_index(self.atoms, self.cls.arity)).numpy()
+
+    def histogram(self, g: int) -> Histogram:
+        return Histogram(self.counts[g], self.sumw2[g], float(self.lo[g]), float(self.hi[g]))
 
 
 def _bead_labels(ds) -> list[str]:
@@ -67,11 +80,13 @@ def _type_names(ds) -> dict[int, str]:
     return names
 
 
-def _groups(kind: str, atoms: np.ndarray, cfg: PriorConfig, types: np.ndarray, bead_labels: list[str],
-            type_names: dict[int, str]) -> tuple[np.ndarray, list[str], list[list[list[int]]]]:
-    grouping = cfg.repulsion_grouping if kind == "repulsion" else cfg.grouping
+def _groups(cls: type[Term], atoms: np.ndarray, cfg: PriorConfig, types: np.ndarray,
+            bead_labels: list[str], type_names: dict[int, str]
+            ) -> tuple[np.ndarray, list[str], list[list[list[int]]]]:
+    """Parameter groups: one per term, per bead-type tuple (either direction) or all in one."""
+    grouping = cls.grouping(cfg)
     if grouping == "all":
-        return np.zeros(len(atoms), dtype=np.int64), ["all non-bonded pairs"], [atoms.tolist()]
+        return np.zeros(len(atoms), dtype=np.int64), [cls.pooled_label()], [atoms.tolist()]
     if grouping == "term":
         labels = ["-".join(bead_labels[i] for i in a) for a in atoms]
         return np.arange(len(atoms), dtype=np.int64), labels, [[a.tolist()] for a in atoms]
@@ -81,7 +96,7 @@ def _groups(kind: str, atoms: np.ndarray, cfg: PriorConfig, types: np.ndarray, b
     labels: list[str] = []
     for n, a in enumerate(atoms):
         t = tuple(int(types[i]) for i in a)
-        key = tuple(sorted((t[0], t[1]))) if kind == "repulsion" else min(t, t[::-1])
+        key = min(t, t[::-1])
         if key not in keys:
             keys[key] = len(keys)
             members.append([])
@@ -98,7 +113,8 @@ def _selected_frames(n_frames: int, max_frames: int | None) -> np.ndarray | None
 
 
 def _read(ds, frames: np.ndarray | None, start: int, stop: int, where: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Coordinates ([B,3,F] layout, ≥ float32) and weights of selected frames start:stop; checks finiteness."""
+    """Coordinates (torch [3, B, F], ≥ float32) and weights of selected frames start:stop; checks
+    finiteness."""
     sel = slice(start, stop) if frames is None else frames[start:stop]
     x = np.asarray(ds.coords[sel])
     if not np.isfinite(x).all():
@@ -116,7 +132,7 @@ def _read(ds, frames: np.ndarray | None, start: int, stop: int, where: str) -> t
                              hint="fix weights.npy")
     # geometry in the precision of the data (float32 coordinates stay float32: the rounding of the
     # data already dominates); histograms accumulate in float64
-    return to_soa(x, np.result_type(x.dtype, np.float32)), w
+    return from_numpy(x), w
 
 
 def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, bins: int, where: str) -> None:
@@ -125,29 +141,23 @@ def _set_ranges(k: _Kind, values: np.ndarray, cfg: PriorConfig, bins: int, where
     gmax = np.full(k.n_groups, -np.inf)
     np.minimum.at(gmin, g, values.min(axis=1))
     np.maximum.at(gmax, g, values.max(axis=1))
-    if k.kind == "dihedrals":
-        k.lo, k.hi, k.nbins = np.full(k.n_groups, -np.pi), np.full(k.n_groups, np.pi), bins
-        return
-    if k.kind in cfg.ranges:
-        lo, hi = cfg.ranges[k.kind]
+    cls = k.cls
+    k.nbins = cls.n_bins(cfg, bins)
+    if cls.periodic:
+        k.lo, k.hi = np.full(k.n_groups, cls.domain[0]), np.full(k.n_groups, cls.domain[1])
+    elif (fixed := cfg.ranges.get(k.kind)) is not None:
+        lo, hi = fixed
         k.lo, k.hi = np.full(k.n_groups, float(lo)), np.full(k.n_groups, float(hi))
-    elif k.kind == "repulsion":
-        k.lo, k.hi = np.zeros(k.n_groups), gmax * (1.0 + cfg.range_padding) + 1e-6
     else:
-        span = gmax - gmin
-        flat = span <= 1e-9 * np.maximum(1.0, np.abs(gmax))
-        if flat.any():
-            i = int(np.flatnonzero(flat)[0])
-            unit = "A" if k.kind == "bonds" else "rad"
-            raise InputError(f"{_SINGULAR[k.kind]} {k.labels[i]} is constant ({gmin[i]:.6g} {unit} in every sampled "
-                             f"frame); a harmonic fit needs a distribution", where=where,
-                             hint=f"disable it (priors.{k.kind}: false) or use data where it fluctuates")
-        lo, hi = gmin - cfg.range_padding * span, gmax + cfg.range_padding * span
-        lo = np.maximum(lo, 0.0)
-        if k.kind == "angles":
-            hi = np.minimum(hi, np.pi)
-        k.lo, k.hi = lo, hi
-    k.nbins = cfg.repulsion_bins if k.kind == "repulsion" else bins
+        try:
+            k.lo, k.hi = cls.histogram_range(gmin, gmax, cfg)
+        except ConstantFeature as exc:
+            i = exc.index
+            raise InputError(f"{cls.noun} {k.labels[i]} is constant ({gmin[i]:.6g} {cls.unit} in "
+                             f"every sampled frame); a harmonic fit needs a distribution",
+                             where=where,
+                             hint=f"disable it ({cfg.switch_hint(k.kind)}) or use data where it "
+                                  f"fluctuates") from None
 
 
 def _accumulate(k: _Kind, values: np.ndarray, w: np.ndarray | None) -> None:
@@ -156,7 +166,7 @@ def _accumulate(k: _Kind, values: np.ndarray, w: np.ndarray | None) -> None:
     lo = k.lo[k.group][:, None]
     inv = (nb / (k.hi - k.lo)[k.group])[:, None]
     b = np.floor((values - lo) * inv)
-    if k.kind == "dihedrals":   # periodic: φ = π belongs to the last bin
+    if k.cls.periodic:   # φ = π belongs to the last bin
         np.clip(b, 0, nb - 1, out=b)
     else:
         np.clip(b, -1, nb, out=b)
@@ -177,148 +187,32 @@ def _accumulate(k: _Kind, values: np.ndarray, w: np.ndarray | None) -> None:
 # per-group fits
 
 
-def _too_few(kind: str, label: str, have: int, need: int, cfg: PriorConfig, n_frames: int, where: str) -> InputError:
-    return InputError(
-        f"{_SINGULAR[kind]} {label}: only {have} histogram bin(s) hold >= {cfg.min_bin_count:g} samples, the fit "
-        f"needs >= {need} ({n_frames} frames used)", where=where,
-        hint="use more frames, or fewer bins (priors.bins) / a lower priors.min_bin_count")
-
-
-def _free_energy(k: _Kind, g: int, kbt: float, cfg: PriorConfig):
-    nb = k.nbins
-    counts = k.counts[g]
-    total = counts.sum()
-    width = (k.hi[g] - k.lo[g]) / nb
-    centers = k.lo[g] + (np.arange(nb) + 0.5) * width
-    c = counts[1:-1]
-    s2 = k.sumw2[g][1:-1]
-    neff = np.divide(c * c, s2, out=np.zeros_like(c), where=s2 > 0)
-    if k.kind == "bonds" and cfg.jacobian:
-        jac = centers ** 2
-    elif k.kind == "angles" and cfg.jacobian:
-        jac = np.sin(centers)
-    else:
-        jac = np.ones_like(centers)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        free = -kbt * np.log(c / (total * width) / jac)
-    mask = (neff >= cfg.min_bin_count) & (c > 0) & np.isfinite(free) & (jac > 0)
-    if cfg.fit_max_kT is not None and mask.any():
-        mask &= free - free[mask].min() <= cfg.fit_max_kT * kbt
-    return centers, c, neff, jac, free, mask, total
-
-
-def _wlsq(design: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 0.0) -> np.ndarray:
-    """Weighted least squares; ``ridge`` > 0 adds ``ridge · Σw`` times the squared coefficients
-    (all but the first, the constant) to the objective (Tikhonov)."""
-    sw = np.sqrt(w / w.max())
-    a, b = design * sw[:, None], y * sw
-    if ridge > 0:
-        lam = np.sqrt(ridge * float(np.sum(sw * sw)))
-        pen = lam * np.eye(design.shape[1])[1:]
-        a, b = np.vstack([a, pen]), np.concatenate([b, np.zeros(len(pen))])
-    coef, *_ = np.linalg.lstsq(a, b, rcond=None)
-    return coef
-
-
-def _residual_stats(free: np.ndarray, model: np.ndarray, weight: np.ndarray) -> dict[str, float]:
-    r = free - model
-    return {"rms_kcal": float(np.sqrt(np.sum(weight * r * r) / np.sum(weight))),
-            "rms_unweighted_kcal": float(np.sqrt(np.mean(r * r))), "max_abs_kcal": float(np.max(np.abs(r)))}
-
-
 def _fit_group(k: _Kind, g: int, kbt: float, cfg: PriorConfig, n_frames: int, where: str) -> TermFit:
-    nb = k.nbins
+    """The term class's Boltzmann-inversion fit of group g, with the histogram diagnostics."""
     counts = k.counts[g]
     total = float(counts.sum())
     s2 = float(k.sumw2[g].sum())
     base = dict(kind=k.kind, label=k.labels[g], members=k.members[g], range=(float(k.lo[g]), float(k.hi[g])),
-                bins=nb, n_samples=total, n_eff=(total * total / s2) if s2 > 0 else 0.0,
+                bins=k.nbins, n_samples=total, n_eff=(total * total / s2) if s2 > 0 else 0.0,
                 out_of_range=float((counts[0] + counts[-1]) / total) if total > 0 else 0.0,
                 histogram=[float(v) for v in counts[1:-1]] if cfg.store_histograms else None)
-    if k.kind == "repulsion":
-        return _fit_repulsion(k, g, cfg, base)
-    centers, c, neff, jac, free, mask, _ = _free_energy(k, g, kbt, cfg)
-    nfit = int(mask.sum())
-    if k.kind == "dihedrals":
-        order = cfg.dihedral_order
-        use = min(order, (nfit - 3) // 2)        # a Fourier series of order o needs >= 2o + 3 bins
-        if use < order and not cfg.sparse_fallback:
-            raise _too_few(k.kind, k.labels[g], nfit, 2 * order + 3, cfg, n_frames, where)
-        if use < 1:
-            zeros = [0.0] * order
-            return TermFit(params={"cos": zeros, "sin": zeros}, method="not-fitted", n_fit_bins=nfit,
-                           note=f"only {nfit} populated bin(s): dihedral prior set to zero", **base)
-        x = centers[mask]
-        n = np.arange(1, use + 1)
-        design = np.concatenate([np.ones((nfit, 1)), np.cos(np.outer(x, n)), np.sin(np.outer(x, n))], axis=1)
-        coef = _wlsq(design, free[mask], neff[mask], ridge=cfg.dihedral_ridge)
-        stats = _residual_stats(free[mask], design @ coef, c[mask])
-        pad = [0.0] * (order - use)
-        params = {"cos": coef[1:1 + use].tolist() + pad, "sin": coef[1 + use:].tolist() + pad}
-        note = "" if use == order else f"only {nfit} populated bins: Fourier order reduced to {use}"
-        return TermFit(params=params, method="fourier-lsq", n_fit_bins=nfit, note=note, **stats, **base)
-    need = 5
-    if nfit < need and not cfg.sparse_fallback:
-        raise _too_few(k.kind, k.labels[g], nfit, need, cfg, n_frames, where)
-    note = ""
-    if nfit >= need:
-        x = centers[mask]
-        xm = float(np.average(x, weights=c[mask]))
-        t = x - xm
-        design = np.stack([t * t, t, np.ones_like(t)], axis=1)
-        a, b, c0 = _wlsq(design, free[mask], neff[mask])
-        if a > 0:
-            stats = _residual_stats(free[mask], design @ np.array([a, b, c0]), c[mask])
-            return TermFit(params={"k": float(2.0 * a), "x0": float(xm - b / (2.0 * a))}, method="harmonic-lsq",
-                           n_fit_bins=nfit, **stats, **base)
-        note = "quadratic fit was not convex"
-    else:
-        note = f"only {nfit} bin(s) with >= {cfg.min_bin_count:g} samples"
-    # fallback (multimodal or sparse data): Gaussian moments of the Jacobian-corrected density,
-    # with Sheppard's correction for the bin width
-    width = (k.hi[g] - k.lo[g]) / nb
-    ok = (c > 0) & (jac > 0)
-    q = np.where(ok, c / np.where(ok, jac, 1.0), 0.0)
-    q /= q.sum()
-    x0 = float(np.sum(q * centers))
-    var = float(np.sum(q * (centers - x0) ** 2)) + width * width / 12.0
-    kk = kbt / var
-    stats = {}
-    if nfit:
-        u = 0.5 * kk * (centers[mask] - x0) ** 2
-        stats = _residual_stats(free[mask], u + np.average(free[mask] - u, weights=c[mask]), c[mask])
-    note += "; k = kT/variance, x0 = mean of the Jacobian-corrected density"
-    return TermFit(params={"k": float(kk), "x0": x0}, method="moments", n_fit_bins=nfit, note=note,
-                   **stats, **base)
-
-
-def _fit_repulsion(k: _Kind, g: int, cfg: PriorConfig, base: dict) -> TermFit:
-    counts = k.counts[g]
-    total = counts.sum()
-    width = (k.hi[g] - k.lo[g]) / k.nbins
-    target = cfg.repulsion_percentile / 100.0 * total
-    cum = np.cumsum(counts)
-    i = int(np.searchsorted(cum, target, side="left"))
-    note = ""
-    if i == 0:
-        sigma, note = float(k.lo[g]), "percentile below the histogram range"
-    elif i >= len(counts) - 1:
-        sigma, note = float(k.hi[g]), "percentile above the histogram range"
-    else:
-        before = cum[i - 1]
-        frac = (target - before) / counts[i] if counts[i] > 0 else 0.0
-        sigma = float(k.lo[g] + (i - 1 + frac) * width)
-    nz = np.flatnonzero(counts[1:-1])
-    min_seen = float(k.lo[g] + nz[0] * width) if len(nz) else float("nan")
-    params = {"sigma": sigma, "percentile": cfg.repulsion_percentile, "min_distance_A": min_seen}
-    return TermFit(params=params, method="percentile", note=note, **base)
+    try:
+        return TermFit(**k.cls.fit(k.histogram(g), kbt, cfg), **base)
+    except SparseHistogram as exc:
+        raise InputError(
+            f"{k.cls.noun} {k.labels[g]}: only {exc.have} histogram bin(s) hold >= "
+            f"{cfg.min_bin_count:g} samples, the fit needs >= {exc.need} ({n_frames} frames used)",
+            where=where,
+            hint="use more frames, or fewer bins (priors.bins) / a lower priors.min_bin_count",
+        ) from None
 
 
 # ----------------------------------------------------------------------------------------------
 
 
 def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = False) -> PriorSet:
-    """Fit bonds, angles, Fourier dihedrals and (σ/r)⁶ repulsion to a :class:`CGDataset`.
+    """Fit bonds, angles, Fourier dihedrals, (σ/r)⁶ repulsion (and ``config.extra_terms``) to a
+    :class:`CGDataset`.
 
     Boltzmann inversion at the dataset temperature (or ``config.temperature_K``) with Jacobian
     corrections, streamed in chunks of ``config.chunk_frames`` frames; frame weights are used
@@ -358,13 +252,17 @@ def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = F
 
 def _term_kinds(topo, cfg: PriorConfig, types, bead_labels, type_names) -> list[_Kind]:
     """The enabled term kinds that have terms in this topology, with their groups of shared parameters."""
-    src = {"bonds": topo.bonds, "angles": topo.angles, "dihedrals": topo.dihedrals, "repulsion": topo.pairs}
-    enabled = {"bonds": cfg.bonds, "angles": cfg.angles, "dihedrals": cfg.dihedrals, "repulsion": cfg.repulsion}
+    for name in cfg.ranges:
+        if term_class(name, where="priors.ranges").periodic:
+            raise InputError(f"priors.ranges.{name}: a periodic histogram spans its period",
+                             where="priors config", hint=f"remove ranges.{name}")
     kinds: list[_Kind] = []
-    for kind, atoms in src.items():
-        if enabled[kind] and len(atoms):
-            group, labels, members = _groups(kind, atoms, cfg, types, bead_labels, type_names)
-            kinds.append(_Kind(kind, atoms, group, labels, members))
+    for name in cfg.term_kinds():
+        cls = term_class(name, where="priors config")
+        atoms = np.asarray(cls.select(topo, cfg), dtype=np.int64).reshape(-1, cls.arity)
+        if len(atoms):
+            group, labels, members = _groups(cls, atoms, cfg, types, bead_labels, type_names)
+            kinds.append(_Kind(cls, atoms, group, labels, members))
     return kinds
 
 
@@ -382,7 +280,7 @@ def _histograms(dataset, kinds: list[_Kind], cfg: PriorConfig, where: str, progr
     sample_frames = pos_in_sel if frames is None else frames[pos_in_sel]
     x, _ = _read(dataset, sample_frames, 0, len(sample_frames), where)
     for k in kinds:
-        _set_ranges(k, _FEATURE[k.kind](x, k.atoms), cfg, cfg.resolved_bins(n_use), where)
+        _set_ranges(k, k.features(x), cfg, cfg.resolved_bins(n_use), where)
         k.counts = np.zeros((k.n_groups, k.nbins + 2))
         k.sumw2 = np.zeros((k.n_groups, k.nbins + 2))
     del x
@@ -391,7 +289,7 @@ def _histograms(dataset, kinds: list[_Kind], cfg: PriorConfig, where: str, progr
             stop = min(start + cfg.chunk_frames, n_use)
             x, w = _read(dataset, frames, start, stop, where)
             for k in kinds:
-                _accumulate(k, _FEATURE[k.kind](x, k.atoms), w)
+                _accumulate(k, k.features(x), w)
             bar.update(stop - start)
     if dataset.weights is not None and all(k.counts.sum() <= 0 for k in kinds):
         raise InputError("all frame weights are zero", where=where, hint="fix weights.npy")
@@ -399,15 +297,9 @@ def _histograms(dataset, kinds: list[_Kind], cfg: PriorConfig, where: str, progr
 
 
 def _term_table(k: _Kind, gf: list[TermFit]) -> TermTable:
-    """Each term's parameters, taken from its group's fit."""
-    if k.kind == "dihedrals":
-        params = {"cos": np.array([gf[g].params["cos"] for g in k.group]).reshape(len(k.atoms), -1),
-                  "sin": np.array([gf[g].params["sin"] for g in k.group]).reshape(len(k.atoms), -1)}
-    elif k.kind == "repulsion":
-        params = {"sigma": np.array([gf[g].params["sigma"] for g in k.group], dtype=np.float64)}
-    else:
-        params = {"k": np.array([gf[g].params["k"] for g in k.group], dtype=np.float64),
-                  "x0": np.array([gf[g].params["x0"] for g in k.group], dtype=np.float64)}
+    """Each term's parameters (the class's schema), taken from its group's fit."""
+    params = {name: np.array([gf[g].params[name] for g in k.group], dtype=np.float64)
+              for name in k.cls.param_names}
     return TermTable(k.kind, k.atoms, k.group, params)
 
 

@@ -9,7 +9,8 @@ File (``priors.json``)::
      "fits":  {kind: [{"label", "members", "params", "method", "rms_kcal", "range", "bins",
                        "n_samples", "n_eff", "out_of_range", "n_fit_bins", "histogram", ...}]}}
 
-kinds and params: bonds {k [kcal/mol/Å²], x0 [Å]}, angles {k [kcal/mol/rad²], x0 [rad]},
+kinds and params: each kind's term class (:data:`raycg.priors.terms.TERMS`) gives its arity and
+parameter schema: bonds {k [kcal/mol/Å²], x0 [Å]}, angles {k [kcal/mol/rad²], x0 [rad]},
 dihedrals {cos [N,order], sin [N,order] kcal/mol}, repulsion {sigma [Å]}. Never pickled.
 """
 
@@ -25,19 +26,12 @@ import numpy as np
 
 from raycg import units as U
 from raycg.errors import InputError
-from raycg.priors.config import TERM_KINDS, PriorConfig
+from raycg.priors.config import PriorConfig
+from raycg.priors.terms import term_class
 from raycg.utils.io import _json_default, atomic_write_text
 
 FORMAT_NAME = "raycg-priors"
 FORMAT_VERSION = 1
-ARITY = {"bonds": 2, "angles": 3, "dihedrals": 4, "repulsion": 2}
-PARAM_NAMES = {"bonds": ("k", "x0"), "angles": ("k", "x0"), "dihedrals": ("cos", "sin"), "repulsion": ("sigma",)}
-ENERGY_FORMS = {
-    "bonds": "0.5*k*(r - x0)**2; r in angstrom, k in kcal/mol/angstrom^2",
-    "angles": "0.5*k*(theta - x0)**2; theta in rad (0..pi), k in kcal/mol/rad^2",
-    "dihedrals": "sum_n cos[n-1]*cos(n*phi) + sin[n-1]*sin(n*phi), n=1..order; phi in rad (IUPAC sign), kcal/mol",
-    "repulsion": "(sigma/r)**6; r, sigma in angstrom, kcal/mol",
-}
 
 
 @dataclass
@@ -120,25 +114,8 @@ class PriorSet:
         """The prior as a :class:`raycg.priors.energy.PriorEnergy` torch module (float64 buffers)."""
         from raycg.priors.energy import PriorEnergy
 
-        order = self.config.dihedral_order
-        t = {k: self.terms.get(k) for k in TERM_KINDS}
-
-        def get(kind: str, name: str, shape: tuple) -> np.ndarray:
-            tab = t[kind]
-            return np.zeros(shape) if tab is None else tab.params[name]
-
-        def atoms(kind: str) -> np.ndarray:
-            tab = t[kind]
-            return np.zeros((0, ARITY[kind]), np.int64) if tab is None else tab.atoms
-
-        return PriorEnergy(
-            self.n_beads,
-            bonds=atoms("bonds"), bond_k=get("bonds", "k", (0,)), bond_x0=get("bonds", "x0", (0,)),
-            angles=atoms("angles"), angle_k=get("angles", "k", (0,)), angle_x0=get("angles", "x0", (0,)),
-            dihedrals=atoms("dihedrals"), dihedral_cos=get("dihedrals", "cos", (0, order)),
-            dihedral_sin=get("dihedrals", "sin", (0, order)),
-            pairs=atoms("repulsion"), sigma=get("repulsion", "sigma", (0,)), dihedral_order=order,
-        )
+        tables = {k: (t.atoms, t.params) for k, t in self.terms.items()}
+        return PriorEnergy.from_tables(self.n_beads, tables)
 
     def energy(self, coords: np.ndarray) -> np.ndarray:
         """Prior energy (kcal/mol, float64 [F]) of coordinates [F,B,3] Å (convenience, numpy)."""
@@ -157,7 +134,7 @@ class PriorSet:
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "n_beads": self.n_beads, "temperature_K": self.temperature_K,
             "kbt_kcal_per_mol": self.kbt, "units": dict(U.UNITS),
-            "energy_forms": {k: ENERGY_FORMS[k] for k in self.terms},
+            "energy_forms": {k: term_class(k).energy_form for k in self.terms},
             "bead_types": list(self.bead_types), "bead_labels": list(self.bead_labels),
             "bonds": [list(map(int, b)) for b in self.bonds],
             "config": self.config.model_dump(mode="json"),
@@ -211,26 +188,8 @@ class PriorSet:
 
             config = validate_config(PriorConfig, d.get("config", {}), source=f"{where}: config")
             n_beads = int(d["n_beads"])
-            terms: dict[str, TermTable] = {}
-            for kind, tab in d["terms"].items():
-                if kind not in ARITY:
-                    raise InputError(f"unknown term kind {kind!r}", where=where, hint=f"kinds are {list(ARITY)}")
-                atoms = np.asarray(tab["atoms"], dtype=np.int64).reshape(-1, ARITY[kind])
-                n = len(atoms)
-                params = {}
-                for name in PARAM_NAMES[kind]:
-                    arr = np.asarray(tab["params"][name], dtype=np.float64)
-                    if arr.shape[:1] != (n,) or not np.all(np.isfinite(arr)):
-                        raise InputError(f"terms.{kind}.params.{name} has shape {arr.shape} or non-finite values "
-                                         f"for {n} terms", where=where, hint="re-fit the priors")
-                    params[name] = arr
-                if kind == "dihedrals":
-                    for name in ("cos", "sin"):
-                        params[name] = params[name].reshape(n, config.dihedral_order)
-                if n and (atoms.min() < 0 or atoms.max() >= n_beads):
-                    raise InputError(f"terms.{kind}.atoms refers to beads outside 0..{n_beads - 1}", where=where,
-                                     hint="re-fit the priors")
-                terms[kind] = TermTable(kind, atoms, np.asarray(tab["group"], dtype=np.int64), params)
+            terms = {k: _read_table(k, tab, config, n_beads, where)
+                     for k, tab in d["terms"].items()}
             fits = {k: [TermFit.from_json(f) for f in v] for k, v in d.get("fits", {}).items()}
             return cls(n_beads=n_beads, temperature_K=float(d["temperature_K"]), terms=terms, fits=fits,
                        config=config, bead_types=list(d.get("bead_types", [])),
@@ -261,16 +220,11 @@ class PriorSet:
                  f"dataset {self.dataset.get('name', '?')} ({self.dataset.get('n_frames_used', '?')} frames), "
                  f"grouping={self.config.grouping}"]
         for kind, fits in self.fits.items():
-            lines.append(f"{kind}: {len(self.terms[kind])} terms, {len(fits)} parameter groups  [{ENERGY_FORMS[kind]}]")
+            cls = term_class(kind)
+            lines.append(f"{kind}: {len(self.terms[kind])} terms, {len(fits)} parameter groups  "
+                         f"[{cls.energy_form}]")
             for f in fits:
-                p = f.params
-                if kind in ("bonds", "angles"):
-                    x0 = p["x0"]
-                    shown = f"k={p['k']:9.3f}  x0={x0:8.4f}" + (f" ({np.degrees(x0):6.1f} deg)" if kind == "angles" else "")
-                elif kind == "dihedrals":
-                    shown = "cos=" + ",".join(f"{v:+.3f}" for v in p["cos"]) + " sin=" + ",".join(f"{v:+.3f}" for v in p["sin"])
-                else:
-                    shown = f"sigma={p['sigma']:.3f} A"
+                shown = cls.summary(f.params)
                 rms = "" if f.rms_kcal is None else f"  rms={f.rms_kcal:.3f} kcal/mol"
                 oor = f"  out-of-range={100 * f.out_of_range:.2g}%" if f.out_of_range > 0 else ""
                 note = f"  [{f.method}{'; ' + f.note if f.note else ''}]" if f.note or f.method not in (
@@ -278,3 +232,23 @@ class PriorSet:
                 lines.append(f"  {f.label:<24s} {shown}{rms}  n_eff={f.n_eff:.4g}{oor}{note}")
         return lines
 
+
+
+def _read_table(kind: str, tab: dict[str, Any], config: PriorConfig, n_beads: int,
+                where: str) -> TermTable:
+    """One kind's terms from a priors file, checked against its term class's schema."""
+    cls = term_class(kind, where=where)
+    atoms = np.asarray(tab["atoms"], dtype=np.int64).reshape(-1, cls.arity)
+    n = len(atoms)
+    params = {}
+    for name in cls.param_names:
+        arr = np.asarray(tab["params"][name], dtype=np.float64)
+        if arr.shape[:1] != (n,) or not np.all(np.isfinite(arr)):
+            raise InputError(f"terms.{kind}.params.{name} has shape {arr.shape} or non-finite "
+                             f"values for {n} terms", where=where, hint="re-fit the priors")
+        params[name] = arr
+    params = cls.check_params(params, n, config)
+    if n and (atoms.min() < 0 or atoms.max() >= n_beads):
+        raise InputError(f"terms.{kind}.atoms refers to beads outside 0..{n_beads - 1}",
+                         where=where, hint="re-fit the priors")
+    return TermTable(kind, atoms, np.asarray(tab["group"], dtype=np.int64), params)

@@ -2,8 +2,8 @@
 
 Beads (19): one Cα bead per residue (beads 0..9, at the Cα atom, carrying the backbone mass)
 followed by one side-chain bead per non-glycine residue (beads 10..18, at the side chain's
-centre of mass, carrying the side-chain mass). Energy terms, all at the native values of the
-all-atom structure:
+centre of mass, carrying the side-chain mass). Energy terms (classes of :mod:`raycg.priors.terms`),
+all at the native values of the all-atom structure:
 
 - harmonic bonds Cα(i)–Cα(i+1) and Cα(i)–SC(i): ½ k_b (r − r₀)²;
 - angles Cα–Cα–Cα and SC(i)–Cα(i)–Cα(i±1), harmonic in cos θ (no singularity at 180°):
@@ -36,9 +36,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from raycg.errors import InputError
+from raycg.priors.energy import TermSum
+from raycg.priors.geometry import dihedrals, from_numpy, term_index
+from raycg.priors.terms import Chirality, ContactPairs, CosineAngle, GoDihedral, HarmonicBond
+from raycg.priors.topology import build_topology
 from raycg.units import kbt
 
 SEQUENCE = ("TYR", "TYR", "ASP", "PRO", "GLU", "THR", "GLY", "THR", "TRP", "TYR")
@@ -123,6 +126,10 @@ class GoSystem:
         return int(self.pair_is_contact.sum())
 
 
+# Reference values of one structure x [B, 3], in float64 numpy as the packaged embedded reference
+# was made: torch's vectorised sqrt rounds some values differently, and these values seed the
+# misfolded structure's minimisation and the simulation, hence the dataset's bytes. The energy
+# terms themselves are raycg.priors.terms classes.
 def _bond_geometry(x: np.ndarray, bonds: np.ndarray) -> np.ndarray:
     return np.linalg.norm(x[bonds[:, 1]] - x[bonds[:, 0]], axis=-1)
 
@@ -141,9 +148,10 @@ def _chirality_np(x: np.ndarray, ch: np.ndarray) -> np.ndarray:
     return np.sum(u * np.cross(v, w), -1) / n
 
 
-def _dihedral_np(x: np.ndarray, d: np.ndarray) -> np.ndarray:
-    t = _dihedral_cos_sin(torch.as_tensor(x[None], dtype=torch.float64), torch.as_tensor(d))
-    return np.arctan2(t[1][0].numpy(), t[0][0].numpy())
+def _dihedral_angles(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Dihedral angles [Nd] (rad) of one structure x [B, 3]."""
+    with torch.no_grad():
+        return dihedrals(from_numpy(x[None].astype(np.float64)), term_index(d, 4))[:, 0].numpy()
 
 
 def build_go_system(pdb: str | Path | None = None, params: GoParameters | None = None) -> GoSystem:
@@ -166,7 +174,7 @@ def build_go_system(pdb: str | Path | None = None, params: GoParameters | None =
     for r, s in sc_of.items():
         a, c = (r - 1, r + 1) if 0 < r < n_res - 1 else ((1, 2) if r == 0 else (r - 1, r - 2))
         chiralities.append((a, r, c, s))
-    pairs = _nonbonded_pairs(len(native), bonds)
+    pairs = build_topology(np.array(bonds), len(native), 3).pairs     # not 1-2 or 1-3 neighbours
     system = GoSystem(
         native=native, masses=masses, bead_names=names, bead_residues=bead_res, residue_names=res_names,
         ca_index=np.arange(n_res), bonds=np.array(bonds, dtype=np.int64), angles=np.array(angles, dtype=np.int64),
@@ -218,23 +226,6 @@ def _read_beads(pdb: str | Path | None) -> tuple[np.ndarray, np.ndarray, list[st
     n_res = len(residues)
     return (native, np.array(ca_mass + sc_mass, dtype=np.float64), ["CA"] * n_res + ["SC"] * len(sc_res),
             list(range(n_res)) + sc_res, [r.name for r in residues])
-
-
-def _nonbonded_pairs(n_beads: int, bonds: list[tuple[int, int]]) -> np.ndarray:
-    """Every bead pair that is not a 1-2 or 1-3 neighbour in the bead graph."""
-    adj: list[set[int]] = [set() for _ in range(n_beads)]
-    for a, b in bonds:
-        adj[a].add(b)
-        adj[b].add(a)
-    excluded = set()
-    for a in range(n_beads):
-        for b in adj[a]:
-            excluded.add((min(a, b), max(a, b)))
-            for c in adj[b]:
-                if c != a:
-                    excluded.add((min(a, c), max(a, c)))
-    return np.array([(i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if (i, j) not in excluded],
-                    dtype=np.int64)
 
 
 def _pair_distances(x: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -297,237 +288,45 @@ def _add_misfolded_state(system: GoSystem, mis: np.ndarray) -> None:
     system.misfolded_sigma = d_mis[in_mis]
 
 
-def _dihedral_cos_sin(pos: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos φ and sin φ (IUPAC sign) of dihedrals ``d`` [Nd,4] for ``pos`` [R,B,3] (returns [R,Nd])."""
-    p0, p1, p2, p3 = (pos[:, d[:, k]] for k in range(4))
-    b1, b2, b3 = p1 - p0, p2 - p1, p3 - p2
-    m = torch.linalg.cross(b1, b2, dim=-1)
-    n = torch.linalg.cross(b2, b3, dim=-1)
-    b2n = b2 / torch.linalg.vector_norm(b2, dim=-1, keepdim=True)
-    x = (m * n).sum(-1)
-    y = (torch.linalg.cross(m, n, dim=-1) * b2n).sum(-1)
-    norm = torch.sqrt(x * x + y * y).clamp_min(1e-30)
-    return x / norm, y / norm
-
-
-def _dihedral_terms(cphi: torch.Tensor, sphi: torch.Tensor, cos0: torch.Tensor, sin0: torch.Tensor, k1: torch.Tensor,
-                    k3: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """k1 [1 - cos(φ-φ0)] + k3 [1 - cos 3(φ-φ0)] and its derivative dE/dφ, from cos φ, sin φ."""
-    cd = cphi * cos0 + sphi * sin0                      # cos(φ-φ0)
-    sd = sphi * cos0 - cphi * sin0                      # sin(φ-φ0)
-    energy = k1 * (1.0 - cd) + k3 * (1.0 - (4.0 * cd * cd * cd - 3.0 * cd))
-    return energy, k1 * sd + 3.0 * k3 * (3.0 * sd - 4.0 * sd * sd * sd)
-
-
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Dot product over the leading (x, y, z) axis of coordinate-major tensors [3, ...]."""
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
-
-
-class GoPotential(nn.Module):
-    """The Gō energy as a ``torch.nn.Module``: ``forward(pos[R,B,3]) -> energy[R]`` (kcal/mol).
-
-    ``energy_and_forces(pos)`` returns energies and analytic forces (−∇E) in one pass without
-    autograd (several times faster than autograd for this small system); ``forward`` evaluates the
-    same expressions differentiably. Internally positions are coordinate-major ([3,B,R]) so that
-    gathers copy contiguous rows and every operation runs over long contiguous replica vectors.
+class GoPotential(TermSum):
+    """The Gō energy, a sum of :mod:`raycg.priors.terms` modules: harmonic bonds, cos-angles, Cα
+    dihedrals (smooth minimum of native and misfolded forms), side-chain chirality and contact /
+    repulsive pairs. ``forward(pos[R,B,3]) -> energy[R]`` (kcal/mol); ``energy_and_forces(pos)``
+    returns the terms' analytic forces (−∇E) in one pass without autograd (several times faster
+    than autograd for this small system). ``contacts="repulsive"`` keeps only the wall of each
+    well (r < σ, shifted up by the depth so energy and force vanish at σ): the unfolded-state model.
     """
 
     def __init__(self, system: GoSystem, epsilon: float | None = None, contacts: str = "attractive"):
-        super().__init__()
         if contacts not in ("attractive", "repulsive"):
             raise InputError(f"contacts must be 'attractive' or 'repulsive', got {contacts!r}")
         p = system.params
         eps = p.epsilon if epsilon is None else float(epsilon)
-        self.n_beads = system.n_beads
-        self.epsilon = eps
-        f64 = torch.float64
         nat = system.native
-
-        def col(a):  # [N] -> [N, 1] float64, broadcasts against [N, R]
-            return torch.as_tensor(np.asarray(a, dtype=np.float64)[:, None], dtype=f64)
-
-        self.register_buffer("bi", torch.as_tensor(system.bonds[:, 0]))
-        self.register_buffer("bj", torch.as_tensor(system.bonds[:, 1]))
-        self.register_buffer("r0", col(_bond_geometry(nat, system.bonds)))
-        self.register_buffer("kb", col(np.full(len(system.bonds), p.k_bond)))
         cos0 = _angle_cos(nat, system.angles)
-        self.register_buffer("aa", torch.as_tensor(system.angles[:, 0]))
-        self.register_buffer("ab", torch.as_tensor(system.angles[:, 1]))
-        self.register_buffer("ac", torch.as_tensor(system.angles[:, 2]))
-        self.register_buffer("cos0", col(cos0))
-        self.register_buffer("k_cos", col(p.k_angle / (1.0 - cos0**2)))
-        phi0 = _dihedral_np(nat, system.dihedrals)
-        for k in range(4):
-            self.register_buffer(f"d{k}", torch.as_tensor(system.dihedrals[:, k]))
-        self.register_buffer("cos_phi0", col(np.cos(phi0)))
-        self.register_buffer("sin_phi0", col(np.sin(phi0)))
-        phim = phi0 if system.misfolded is None else _dihedral_np(system.misfolded, system.dihedrals)
-        self.register_buffer("cos_phim", col(np.cos(phim)))
-        self.register_buffer("sin_phim", col(np.sin(phim)))
-        self.dihedral_mix = 0.0 if system.misfolded is None else float(p.dihedral_mixing_kcal)
-        self.register_buffer("k1", col(system.dihedral_k1))
-        self.register_buffer("k3", col(system.dihedral_k3))
-        for k, name in enumerate(("ca_", "cb_", "cc_", "cs_")):
-            self.register_buffer(name, torch.as_tensor(system.chiralities[:, k]))
-        self.register_buffer("chi0", col(_chirality_np(nat, system.chiralities)))
-        self.register_buffer("kchi", col(np.full(len(system.chiralities), p.k_chirality)))
+        phi0 = _dihedral_angles(nat, system.dihedrals)
+        mis_x = system.misfolded
+        phim = phi0 if mis_x is None else _dihedral_angles(mis_x, system.dihedrals)
         contact = system.pair_is_contact
         mis = system.pair_is_misfolded_contact if system.pair_is_misfolded_contact is not None else contact & False
         well = contact | mis
         depth = np.where(contact, eps, np.where(mis, p.epsilon_misfolded, 0.0))
-        self.register_buffer("pi", torch.as_tensor(system.pairs[:, 0]))
-        self.register_buffer("pj", torch.as_tensor(system.pairs[:, 1]))
-        self.register_buffer("sigma2", col(system.pair_sigma**2))
-        self.register_buffer("c12", col(np.where(well, 5.0 * depth, p.epsilon_repulsion)))
-        self.register_buffer("c10", col(np.where(well, 6.0 * depth, 0.0)))
-        # contacts="repulsive": contact pairs keep only the wall of their well (r < σ, shifted up by the
-        # depth so energy and force vanish continuously at σ): the unfolded-state model used to make starts
-        self.contacts = contacts
         trunc = well & (contacts == "repulsive")
-        self.register_buffer("shift", col(np.where(trunc, depth, 0.0)))
-        self.register_buffer("truncate", torch.as_tensor(trunc)[:, None])
-        self._any_truncated = bool(trunc.any())
-        self._float_names = ("r0", "kb", "cos0", "k_cos", "cos_phi0", "sin_phi0", "k1", "k3", "chi0", "kchi", "sigma2",
-                             "c12", "c10", "shift", "cos_phim", "sin_phim")
-        self._cache: dict[tuple, dict[str, torch.Tensor]] = {}
-
-    def _params(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
-        key = (like.dtype, like.device)
-        if key not in self._cache:
-            self._cache[key] = {n: getattr(self, n).to(dtype=like.dtype, device=like.device)
-                                for n in self._float_names}
-        return self._cache[key]
-
-    def _apply(self, fn, recurse=True):  # keep the per-dtype cache consistent with .to()/.double()
-        self._cache = {}
-        return super()._apply(fn, recurse)
-
-    def _compute(self, pos: torch.Tensor, forces: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Energy [R] and, with ``forces``, analytic forces [R, B, 3]: the sum of the terms below, each of
-        which adds its forces into ``F`` (coordinates first: [3, B, R])."""
-        if pos.ndim != 3 or pos.shape[1] != self.n_beads or pos.shape[2] != 3:
-            raise InputError(f"Go potential expects positions [R, {self.n_beads}, 3], got {tuple(pos.shape)}")
-        c = self._params(pos)
-        P = pos.permute(2, 1, 0).contiguous()         # [3, B, R]
-        F = torch.zeros_like(P) if forces else None
-        energy = self._bonds(P, c, F)
-        for term in (self._angles, self._dihedrals, self._chirality, self._pairs):
-            energy = energy + term(P, c, F)
-        return energy, (F.permute(2, 1, 0) if forces else None)
-
-    def _bonds(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
-        """½ k_b (r − r0)²."""
-        d = P.index_select(1, self.bj) - P.index_select(1, self.bi)
-        r = torch.sqrt(_dot(d, d))
-        dr = r - c["r0"]
-        if F is not None:
-            fj = (-(c["kb"] * dr) / r).unsqueeze(0) * d
-            F.index_add_(1, self.bj, fj)
-            F.index_add_(1, self.bi, -fj)
-        return 0.5 * (c["kb"] * dr * dr).sum(0)
-
-    def _angles(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
-        """½ k (cos θ − cos θ0)², harmonic in cos θ."""
-        sel = P.index_select
-        u = sel(1, self.aa) - sel(1, self.ab)
-        v = sel(1, self.ac) - sel(1, self.ab)
-        lu = torch.sqrt(_dot(u, u))
-        lv = torch.sqrt(_dot(v, v))
-        cos = _dot(u, v) / (lu * lv)
-        dc = cos - c["cos0"]
-        if F is not None:
-            g = -(c["k_cos"] * dc)                      # -dE/dcos
-            fa = g.unsqueeze(0) * (v / (lu * lv).unsqueeze(0) - (cos / (lu * lu)).unsqueeze(0) * u)
-            fc = g.unsqueeze(0) * (u / (lu * lv).unsqueeze(0) - (cos / (lv * lv)).unsqueeze(0) * v)
-            F.index_add_(1, self.aa, fa)
-            F.index_add_(1, self.ac, fc)
-            F.index_add_(1, self.ab, -(fa + fc))
-        return 0.5 * (c["k_cos"] * dc * dc).sum(0)
-
-    def _dihedrals(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
-        """k1 [1 − cos(φ − φ0)] + k3 [1 − cos 3(φ − φ0)], with a smooth minimum against the misfolded form."""
-        sel = P.index_select
-        p0, p1, p2, p3 = sel(1, self.d0), sel(1, self.d1), sel(1, self.d2), sel(1, self.d3)
-        b1, b2, b3 = p1 - p0, p2 - p1, p3 - p2
-        m = torch.linalg.cross(b1, b2, dim=0)
-        n = torch.linalg.cross(b2, b3, dim=0)
-        lb2 = torch.sqrt(_dot(b2, b2))
-        x = _dot(m, n)
-        y = _dot(torch.linalg.cross(m, n, dim=0), b2) / lb2
-        norm = torch.sqrt(x * x + y * y).clamp_min(1e-30)
-        cphi, sphi = x / norm, y / norm
-        v, dv = _dihedral_terms(cphi, sphi, c["cos_phi0"], c["sin_phi0"], c["k1"], c["k3"])
-        if self.dihedral_mix > 0:
-            vm, dvm = _dihedral_terms(cphi, sphi, c["cos_phim"], c["sin_phim"], c["k1"], c["k3"])
-            low = torch.minimum(v, vm)
-            wn, wm = torch.exp((low - v) / self.dihedral_mix), torch.exp((low - vm) / self.dihedral_mix)
-            v = low - self.dihedral_mix * torch.log(wn + wm)
-            dv = (wn * dv + wm * dvm) / (wn + wm)
-        if F is not None:
-            m2 = _dot(m, m).clamp_min(1e-30)
-            n2 = _dot(n, n).clamp_min(1e-30)
-            f0 = (dv * lb2 / m2).unsqueeze(0) * m
-            f3 = (-dv * lb2 / n2).unsqueeze(0) * n
-            lb22 = (lb2 * lb2).unsqueeze(0)
-            pp = -_dot(b1, b2).unsqueeze(0) / lb22
-            qq = -_dot(b3, b2).unsqueeze(0) / lb22
-            s = pp * f0 - qq * f3
-            F.index_add_(1, self.d0, f0)
-            F.index_add_(1, self.d1, -(f0 - s))
-            F.index_add_(1, self.d2, -(f3 + s))
-            F.index_add_(1, self.d3, f3)
-        return v.sum(0)
-
-    def _chirality(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
-        """Side-chain chirality: ½ k (χ − χ0)², χ = u·(v×w) / (|u||v||w|)."""
-        sel = P.index_select
-        pb = sel(1, self.cb_)
-        u, v, w = sel(1, self.ca_) - pb, sel(1, self.cc_) - pb, sel(1, self.cs_) - pb
-        uu, vv, ww = _dot(u, u), _dot(v, v), _dot(w, w)
-        vxw = torch.linalg.cross(v, w, dim=0)
-        inv_n = 1.0 / torch.sqrt(uu * vv * ww)
-        chi = _dot(u, vxw) * inv_n
-        dchi = chi - c["chi0"]
-        if F is not None:
-            g = (-(c["kchi"] * dchi)).unsqueeze(0)       # -dE/dχ
-            gi, gc = g * inv_n.unsqueeze(0), g * chi.unsqueeze(0)
-            fu = gi * vxw - gc * u / uu.unsqueeze(0)
-            fv = gi * torch.linalg.cross(w, u, dim=0) - gc * v / vv.unsqueeze(0)
-            fw = gi * torch.linalg.cross(u, v, dim=0) - gc * w / ww.unsqueeze(0)
-            F.index_add_(1, self.ca_, fu)
-            F.index_add_(1, self.cc_, fv)
-            F.index_add_(1, self.cs_, fw)
-            F.index_add_(1, self.cb_, -(fu + fv + fw))
-        return 0.5 * (c["kchi"] * dchi * dchi).sum(0)
-
-    def _pairs(self, P: torch.Tensor, c: dict[str, torch.Tensor], F: torch.Tensor | None) -> torch.Tensor:
-        """Pairs: c12 (σ/r)^12 − c10 (σ/r)^10 (+ shift; truncated repulsive contacts are 0 beyond σ)."""
-        d = P.index_select(1, self.pj) - P.index_select(1, self.pi)
-        inv_r2 = 1.0 / _dot(d, d)
-        x = c["sigma2"] * inv_r2
-        x2 = x * x
-        x5 = x2 * x2 * x
-        e_pair = x5 * (c["c12"] * x - c["c10"]) + c["shift"]
-        off = self.truncate & (x < 1.0) if self._any_truncated else None
-        if off is not None:
-            e_pair = torch.where(off, 0.0, e_pair)
-        if F is not None:
-            mag = (12.0 * c["c12"] * x - 10.0 * c["c10"]) * x5 * inv_r2
-            if off is not None:
-                mag = torch.where(off, 0.0, mag)
-            fj = mag.unsqueeze(0) * d
-            F.index_add_(1, self.pj, fj)
-            F.index_add_(1, self.pi, -fj)
-        return e_pair.sum(0)
-
-    def forward(self, pos: torch.Tensor) -> torch.Tensor:
-        return self._compute(pos, forces=False)[0]
-
-    @torch.no_grad()
-    def energy_and_forces(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        energy, forces = self._compute(pos, forces=True)
-        return energy, forces
+        super().__init__(system.n_beads, [
+            HarmonicBond(system.bonds, np.full(len(system.bonds), p.k_bond),
+                         _bond_geometry(nat, system.bonds)),
+            CosineAngle(system.angles, p.k_angle / (1.0 - cos0**2), cos0),
+            GoDihedral(system.dihedrals, system.dihedral_k1, system.dihedral_k3, phi0, phim,
+                       mixing=0.0 if system.misfolded is None else float(p.dihedral_mixing_kcal)),
+            Chirality(system.chiralities, np.full(len(system.chiralities), p.k_chirality),
+                      _chirality_np(nat, system.chiralities)),
+            ContactPairs(system.pairs, system.pair_sigma,
+                         np.where(well, 5.0 * depth, p.epsilon_repulsion),
+                         np.where(well, 6.0 * depth, 0.0),
+                         shift=np.where(trunc, depth, 0.0), truncate=trunc),
+        ])
+        self.epsilon = eps
+        self.contacts = contacts
 
 
 def go_description(system: GoSystem, temperature_K: float) -> dict[str, Any]:

@@ -11,14 +11,8 @@ import pytest
 import torch
 
 from raycg.priors import PriorConfig, PriorSet, build_topology, fit_priors
-from raycg.priors.geometry import (
-    np_angles,
-    np_dihedrals,
-    np_distances,
-    torch_angles,
-    torch_dihedrals,
-    torch_distances,
-)
+from raycg.priors import geometry as G
+from raycg.priors.geometry import numpy_features
 
 from .helpers import make_dataset
 
@@ -55,7 +49,20 @@ def test_topology_of_a_chain_and_a_branch():
     assert [0, 5] in t.pairs.tolist() and [0, 2] not in t.pairs.tolist() and [0, 4] in t.pairs.tolist()
 
 
-def test_geometry_matches_mdtraj_and_torch():
+def np_distances(x, idx):
+    return numpy_features(G.distances, x, idx, 2)
+
+
+def np_angles(x, idx):
+    return numpy_features(G.angles, x, idx, 3)
+
+
+def np_dihedrals(x, idx):
+    return numpy_features(G.dihedrals, x, idx, 4)
+
+
+def test_geometry_matches_mdtraj_in_both_precisions():
+    """The one torch implementation, on numpy data by conversion, against mdtraj (float32 there)."""
     rng = np.random.default_rng(1)
     x = _random_chain(50, 6, rng)
     ds = make_dataset(x, [(i, i + 1) for i in range(5)])
@@ -63,14 +70,23 @@ def test_geometry_matches_mdtraj_and_torch():
     ang = np.array([[0, 1, 2], [2, 3, 4]])
     dih = np.array([[0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 5]])
     pairs = np.array([[0, 3], [1, 5]])
-    np.testing.assert_allclose(np_angles(x, ang), mdtraj.compute_angles(traj, ang), atol=1e-5)
-    np.testing.assert_allclose(np_dihedrals(x, dih), mdtraj.compute_dihedrals(traj, dih), atol=1e-5)
-    np.testing.assert_allclose(np_distances(x, pairs), 10 * mdtraj.compute_distances(traj, pairs), atol=1e-4)
-    xt = torch.as_tensor(x)
-    np.testing.assert_allclose(torch_angles(xt, torch.as_tensor(ang)).numpy(), np_angles(x, ang), atol=1e-12)
-    np.testing.assert_allclose(torch_dihedrals(xt, torch.as_tensor(dih)).numpy(), np_dihedrals(x, dih), atol=1e-12)
-    np.testing.assert_allclose(torch_distances(xt, torch.as_tensor(pairs)).numpy(), np_distances(x, pairs),
-                               atol=1e-12)
+    for xx in (x, x.astype(np.float32)):
+        assert np_angles(xx, ang).dtype == xx.dtype and np_angles(xx, ang).shape == (50, 2)
+        np.testing.assert_allclose(np_angles(xx, ang), mdtraj.compute_angles(traj, ang), atol=1e-5)
+        np.testing.assert_allclose(np_dihedrals(xx, dih), mdtraj.compute_dihedrals(traj, dih),
+                                   atol=1e-5)
+        np.testing.assert_allclose(np_distances(xx, pairs),
+                                   10 * mdtraj.compute_distances(traj, pairs), atol=1e-4)
+    # cos θ and chirality agree with their definitions
+    u, v = x[:, 0] - x[:, 1], x[:, 2] - x[:, 1]
+    cos = np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+    got = numpy_features(G.cos_angles, x, [[0, 1, 2]], 3)[:, 0]
+    np.testing.assert_allclose(got, cos, rtol=1e-12)
+    w = x[:, 3] - x[:, 1]
+    chi = np.sum(u * np.cross(v, w), -1) / (np.linalg.norm(u, axis=-1) * np.linalg.norm(v, axis=-1)
+                                            * np.linalg.norm(w, axis=-1))
+    got = numpy_features(G.chirality, x, [[0, 1, 2, 3]], 4)[:, 0]
+    np.testing.assert_allclose(got, chi, atol=1e-12)
 
 
 def test_energy_is_the_documented_form(ten_bead):
@@ -130,7 +146,9 @@ def test_batching_dtype_and_single_frame(ten_bead):
     # one replica's energy does not depend on the others in the batch
     torch.testing.assert_close(mod(x64[[4, 2]]), e64[[4, 2]])
     assert not any(p.requires_grad for p in mod.parameters())
-    assert {"bond_idx", "bond_k", "pair_sigma2", "dihedral_cos"} <= {n for n, _ in mod.named_buffers()}
+    names = {n for n, _ in mod.named_buffers()}
+    assert {"terms.bonds.idx", "terms.bonds.k", "terms.repulsion.sigma2",
+            "terms.dihedrals.cos"} <= names
 
 
 def test_save_load_round_trip_identical_energies(ten_bead, tmp_path):

@@ -238,3 +238,21 @@ def test_both_states_are_low_energy_minima(dual):
     rep = GoPotential(dual, contacts="repulsive").double()
     both = torch.as_tensor(np.stack([dual.native, dual.misfolded]))
     assert float(rep(both).max()) - float(rep(both).min()) < 5 * kt
+
+
+def test_the_go_model_is_built_from_the_shared_term_classes(system):
+    """Its bonds are the priors' bond class; every term is a registered class with analytic forces."""
+    from raycg.priors.terms import TERMS, term_class
+
+    pot = GoPotential(system)
+    assert list(pot.terms) == ["bonds", "cos_angles", "go_dihedrals", "chirality", "contacts"]
+    assert type(pot.terms["bonds"]) is term_class("bonds")
+    assert all(TERMS[k] is type(t) and t.analytic for k, t in pot.terms.items()) and pot.analytic
+    counts = {k: t.n_terms for k, t in pot.terms.items()}
+    assert counts == {"bonds": len(system.bonds), "cos_angles": len(system.angles),
+                      "go_dihedrals": len(system.dihedrals), "chirality": len(system.chiralities),
+                      "contacts": len(system.pairs)}
+    x = torch.as_tensor(system.native, dtype=torch.float64)[None]
+    by_kind = pot.double().energy_by_kind(x)
+    assert float(by_kind["bonds"][0]) == pytest.approx(0.0, abs=1e-12)       # native bond lengths
+    assert float(sum(by_kind.values())[0]) == pytest.approx(float(pot(x)[0]), abs=1e-12)
