@@ -141,8 +141,9 @@ def run_study(spec_or_path: StudySpec | dict | str | os.PathLike, *, address: st
         return resume_study(uri, address=address, log=log, out=out, aggregate_results=aggregate_results,
                             shutdown=shutdown)
     sweeps = f" x {len(spec.grid.sweep)} sweeps" if spec.grid.sweep else ""
-    log(f"study {spec.name}: {spec.grid.n_trials()} trials ({len(spec.grid.energy_weights)} energy weights x "
-        f"{len(spec.grid.seed_list())} seeds{sweeps}) -> {uri}")
+    groups = f"{len(spec.grid.arms)} arms" if spec.grid.arms else f"{len(spec.grid.energy_weights)} energy weights"
+    log(f"study {spec.name}: {spec.grid.n_trials()} trials ({groups} x {len(spec.grid.seed_list())} seeds{sweeps})"
+        f" -> {uri}")
     create_study(spec, uri, log=log)
     return _run_grid(spec, uri, address=address, restore=False, log=log, out=out,
                      aggregate_results=aggregate_results, shutdown=shutdown)
