@@ -32,6 +32,10 @@ _ENTROPY = ("Caveat of the free-energy targets (`tica-marginal`, `tica-joint`): 
             "to 0.685 under the corrected one (docs/energy_target.md; tests/train/test_energy_target_entropy.py). "
             "`fes-corrected` removes the double counting for the CV marginal; no form matches the "
             "CG potential of mean force over all bead coordinates.")
+_IN_SAMPLE = ("Free energies of the reference (F_ref) are histograms of every reference frame, the scoring "
+              "trajectories included, so an energy-matched model's scores are partly in-sample: a model that "
+              "reproduced F_ref exactly would score about the in-sample floor, not the held-out one (the Noise "
+              "floor section gives both); read an energy arm's advantage beside that difference.")
 
 
 def _loss(spec: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +103,7 @@ def energy_target_lines(study: Path, spec: dict[str, Any], weights: list[Any],
             if float(arm.get("energy_weight", 0)) > 0:
                 lines += _target_lines(study, _arm_loss(loss, arm), f"arm `{name}`, w_E = {arm['energy_weight']:g}",
                                        baseline)[:1]
-        return lines + [f"- {_ENTROPY}"] if lines else []
+        return lines + [f"- {_ENTROPY}", f"- {_IN_SAMPLE}"] if lines else []
     if str(loss.get("energy_target", "none")) == "none" or not any(float(w) > 0 for w in weights if w is not None):
         return []
     return _target_lines(study, loss, "", None)
@@ -125,4 +129,5 @@ def _target_lines(study: Path, loss: dict[str, Any], who: str, baseline: str | N
         f"{_components_text(rec, loss)}; {_density_text(rec, loss)}{floor}. The network learns E − E_prior (the "
         f"priors are added back for simulation); the loss is w_F·MSE(forces) + w_E·MSE(energies), {offset}.",
         f"- {_ENTROPY}",
+        f"- {_IN_SAMPLE}",
     ]

@@ -70,6 +70,7 @@ def test_arms_are_compared_with_the_baseline_arm_and_named_in_every_verdict_line
     assert "**Energy target of arm `corrected`, w_E = 10** (`training.loss.energy_target: fes-corrected`)" in design
     assert "the `force-matching` arm's trial of the same seed" in design
     assert design.count("p(s)·Ω(s)") == 1
+    assert design.count("partly in-sample") == 1 and "in-sample floor" in design
     assert "fixed sequence" in section(md, "Power") and "Spearman" not in section(md, "Primary metric")
 
 
