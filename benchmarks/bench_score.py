@@ -123,8 +123,8 @@ def main(argv=None) -> dict:
         print(json.dumps(out, indent=2))
         return out
 
+    from raycg._testing.datasets import make_dataset, two_state_coords, two_state_states
     from raycg.cv import fit_reference_tica
-    from raycg.cv.testing import make_dataset, two_state_coords, two_state_states
     from raycg.evaluate import EvalConfig, ModelSamples, prepare_reference, score
 
     rng = np.random.default_rng(args.seed)

@@ -47,7 +47,7 @@ DT, GAMMA, TEMP = 0.002, 1.0, 300.0
 
 def native_ca() -> np.ndarray:
     """Cα trace (Å, centred) of raycg's packaged CLN025 PDB (first model), read without mdtraj (the
-    GPU machines' image has none; raycg.cv.testing.native_ca gives the same to ~1e-6 Å)."""
+    GPU machines' image has none; raycg._testing.datasets.native_ca gives the same to ~1e-6 Å)."""
     from importlib import resources
 
     text = resources.files("raycg").joinpath("resources", "cln025_allatom.pdb").read_text()

@@ -20,7 +20,8 @@ session with its own Ray temp dir, as an operator runs ``raycg``):
 
 Reported per scenario: the exit code and last line of the faulted driver, processes of its session
 and temp dir while it ran and after it ended (leaked), the resume's exit code and leaks, whether
-every trial ended ok, the finished trials' result.json untouched (by hash, and one attempt each),
+every trial ended ok (``trials_lost``: grid trials without an ok result at the end), the finished
+trials' result.json untouched (by hash, and one attempt each),
 the work done twice (epochs + chunks, from the attempt records) and wall times.
 
     python benchmarks/fault_injection.py --seeds 3 --epochs 10 --json fault_injection.json
@@ -136,6 +137,7 @@ class Run:
         redone = {t: redone_units(trial_attempts(self.study, t), self.args.epochs, self.args.chunks) for t in results}
         self.report.update(
             trials=len(results), all_ok=bool(results) and all(r["status"] == "ok" for r in results.values()),
+            trials_lost=self.args.weights * self.args.seeds - sum(r["status"] == "ok" for r in results.values()),
             finished_before_fault=len(finished_before),
             finished_untouched=all(after.get(t) == h for t, h in finished_before.items())
             and all(len(trial_attempts(self.study, t)) == 1 for t in finished_before),

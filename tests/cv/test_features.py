@@ -3,6 +3,7 @@ import pytest
 import torch
 from scipy.spatial.distance import pdist
 
+from raycg._testing.datasets import hairpin
 from raycg.cv import (
     feature_dim,
     featurize,
@@ -12,7 +13,6 @@ from raycg.cv import (
     pair_indices,
     pseudo_dihedrals,
 )
-from raycg.cv.testing import hairpin
 from raycg.errors import InputError
 
 
@@ -49,7 +49,7 @@ def test_torch_features_equal_numpy_and_are_differentiable():
 def test_pseudo_dihedrals_match_mdtraj_and_flip_under_mirror():
     import mdtraj
 
-    from raycg.cv.testing import make_meta
+    from raycg._testing.datasets import make_meta
     from raycg.data.format import make_cg_topology
 
     x = hairpin()[None].astype(np.float32)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from raycg._testing.datasets import make_dataset, two_state_dataset
 from raycg.cv import ReferenceTICA, fit_reference_tica, pair_distances
-from raycg.cv.testing import make_dataset, two_state_dataset
 from raycg.errors import DatasetError, InputError
 
 

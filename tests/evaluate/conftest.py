@@ -1,7 +1,7 @@
 import pytest
 
+from raycg._testing.datasets import two_state_dataset
 from raycg.cv import fit_reference_tica
-from raycg.cv.testing import two_state_dataset
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from raycg.cv.testing import two_state_coords, two_state_states
+from raycg._testing.datasets import two_state_coords, two_state_states
 from raycg.evaluate import ModelSamples
 
 

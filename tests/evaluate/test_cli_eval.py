@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from raycg._testing.datasets import two_state_dataset
 from raycg.cli import main
-from raycg.cv.testing import two_state_dataset
 from raycg.data.format import save
 
 

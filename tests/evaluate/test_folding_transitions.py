@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from raycg._testing.datasets import two_state_coords
 from raycg.config import validate_config
-from raycg.cv.testing import two_state_coords
 from raycg.errors import ConfigError, InputError
 from raycg.evaluate import EvalConfig, ModelSamples, metric_direction, prepare_reference, score
 

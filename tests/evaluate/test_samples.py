@@ -4,7 +4,7 @@ import mdtraj
 import numpy as np
 import pytest
 
-from raycg.cv.testing import native_ca, two_state_dataset
+from raycg._testing.datasets import native_ca, two_state_dataset
 from raycg.errors import DatasetError, InputError
 from raycg.evaluate import load_model_trajectories
 

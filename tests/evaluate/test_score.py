@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from raycg.cv.testing import two_state_coords, two_state_states
+from raycg._testing.datasets import two_state_coords, two_state_states
 from raycg.errors import ConfigError, DatasetError
 from raycg.evaluate import EvalConfig, ModelSamples, prepare_reference, score
 
@@ -209,7 +209,7 @@ def test_every_metric_has_a_direction_and_a_row_in_metrics_md(reference):
 def test_rmsd_is_rotation_invariant_not_mirror_invariant_and_strided(reference):
     from scipy.spatial.transform import Rotation
 
-    from raycg.cv.testing import native_ca
+    from raycg._testing.datasets import native_ca
     from raycg.evaluate.score import mirror, rmsd_to
 
     nat = native_ca()

@@ -9,7 +9,7 @@ import torch
 @pytest.fixture(scope="session")
 def inputs(tmp_path_factory):
     """(root, dataset): ROOT/ds (dataset), ROOT/model (model directory written by save_model)."""
-    from raycg.cv.testing import two_state_dataset
+    from raycg._testing.datasets import two_state_dataset
     from raycg.data.format import load, save
     from raycg.model import CGSchNet, CGSchNetConfig, EnergyModel, save_model
     from raycg.priors import fit_priors

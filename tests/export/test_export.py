@@ -220,7 +220,7 @@ def _one_line_exit_2(capsys, argv, needle):
 def test_bad_input_is_one_line_exit_2(inputs, tmp_path, capsys, monkeypatch):
     import shutil
 
-    from raycg.cv.testing import two_state_dataset
+    from raycg._testing.datasets import two_state_dataset
     from raycg.data.format import save
 
     root, _ = inputs

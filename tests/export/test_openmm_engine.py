@@ -173,7 +173,7 @@ def test_cli_engine_option_and_spec_field(inputs, tmp_path, capsys):
 
 
 def test_bad_input(inputs, tmp_path, capsys, monkeypatch):
-    from raycg.cv.testing import two_state_dataset
+    from raycg._testing.datasets import two_state_dataset
     from raycg.errors import InputError
     from raycg.model import load_model
     from raycg.sim.openmm_engine import simulate_openmm

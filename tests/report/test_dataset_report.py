@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import raycg.data as D
+from raycg._testing.datasets import make_dataset, two_state_coords, two_state_states
 from raycg.cli import main
-from raycg.cv.testing import make_dataset, two_state_coords, two_state_states
 from raycg.report.dataset_report import dataset_report
 
 

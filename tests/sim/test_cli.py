@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
+from raycg._testing.datasets import two_state_dataset
 from raycg.cli import main
-from raycg.cv.testing import two_state_dataset
 from raycg.data.format import save
 from raycg.sim import load_simulation
 

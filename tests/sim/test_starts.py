@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from raycg import units as U
-from raycg.cv.testing import two_state_dataset
+from raycg._testing.datasets import two_state_dataset
 from raycg.errors import InputError
 from raycg.sim import (
     internal_mass,

@@ -117,3 +117,52 @@ def test_only_the_study_and_cluster_layers_import_ray():
     assert "raycg.study.driver.tuner" in users and "raycg.cluster.fake_provider" in users
     strays = sorted(m for m in users if not any(m == u or m.startswith(u + ".") for u in RAY_USERS))
     assert strays == [], strays
+
+
+def _export_tables() -> dict[str, set[str]]:
+    """package -> the names its ``__init__.py`` exports (``_LAZY`` keys and ``__all__``), read from
+    the source so that a package whose import fails is still listed."""
+    out: dict[str, set[str]] = {}
+    for module, path in _modules().items():
+        if path.name != "__init__.py":
+            continue
+        names: set[str] = set()
+        for node in ast.parse(path.read_text()).body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AnnAssign) else []
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id == "_LAZY" and isinstance(node.value, ast.Dict):
+                    names.update(k.value for k in node.value.keys if isinstance(k, ast.Constant))
+                if isinstance(t, ast.Name) and t.id == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
+                    names.update(e.value for e in node.value.elts if isinstance(e, ast.Constant))
+        if names:
+            out[module] = names
+    return out
+
+
+def missing_exports(tables: dict[str, set[str]]) -> list[str]:
+    """``package.name`` of every exported name that cannot be imported from its package."""
+    import importlib
+
+    missing = []
+    for package, names in sorted(tables.items()):
+        mod = importlib.import_module(package)
+        for name in sorted(names | set(getattr(mod, "__all__", ()))):
+            try:
+                getattr(mod, name)
+            except (AttributeError, ImportError) as exc:
+                missing.append(f"{package}.{name} ({type(exc).__name__}: {exc})")
+    return missing
+
+
+def test_every_exported_name_of_every_package_imports():
+    tables = _export_tables()
+    assert {"raycg.study", "raycg.study.hpo", "raycg.data", "raycg.cv"} <= set(tables)
+    assert "run_hpo" in tables["raycg.study.hpo"] and "run_study" in tables["raycg.study"]
+    assert missing_exports(tables) == []
+
+
+def test_the_export_check_finds_a_name_that_does_not_exist():
+    assert missing_exports({"raycg.study": {"run_study", "no_such_name"}}) == [
+        "raycg.study.no_such_name (AttributeError: module 'raycg.study' has no attribute 'no_such_name')"]
+    assert "raycg.study.hpo.nope" in missing_exports({"raycg.study.hpo": {"nope"}})[0]

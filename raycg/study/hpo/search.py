@@ -22,7 +22,7 @@ from raycg import ray_compat
 from raycg.errors import ConfigError
 from raycg.study.driver import study_record, validate_study
 from raycg.study.driver.study import log_stderr, prepare_study
-from raycg.study.driver.tuner import ensure_ray, trainable
+from raycg.study.driver.tuner import ensure_ray, local_ray_stopped, trainable
 from raycg.study.grid import grid_point
 from raycg.study.hpo.spec import (
     SearchSpec,
@@ -227,6 +227,7 @@ def run_hpo(spec_or_path: str | os.PathLike | dict, *, address: str | None = Non
             import ray
 
             ray.shutdown()
+            local_ray_stopped()  # the loopback-only switch of a Ray ensure_ray started
     summary = summarize(uri, spec, search, raw, results, export=export, log=log, elapsed_s=time.time() - t0)
     if not summary["complete"]:
         log(f"hpo {spec.name}: interrupted with {summary['n_finished']}/{search.num_samples} trials finished; run "
@@ -241,8 +242,10 @@ def summarize_existing(spec_path: str | os.PathLike, *, storage: str | None = No
     spec, search, raw = load_hpo_spec(spec_path, storage=storage, name=name)
     uri = search_uri(spec)
     tune_path = join(uri, TUNE_DIR)
+    state = Store(uri)
+    if has_state(state):
+        verify_state(state)
     if not tune.Tuner.can_restore(tune_path):
         raise ConfigError(f"{spec_path}: no search state at {tune_path}", hint="run `raycg study tune SPEC` first")
-    verify_state(Store(uri))
     results = tune.Tuner.restore(tune_path, trainable=trainable(hpo_study_spec(spec, search))).get_results()
     return summarize(uri, spec, search, raw, results, export=export, log=log)

@@ -10,7 +10,7 @@ must not reach Tune:
 - :class:`StateRecorder` (driven by a Tune callback of the search, and by the search itself after
   the Tuner is made and after ``fit()``) records the sha256 of every state file
   (:func:`state_files`: each top-level file of ``STUDY/tune``, each ``*.pkl`` of its trial
-  directories) whenever one changed (sizes and mtimes: one stat each) in
+  directories; a directory named like a state file is refused) whenever one changed (sizes and mtimes: one stat each) in
   ``STUDY/hpo_state_digest.json``, written atomically and signed (HMAC-SHA256) with a key that
   stays on this machine (:func:`key_path`);
 - :func:`verify_state` runs before anything restores: every state file there must be a regular file
@@ -119,15 +119,17 @@ def _kind(mode: int) -> str:
         return "file"
     if stat.S_ISDIR(mode):
         return "dir"
-    return "a symbolic link" if stat.S_ISLNK(mode) else "a special file"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a special file"
 
 
 def state_files(store: Store) -> dict[str, tuple[str, int, int]]:
     """``tune/...`` path -> (kind, size, mtime ns) of every file whose bytes Tune may unpickle."""
     out: dict[str, tuple[str, int, int]] = {}
     for name, kind, size, mtime in _entries(store, TUNE_DIR):
-        if kind != "dir":
-            out[f"{TUNE_DIR}/{name}"] = (kind, size, mtime)
+        if kind != "dir" or name.endswith((".pkl", ".json")):  # a directory Tune would try to read
+            out[f"{TUNE_DIR}/{name}"] = ("a directory" if kind == "dir" else kind, size, mtime)
             continue
         for sub, skind, ssize, smtime in _entries(store, f"{TUNE_DIR}/{name}"):
             if sub.endswith(".pkl"):
@@ -137,8 +139,9 @@ def state_files(store: Store) -> dict[str, tuple[str, int, int]]:
 
 
 def has_state(store: Store) -> bool:
-    """Whether ``STUDY/tune`` holds a search Tune would restore (its ``tuner.pkl``)."""
-    return store.exists(f"{TUNE_DIR}/tuner.pkl")
+    """Whether ``STUDY/tune`` holds a search Tune would restore (its ``tuner.pkl``), or any state
+    file at all (a new search there would record them as its own, and a resume would load them)."""
+    return store.exists(f"{TUNE_DIR}/tuner.pkl") or bool(state_files(store))
 
 
 def _sha256(store: Store, rel: str) -> str:
