@@ -1,11 +1,15 @@
 """Shared pytest setup for every test folder (keep it small)."""
 
 import os
+import tempfile
 
 # Ray (2.59+) turns token authentication on for the whole machine at the first local ray.init()
 # unless the mode is set; tests always set it explicitly and keep usage stats off.
 os.environ["RAY_AUTH_MODE"] = "disabled"
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# HPO signs its saved search state with a per-machine key (~/.config/raycg/state.key by default):
+# the tests use a key of their own, so no test reads or writes the user's.
+os.environ.setdefault("RAYCG_STATE_KEY_FILE", os.path.join(tempfile.mkdtemp(prefix="raycg-test-key-"), "state.key"))
 
 
 def pytest_collection_modifyitems(config, items):
