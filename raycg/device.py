@@ -1,48 +1,10 @@
-"""One device policy: how raycg runs on a CPU, a CUDA GPU or another accelerator.
+"""One device policy: every hardware-dependent speed choice, per device type (CPU, CUDA, other).
 
-Every speed choice that depends on the hardware is decided here, per device type, from
-measurements on that device type; simulation, training and the benchmarks read it
-(:func:`policy_for`). A CPU choice is never applied to an accelerator unmeasured.
-
-CPU (2-core AMD EPYC, measured by benchmarks/bench_sim.py and bench_train.py):
-
-- eager simulation forces in blocks of ~4,096 bead pairs (the per-pair intermediates stay in
-  cache: at 1,000 CLN025 replicas the unblocked eager pass is ~3x slower per replica than at 100);
-- training micro-batches of ~8,192 bead pairs (a divisor of the batch, one loss per batch: 35 beads
-  ~3.7x the frames/s of one block);
-- a host-side health check per simulation step (free on a CPU): the masked blow-up update runs only
-  once a replica is unhealthy;
-- compiled simulations compile the whole integrator step, forces inside, as one graph
-  (``sim_compile_scope="step"``): per-call overhead (guards, buffer set-up, the prior's autograd
-  backward, eager integrator kernels), not arithmetic, set the speed of a 10-bead quickstart model
-  at 32 replicas: 0.72 ms per step against 1.10 ms with the network pass and the prior compiled
-  separately (1.5x; 1.3x at 128 replicas; benchmarks/bench_sim.py --scope). Inductor's C++ wrapper would save another
-  ~10% but compiles ~20% longer and crashed (segfault) on a multi-step variant, so it stays off;
-- no CUDA-graph capture, deterministic kernels by construction.
-
-CUDA (one H100, torch 2.11, CUDA 13, measured 2026-11): the CPU blocking made eager simulation 7k-17k
-replica-steps/s (1,100 sequential blocks per step at 100,000 replicas) against 122k-393k
-unblocked, and batch-4096 training 0.14-0.23x of torch_geometric against 1.5x (eager) / 3.4x
-(compiled) unblocked. So on CUDA:
-
-- whole batches: simulation replicas and training batches are split only when one pass would
-  not fit in ``memory_fraction`` of the free device memory (:func:`pass_bytes` estimates a pass);
-- launch overhead, not arithmetic, limits small replica counts (3.8 ms per compiled step at 100
-  replicas; a bare captured step ran 383k replica-steps/s at 128 replicas against 41k uncaptured):
-  simulation steps are captured in CUDA graphs at ``capture_replicas`` (32-1,024) replicas;
-- deterministic scatter kernels during simulation (``torch.use_deterministic_algorithms``), so the
-  captured and uncaptured paths give the same bits for the same seed (atomic adds would not);
-- the fused AdamW kernel and no host synchronisation per training step;
-- TF32 stays off: its force error has not been measured yet (benchmarks/gpu_check.py measures it
-  against float64; enable it here only where it stays below the data's force noise).
-
-Compile thresholds (``compile: auto``) on CUDA are the CPU ones until a GPU measures the
-compilation time (gpu_check.py reports it).
-
-A fast path (a compiled simulation step or force pass, a captured step, a compiled or whole-batch
-training step) is trusted only after it agreed with its reference on the run's own inputs
-(:func:`check_fast_path`: one tolerance table, one line on disagreement); else the run falls back
-to the reference.
+:func:`policy_for` gives a :class:`DevicePolicy` (pair blocks, micro-batches, compile scope and
+thresholds, CUDA-graph capture range, precision, deterministic kernels); simulation, training and the
+benchmarks read it. A CPU choice is never applied to an accelerator unmeasured. A fast path runs only
+after it agreed with its reference on the run's own inputs (:func:`check_fast_path`), else the run falls
+back to the reference. Measurements behind each choice: docs/benchmarks.md ("Device policy measurements").
 """
 
 from __future__ import annotations

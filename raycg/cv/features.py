@@ -15,11 +15,14 @@ Feature kinds: ``"pair_distances"`` (default; the anchors' TICA features, 45 for
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from raycg.errors import InputError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 FEATURE_KINDS = ("pair_distances", "pair_distances+pseudo_dihedrals")
 
@@ -139,7 +142,7 @@ def featurize(coords: np.ndarray, kind: str = "pair_distances", *,
 # torch versions (same numbers, differentiable)
 
 
-def pair_distances_torch(pos: Any, eps: float = 0.0) -> Any:
+def pair_distances_torch(pos: Tensor, eps: float = 0.0) -> Tensor:
     """Differentiable pair distances: ``pos`` ``[..., B, 3]`` (Å) -> ``[..., B(B-1)/2]``, i<j order.
 
     Keeps the dtype and device of ``pos``. ``eps`` (Å², default 0) is added under the square root
@@ -156,7 +159,7 @@ def pair_distances_torch(pos: Any, eps: float = 0.0) -> Any:
     return torch.sqrt(sq + eps) if eps else torch.sqrt(sq)
 
 
-def pseudo_dihedrals_torch(pos: Any) -> Any:
+def pseudo_dihedrals_torch(pos: Tensor) -> Tensor:
     """Differentiable version of :func:`pseudo_dihedrals` (``[..., 2(B-3)]``: cosines then sines)."""
     import torch
 
@@ -172,7 +175,7 @@ def pseudo_dihedrals_torch(pos: Any) -> Any:
     return torch.cat([cx / r, sy / r], dim=-1)
 
 
-def featurize_torch(pos: Any, kind: str = "pair_distances") -> Any:
+def featurize_torch(pos: Tensor, kind: str = "pair_distances") -> Tensor:
     """Differentiable features of ``kind`` for ``pos`` ``[..., B, 3]`` Å."""
     import torch
 

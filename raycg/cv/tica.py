@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,11 @@ from raycg.cv.features import (
 )
 from raycg.errors import DatasetError, InputError
 from raycg.utils.io import atomic_path, atomic_write_json
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from raycg.data.format import CGDataset
 
 FORMAT_NAME = "raycg-reference-tica"
 FORMAT_VERSION = 1
@@ -167,7 +172,7 @@ class ReferenceTICA:
                 out[s : s + len(f)] = (f.astype(np.float64) - mean) @ u
         return out
 
-    def transform_torch(self, pos: Any, n_components: int | None = None) -> Any:
+    def transform_torch(self, pos: Tensor, n_components: int | None = None) -> Tensor:
         """Differentiable projection of ``pos`` ``[..., B, 3]`` (Å, torch) -> ``[..., k]``.
 
         Same numbers as :meth:`transform` (up to the dtype of ``pos``); keeps its device and dtype.
@@ -188,7 +193,7 @@ class ReferenceTICA:
         return (featurize_torch(pos, self.feature_kind) - mean) @ u
 
     # --- compatibility -----------------------------------------------------------------------
-    def check_compatible(self, dataset_or_n_beads: Any, *, where: str | None = None) -> None:
+    def check_compatible(self, dataset_or_n_beads: CGDataset | int, *, where: str | None = None) -> None:
         """Raise :class:`DatasetError` unless the target matches this TICA.
 
         An ``int`` is a bead count; an object with ``n_beads`` is checked for it; a ``CGDataset`` is
@@ -362,8 +367,8 @@ def _resolve_weights(dataset, weights) -> np.ndarray | None:
     return w
 
 
-def fit_reference_tica(dataset, lag: int = 20, dim: int | None = None, features: str = "pair_distances",
-                       weights: Any = "dataset", *, var_cutoff: float | None = None,
+def fit_reference_tica(dataset: CGDataset, lag: int = 20, dim: int | None = None, features: str = "pair_distances",
+                       weights: np.ndarray | str | None = "dataset", *, var_cutoff: float | None = None,
                        scaling: str | None = "kinetic_map", epsilon: float = 1e-6,
                        chunk_rows: int = FIT_CHUNK_ROWS, progress: bool = False) -> ReferenceTICA:
     """Fit the reference TICA on ``dataset`` (a :class:`raycg.data.format.CGDataset`).

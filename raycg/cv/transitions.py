@@ -12,10 +12,14 @@ core unfolding events. Thresholds are strict: a value equal to ``low`` or ``high
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from raycg.errors import InputError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["count_two_state_transitions", "count_two_state_transitions_per_trajectory"]
 
@@ -33,7 +37,7 @@ def _committed(series: np.ndarray, low: float, high: float) -> np.ndarray:
         return np.where(series < low, 1, np.where(series > high, -1, 0)).astype(np.int8)
 
 
-def count_two_state_transitions_per_trajectory(series, offsets, low: float, high: float
+def count_two_state_transitions_per_trajectory(series: ArrayLike, offsets: ArrayLike, low: float, high: float
                                                ) -> tuple[np.ndarray, np.ndarray]:
     """Per trajectory ``t`` (frames ``series[offsets[t]:offsets[t+1]]``): entries into the low core
     and entries into the high core, as two int64 arrays of length ``len(offsets) - 1``.
@@ -60,7 +64,7 @@ def count_two_state_transitions_per_trajectory(series, offsets, low: float, high
     return n_low, n_high
 
 
-def count_two_state_transitions(series, low: float, high: float) -> tuple[int, int]:
+def count_two_state_transitions(series: ArrayLike, low: float, high: float) -> tuple[int, int]:
     """``(n_low_entries, n_high_entries)`` in one time series: committed state changes between the
     low core (``< low``) and the high core (``> high``). For a Cα-RMSD series these are the
     (folding, unfolding) events."""

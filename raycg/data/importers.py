@@ -26,7 +26,7 @@ import numpy as np
 
 from raycg import units as U
 from raycg.data.format import DatasetMeta, MappingInfo
-from raycg.data.mapping import CGMap, beads_from_sequence, ca_map, custom_map
+from raycg.data.mapping import CGMap, ConstraintSpec, beads_from_sequence, ca_map, custom_map
 from raycg.data.npy_reader import NpyArray
 from raycg.data.streaming import write_dataset_streaming
 from raycg.data.validate import traj_ids_to_offsets
@@ -248,7 +248,8 @@ class _HashedChunks:
 def import_mdtraj(trajectories: str | Sequence[str], forces: str | Sequence[str], out: str | os.PathLike, *,
                   topology: str | None = None, force_units: str = "kJ/mol/nm", forces_key: str | None = None,
                   temperature: float, dt_ps: float | None = None, stride: int = 1, map_file: str | None = None,
-                  termini: bool = False, constraints: Any = "h-bonds", bead_mass: Literal["residue", "ca"] = "residue",
+                  termini: bool = False, constraints: ConstraintSpec | np.ndarray = "h-bonds",
+                  bead_mass: Literal["residue", "ca"] = "residue",
                   chunk_frames: int = 1000, overwrite: bool = False, validate: bool = True, progress: bool = True):
     """Import all-atom trajectories (one per file; mdtraj reads nm) + one forces array per file, mapped.
 
@@ -358,7 +359,7 @@ def _temp_group(dom: Any, temperature: float | None, path: Path) -> tuple[Any, f
 def import_mdcath(h5file: str | os.PathLike, out: str | os.PathLike, *, temperature: float | None = None,
                   replicas: Sequence[str | int] | None = None, domain: str | None = None,
                   dt_ps: float = MDCATH_DT_PS, length_units: str = "angstrom", force_units: str = "kcal/mol/A",
-                  map_file: str | None = None, termini: bool = False, constraints: Any = "h-bonds",
+                  map_file: str | None = None, termini: bool = False, constraints: ConstraintSpec | np.ndarray = "h-bonds",
                   bead_mass: Literal["residue", "ca"] = "residue", chunk_frames: int = 1000,
                   overwrite: bool = False, validate: bool = True, progress: bool = True):
     """Import one domain at one temperature of an mdCATH HDF5 file (each replica = one trajectory)."""

@@ -1,33 +1,11 @@
-"""All-atom → CG maps: the Cα slice map (default) and custom maps from a user file.
+"""All-atom → CG maps: the Cα slice map (default) and custom maps from a user file (YAML/JSON).
 
-A map is two linear operators over the all-atom system (``n_atoms`` atoms):
-
-* coordinates: ``R[b] = Σ_i C[b, i] r[i]`` (rows of ``C`` sum to 1; a slice map has one 1 per row);
-* forces: ``F[b] = Σ_i D[b, i] f[i]`` with ``D`` ∈ {0, 1}.
-
-**Constraint-aware force aggregation** (default, ``constraints="h-bonds"``): the atoms of a bead
-are extended by every atom rigidly constrained to them (connected through constrained bonds; with
-H-bond constraints: the hydrogens bonded to the bead atom, e.g. Hα on Cα). Their forces are added
-to the bead, so the (unrecorded) constraint forces inside each rigid group cancel; ignoring them
-biases force matching. ``constraints="none"`` sums the bead atoms' forces only. A rigid group shared
-by several beads' atoms is left as is (counted in ``MappingInfo.split_rigid_groups``).
-
-Bead types for Cα maps are residue types, a fixed table shared by every dataset
-(:data:`AMINO_ACIDS`, index 0-19); with ``termini=True`` the N-terminal bead of a chain gets type
-``20 + aa`` and the C-terminal bead ``40 + aa``. Bead masses (amu) are **residue masses** by default
-(sum of the residue's atom masses, or the standard residue mass when only a sequence is known): a Cα
-bead carries its residue's inertia, which keeps CG dynamics closer to all-atom time scales than the
-12 amu of a bare carbon; ``bead_mass="ca"`` uses the Cα atom mass instead.
-
-Custom map file (YAML or JSON)::
-
-    beads:                      # one entry per bead, in bead order
-      - selection: "resSeq 1 and name CA"   # mdtraj selection syntax (required)
-        name: CA                # bead (atom) name; default: first selected atom's name
-        center: com             # com (mass weighted) | cog | first; default com (first for 1 atom)
-        type: 0                 # embedding index; default: residue type of the first atom
-        mass: 163.2             # amu; default: sum of the selected atoms' masses
-    bonds: sequential           # "sequential" (consecutive beads of a chain) or [[0, 1], ...]
+A map is two linear operators over ``n_atoms`` atoms: coordinates ``R[b] = Σ_i C[b, i] r[i]`` (rows
+of ``C`` sum to 1) and forces ``F[b] = Σ_i D[b, i] f[i]`` (``D`` ∈ {0, 1}). With
+``constraints="h-bonds"`` (default) the forces of atoms rigidly constrained to a bead's atoms are
+added to it. Bead types of Cα maps are residue types (:data:`AMINO_ACIDS`, 0-19; termini +20/+40);
+bead masses (amu) are residue masses (``bead_mass="ca"``: the Cα mass). Why, and the custom map file
+format: docs/data.md ("All-atom → CG maps").
 """
 
 from __future__ import annotations
@@ -36,7 +14,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -44,6 +22,9 @@ from pydantic import Field
 from raycg.config import StrictModel, read_yaml, validate_config
 from raycg.data.format import BeadInfo, MappingInfo
 from raycg.errors import InputError
+
+if TYPE_CHECKING:
+    import mdtraj
 
 #: The 20 standard amino acids; a Cα bead's type is its index here.
 AMINO_ACIDS: tuple[str, ...] = (
@@ -303,7 +284,7 @@ def _assemble(topology: Any, bead_atoms: list[list[int]], centers: list[str], be
     return CGMap(coord_weights=cw, force_weights=fw, beads=beads, bonds=bonds, info=mi)
 
 
-def ca_map(topology: Any, *, termini: bool = False, constraints: ConstraintSpec | np.ndarray = "h-bonds",
+def ca_map(topology: mdtraj.Topology, *, termini: bool = False, constraints: ConstraintSpec | np.ndarray = "h-bonds",
            bead_mass: Literal["residue", "ca"] = "residue") -> CGMap:
     """Cα slice map: one bead per amino-acid residue at its CA atom (``topology``: mdtraj.Topology)."""
     bead_atoms, names, rnames, rids, cids, masses, tys = [], [], [], [], [], [], []
@@ -371,7 +352,7 @@ def read_custom_map(path: str | os.PathLike) -> CustomMapSpec:
     return validate_config(CustomMapSpec, data, source=str(path), lines=lines)
 
 
-def custom_map(topology: Any, spec: CustomMapSpec | str | os.PathLike,
+def custom_map(topology: mdtraj.Topology, spec: CustomMapSpec | str | os.PathLike,
                *, constraints: ConstraintSpec | np.ndarray = "h-bonds") -> CGMap:
     """A map from a user file: bead b = the atoms of its mdtraj selection."""
     source = None

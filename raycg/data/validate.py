@@ -1,30 +1,11 @@
 """Structural and physical validation of a CG dataset (``raycg data validate``).
 
 Every failure raises :class:`raycg.errors.DatasetError` with one line (what, where, what to do);
-nothing on disk is ever modified. Checks, in order:
-
-1. arrays readable, shapes ``coords == forces == [F, B, 3]``, float dtypes; meta counts agree; not empty;
-2. trajectory offsets: start at 0, strictly increasing (contiguous, non-empty trajectories), end at F;
-3. bead metadata: one entry per bead, masses > 0, types ≥ 0, bonds inside 0..B-1; residue names
-   known for Cα maps; ``topology.pdb`` has B atoms; weights finite, ≥ 0, not all zero;
-4. finite values (first non-finite frame and bead are named);
-5. content hash equals the one in ``meta.json`` (the arrays were not changed after writing);
-6. length units: median bonded bead distance. Cα beads must give ≈ 3.8 Å; a median near 0.38 means
-   the coordinates are in nm; any map with a median bond < 1 Å is rejected as nm;
-7. force units by the **configurational virial (generalised equipartition)**: for a translation-
-   invariant potential of mean force U(R) and Boltzmann-distributed frames,
-   ``<Σ_b (R_b − R̄)·F_b> = −3(B−1)·k_BT`` exactly, for any U (integrate ``(R−R̄)·∇p`` by parts;
-   ``Σ_b (R_b − R̄)`` has no centre-of-mass component, so no boundary term). It holds for the noisy
-   instantaneous mapped forces too (their conditional mean is the mean force), and needs no model
-   of the solvent. The ratio ρ = observed / expected is 1 for correctly stated forces; forces in
-   kJ/mol/Å stored as kcal/mol/Å give ρ ≈ 4.18, kJ/mol/nm ≈ 41.8, kcal/mol/nm 10, gradients
-   instead of forces −1. The dataset is rejected when ρ is outside [0.6, 1.6] by more than 5 standard
-   errors (batch means over frames, weighted when weights exist); with too few frames the check is
-   reported as inconclusive, never as a failure. Mapping without constraint-aware aggregation, or
-   a slightly wrong temperature, moves ρ by much less than a unit slip.
-
-:func:`require_valid` is the gate every command passes its dataset through: the same checks at a
-``cheap`` level (everything but the content hash; units on bounded samples) or a ``full`` one.
+nothing on disk is modified. Checks: arrays and shapes (``coords == forces == [F, B, 3]``), trajectory
+offsets, bead metadata, finite values, the content hash, length units (median bonded distance, Å) and
+force units (the configurational virial ``<Σ_b (R_b − R̄)·F_b> = −3(B−1)·k_BT``). The checks and
+their derivation: docs/data.md ("Validation"). :func:`require_valid` is the gate every command passes
+its dataset through (``cheap`` or ``full``).
 """
 
 from __future__ import annotations

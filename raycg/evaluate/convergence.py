@@ -1,32 +1,11 @@
 """Convergence diagnostics of one trial: is the model's sample long enough to speak for its equilibrium?
 
-Four checks (thresholds are :class:`EvalConfig` fields; METRICS.md, "Convergence"):
-
-1. time: each replica's simulated time after burn-in (median over replicas) ≥
-   ``min_time_over_timescale`` × the slower of the reference's slowest implied TICA timescale and the
-   model's own (a TICA of the model's frames on the reference TICs, :func:`model_slowest_timescale`);
-2. crossings: folding + unfolding events per replica (RMSD hysteresis), mean over replicas ≥
-   ``min_crossings_per_replica``; except for a one-state model (pooled folded fraction within
-   ``one_state_fraction`` of 0 or 1) when ≥ ``min_one_state_departures`` replicas started in the other
-   state and every one of them left it (its folded fraction after burn-in within ``one_state_fraction``):
-   the starts no longer bias the depleted state's population, whether or not brief returns into it
-   follow (returns add samples of that state; they never make the check stricter);
-3. drift: the first and second half of the runs (after burn-in) agree: JS divergence of their pooled
-   histograms on the basin grid, tested against the replica-to-replica noise by permutation (each
-   replica's two halves swapped at random; under stationarity and reversibility the halves are
-   exchangeable), fails when p < ``drift_alpha``;
-4. start basins: replicas started folded and not folded (Cα RMSD of their start structure below / above
-   ``folded_rmsd_A``) reach the same folded fraction: one-sided permutation test of the difference
-   (started-folded minus started-unfolded), fails when p < ``start_basin_alpha``.
-
-A check that cannot be assessed (e.g. every replica started folded; too few replicas for the
-permutation test to reach its α) does not fail the trial; it is listed in ``notes``.
-``Convergence.run_longer_factor`` suggests how much longer to run: the shortfall of the time or
-crossing check, at least 2 when the drift or start-basin check fails (1 when converged).
-
-The two permutation tests are kept apart from the fixed checks (``Convergence.tests``): alone, a trial
-holds each to its α; a study holds them to a family-wise α across its trials (Holm;
-:func:`raycg.stats.study_convergence_gate`), as it does the tests of its verdict.
+Four checks, thresholds from :class:`EvalConfig` (METRICS.md, "Convergence"): simulated time vs the
+slower of the reference's and the model's slowest implied timescale (ps); folding/unfolding crossings
+per replica; drift between the runs' halves and start-basin dependence (two permutation tests,
+``Convergence.tests``, which a study holds to a family-wise α). A check that cannot be assessed does not
+fail the trial (it is listed in ``notes``); ``Convergence.run_longer_factor`` says how much longer to run.
+Each check in detail: docs/architecture.md ("raycg.evaluate.convergence").
 """
 
 from __future__ import annotations

@@ -1,25 +1,11 @@
 """The noise floor: what a perfect model scores under the same sampling protocol.
 
-Every divergence between a finite model sample and the reference is positive even for a perfect
-model, and how positive depends on the protocol (replicas, frames, frame spacing, how replicas
-start). :func:`noise_floor` draws segments of the *reference's own trajectories* in the trial's
-protocol (same number of replicas, same frames per replica at the same spacing, started the way
-trials start) and scores them with the same :func:`score`, ``n_repeats`` times. A metric is then
-read as value, floor (mean and spread) and excess over the floor (:meth:`NoiseFloor.excess`).
-
-Segments: a replica started at reference frame ``f`` (trajectory ``t``) is the reference's own
-continuation ``f, f+s, f+2s, …`` (``s`` = frame stride matching the protocol's frame interval);
-when the trajectory ends too early, its time reverse ``f, f-s, …`` (an equally likely equilibrium
-path); when neither fits, the window of the trajectory that holds ``f``. When the replicas are
-longer than every reference trajectory, whole trajectories are used (said in ``notes``).
-
-Held out or in sample (:class:`ReferenceSplit`, :func:`split_reference`): a floor cut from the very
-trajectories it is scored against is optimistic (a segment matches its own reference frames). With a
-split, the reference's trajectories are divided once: the *scoring* trajectories are the reference
-every trial and the floor are scored against; the floor's segments (and their start frames, drawn
-the way trial starts are drawn) come only from the *held-out* trajectories. The reference TICA may be
-fitted on the whole dataset (it only defines the coordinates). Without a split (or with nothing held
-out) the floor is in-sample, as before.
+:func:`noise_floor` cuts segments of the reference's own trajectories in the trials' protocol (replicas,
+frames per replica, frame spacing, starts), scores them with :func:`score` ``n_repeats`` times, and
+reads every metric as value, floor and excess (:meth:`NoiseFloor.excess`). With a
+:class:`ReferenceSplit` (:func:`split_reference`) the floor's segments come only from held-out
+trajectories; without one the floor is in-sample. How segments are cut: docs/architecture.md
+("raycg.evaluate.floor").
 """
 
 from __future__ import annotations
@@ -30,7 +16,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +29,9 @@ from raycg.evaluate.projection import project
 from raycg.evaluate.reference import ReferenceSummary, prepare_reference, tica_fingerprint
 from raycg.evaluate.samples import ModelSamples
 from raycg.utils.io import atomic_write_json, read_record
+
+if TYPE_CHECKING:
+    from raycg.data.format import CGDataset
 
 FLOOR_FORMAT = "raycg-noise-floor"
 FLOOR_VERSION = 1
@@ -105,15 +94,15 @@ class ReferenceSplit:
     def method(self) -> str:
         return "held-out" if self.holdout else "in-sample"
 
-    def scoring_reference(self, dataset):
+    def scoring_reference(self, dataset: CGDataset) -> CGDataset:
         """The dataset every trial and the floor are scored against (``dataset`` itself when in-sample)."""
         return dataset.subset(self.scoring) if self.holdout else dataset
 
-    def floor_reference(self, dataset):
+    def floor_reference(self, dataset: CGDataset) -> CGDataset:
         """The dataset the floor's segments are cut from (``dataset`` itself when in-sample)."""
         return dataset.subset(self.holdout) if self.holdout else dataset
 
-    def scoring_tica(self, tica: ReferenceTICA, scoring) -> ReferenceTICA:
+    def scoring_tica(self, tica: ReferenceTICA, scoring: CGDataset) -> ReferenceTICA:
         """The whole dataset's ``tica`` as the TICA of the ``scoring`` reference (a subset of it): a copy
         whose ``dataset_hash`` is the scoring reference's (the fitted dataset's hash is kept in
         ``extra["fitted_dataset_hash"]``); same projection and fingerprint. ``tica`` unchanged when in-sample,
@@ -151,7 +140,7 @@ class ReferenceSplit:
         return cls.from_dict(d)
 
 
-def split_reference(reference, fraction: float = 1 / 3, seed: int = 0) -> ReferenceSplit:
+def split_reference(reference: CGDataset | int, fraction: float = 1 / 3, seed: int = 0) -> ReferenceSplit:
     """Hold out ``round(fraction × trajectories)`` whole trajectories of ``reference`` (a dataset, or a
     trajectory count) for the floor, at least one and leaving at least one to score against; random,
     deterministic for ``seed``. ``fraction`` 0, or a reference of one trajectory, gives the in-sample
@@ -378,8 +367,8 @@ def _disjoint_segments(reference, ref, protocol: SamplingProtocol, seed: int, of
 DISJOINT_CANDIDATES = 4
 
 
-def draw_reference_samples(reference, ref, protocol: SamplingProtocol, seed: int = 0, *, disjoint: bool = False
-                           ) -> tuple[ModelSamples, dict[str, Any]]:
+def draw_reference_samples(reference: CGDataset, ref: ReferenceSummary | SegmentSource, protocol: SamplingProtocol,
+                           seed: int = 0, *, disjoint: bool = False) -> tuple[ModelSamples, dict[str, Any]]:
     """One perfect-model sample under ``protocol``: segments of ``reference`` (module docstring), and a
     record of how they were cut (stride, frames, how many forward / reversed / window / short segments,
     fraction of distinct frames, the trajectories of ``reference`` they came from). ``ref`` is the
@@ -476,7 +465,7 @@ def scoring_side(reference, tica: ReferenceTICA, config: EvalConfig, split: Refe
     return held_out, scoring, tica, reference_summary
 
 
-def noise_floor(reference, tica: ReferenceTICA, config: EvalConfig | None, protocol: SamplingProtocol, *,
+def noise_floor(reference: CGDataset, tica: ReferenceTICA, config: EvalConfig | None, protocol: SamplingProtocol, *,
                 n_repeats: int = 30, seed: int = 0, reference_summary: ReferenceSummary | None = None,
                 split: ReferenceSplit | None = None, in_sample_repeats: int = 0) -> NoiseFloor:
     """Score ``n_repeats`` perfect-model samples (:func:`draw_reference_samples`, seeds ``seed``,

@@ -1,20 +1,10 @@
 """How often the trial-level convergence gate catches an unconverged run: the gate's power, measured.
 
-:func:`gate_power` cuts perfect-model samples the way the noise floor does
-(:func:`raycg.evaluate.floor.draw_reference_samples`: the trials' replicas, frame spacing and start
-method, segments from the held-out trajectories when a split is given), but with every replica
-``multiple × τ`` long (τ = the reference TICA's slowest implied timescale, ``timescales_ps[0]``),
-scores each with :func:`raycg.evaluate.score` and counts, per multiple, the repeats the gate marks
-unconverged. A perfect model's only fault in such a sample is its length, so below the
-``min_time_over_timescale`` threshold every repeat *should* be caught.
-
-Two rates per multiple: ``caught_fraction`` (any check: what the gate does) and
-``caught_by_data_fraction`` (the crossing, drift and start-basin checks alone). The time check
-catches every run shorter than ``min_time_over_timescale`` τ by construction; the data-driven checks
-are what would catch a model whose own slowest timescale is longer than the reference's (a run judged
-long enough that is not). Each check alone is also counted (``caught_by``), with how often the two
-permutation tests could be assessed at all (``assessable``). The checks are each trial's alone (each
-permutation test at its own α), not the study's Holm-adjusted gate.
+:func:`gate_power` scores perfect-model samples cut as the noise floor cuts them, but ``multiple × τ``
+long (τ: the reference TICA's slowest implied timescale, ps), and counts per multiple the repeats the
+gate marks unconverged: ``caught_fraction`` (any check), ``caught_by_data_fraction`` (all but the time
+check), ``caught_by`` (each check) and ``assessable``. Each trial's checks alone, not the study's
+Holm-adjusted gate. Details: docs/architecture.md ("raycg.evaluate.gate_power").
 """
 
 from __future__ import annotations
@@ -24,7 +14,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +30,9 @@ from raycg.evaluate.floor import (
 )
 from raycg.evaluate.reference import ReferenceSummary, tica_fingerprint
 from raycg.utils.io import atomic_write_json, read_record
+
+if TYPE_CHECKING:
+    from raycg.data.format import CGDataset
 
 GATE_POWER_FORMAT = "raycg-gate-power"
 GATE_POWER_VERSION = 1
@@ -154,7 +147,7 @@ def _verdict(conv, min_ratio: float) -> dict[str, bool]:
     return out
 
 
-def gate_power(reference, tica: ReferenceTICA, config: EvalConfig | None, protocol: SamplingProtocol,
+def gate_power(reference: CGDataset, tica: ReferenceTICA, config: EvalConfig | None, protocol: SamplingProtocol,
                multiples: tuple[float, ...] = DEFAULT_MULTIPLES, *, n_repeats: int = 40, seed: int = 0,
                split: ReferenceSplit | None = None, reference_summary: ReferenceSummary | None = None) -> GatePower:
     """Catch rates of the trial-level convergence gate (module docstring) on ``n_repeats`` perfect-model

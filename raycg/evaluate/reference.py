@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +21,9 @@ from raycg.evaluate import metrics as M
 from raycg.evaluate.config import EvalConfig
 from raycg.evaluate.projection import project
 from raycg.utils.io import atomic_path
+
+if TYPE_CHECKING:
+    from raycg.data.format import CGDataset
 
 #: Version of ``ReferenceSummary.save`` files (2: folding transitions per reference trajectory).
 SUMMARY_VERSION = 2
@@ -108,7 +111,7 @@ class ReferenceSummary:
     def total_weight(self) -> float:
         return float(self.n_frames if self.weights is None else self.weights.sum())
 
-    def check_matches(self, reference, tica: ReferenceTICA, config: EvalConfig) -> None:
+    def check_matches(self, reference: CGDataset, tica: ReferenceTICA, config: EvalConfig) -> None:
         """Raise InputError unless this summary was prepared for this dataset, TICA and config."""
         if self.dataset_hash != reference.content_hash:
             raise InputError("the prepared reference summary belongs to another dataset",
@@ -227,7 +230,7 @@ def folding_events(rmsd: np.ndarray, offsets: np.ndarray, config: EvalConfig) ->
     return n_fold + n_unfold
 
 
-def prepare_reference(reference, tica: ReferenceTICA, config: EvalConfig | None = None) -> ReferenceSummary:
+def prepare_reference(reference: CGDataset, tica: ReferenceTICA, config: EvalConfig | None = None) -> ReferenceSummary:
     """Project the reference on its TICA and compute its histograms, FES, basins and native statistics."""
     config = config or EvalConfig()
     where = str(reference.path) if getattr(reference, "path", None) else reference.meta.name

@@ -2,7 +2,7 @@
 
 Accepted inputs (one replica per trajectory file):
 
-- a raycg simulation output directory (``replicas.json`` + ``replica_*.h5``, see ARCHITECTURE.md):
+- a raycg simulation output directory (``replicas.json`` + ``replica_*.h5``, see docs/architecture.md):
   a replica listed under ``blown_up`` is counted as blown up; the frames it saved before the
   blow-up are scored and the rest of its planned run (``n_frames``) counts as lost replica-time,
   which scoring penalises (METRICS.md);
@@ -22,12 +22,17 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from raycg import units as U
 from raycg.errors import DatasetError, InputError
+
+if TYPE_CHECKING:
+    import mdtraj
+
+    from raycg.data.format import CGDataset
 
 TOPOLOGY_FREE_SUFFIXES = {".xtc", ".dcd", ".trr", ".nc", ".netcdf", ".binpos", ".mdcrd", ".crd", ".lammpstrj",
                           ".xyz", ".lh5", ".arc", ".dtr"}
@@ -164,15 +169,19 @@ class ModelSamples:
                                hint="check that the simulation saved frames")
 
 
-def _reference_info(reference: Any) -> tuple[int | None, Any]:
+def _reference_info(reference: CGDataset | int | mdtraj.Topology | None) -> tuple[int | None, mdtraj.Topology | None]:
     """(n_beads, mdtraj topology or None) from an int, a CGDataset, an mdtraj Topology or None."""
     if reference is None:
         return None, None
     if isinstance(reference, (int, np.integer)):
         return int(reference), None
-    if hasattr(reference, "topology") and callable(reference.topology) and hasattr(reference, "n_beads"):
+    import mdtraj
+
+    from raycg.data.format import CGDataset
+
+    if isinstance(reference, CGDataset):
         return int(reference.n_beads), reference.topology()
-    if hasattr(reference, "n_atoms") and hasattr(reference, "atoms"):
+    if isinstance(reference, mdtraj.Topology):
         return int(reference.n_atoms), reference
     raise InputError(f"cannot use {type(reference).__name__} as the reference; pass a CGDataset, a bead count "
                      "or an mdtraj Topology")
@@ -263,8 +272,9 @@ def _load_mdtraj_file(path: Path, n_beads: int | None, topology: Any) -> tuple[n
     return np.asarray(traj.xyz, dtype=np.float32) * np.float32(U.NM_TO_ANGSTROM), dt
 
 
-def load_model_trajectories(paths: str | os.PathLike | Iterable[str | os.PathLike], reference: Any = None, *,
-                            topology: Any = None) -> ModelSamples:
+def load_model_trajectories(paths: str | os.PathLike | Iterable[str | os.PathLike],
+                            reference: CGDataset | int | mdtraj.Topology | None = None, *,
+                            topology: str | os.PathLike | mdtraj.Topology | None = None) -> ModelSamples:
     """Load model trajectories to score (see the module docstring for accepted inputs).
 
     ``reference``: a :class:`~raycg.data.format.CGDataset`, a bead count or an mdtraj Topology; the

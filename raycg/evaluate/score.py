@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,6 +53,9 @@ from raycg.evaluate.reference import (  # noqa: F401 - re-exported
 )
 from raycg.evaluate.samples import ModelSamples
 from raycg.utils.io import atomic_path, atomic_write_json
+
+if TYPE_CHECKING:
+    from raycg.data.format import CGDataset
 
 SCORES_FORMAT = "raycg-trial-scores"
 #: 2: "convergence" record, bootstrap intervals, replica_time_lost_fraction, blow-up penalty.
@@ -236,7 +239,7 @@ def _basin_cells(ref: ReferenceSummary, y: np.ndarray, offsets: np.ndarray) -> t
     return [cell[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)], n + 1
 
 
-def _check_inputs(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalConfig,
+def _check_inputs(reference: CGDataset, tica: ReferenceTICA, samples: ModelSamples, config: EvalConfig,
                   reference_summary: ReferenceSummary | None) -> ReferenceSummary:
     if not isinstance(samples, ModelSamples):
         raise InputError(f"samples must be ModelSamples (see load_model_trajectories), got {type(samples).__name__}")
@@ -368,7 +371,7 @@ def _score_arrays(ref: ReferenceSummary, t_all, h1: list[tuple[np.ndarray, float
     }
 
 
-def score(reference, tica: ReferenceTICA, samples: ModelSamples, config: EvalConfig | None = None, *,
+def score(reference: CGDataset, tica: ReferenceTICA, samples: ModelSamples, config: EvalConfig | None = None, *,
           reference_summary: ReferenceSummary | None = None) -> TrialScore:
     """Score model ``samples`` against the ``reference`` dataset on the reference ``tica``.
 

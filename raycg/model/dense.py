@@ -1,23 +1,10 @@
 """Pair ↔ bead operations of CGSchNet's dense path (small proteins: every pair of B beads).
 
-The dense path evaluates filters once per *unordered* pair (i < j) and needs four operations
-between pair space ``[R, P, ·]`` and bead space ``[R, B, ·]``:
-
-- ``diffs(pos)``: r_j − r_i per pair;
-- ``contract(w, x)``: m_a = Σ_b W_ab ⊙ x_b with W symmetric and zero on the diagonal;
-- ``pair_products(g, x)``: g_i ⊙ x_j + g_j ⊙ x_i per pair (the filter gradient);
-- ``pair_to_bead(f)``: Σ_{p: i_p = a} f_p − Σ_{p: j_p = a} f_p (pair forces → bead forces).
-
-Pairs are kept in *band* order: by separation s = j − i, then by i. Two exact layouts implement
-the operations and give the same numbers (tested):
-
-- ``gather``: ``index_select`` into a symmetric ``[R, B, B, F]`` filter tensor, ``index_add``
-  for forces. Fastest without weight gradients (simulation) and in eager training of small proteins.
-- ``band``: only slices and padding: the pairs of separation s are ``x[:, s:]`` against
-  ``x[:, :B−s]``. Its backward contains no scatter-add, which ``torch.compile`` (inductor) would
-  otherwise lower to atomic adds; so compiled training uses it (2-core CPU, 10 beads, batch 256:
-  ~1.4× the compiled gather layout's frames/s, see benchmarks/bench_train.py), and so does eager
-  training above 16 beads.
+Pair space ``[R, P, ·]`` (unordered pairs i < j, band order: by separation j − i, then i) ↔ bead space
+``[R, B, ·]``: ``diffs(pos)`` (r_j − r_i, Å), ``contract(w, x)``, ``pair_products(g, x)`` and
+``pair_to_bead(f)`` (pair forces → bead forces). Two exact layouts give the same numbers (tested):
+``gather`` (index_select / index_add) and ``band`` (slices only, so a compiled backward has no atomic
+adds). Which layout runs when: docs/architecture.md ("raycg.model.dense").
 """
 
 from __future__ import annotations

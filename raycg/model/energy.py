@@ -36,8 +36,8 @@ def micro_batch_frames(batch_size: int, n_beads: int, pair_block: int = TRAIN_PA
     return divisor_block(batch_size, replicas_per_block(n_beads, pair_block))
 
 
-def blocked_energy_and_forces(fn: Callable[..., tuple[Tensor, Tensor]], pos: Tensor, *args, block: int,
-                              **kwargs) -> tuple[Tensor, Tensor]:
+def blocked_energy_and_forces(fn: Callable[..., tuple[Tensor, Tensor]], pos: Tensor, *args: object, block: int,
+                              **kwargs: object) -> tuple[Tensor, Tensor]:
     """``fn(pos, *args, **kwargs)`` on equal-sized blocks of at most ``block`` structures (energies and
     forces concatenated)."""
     if pos.shape[0] <= block:

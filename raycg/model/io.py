@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,12 +28,15 @@ from raycg.model.energy import EnergyModel
 from raycg.model.schnet import CGSchNet, CGSchNetConfig
 from raycg.utils.io import atomic_directory, not_regular_file, to_json
 
+if TYPE_CHECKING:
+    from raycg.priors.prior_set import PriorSet
+
 FORMAT_NAME = "raycg-model"
 FORMAT_VERSION = 1
 
 
 def save_model(path: str | os.PathLike, model: EnergyModel, config: CGSchNetConfig | None = None,
-               priors: Any = None, extra: dict[str, Any] | None = None, *, overwrite: bool = True) -> Path:
+               priors: PriorSet | None = None, extra: dict[str, Any] | None = None, *, overwrite: bool = True) -> Path:
     """Write ``model`` to the directory ``path`` (atomically).
 
     ``config`` defaults to the network's own config; ``priors`` is the PriorSet (anything with

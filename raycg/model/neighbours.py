@@ -1,23 +1,10 @@
 """Exact neighbour lists in plain torch (no pyg-lib / torch-cluster, no neighbour cap).
 
-Every function returns *unordered* pairs ``(i, j)`` with ``i < j`` (indices into the flattened
-``[R*B]`` bead axis; pairs never cross structures) whose distance is strictly below ``cutoff``.
-The CGSchNet filter depends only on the distance, so one filter per unordered pair serves both
-message directions.
-
-Three exact methods, one answer:
-
-- ``dense``: every pair of every structure (no distance test). CGSchNet uses this implicitly for
-  small proteins, where every pair is in range anyway (CLN025: 45 pairs) and gather/scatter
-  costs more than it saves.
-- ``blocked``: all-pairs distances computed a block of structures at a time (memory bounded by
-  ``max_block_elements``), then filtered. O(B²) work, tiny constant; right for tens to ~a
-  thousand beads.
-- ``cell``: a cell list (cell edge = cutoff) built with sort + searchsorted, O(B) work; right for
-  large systems. Nothing is capped: a bead with 500 neighbours gets 500 pairs.
-
-All of them run under ``torch.no_grad`` (indices only); distances for the model are recomputed
-from the indices so gradients flow.
+Every function returns unordered pairs ``(i, j)``, ``i < j``, indices into the flattened ``[R*B]`` bead
+axis (pairs never cross structures), whose distance is strictly below ``cutoff`` (Å). Three exact
+methods give one answer: ``dense`` (every pair), ``blocked`` (all-pairs distances a block of structures
+at a time) and ``cell`` (a cell list, O(B)). Indices only, under ``torch.no_grad``; the model recomputes
+distances from them. When to use which: docs/architecture.md ("raycg.model.neighbours").
 """
 
 from __future__ import annotations

@@ -1,24 +1,11 @@
-"""CGSchNet: SchNet for coarse-grained beads, built for speed on small proteins.
+"""CGSchNet: SchNet for coarse-grained beads, ``(pos[R, B, 3] Å, bead_types[B]) -> energy[R]`` kcal/mol.
 
-Architecture (the CGSchNet of the CG literature):
-bead-type embedding → ``num_interactions`` interaction blocks, each a continuous-filter
-convolution (filter = MLP of a radial basis of the pair distance — ExpNormal or Gaussian —
-times a cosine cutoff with lower/upper bounds), with residual updates → per-bead output MLP →
-sum per structure. ``tanh`` by default, sum aggregation.
-
-Two exact execution paths give the same numbers (tested):
-
-- **dense** (small proteins, every pair in range; default up to ``dense_max_beads``): positions
-  stay ``[R, B, 3]``; filters are evaluated once per *unordered* pair (W_ij = W_ji halves the
-  dominant cost) and moved between pair and bead space by :class:`raycg.model.dense.DensePairs`
-  (a gather layout, and a slice-only band layout whose backward compiles without atomic adds).
-  No neighbour list, no data-dependent Python control flow (``torch.compile`` friendly).
-- **sparse** (larger proteins): exact neighbour list in plain torch
-  (:mod:`raycg.model.neighbours`), filters once per unordered pair in range, messages passed in
-  both directions by a torch-geometric ``MessagePassing`` convolution (sum aggregation).
-
-The first layer of every interaction's filter MLP reads the same radial basis, so those layers
-are fused into one matrix multiply.
+Bead-type embedding → ``num_interactions`` continuous-filter interaction blocks (filter = MLP of a
+radial basis of the pair distance × a cosine cutoff) with residual updates → per-bead output MLP → sum
+per structure. Two exact execution paths give the same numbers (tested): **dense** (up to
+``dense_max_beads``; filters once per unordered pair, :mod:`raycg.model.dense`) and **sparse** (exact
+neighbour list, :mod:`raycg.model.neighbours`, torch-geometric message passing). Design:
+docs/architecture.md ("raycg.model.schnet").
 """
 
 from __future__ import annotations
@@ -318,7 +305,7 @@ class TabulatedFilters(PairFilters):
 class CGSchNet(nn.Module):
     """CGSchNet energy network: ``forward(pos[R,B,3], types[B] or [R,B]) -> energy[R]`` (kcal/mol)."""
 
-    def __init__(self, config: CGSchNetConfig | None = None, **overrides) -> None:
+    def __init__(self, config: CGSchNetConfig | None = None, **overrides: object) -> None:
         super().__init__()
         if config is None:
             config = CGSchNetConfig(**overrides)

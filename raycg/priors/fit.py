@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,6 +28,9 @@ from raycg.priors.prior_set import PriorSet, TermFit, TermTable
 from raycg.priors.terms import Histogram, Term, term_class
 from raycg.priors.terms.boltzmann import ConstantFeature, SparseHistogram
 from raycg.priors.topology import build_topology
+
+if TYPE_CHECKING:
+    from raycg.data.format import CGDataset
 
 
 @dataclass
@@ -210,7 +214,7 @@ def _fit_group(k: _Kind, g: int, kbt: float, cfg: PriorConfig, n_frames: int, wh
 # ----------------------------------------------------------------------------------------------
 
 
-def fit_priors(dataset, config: PriorConfig | None = None, *, progress: bool = False) -> PriorSet:
+def fit_priors(dataset: CGDataset, config: PriorConfig | None = None, *, progress: bool = False) -> PriorSet:
     """Fit bonds, angles, Fourier dihedrals, (σ/r)⁶ repulsion (and ``config.extra_terms``) to a
     :class:`CGDataset`.
 

@@ -1,6 +1,6 @@
 """Read a study directory: one row per trial, plus each trial's FES arrays and training history.
 
-Layout (ARCHITECTURE.md): ``STUDY/trials/<id>/result.json`` (finished: ``status`` ok|failed),
+Layout (docs/architecture.md): ``STUDY/trials/<id>/result.json`` (finished: ``status`` ok|failed),
 ``status.json`` (running: phase/progress), ``config.json``, ``scores.json``, ``fes.npz``,
 ``train_history.csv``. Trials without ``result.json`` appear as ``running`` (a ``status.json``
 marker exists) or ``unfinished``; an unreadable ``result.json`` appears as ``unreadable``.

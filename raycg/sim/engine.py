@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from raycg.device import CompileFallback, check_fast_path, compile_private, policy_for, resolve_device
 from raycg.errors import InputError
+from raycg.model.protocols import ForceSource, SimulationPotential
 from raycg.sim.capture import CapturedSteps, CudaGraphs, EagerGraphs, try_capture
 from raycg.sim.config import SimulationConfig, make_config
 from raycg.sim.frames import FrameBuffers, FrameSink
@@ -42,6 +45,14 @@ from raycg.sim.state import (
     save_checkpoint,
 )
 from raycg.sim.stepper import Stepper
+
+if TYPE_CHECKING:
+    import mdtraj
+
+    from raycg.model.protocols import Potential
+
+#: a start/velocity array ``[R, B, 3]`` (or one structure ``[B, 3]``), numpy or torch
+Positions = np.ndarray | torch.Tensor
 
 __all__ = ["CHECKPOINT", "CPU_FAST_PATH", "Simulation", "simulate"]
 
@@ -79,7 +90,7 @@ def _check_inputs(masses, start_positions, bonds, topology, dtype, device):
     return x0, m, bonds_np, r_, b_
 
 
-def _force_source(potential, cfg: SimulationConfig, use_compile: bool, scope: str = "forces"):
+def _force_source(potential: Potential, cfg: SimulationConfig, use_compile: bool, scope: str = "forces"):
     """What the integrator calls for forces, and a description for the run report.
 
     A potential with ``simulation_forces(compile=, table_spacing_A=, traceable=)`` (raycg's
@@ -90,10 +101,9 @@ def _force_source(potential, cfg: SimulationConfig, use_compile: bool, scope: st
     backward, i.e. the forces, too) and another object's ``energy_and_forces`` is compiled. Only
     raycg's own passes are marked ``capturable``.
     """
-    make = getattr(potential, "simulation_forces", None)
-    if callable(make):
+    if isinstance(potential, SimulationPotential):
         step = use_compile and scope == "step"
-        eaf = make(compile=use_compile and not step, table_spacing_A=cfg.filter_table_spacing_A, traceable=step)
+        eaf = potential.simulation_forces(compile=use_compile and not step, table_spacing_A=cfg.filter_table_spacing_A, traceable=step)
         info = getattr(eaf, "info", None)
         info = {} if info is None else info     # the pass's own dict: it adds to it
         info["compiled"] = use_compile          # by the pass, or (step scope) by the stepper
@@ -103,7 +113,7 @@ def _force_source(potential, cfg: SimulationConfig, use_compile: bool, scope: st
         return potential, {"compiled": False}
     elif isinstance(potential, torch.nn.Module):
         return compile_private(potential, dynamic=False), {"compiled": True, "compile_scope": "forces"}
-    elif callable(getattr(potential, "energy_and_forces", None)):
+    elif isinstance(potential, ForceSource):
         eaf = compile_private(potential.energy_and_forces, dynamic=False)
         info = {"compiled": True, "compile_scope": "forces"}
     else:
@@ -115,7 +125,7 @@ def _force_source(potential, cfg: SimulationConfig, use_compile: bool, scope: st
     return _Forces(), info
 
 
-def _working_force_fn(potential, cfg: SimulationConfig, x0: torch.Tensor, scope: str):
+def _working_force_fn(potential: Potential, cfg: SimulationConfig, x0: torch.Tensor, scope: str):
     """The force function, tried once on the start positions when compiled. If compilation fails
     (e.g. no C++ compiler on a node), say so in one line and fall back to the eager pass; if the
     compiled pass disagrees with the eager one there (:func:`raycg.device.check_fast_path`, the
@@ -148,9 +158,12 @@ def _working_force_fn(potential, cfg: SimulationConfig, x0: torch.Tensor, scope:
 class Simulation:
     """One batched simulation run (see :func:`simulate` for the arguments): built once, then :meth:`run`."""
 
-    def __init__(self, potential, masses, start_positions, cfg: SimulationConfig, *, out_dir=None, topology=None,
-                 bonds=None, progress: bool = True, velocities=None, overwrite: bool = False,
-                 keep_positions: bool | None = None, on_checkpoint=None) -> None:
+    def __init__(self, potential: Potential, masses: Sequence[float] | np.ndarray | torch.Tensor,
+                 start_positions: Positions, cfg: SimulationConfig, *, out_dir: str | Path | None = None,
+                 topology: mdtraj.Topology | None = None, bonds: Sequence[Sequence[int]] | np.ndarray | None = None,
+                 progress: bool = True, velocities: Positions | None = None, overwrite: bool = False,
+                 keep_positions: bool | None = None,
+                 on_checkpoint: Callable[[int, Path], None] | None = None) -> None:
         self.cfg, self.progress, self.on_checkpoint = cfg, progress, on_checkpoint
         self.device = resolve_device(cfg.device, InputError, "SimulationConfig.device")
         self.policy = policy_for(self.device)
@@ -381,10 +394,12 @@ class Simulation:
         }
 
 
-def simulate(potential, masses, start_positions, config: SimulationConfig | dict | None = None, *,
-             out_dir=None, topology=None, bonds=None, progress: bool = True, velocities=None,
-             overwrite: bool = False, keep_positions: bool | None = None,
-             on_checkpoint=None) -> SimulationResult:
+def simulate(potential: Potential, masses: Sequence[float] | np.ndarray | torch.Tensor, start_positions: Positions,
+             config: SimulationConfig | dict | None = None, *, out_dir: str | Path | None = None,
+             topology: mdtraj.Topology | None = None, bonds: Sequence[Sequence[int]] | np.ndarray | None = None,
+             progress: bool = True, velocities: Positions | None = None, overwrite: bool = False,
+             keep_positions: bool | None = None,
+             on_checkpoint: Callable[[int, Path], None] | None = None) -> SimulationResult:
     """Simulate replicas ``start_positions`` [R, B, 3] (Å) of beads with ``masses`` [B] (amu).
 
     ``potential``: module/callable ``pos[R,B,3] -> E[R]`` (kcal/mol; forces by autograd) or an object

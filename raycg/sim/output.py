@@ -1,6 +1,6 @@
 """Simulation output: per-replica mdtraj HDF5 trajectories, thermo arrays, replica report.
 
-Layout of an output directory (see ARCHITECTURE.md)::
+Layout of an output directory (see docs/architecture.md)::
 
     OUT/
       topology.pdb            CG topology (Å, CONECT bonds)

@@ -1,30 +1,10 @@
 """A two-resolution structure-based (Gō-type) model of CLN025 (chignolin variant YYDPETGTWY).
 
-Beads (19): one Cα bead per residue (beads 0..9, at the Cα atom, carrying the backbone mass)
-followed by one side-chain bead per non-glycine residue (beads 10..18, at the side chain's
-centre of mass, carrying the side-chain mass). Energy terms (classes of :mod:`raycg.priors.terms`),
-all at the native values of the all-atom structure:
-
-- harmonic bonds Cα(i)–Cα(i+1) and Cα(i)–SC(i): ½ k_b (r − r₀)²;
-- angles Cα–Cα–Cα and SC(i)–Cα(i)–Cα(i±1), harmonic in cos θ (no singularity at 180°):
-  ½ k_θ/sin²θ₀ (cos θ − cos θ₀)², which equals ½ k_θ (θ − θ₀)² near θ₀;
-- Cα dihedrals k₁[1 − cos(φ − φ₀)] + k₃[1 − cos 3(φ − φ₀)];
-- side-chain chirality ½ k_χ (χ − χ₀)² with χ = u·(v×w)/(|u||v||w|), u, v = Cα(i∓1) − Cα(i) and
-  w = SC(i) − Cα(i) (neighbours Cα2, Cα3 / Cα9, Cα8 at the termini); unlike a dihedral it has no
-  singularity when three beads become collinear, and it keeps the side chains on their native face;
-- native contacts: bead pairs under ``contact_cutoff_A`` in the native structure whose residues
-  are at least ``min_seq_sep`` apart, with a 12-10 well ε[5(σ/r)¹² − 6(σ/r)¹⁰] (minimum −ε at
-  the native distance σ);
-- every other pair not 1-2 or 1-3 in the bead graph: repulsion ε_rep(σ_rep/r)¹² with
-  σ_rep = min(``repulsion_sigma_A``, 0.9 × native distance).
-
-With ``misfolded_register`` set the model has a second, misfolded state (a dual-basin structure-based
-model): a register-shifted hairpin made by :func:`misfolded_structure`; its contacts that are not native
-contacts get 12-10 wells of depth ``epsilon_misfolded`` at their misfolded distances (repulsion radii are
-capped at 0.9 × the misfolded distance too), and every Cα dihedral term becomes the smooth minimum of its
-native and misfolded forms, so that neither state is strained by the backbone terms.
-
-Units: Å, kcal/mol, amu.
+19 beads: one Cα bead per residue (0..9), then one side-chain bead per non-glycine residue (10..18).
+Terms (classes of :mod:`raycg.priors.terms`) at the native values of the all-atom structure: bonds,
+angles (harmonic in cos θ), Cα dihedrals, side-chain chirality, native-contact 12-10 wells and (σ/r)¹²
+repulsion; with ``misfolded_register`` a second, register-shifted hairpin state (dual-basin model).
+Units: Å, kcal/mol, amu. Every term's form: docs/data.md ("The Gō model").
 """
 
 from __future__ import annotations

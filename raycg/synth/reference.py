@@ -1,26 +1,11 @@
 """The embedded CLN025 reference dataset: the Gō model simulated with raycg's BAOAB engine.
 
-It ships in the package (``raycg/resources/embedded_cln025.npz``, :mod:`raycg.synth.resource`):
-:func:`embedded_dataset` writes the dataset directory into the cache from that resource in about a
-second and checks its content hash. :func:`make_embedded_reference` (``raycg data synth``) regenerates
-it (same seed, same machine and torch build: the same bytes). Protocol:
-
-1. build the 19-bead Gō model (:mod:`raycg.synth.go_model`) with its native hairpin and a misfolded,
-   register-shifted hairpin (:data:`PARAMETERS`);
-2. start a third of the replicas at the native structure, a third at the misfolded one and a third
-   unfolded (a short hot run of the model without contact wells);
-3. simulate all replicas together at the data temperature (BAOAB), drop the first
-   ``equilibration_steps`` (many slowest relaxation times: the starts are forgotten) and save a frame
-   every ``save_every`` steps;
-4. map every saved frame onto the 10 Cα beads: CG coordinates = Cα bead positions (slice map), CG forces
-   = the fine model's force on each Cα bead only. These forces are noisy with respect to the CG mean
-   force (the Cα–side-chain bond dominates the noise), like real mapped all-atom forces. Coordinates are
-   rounded to 0.001 Å and forces to 0.01 kcal/mol/Å (so that the resource packs them losslessly);
-5. summarise: folded / misfolded populations (Cα RMSD), folding transitions (RMSD hysteresis), and the
-   TICA landscape (:func:`raycg.synth.landscape.landscape_summary`: basins, escape barriers, implied
-   timescales at :data:`TICA_LAG_FRAMES`), stored in ``meta.provenance["summary"]``.
-
-Each replica's stream is one trajectory of the dataset.
+:func:`embedded_dataset` writes the dataset directory into the cache from the packaged resource
+(``raycg/resources/embedded_cln025.npz``) and checks its content hash; :func:`make_embedded_reference`
+(``raycg data synth``) regenerates it (same seed, machine and torch build: the same bytes). 10 Cα beads
+(slice map of the 19-bead model; noisy mapped forces), Å and kcal/mol/Å; each replica is one trajectory;
+a summary (populations, transitions, TICA landscape) is in ``meta.provenance["summary"]``. The
+protocol step by step: docs/data.md ("How the embedded reference is made").
 """
 
 from __future__ import annotations
@@ -57,7 +42,7 @@ UNFOLDED_CORE_A = 3.0
 
 #: Data temperature (K) of the embedded reference.
 TEMPERATURE_K = 350.0
-#: The Gō model of the embedded reference (see the README section "The embedded reference").
+#: The Gō model of the embedded reference (docs/data.md, "The embedded reference").
 PARAMETERS = GoParameters(epsilon=0.53, misfolded_register=10, epsilon_misfolded=0.48, k_dihedral_1=1.8,
                           k_dihedral_3=0.6)
 EPSILON = PARAMETERS.epsilon

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -49,6 +49,12 @@ from raycg.train.validation import energy_validation_loss
 from raycg.utils.io import atomic_directory, atomic_write_json, atomic_write_text
 from raycg.utils.progress import Progress
 from raycg.utils.provenance import provenance
+
+if TYPE_CHECKING:
+    from raycg.cv.tica import ReferenceTICA
+    from raycg.data.format import CGDataset
+    from raycg.priors.prior_set import PriorSet
+    from raycg.train.correction import CorrectionInputs
 
 #: a training force loss this many times the prior-only loss counts as divergence
 DIVERGENCE_FACTOR = 1e4
@@ -138,14 +144,14 @@ def _prior_energies_forces(prior: torch.nn.Module | None, coords: np.ndarray) ->
     return energies, forces
 
 
-def reference_prior_energies(priors: Any, dataset: Any) -> np.ndarray:
+def reference_prior_energies(priors: PriorSet | None, dataset: CGDataset) -> np.ndarray:
     """The prior energy U (kcal/mol, float64) at every frame of ``dataset``, as training computes it
     (the base energy of a ``fes-corrected`` target with ``base_model: priors``)."""
     module = priors.to_module() if priors is not None else None
     return _prior_energies_forces(module, np.asarray(dataset.coords, dtype=np.float32))[0]
 
 
-def _resolve_tica(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path) -> Any:
+def _resolve_tica(cfg: TrainConfig, dataset: CGDataset, tica: ReferenceTICA | None, out_dir: Path) -> ReferenceTICA:
     if tica is not None:
         return tica
     from raycg.cv import ReferenceTICA, fit_reference_tica
@@ -221,7 +227,7 @@ class TrainData:
         return int(self.types.numel())
 
 
-def _check_inputs(cfg: TrainConfig, dataset: Any, priors: Any) -> None:
+def _check_inputs(cfg: TrainConfig, dataset: CGDataset, priors: PriorSet | None) -> None:
     where = str(getattr(dataset, "path", None) or "dataset")
     if dataset.forces is None and cfg.loss.force_weight > 0:
         raise DatasetError("dataset has no forces, but force matching (loss.force_weight > 0) needs them",
@@ -236,7 +242,7 @@ def _check_inputs(cfg: TrainConfig, dataset: Any, priors: Any) -> None:
                          where="priors")
 
 
-def _split(cfg: TrainConfig, dataset: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _split(cfg: TrainConfig, dataset: CGDataset) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(training trajectories, validation trajectories, training frames, validation frames)."""
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     if cfg.val_fraction > 0:
@@ -257,9 +263,10 @@ def _split(cfg: TrainConfig, dataset: Any) -> tuple[np.ndarray, np.ndarray, np.n
     return train_traj, val_traj, train_idx, val_idx
 
 
-def _energy_targets(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path, cache_dir, all_idx: np.ndarray,
-                    e_prior: np.ndarray, prior_module: torch.nn.Module | None = None,
-                    correction: Any = None) -> tuple[np.ndarray | None, dict | None]:
+def _energy_targets(cfg: TrainConfig, dataset: CGDataset, tica: ReferenceTICA | None, out_dir: Path,
+                    cache_dir: str | Path | None, all_idx: np.ndarray, e_prior: np.ndarray,
+                    prior_module: torch.nn.Module | None = None,
+                    correction: CorrectionInputs | None = None) -> tuple[np.ndarray | None, dict | None]:
     """Energy targets (TICA free energy − prior energy) of the frames ``all_idx``, and their info."""
     lc = cfg.loss
     if lc.energy_target == "none":
@@ -267,8 +274,7 @@ def _energy_targets(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path, ca
     from raycg.train.targets import compute_energy_targets
 
     tica = _resolve_tica(cfg, dataset, tica, out_dir)
-    if hasattr(tica, "check_compatible"):
-        tica.check_compatible(dataset)
+    tica.check_compatible(dataset)
     if lc.energy_target == "fes-corrected" and correction is not None:
         if correction.base_model != lc.base_model:
             raise ConfigError(f"loss.base_model is {lc.base_model!r} but the correction inputs were made with "
@@ -287,8 +293,9 @@ def _energy_targets(cfg: TrainConfig, dataset: Any, tica: Any, out_dir: Path, ca
     return target, tg.info
 
 
-def prepare_data(cfg: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: Path, dev: torch.device,
-                 cache_dir=None, correction: Any = None) -> TrainData:
+def prepare_data(cfg: TrainConfig, dataset: CGDataset, priors: PriorSet | None, tica: ReferenceTICA | None,
+                 out_dir: Path, dev: torch.device, cache_dir: str | Path | None = None,
+                 correction: CorrectionInputs | None = None) -> TrainData:
     """Split, prior energies and forces (once, float64), delta forces and energy targets, on ``dev``.
 
     ``correction``: the :class:`raycg.train.correction.CorrectionInputs` of a ``fes-corrected`` target.
@@ -610,7 +617,7 @@ class Trainer:
             out.update(compiled=False, compile_error=error)
         return out
 
-    def finish(self, dataset: Any, priors: Any) -> TrainResult:
+    def finish(self, dataset: CGDataset, priors: PriorSet | None) -> TrainResult:
         """Save the best-validation model (prior added back), train_result.json and provenance.json."""
         st, d, out_dir = self.state, self.data, self.out_dir
         self.net.load_state_dict(st.best_state)
@@ -633,10 +640,11 @@ class Trainer:
         return result
 
 
-def train(config: TrainConfig, dataset: Any, priors: Any, tica: Any, out_dir: str | Path, *,
+def train(config: TrainConfig, dataset: CGDataset, priors: PriorSet | None, tica: ReferenceTICA | None,
+          out_dir: str | Path, *,
           report: Callable[[dict[str, float], Path], None] | None = None, resume: bool = True,
           device: str | torch.device = "cpu", cache_dir: str | Path | None = None,
-          correction: Any = None) -> TrainResult:
+          correction: CorrectionInputs | None = None) -> TrainResult:
     """Train CGSchNet on ``dataset`` (delta forces w.r.t. ``priors``; energy targets from ``tica``).
 
     ``priors``: a :class:`raycg.priors.PriorSet` or None (no prior). ``tica``: a ReferenceTICA or
