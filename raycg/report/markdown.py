@@ -14,6 +14,7 @@ import pandas as pd
 
 from raycg.evaluate.gate_power import CHECKS
 from raycg.report.inputs import Floor, note_label, study_spec
+from raycg.report.sequential import sequential_section
 from raycg.report.support import MISSED, kl_columns, kl_sensitivity, missed_mass_by_group, relative_spread
 from raycg.report.target import energy_target_lines
 from raycg.stats import (
@@ -782,7 +783,7 @@ def render(a: Analysis) -> str:
     """The whole report."""
     md = [f"# raycg study report: {a.study_dir.name}", "",
           f"Generated {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')} from `{a.study_dir}`.", ""]
-    md += _verdict(a) + _design(a) + _convergence(a) + _training(a) + _floor(a)
+    md += sequential_section(a) + _verdict(a) + _design(a) + _convergence(a) + _training(a) + _floor(a)
     if a.statistics is not None:
         md += _metrics(a) + _support(a) + _power(a)
     if a.notes:

@@ -187,6 +187,14 @@ def unfinished_points(spec: StudySpec, store: Store) -> list[dict[str, Any]]:
 
 def _run_grid(spec: StudySpec, uri: str, *, address: str | None, restore: bool, log: Log, out: Log,
               aggregate_results: bool, shutdown: bool | None) -> pd.DataFrame:
+    if spec.analysis.design == "sequential":  # looks and waves instead of the whole grid at once
+        from raycg.study.driver.sequential import run_sequential
+
+        def wave(todo: list[dict[str, Any]]) -> tuple[bool, str | None]:
+            return _tune_grid(spec, uri, todo, study_status(uri), address=address, log=log, shutdown=False)
+
+        return run_sequential(spec, uri, wave, StudyIncomplete, address=address, restore=restore, log=log,
+                              out=out, aggregate_results=aggregate_results, shutdown=shutdown)
     status = study_status(uri)
     todo = unfinished_points(spec, Store(uri))
     interrupted, reason = False, None

@@ -17,7 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from raycg.config import StrictModel, read_yaml, validate_config
 from raycg.priors import PriorConfig
 from raycg.study.pipelines.registry import pipeline_names
-from raycg.study.spec.analysis import AnalysisSpec
+from raycg.study.spec.analysis import AnalysisSpec, check_sequential_grid
 from raycg.study.spec.execution import ConcurrencySpec, GridSpec, ResourcesSpec, RetriesSpec
 from raycg.study.spec.fields import SWEEPABLE_SECTIONS, get_field
 from raycg.study.spec.precheck import not_a_mapping
@@ -89,6 +89,18 @@ class StudySpec(StrictModel):
             except KeyError:
                 raise ValueError(f"{where} is not a field of this spec") from None
         return grid
+
+    @model_validator(mode="after")
+    def _sequential_fits_grid(self) -> StudySpec:
+        """A sequential design (``analysis.design: sequential``) compares energy weights (not arms)
+        at looks that fit the grid (:func:`raycg.study.spec.analysis.check_sequential_grid`)."""
+        if self.analysis.design != "sequential":
+            return self
+        if self.grid.arms:
+            raise ValueError("analysis.design: sequential compares energy weights; grid.arms are not supported "
+                             "by the sequential design (use grid.energy_weights, or design: fixed)")
+        check_sequential_grid(self.analysis, len(self.grid.seed_list()), len(self.grid.energy_weights or ()))
+        return self
 
 
 def load_spec(path: str | os.PathLike, **overrides: Any) -> StudySpec:
