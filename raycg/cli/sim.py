@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from raycg.cli.common import DATASET_HELP, dataset_arg
+
 
 def register(groups) -> None:
     p = groups["sim"].add_parser(
@@ -14,7 +16,8 @@ def register(groups) -> None:
                     "checkpoint.pt; re-running with the same OUT resumes an interrupted run.")
     p.add_argument("model", metavar="MODEL_OR_PRIORS",
                    help="model directory written by raycg.model.save_model, or a priors JSON (PriorSet.save)")
-    p.add_argument("--dataset", required=True, help="raycg CG dataset directory (start frames, masses, topology)")
+    p.add_argument("--dataset", required=True, type=dataset_arg,
+                   help=DATASET_HELP + " (start frames, masses, topology)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--config", help="YAML file with SimulationConfig fields (command-line options override it)")
     p.add_argument("--n-replicas", type=int, default=32, help="number of replicas (default 32)")
@@ -89,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from raycg.config import read_yaml, validate_config
     from raycg.data.validate import require_valid
     from raycg.errors import InputError
-    from raycg.sim import SimulationConfig, make_config, max_bond_from_data, select_start_frames
-    from raycg.sim.openmm_engine import run_simulation
+    from raycg.sim import SimulationConfig, make_config, max_bond_from_data, select_start_frames, simulate
     from raycg.utils.io import atomic_write_json
 
     check_out(args.out, args.overwrite)  # before any work: nothing raycg cannot read is replaced
@@ -124,9 +126,9 @@ def run(args: argparse.Namespace) -> int:
     frames = select_start_frames(ds, args.n_replicas, method=args.starts, seed=cfg.seed, features=features)
     potential = load_potential(args.model, cfg.device)
     start = np.asarray(ds.coords[frames], dtype=np.float64)
-    res = run_simulation(potential, ds.masses, start, cfg, out_dir=args.out, topology=ds.topology(),
-                         bonds=ds.bonds, progress=not args.no_progress, overwrite=args.overwrite,
-                         keep_positions=False)
+    res = simulate(potential, ds.masses, start, cfg, out_dir=args.out, topology=ds.topology(),
+                   bonds=ds.bonds, progress=not args.no_progress, overwrite=args.overwrite,
+                   keep_positions=False)
     atomic_write_json(Path(args.out) / "starts.json", {
         "dataset": str(Path(args.dataset).resolve()), "dataset_hash": ds.content_hash, "method": args.starts,
         "frames": frames.tolist(), "model": str(Path(args.model).resolve())})

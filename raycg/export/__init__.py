@@ -13,7 +13,13 @@ Units at this boundary: OpenMM's nm, kJ/mol, kJ/mol/nm (raycg's Å, kcal/mol con
 """
 
 from raycg.export.bundle import ErrorStats, ExportCheck, check_export, export_model
-from raycg.export.potential import OpenMMPotential, as_energy_model, require_openmm, to_openmm
+from raycg.export.potential import (
+    OpenMMPotential,
+    as_energy_model,
+    read_system_xml,
+    require_openmm,
+    to_openmm,
+)
 from raycg.export.torchscript import (
     OpenMMTorchEnergy,
     load_torchscript,
@@ -30,6 +36,7 @@ __all__ = [
     "check_export",
     "export_model",
     "load_torchscript",
+    "read_system_xml",
     "require_openmm",
     "save_torchscript",
     "to_openmm",

@@ -30,7 +30,13 @@ import torch
 import raycg
 from raycg import units as U
 from raycg.errors import InputError
-from raycg.export.potential import KJ_NM_PER_KCAL_A, KJ_PER_KCAL, require_openmm, to_openmm
+from raycg.export.potential import (
+    KJ_NM_PER_KCAL_A,
+    KJ_PER_KCAL,
+    read_system_xml,
+    require_openmm,
+    to_openmm,
+)
 from raycg.export.torchscript import load_torchscript, require_openmmtorch, save_torchscript
 from raycg.utils.io import atomic_directory, to_json
 
@@ -309,7 +315,7 @@ def check_export(
     platforms=PLATFORMS,
     torchforce: bool = False,
 ) -> ExportCheck:
-    """Load ``system.xml`` (``XmlSerializer.deserialize``, one Context per platform) and
+    """Load ``system.xml`` (:func:`~raycg.export.potential.read_system_xml`, one Context per platform) and
     ``model_openmm.pt`` from ``export_dir`` and compare their energies and forces, converted to
     kcal/mol and kcal/mol/Å, with raycg's (the model of ``model_dir``, default the one recorded in
     export.json; float32, exact filters) on ``n_frames`` frames of ``dataset``."""
@@ -330,7 +336,7 @@ def check_export(
     e64, f64 = _raycg(model.to(torch.float64), torch.as_tensor(x, dtype=torch.float64))
     e_ref, f_ref = _raycg(model.to(torch.float32), torch.as_tensor(x))
     routes: dict[str, ErrorStats] = {}
-    system = openmm.XmlSerializer.deserialize((export_dir / "system.xml").read_text())
+    system = read_system_xml(export_dir / "system.xml")
     available = {
         openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())
     }

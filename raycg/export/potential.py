@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,23 +174,37 @@ class OpenMMPotential:
         self.n_beads = len(state["model"]["bead_types"])
         self._model = None
         self._fn = None
+        #: why this computation cannot run (a system.xml of another raycg version), else None
+        self.error: str | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"version": PACK_VERSION, **self._state}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Never raises: an exception inside ``XmlSerializer.deserialize`` crashes OpenMM (8.6:
+        a segmentation fault). A state of another version is kept as :attr:`error`; evaluating it
+        raises that (one line), and :func:`read_system_xml` refuses the file before any Context."""
         state = dict(state)
-        if state.pop("version", None) != PACK_VERSION:
-            raise InputError(
-                "this system.xml was written by another raycg version",
-                where="raycg.export",
-                hint="export the model again with this raycg",
-            )
-        self._setup(state)
+        version = state.pop("version", None)
+        try:
+            if version != PACK_VERSION:
+                raise ValueError
+            self._setup(state)
+        except (KeyError, TypeError, ValueError):
+            self._state, self._model, self._fn, self.n_beads = state, None, None, None
+            self.error = (f"this system.xml was written by a raycg with PythonForce format version "
+                          f"{version!r}; this raycg reads version {PACK_VERSION}" if version != PACK_VERSION
+                          else "this system.xml's raycg PythonForce is incomplete (edited or damaged)")
+
+    def _require_ok(self) -> None:
+        if self.error is not None:
+            raise InputError(self.error, where="raycg.export",
+                             hint="export the model again with this raycg (raycg export MODEL ...)")
 
     @property
     def model(self):
         """The EnergyModel evaluated (built on first use, in ``dtype`` on ``device``)."""
+        self._require_ok()
         if self._model is None:
             dt = torch.float64 if self.dtype == "float64" else torch.float32
             self._model = unpack_model(self._state["model"]).to(device=self.device, dtype=dt)
@@ -199,6 +214,7 @@ class OpenMMPotential:
         self, pos_A: np.ndarray | torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """raycg units: positions [R, B, 3] Å -> (energy [R] kcal/mol, forces [R, B, 3] kcal/mol/Å)."""
+        self._require_ok()
         if self._fn is None:
             self._fn = self.model.simulation_forces(
                 compile=False, table_spacing_A=self.table_spacing_A, pair_block=None
@@ -210,6 +226,7 @@ class OpenMMPotential:
 
     def energy_and_forces_nm(self, pos_nm: np.ndarray) -> tuple[float, np.ndarray]:
         """OpenMM units: positions [B, 3] nm -> (energy kJ/mol, forces [B, 3] kJ/mol/nm, float64)."""
+        self._require_ok()
         pos = np.asarray(pos_nm, dtype=np.float64).reshape(1, self.n_beads, 3) * U.NM_TO_ANGSTROM
         e, f = self.energy_and_forces_A(pos)
         forces = f[0].detach().to("cpu", torch.float64).numpy() * KJ_NM_PER_KCAL_A
@@ -267,3 +284,39 @@ def to_openmm(
     force.setUsesPeriodicBoundaryConditions(False)
     system.addForce(force)
     return system
+
+
+def read_system_xml(path: str | os.PathLike):
+    """The ``openmm.System`` of a ``system.xml`` (``XmlSerializer.deserialize``), refused with one
+    InputError line when the file is unreadable, or when a PythonForce's pickled function (the XML
+    ``function`` attribute, hex) does not load here or is raycg's of another format version:
+    checked before OpenMM deserialises it (OpenMM does not survive an unpickling error)."""
+    import pickle
+    import xml.etree.ElementTree as ET
+
+    openmm = require_openmm()
+    hint = "export the model again with this raycg (raycg export MODEL ...)"
+    try:
+        text = Path(path).read_text()
+        root = ET.fromstring(text)
+    except (OSError, UnicodeDecodeError, ET.ParseError) as exc:
+        raise InputError(f"{path}: not a readable OpenMM system XML ({type(exc).__name__})",
+                         hint="pass the system.xml raycg export wrote") from None
+    for el in root.iter("Force"):
+        data = el.get("function")
+        if not data:
+            continue
+        try:
+            fn = pickle.loads(bytes.fromhex(data))
+        except Exception as exc:  # noqa: BLE001 - a class missing here, a truncated pickle, ...
+            raise InputError(f"{path}: its PythonForce function does not load here ({type(exc).__name__}: "
+                             f"{(str(exc).splitlines() or [''])[0][:120]})", where="raycg.export",
+                             hint=hint) from None
+        if isinstance(fn, OpenMMPotential) and fn.error is not None:
+            raise InputError(f"{path}: {fn.error}", where="raycg.export", hint=hint)
+    try:
+        return openmm.XmlSerializer.deserialize(text)
+    except Exception as exc:  # noqa: BLE001 - OpenMM's parser raises its own exception types
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise InputError(f"{path}: not an OpenMM system XML ({first})",
+                         hint="pass the system.xml raycg export wrote") from None

@@ -69,9 +69,9 @@ class SimulationConfig(StrictModel):
     #: (raycg.model.FilterTable: cubic Hermite, force error ~1e-5 kcal/mol/Å at 0.005 Å, measured
     #: at build and reported in replicas.json). None: the exact filter networks.
     filter_table_spacing_A: float | None = Field(0.005, gt=0, allow_inf_nan=False)
-    #: which engine runs it: ``raycg`` (raycg.sim.simulate, batched torch) or ``openmm`` (one OpenMM
+    #: which engine runs it: ``raycg`` (raycg.sim.engine, batched torch) or ``openmm`` (one OpenMM
     #: Context per replica, LangevinMiddleIntegrator, the model as a PythonForce:
-    #: raycg.sim.openmm_engine). raycg.sim.openmm_engine.run_simulation dispatches on it.
+    #: raycg.sim.openmm_engine). raycg.sim.simulate dispatches on it.
     engine: Literal["raycg", "openmm"] = "raycg"
 
     def use_compile(self) -> bool:

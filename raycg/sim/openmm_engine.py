@@ -19,7 +19,8 @@ system of :func:`raycg.export.to_openmm` (the raycg energy as an ``openmm.Python
 - ``compile`` and ``capture`` do not apply (the PythonForce evaluates one replica at a time);
   ``filter_table_spacing_A`` and ``dtype`` do (the model's own pass inside the PythonForce).
 
-:func:`run_simulation` dispatches on ``config.engine`` (``raycg`` or ``openmm``).
+:func:`raycg.sim.simulate` dispatches on ``config.engine`` (``raycg`` or ``openmm``); a run
+resumes only with the engine that wrote its checkpoint (:func:`raycg.sim.state.load_checkpoint`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch
 
 from raycg import units as U
 from raycg.errors import InputError
+from raycg.sim import simulate as _dispatch
 from raycg.sim.config import SimulationConfig, make_config
 from raycg.sim.frames import FrameSink
 from raycg.sim.integrators import REASONS, maxwell_boltzmann
@@ -47,24 +49,20 @@ from raycg.sim.output import (
     load_simulation,
     write_topology,
 )
-from raycg.sim.state import CHECKPOINT, check_resumable, save_checkpoint
+from raycg.sim.state import (
+    CHECKPOINT,
+    OPENMM_CHECKPOINT_FORMAT,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
+)
 
-OPENMM_CHECKPOINT_FORMAT = "raycg-openmm-checkpoint"
 #: OpenMM platforms tried in this order when none is named (the PythonForce runs in Python either way)
 PLATFORM_ORDER = ("CPU", "Reference")
 
 
-def run_simulation(
-    potential, masses, start_positions, config: SimulationConfig | dict | None = None, **kwargs
-) -> SimulationResult:
-    """:func:`raycg.sim.simulate` (``engine: raycg``) or :func:`simulate_openmm` (``engine: openmm``),
-    as ``config.engine`` says; the same arguments and result."""
-    cfg = make_config(config)
-    if cfg.engine == "openmm":
-        return simulate_openmm(potential, masses, start_positions, cfg, **kwargs)
-    from raycg.sim.engine import simulate
-
-    return simulate(potential, masses, start_positions, cfg, **kwargs)
+#: :func:`raycg.sim.simulate` (which dispatches on ``config.engine``) under its earlier name here
+run_simulation = _dispatch
 
 
 def choose_platform(name: str | None = None):
@@ -371,18 +369,7 @@ def default_workers(n_replicas: int) -> int:
 def _load_openmm_checkpoint(
     path: Path, cfg: SimulationConfig, r_: int, b_: int, platform: str
 ) -> dict:
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
-        raise InputError(
-            f"{path}: unreadable checkpoint ({type(exc).__name__})",
-            hint="delete the output directory or pass overwrite=True",
-        ) from None
-    if not isinstance(ck, dict) or ck.get("format") != OPENMM_CHECKPOINT_FORMAT:
-        raise InputError(
-            f"{path} is not a checkpoint of the openmm engine (raycg's engine wrote it?)",
-            hint="resume with the engine that wrote it, or pass overwrite=True to start again",
-        )
+    ck = load_checkpoint(path, engine="openmm")
     check_resumable(ck, cfg, r_, b_, path)
     if ck.get("platform") != platform:
         raise InputError(

@@ -19,7 +19,12 @@ from raycg.utils.io import atomic_path
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = "raycg-sim-checkpoint"
-#: config fields that may differ between a checkpoint and the run that resumes it
+OPENMM_CHECKPOINT_FORMAT = "raycg-openmm-checkpoint"
+#: the checkpoint format each engine (``SimulationConfig.engine``) writes
+CHECKPOINT_FORMATS = {"raycg": CHECKPOINT_FORMAT, "openmm": OPENMM_CHECKPOINT_FORMAT}
+#: config fields that may differ between a checkpoint and the run that resumes it. ``engine`` is not
+#: one: the engines' states (a torch RNG stream; OpenMM Context checkpoints) do not translate, and
+#: one output directory is one engine's run, so another engine is refused (:func:`load_checkpoint`)
 RESUMABLE_CHANGES = {"n_steps", "checkpoint_every", "chunk_frames", "compile", "capture"}
 _TENSORS = ("x", "v", "f", "e", "alive", "died", "reason", "step")
 
@@ -129,21 +134,39 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path, engine: str | None = None) -> dict:
+    """The checkpoint at ``path``: either engine's (``engine=None``), or only ``engine``'s
+    (``raycg`` or ``openmm``). InputError (one line) if it is unreadable, not a raycg simulation
+    checkpoint, or written by another engine than the one named (:func:`check_resumable` refuses
+    that too)."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user problem
         raise InputError(f"{path}: unreadable checkpoint ({type(exc).__name__})",
                          hint="delete the output directory or pass overwrite=True") from None
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
+    fmt = ck.get("format") if isinstance(ck, dict) else None
+    written_by = next((e for e, f in CHECKPOINT_FORMATS.items() if f == fmt), None)
+    if written_by is None:
         raise InputError(f"{path} is not a raycg simulation checkpoint", hint="pass overwrite=True to start again")
+    if engine is not None and written_by != engine:
+        raise _other_engine(path, written_by, engine)
     return ck
 
 
+def _other_engine(path: Path, written_by: str, engine: str) -> InputError:
+    return InputError(f"{path}: cannot resume: the checkpoint was written by engine {written_by}, this run "
+                      f"uses engine {engine}",
+                      hint=f"resume with engine {written_by} (CLI: --engine {written_by}), or pass "
+                           f"overwrite=True (CLI: --overwrite) to start again")
+
+
 def check_resumable(ck: dict, cfg: SimulationConfig, r_: int, b_: int, path: Path) -> None:
-    """Refuse (one line) a checkpoint of another physics config, size, or beyond ``n_steps``."""
+    """Refuse (one line) a checkpoint of another engine, physics config, size, or beyond ``n_steps``."""
     old = json.loads(ck["config"])
     new = cfg.model_dump(mode="json")
+    written_by = next((e for e, f in CHECKPOINT_FORMATS.items() if f == ck.get("format")), "raycg")
+    if written_by != new.get("engine", "raycg"):
+        raise _other_engine(path, written_by, new.get("engine", "raycg"))
     for key in sorted(set(old) | set(new)):
         if key in RESUMABLE_CHANGES:
             continue

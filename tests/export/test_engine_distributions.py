@@ -43,7 +43,8 @@ def _per_replica(res, tica) -> dict[str, np.ndarray]:
 def test_raycg_and_openmm_engines_sample_the_same_distributions(inputs):
     """8 replicas x 600 steps (2.4 ps at 4 fs, friction 5/ps, 300 K) from the same starts: every
     per-replica average agrees between the engines within 5 standard errors (Welch), and both hold the
-    temperature. A unit slip (forces off by 4.184 or 10) moves bond variances by that factor."""
+    temperature; the energies each reports are the model's at its frames. A unit slip (forces off by
+    4.184 or 10) moves bond lengths and variances; an energy slip, the reported energies."""
     from raycg.cv import fit_reference_tica
     from raycg.model import load_model
     from raycg.sim import SimulationConfig, simulate
@@ -75,3 +76,12 @@ def test_raycg_and_openmm_engines_sample_the_same_distributions(inputs):
     assert 0.8 < b["bond_var"].mean() / a["bond_var"].mean() < 1.25
     for res in (ours, theirs):
         assert abs(np.nanmean(res.kinetic_temperature[:, 5:]) / 300.0 - 1) < 0.1
+    # the energies each engine reports are the model's at its saved frames (kcal/mol): an energy unit
+    # slip that the spread of per-replica means could hide shows here exactly
+    from .helpers import raycg_energy_forces
+
+    for res in (ours, theirs):
+        x = res.positions.reshape(-1, *res.positions.shape[2:])
+        e_model, _ = raycg_energy_forces(model, x)
+        e_run = res.potential_energy.reshape(-1)
+        assert np.abs(e_run - e_model).max() < 1e-3 * max(1.0, np.abs(e_model).max()), res.info["forces"]
