@@ -26,6 +26,10 @@ Uses, and why there is no public way:
   ``_node_ip_address`` of 127.0.0.1 into the machine's address, and its servers bind all interfaces).
 - ``ray.autoscaler._private.util.prepare_config/validate_config``: offline validation of a cluster
   YAML against Ray's schema (what ``ray up`` does first).
+- ``ray._private.state.GlobalState`` with ``ray._private.services._get_gcs_client_options``: the
+  node table straight from the GCS, without ``ray.init``. Every job that starts (every driver that
+  connects) resets each node's idle time on Ray 2.52 (not on 2.60), so a status poll that connects
+  a driver would keep the autoscaler from ever removing an idle worker.
 - ``ray.autoscaler._private.fake_multi_node.node_provider.FakeMultiNodeProvider`` (its ``_nodes``
   table, ``lock``, ``_terminate_node`` and the ``Node`` handles in it): subclassed by
   ``raycg.cluster.fake_provider`` so the one-machine cluster replaces a lost node.
@@ -40,8 +44,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-#: oldest and newest Ray release raycg is tested with (inclusive, major.minor)
-TESTED = ((2, 41), (2, 60))
+#: oldest and newest Ray release raycg is tested with (inclusive, major.minor); the oldest is also the
+#: oldest raycg runs on: token authentication (``ray get-auth-token``, ``RAY_AUTH_MODE``) is new in 2.52
+TESTED = ((2, 52), (2, 60))
+MIN_RAY = TESTED[0]
 #: first Ray with ``get_max_resources_from_cluster_config``
 MAX_RESOURCES_SINCE = (2, 46)
 
@@ -67,6 +73,18 @@ def ray_version() -> tuple[int, int]:
 
 def is_tested_version() -> bool:
     return TESTED[0] <= ray_version() <= TESTED[1]
+
+
+def require_min_ray() -> None:
+    """Refuse a Ray older than :data:`MIN_RAY` (InputError, one line: the CLI exits 2)."""
+    if ray_version() < MIN_RAY:
+        import ray
+
+        from raycg.errors import InputError
+
+        lo, hi = (".".join(map(str, v)) for v in TESTED)
+        raise InputError(f"ray {ray.__version__} is older than {lo}, the oldest raycg runs on",
+                         hint=f"install a ray in the tested range: pip install 'ray[tune,default]>={lo},<={hi}'")
 
 
 def attach_callbacks(tuner: Any, callbacks: list, *, verbose: int = 0) -> None:
@@ -139,6 +157,25 @@ def validate_cluster_config(config: dict[str, Any], *, complete: bool = False) -
     return prepared
 
 
+def node_table(address: str) -> list[dict[str, Any]]:
+    """Every node the GCS at ``address`` ("HOST:PORT") knows, as ``ray.nodes()`` gives them, without ``ray.init``.
+
+    Reads the GCS node table directly: no driver connects and no job starts, so the nodes' idle
+    times (the autoscaler's scale-down clock) are left alone. The auth mode is this process's.
+    """
+    try:
+        from ray._private.services import _get_gcs_client_options
+        from ray._private.state import GlobalState
+    except ImportError as exc:
+        raise _changed("ray._private.state.GlobalState/services._get_gcs_client_options", exc) from None
+    state = GlobalState()
+    state._initialize_global_state(_get_gcs_client_options(address))
+    try:
+        return state.node_table()
+    finally:
+        state.disconnect()
+
+
 #: Ray's switch for a node that serves this machine only (set on Windows/macOS by default): the
 #: node's address is the loopback one and its servers (GCS, raylet, workers) listen there alone
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -183,6 +220,8 @@ PRIVATE_NAMES = (
     ("ray.autoscaler._private.fake_multi_node.node_provider", "FakeMultiNodeProvider._terminate_node", TESTED[0]),
     ("ray._private.node", "Node.kill_all_processes", TESTED[0]),
     ("ray._private.ray_constants", "ENABLE_RAY_CLUSTER", TESTED[0]),
+    ("ray._private.state", "GlobalState.node_table", TESTED[0]),
+    ("ray._private.services", "_get_gcs_client_options", TESTED[0]),
 )
 
 

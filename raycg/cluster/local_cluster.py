@@ -187,7 +187,13 @@ def start_local_cluster(temp_dir: str | os.PathLike, *, max_workers: int = 2, gp
                         port: int | None = None, dashboard_port: int | None = None,
                         auth_mode: str = "disabled", include_dashboard: bool = True,
                         timeout_s: float = 90.0) -> LocalCluster:
-    """Start a head with the autoscaler and the fake multi-node provider; return how to reach it."""
+    """Start a head with the autoscaler and the fake multi-node provider; return how to reach it.
+
+    Refuses (InputError) a Ray older than :data:`raycg.ray_compat.MIN_RAY` before starting anything.
+    """
+    from raycg.ray_compat import require_min_ray
+
+    require_min_ray()
     temp_dir = str(Path(temp_dir).resolve())
     Path(temp_dir).mkdir(parents=True, exist_ok=True)
     if Path(temp_dir, STATE_FILE).exists():
@@ -313,12 +319,16 @@ def stop_local_cluster(temp_dir: str | os.PathLike, *, missing_ok: bool = False,
 
 
 def cluster_nodes(address: str, auth_mode: str = "disabled") -> list[dict[str, Any]]:
-    """Alive nodes at ``address`` (NodeID, Resources, Alive, MetricsExportPort, NodeManagerHostname), via a subprocess."""
+    """Alive nodes at ``address`` (NodeID, Resources, Alive, MetricsExportPort, NodeManagerHostname), via a subprocess.
+
+    Read from the GCS without connecting a driver (:func:`raycg.ray_compat.node_table`): on Ray 2.52 a
+    driver's start resets every node's idle time, so polling with ``ray.init`` would keep idle workers up.
+    """
     code = (
-        f"import json, ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False);"
+        f"import json; from raycg.ray_compat import node_table; nodes = node_table({address!r});"
         "print(json.dumps([{'NodeID': n['NodeID'], 'Alive': n['Alive'], 'Resources': n['Resources'],"
         " 'MetricsExportPort': n.get('MetricsExportPort'), 'NodeManagerHostname': n.get('NodeManagerHostname')}"
-        " for n in ray.nodes() if n['Alive']]))"
+        " for n in nodes if n['Alive']]))"
     )
     env = dict(os.environ, RAY_AUTH_MODE=auth_mode, RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ADDRESS", None)

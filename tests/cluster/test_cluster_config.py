@@ -54,3 +54,24 @@ def test_invalid_configs_give_one_line(mutate, match):
     with pytest.raises(InputError, match=match) as err:
         validate_cluster_config(cfg)
     assert "\n" not in str(err.value)
+
+
+def test_a_ray_older_than_the_pin_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
+    """`raycg cluster local up` and a study's Ray start-up refuse a Ray below ray_compat.MIN_RAY (exit 2)."""
+    import re
+
+    from raycg import ray_compat
+    from raycg.cli import main
+    from raycg.study.driver.tuner import ensure_ray
+
+    pin = re.search(r'"ray\[[^"]*"', (ROOT / "pyproject.toml").read_text()).group(0)
+    lo = ".".join(map(str, ray_compat.MIN_RAY))
+    assert f">={lo}," in pin and ray_compat.MIN_RAY >= (2, 52), pin  # token auth (README) needs 2.52
+    ray_compat.require_min_ray()  # the installed Ray is in range
+    monkeypatch.setattr(ray_compat, "ray_version", lambda: (ray_compat.MIN_RAY[0], ray_compat.MIN_RAY[1] - 1))
+    assert main(["cluster", "local", "up", "--temp-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ray ") and f"older than {lo}" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "c").exists()  # refused before anything was started or written
+    with pytest.raises(InputError, match=f"older than {lo}"):
+        ensure_ray(None, log=print)

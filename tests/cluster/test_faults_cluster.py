@@ -5,8 +5,11 @@ trials each need the GPU node: the autoscaler adds it (preflight says it relies 
 raylet, the raylet's agents and workers, and its log monitor), as when a machine dies. Ray's own
 fake provider would keep counting the dead node and the study would wait forever; raycg's
 provider forgets it, the autoscaler starts a new node, and Tune continues the trial there from its
-last checkpoint. The idle worker is removed after the idle timeout. Then ``timeout 120 raycg cluster local down`` (as an operator types it) ends
-every process of the cluster and not its own wrapper.
+last checkpoint. The idle worker is removed after the idle timeout, while the test polls the node list
+the way ``raycg cluster local status`` does: that poll must start no job, because on Ray 2.52 every job
+that starts resets each node's idle time and a polled worker would never be removed. Then
+``timeout 120 raycg cluster local down`` (as an operator types it) ends every process of the cluster
+and not its own wrapper.
 """
 
 from __future__ import annotations
@@ -45,6 +48,19 @@ def gpu_nodes(nodes: list[dict]) -> set[str]:
     return {n["NodeID"] for n in nodes if n["Resources"].get("GPU", 0) > 0}
 
 
+def job_ids(address: str) -> set[str]:
+    """Every job the cluster's GCS has seen (drivers that connected), read without connecting one."""
+    from ray._private.services import _get_gcs_client_options
+    from ray._private.state import GlobalState
+
+    state = GlobalState()
+    state._initialize_global_state(_get_gcs_client_options(address))
+    try:
+        return {j["JobID"] for j in state.job_table()}
+    finally:
+        state.disconnect()
+
+
 def test_lost_node_is_replaced_and_down_leaves_no_process(tmp_path):
     from raycg.cluster.local_cluster import cluster_nodes, cluster_processes, start_local_cluster
 
@@ -81,14 +97,19 @@ def test_lost_node_is_replaced_and_down_leaves_no_process(tmp_path):
         out = (tmp_path / "driver.log").read_text()
         assert rc == 0, out[-3000:]
         assert "relying on the autoscaler" in out  # preflight: no GPU node yet, but an autoscaler can add one
-        # the idle GPU worker is removed after the idle timeout (9 s)
-        deadline, left = time.monotonic() + 120, None
+        # the idle GPU worker is removed after the idle timeout (9 s); wait up to 180 s for it (a loaded
+        # machine slows the autoscaler's 1 s updates), polling as `raycg cluster local status` does
+        jobs_before = job_ids(cluster.address)
+        deadline, left, polls = time.monotonic() + 180, None, 0
         while time.monotonic() < deadline:
             left = gpu_nodes(cluster_nodes(cluster.address, "disabled"))
+            polls += 1
             if not left:
                 break
             time.sleep(2.0)
-        assert not left, f"GPU workers still up after the idle timeout: {left}"
+        new_jobs = job_ids(cluster.address) - jobs_before
+        assert not new_jobs, f"{polls} node-list polls started jobs {new_jobs} (each resets the idle time on Ray 2.52)"
+        assert not left, f"GPU workers still up 180 s after the study ended (idle timeout 9 s): {left}"
     finally:
         if driver.poll() is None:
             driver.kill()

@@ -35,6 +35,7 @@ def ensure_ray(address: str | None, *, log: Callable[[str], None]) -> bool:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     import ray
 
+    ray_compat.require_min_ray()  # InputError: one line, before any Ray starts
     if ray.is_initialized():
         return False
     addr = address or os.environ.get("RAY_ADDRESS")
