@@ -18,6 +18,7 @@ with raycg's own pass on dataset frames.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -243,7 +244,9 @@ def export_model(
     try:
         with atomic_directory(out, overwrite=overwrite) as tmp:
             write_topology_pdb(tmp / "topology.pdb", beads, ds.bonds, first)
-            (tmp / "system.xml").write_text(openmm.XmlSerializer.serialize(system))
+            system_xml = openmm.XmlSerializer.serialize(system).encode("utf-8")
+            (tmp / "system.xml").write_bytes(system_xml)
+            manifest["system_sha256"] = hashlib.sha256(system_xml).hexdigest()
             save_torchscript(model, tmp / "model_openmm.pt", first)
             masses = ", ".join(f"{m:g}" for m in ds.masses[:3]) + (
                 ", ..." if model.n_beads > 3 else ""
@@ -262,6 +265,7 @@ def export_model(
                 check = check_export(
                     tmp,
                     ds,
+                    system_sha256=manifest["system_sha256"],
                     model_dir=model_dir,
                     n_frames=check_frames,
                     seed=seed,
@@ -309,6 +313,7 @@ def check_export(
     export_dir: str | os.PathLike,
     dataset,
     *,
+    system_sha256: str,
     model_dir: str | os.PathLike | None = None,
     n_frames: int = 1000,
     seed: int = 0,
@@ -318,7 +323,9 @@ def check_export(
     """Load ``system.xml`` (:func:`~raycg.export.potential.read_system_xml`, one Context per platform) and
     ``model_openmm.pt`` from ``export_dir`` and compare their energies and forces, converted to
     kcal/mol and kcal/mol/Å, with raycg's (the model of ``model_dir``, default the one recorded in
-    export.json; float32, exact filters) on ``n_frames`` frames of ``dataset``."""
+    export.json; float32, exact filters) on ``n_frames`` frames of ``dataset``. ``system_sha256``: the
+    digest of the system.xml raycg wrote (export.json ``system_sha256`` of an export you made yourself);
+    any other file is refused before its pickle is read."""
     import json
 
     from raycg.model import load_model
@@ -336,7 +343,7 @@ def check_export(
     e64, f64 = _raycg(model.to(torch.float64), torch.as_tensor(x, dtype=torch.float64))
     e_ref, f_ref = _raycg(model.to(torch.float32), torch.as_tensor(x))
     routes: dict[str, ErrorStats] = {}
-    system = read_system_xml(export_dir / "system.xml")
+    system = read_system_xml(export_dir / "system.xml", sha256=system_sha256)
     available = {
         openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())
     }

@@ -286,18 +286,30 @@ def to_openmm(
     return system
 
 
-def read_system_xml(path: str | os.PathLike):
-    """The ``openmm.System`` of a ``system.xml`` (``XmlSerializer.deserialize``), refused with one
-    InputError line when the file is unreadable, or when a PythonForce's pickled function (the XML
-    ``function`` attribute, hex) does not load here or is raycg's of another format version:
-    checked before OpenMM deserialises it (OpenMM does not survive an unpickling error)."""
+def read_system_xml(path: str | os.PathLike, *, sha256: str):
+    """The ``openmm.System`` of a ``system.xml`` raycg wrote (``XmlSerializer.deserialize``).
+
+    The file holds a pickle (the PythonForce's function), and unpickling runs code: it is read only
+    when its sha256 is ``sha256``, the digest of the bytes raycg wrote, so a system.xml from anywhere
+    else is refused (one InputError line) before anything is unpickled. Refused likewise when it is
+    unreadable, or when the pickled function does not load here or is raycg's of another format
+    version: checked before OpenMM deserialises it (OpenMM does not survive an unpickling error)."""
+    import hashlib
     import pickle
     import xml.etree.ElementTree as ET
 
     openmm = require_openmm()
     hint = "export the model again with this raycg (raycg export MODEL ...)"
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable OpenMM system XML ({type(exc).__name__})",
+                         hint="pass the system.xml raycg export wrote") from None
+    if hashlib.sha256(raw).hexdigest() != sha256:
+        raise InputError(f"{path}: not the system.xml raycg wrote (sha256 differs), so raycg will not unpickle "
+                         "its PythonForce (a pickle runs code)", hint=hint)
+    try:
+        text = raw.decode("utf-8")
         root = ET.fromstring(text)
     except (OSError, UnicodeDecodeError, ET.ParseError) as exc:
         raise InputError(f"{path}: not a readable OpenMM system XML ({type(exc).__name__})",

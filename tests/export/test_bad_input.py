@@ -156,6 +156,49 @@ def _system_xml_of_version(tmp_path: Path, version: int, model) -> Path:
     return path
 
 
+def _sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_a_system_xml_raycg_did_not_write_is_never_unpickled(inputs, tmp_path):
+    """read_system_xml and check_export refuse a system.xml whose bytes are not the ones raycg
+    recorded, before unpickling: a poisoned PythonForce pickle creates no marker."""
+    import pickle
+
+    from raycg.errors import InputError
+    from raycg.export import check_export, read_system_xml
+    from raycg.model import load_model
+
+    root, ds = inputs
+    good = _system_xml_of_version(tmp_path / "a", 1, model := load_model(root / "model"))
+    marker = tmp_path / "marker"
+    payload = pickle.dumps(_Marker(str(marker))).hex()
+    text = good.read_text()
+    start = text.index('function="') + len('function="')
+    poisoned = tmp_path / "p" / "system.xml"
+    poisoned.parent.mkdir()
+    poisoned.write_text(text[:start] + payload + text[text.index('"', start):])
+    for call in (lambda: read_system_xml(poisoned, sha256=_sha(good)),
+                 lambda: check_export(poisoned.parent, ds, system_sha256=_sha(good), model_dir=root / "model",
+                                      n_frames=2)):
+        with pytest.raises(InputError, match="not the system.xml raycg wrote") as exc:
+            call()
+        assert "\n" not in str(exc.value) and not marker.exists()
+    assert model.n_beads == 10
+
+
+class _Marker:
+    """Unpickling it creates the file ``path``."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 def test_system_xml_of_another_version_is_one_line_not_a_crash(inputs, tmp_path):
     """A system.xml whose PythonForce was written by another raycg version: raycg's reader refuses it
     in one line; plain OpenMM deserialises it (no crash) and fails on evaluation with the same line."""
@@ -165,10 +208,11 @@ def test_system_xml_of_another_version_is_one_line_not_a_crash(inputs, tmp_path)
 
     root, ds = inputs
     model = load_model(root / "model")
-    assert read_system_xml(_system_xml_of_version(tmp_path / "a", 1, model)).getNumParticles() == 10
+    good = _system_xml_of_version(tmp_path / "a", 1, model)
+    assert read_system_xml(good, sha256=_sha(good)).getNumParticles() == 10
     bad = _system_xml_of_version(tmp_path / "b", 2, model)
     with pytest.raises(InputError) as exc:
-        read_system_xml(bad)
+        read_system_xml(bad, sha256=_sha(bad))
     msg = str(exc.value)
     assert "PythonForce format version 2; this raycg reads version 1" in msg and "\n" not in msg
     code = (
@@ -189,4 +233,4 @@ def test_system_xml_of_another_version_is_one_line_not_a_crash(inputs, tmp_path)
     (tmp_path / "c").mkdir()
     shutil.copy(bad, tmp_path / "c" / "system.xml")
     with pytest.raises(InputError, match="format version 2"):
-        check_export(tmp_path / "c", ds, model_dir=root / "model", n_frames=2)
+        check_export(tmp_path / "c", ds, system_sha256=_sha(bad), model_dir=root / "model", n_frames=2)
