@@ -57,7 +57,8 @@ def run_grid(spec: dict) -> dict:
     inside = [r["runtime_s"] - s for r, s in zip(res, stage)]
     first_start = min(json.loads(p.read_text())["started_unix"] for p in study.glob("trials/*/attempts/*.json"))
     last_end = max(p.stat().st_mtime for p in study.glob("trials/*/result.json"))
-    return {"wall_s": wall, "startup_s": first_start - u0, "busy_s": last_end - first_start, "n_trials": len(table), "n_ok": int((table["status"] == "ok").sum()),
+    return {"wall_s": wall, "startup_s": first_start - u0, "busy_s": last_end - first_start, "n_trials": len(table),
+            "n_ok": int((table["status"] == "ok").sum()),
             "mean_stage_s": sum(stage) / len(stage), "mean_in_trial_overhead_s": sum(inside) / len(inside)}
 
 

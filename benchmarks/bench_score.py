@@ -100,7 +100,8 @@ def w1_side_by_side(repeats: int, seed: int) -> dict:
         theirs.append(time.perf_counter() - t0)
         rows.append(abs(a - b) / b)
         sizes.append([m, n])
-    return {"benchmark": "bench_score --w1", "repeats": repeats, "cells_surplus_deficit_median": np.median(sizes, 0).tolist(),
+    return {"benchmark": "bench_score --w1", "repeats": repeats,
+            "cells_surplus_deficit_median": np.median(sizes, 0).tolist(),
             "raycg_pot_network_simplex_s_median": round(float(np.median(ours)), 5),
             "reference_scipy_highs_lp_s_median": round(float(np.median(theirs)), 5),
             "speedup": round(float(np.median(theirs) / np.median(ours)), 1),

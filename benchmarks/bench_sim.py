@@ -253,7 +253,8 @@ def scope_compare(args) -> dict:
                 best[scope] = max(best.get(scope, 0.0), rate)
         rdev.CPU, rdev.CUDA = (policy, rdev.CUDA) if policy.kind == "cpu" else (rdev.CPU, policy)
         rows.append({"replicas": r, "ms_per_step_step_scope": 1000 / best["step"],
-                     "ms_per_step_forces_scope": 1000 / best["forces"], "speedup_step_vs_forces": best["step"] / best["forces"]})
+                     "ms_per_step_forces_scope": 1000 / best["forces"],
+                     "speedup_step_vs_forces": best["step"] / best["forces"]})
         print(json.dumps({"progress": rows[-1]}), flush=True)
     return {"benchmark": "bench_sim --scope: compiled step vs compiled forces", "device": args.device,
             "policy_scope": policy.sim_compile_scope, "model_config": cfg.model_dump(), "rounds": args.rounds,

@@ -118,8 +118,8 @@ class DevicePolicy:
             torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
 
 
-CPU = DevicePolicy("cpu", sim_pair_block=CPU_SIM_PAIR_BLOCK, train_pair_block=CPU_TRAIN_PAIR_BLOCK, sim_compile_scope="step",
-                   host_health_check=True)
+CPU = DevicePolicy("cpu", sim_pair_block=CPU_SIM_PAIR_BLOCK, train_pair_block=CPU_TRAIN_PAIR_BLOCK,
+                   sim_compile_scope="step", host_health_check=True)
 CUDA = DevicePolicy("cuda", sim_pair_block=None, train_pair_block=None, capture_replicas=(32, 1024),
                     deterministic_sim=True, fused_optimizer=True)
 #: other accelerators (e.g. Apple mps): whole batches, nothing captured; nothing measured yet

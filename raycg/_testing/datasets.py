@@ -3,8 +3,8 @@
 :func:`two_state_dataset` makes trajectories of a 10-bead chain that switches slowly between two
 well-separated states ("folded": a compact hairpin; "unfolded": an extended chain), with thermal
 noise on top. The state sequence is a two-state Markov chain with switching probability
-``p_switch`` per frame (the folded state of a 10-bead chain is the CLN025 native Cα trace), so the slowest process (the switching) has the known implied timescale
-``-dt / ln(1 - 2 p_switch)``.
+``p_switch`` per frame (the folded state of a 10-bead chain is the CLN025 native Cα trace), so the
+slowest process (the switching) has the known implied timescale ``-dt / ln(1 - 2 p_switch)``.
 """
 
 from __future__ import annotations

@@ -175,7 +175,8 @@ def poll(proc: subprocess.Popen, until: Callable[[], Any], timeout_s: float = 30
     return None
 
 
-def leftovers_after(session_id: int, temp_dir: str | os.PathLike | None, timeout_s: float = 60.0) -> list[dict[str, Any]]:
+def leftovers_after(session_id: int, temp_dir: str | os.PathLike | None,
+                    timeout_s: float = 60.0) -> list[dict[str, Any]]:
     """Processes of a finished driver's session or Ray temp dir still alive after up to ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     left = study_processes(session_id, temp_dir)
@@ -206,7 +207,8 @@ def study_processes(session_id: int | None = None, temp_dir: str | os.PathLike |
 
 def result_hashes(study: Path) -> dict[str, str]:
     """sha256 of every finished trial's ``result.json``."""
-    return {p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(study.glob("trials/*/result.json"))}
+    return {p.parent.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(study.glob("trials/*/result.json"))}
 
 
 def _units(pos: dict[str, Any] | None, epochs: int, chunks: int) -> int:

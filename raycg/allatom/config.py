@@ -16,7 +16,8 @@ class AllAtomConfig(StrictModel):
     solvent: Literal["implicit-gbn2", "explicit-tip3pfb"] = "implicit-gbn2"
     temperature_K: float = Field(350.0, gt=0)
     friction_per_ps: float = Field(1.0, gt=0)
-    hmr: bool = True                                  # hydrogen-mass repartitioning (H mass 4 amu... see hydrogen_mass_amu)
+    # hydrogen-mass repartitioning (H mass 4 amu... see hydrogen_mass_amu)
+    hmr: bool = True
     hydrogen_mass_amu: float = Field(3.024, gt=1.0)   # H mass with HMR (amber convention ~3 amu)
     timestep_fs: float | None = Field(None, gt=0)     # default: 4 fs with HMR, 2 fs without
     n_replicas: int = Field(4, ge=1)

@@ -96,7 +96,8 @@ def run_replica(pdb_path: str | Path, cfg: AllAtomConfig, index: int, out_dir: s
         if cfg.equilibration_ps > 0:
             sim.step(cfg.steps(cfg.equilibration_ps))
         sim.context.setStepCount(0)
-        prog = {"replica": index, "segments_done": 0, "steps_done": 0, "ns_done": 0.0, "started_unfolded": bool(unfolded)}
+        prog = {"replica": index, "segments_done": 0, "steps_done": 0, "ns_done": 0.0,
+                "started_unfolded": bool(unfolded)}
 
     n_atoms = len(built.solute_atoms)
     wall_total = float(prog.get("wall_s", 0.0))
@@ -165,7 +166,8 @@ def write_run_manifest(out_dir: str | Path, pdb_path: str | Path, cfg: AllAtomCo
         "pdb": str(Path(pdb_path).resolve()),
         "pdb_sha256": sha256_file(pdb_path),
         "n_solute_atoms": int(len(built.solute_atoms)),
-        "constraints": {str(k): v for k, v in constrained_hydrogen_partners(built.system, len(built.solute_atoms)).items()},
+        "constraints": {str(k): v for k, v in
+                        constrained_hydrogen_partners(built.system, len(built.solute_atoms)).items()},
         "provenance": provenance(cfg),
     }
     atomic_write_text(out_dir / "run.json", json.dumps(manifest, indent=2, default=str) + "\n")

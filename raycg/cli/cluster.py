@@ -31,7 +31,8 @@ def register(groups: dict) -> None:
     p_local = groups["cluster"].add_parser(
         "local", help="fake multi-node cluster with a real autoscaler on this machine",
         description="Start/stop a Ray head with the autoscaler and fake GPU worker nodes on this machine. "
-                    "It uses its own temp dir and ports and is stopped by PID (never Ray's global stop command, which would end other users' Ray).",
+                    "It uses its own temp dir and ports and is stopped by PID (never Ray's global stop command, "
+                    "which would end other users' Ray).",
     )
     sub = p_local.add_subparsers(dest="local_command", metavar="ACTION")
     p_local.set_defaults(_group_parser=p_local)
@@ -48,7 +49,8 @@ def register(groups: dict) -> None:
     up.add_argument("--auth", choices=["disabled", "token"], default="disabled", help="Ray auth mode")
     up.set_defaults(handler=_up)
 
-    down = sub.add_parser("down", help="stop the cluster's processes by PID", description="Stop the local fake cluster.")
+    down = sub.add_parser("down", help="stop the cluster's processes by PID",
+                          description="Stop the local fake cluster.")
     down.add_argument("--temp-dir", required=True)
     down.set_defaults(handler=_down)
 

@@ -22,7 +22,8 @@ def register(groups: dict) -> None:
     p.add_argument("--plot", metavar="DIR", help="write PNGs of data free energies vs fitted curves here")
     p.add_argument("--grouping", choices=["term", "bead_types"],
                    help="one parameter set per term (default) or per bead-type tuple")
-    p.add_argument("--bins", type=int, help="histogram bins for bonds/angles/dihedrals (default: auto, 200 for >= 5000 frames)")
+    p.add_argument("--bins", type=int,
+                   help="histogram bins for bonds/angles/dihedrals (default: auto, 200 for >= 5000 frames)")
     p.add_argument("--max-frames", type=int, help="use at most this many evenly spaced frames")
     p.add_argument("--temperature", type=float, metavar="K", help="fit at this temperature instead of the dataset's")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")

@@ -32,7 +32,8 @@ def register(groups) -> None:
                    help="Ray cluster to join (default: RAY_ADDRESS if set, else a new local Ray)")
     p.add_argument("--storage", default=None, help="override the spec's storage (directory, s3://..., gs://...)")
     p.add_argument("--name", default=None, help="override the search's name (its directory)")
-    p.add_argument("--num-samples", type=int, default=None, help="override search.num_samples (for a new search; a resumed one keeps its own)")
+    p.add_argument("--num-samples", type=int, default=None,
+                   help="override search.num_samples (for a new search; a resumed one keeps its own)")
     p.add_argument("--export", default=None, help="also write the best spec to this path")
     p.add_argument("--summary-only", action="store_true",
                    help="only rewrite the summary, plot and best spec from a finished or interrupted search")

@@ -11,8 +11,9 @@ it (Ray's own fake provider keeps counting a dead node forever).
 
 Everything runs under its own ``--temp-dir``, ports and Unix session: ``ray start`` is launched
 with ``start_new_session=True`` and the session id (read back from the head's processes) is
-recorded in ``raycg_local_cluster.json``, so ``stop_local_cluster`` finds every process of the cluster (head daemons, fake nodes, their
-agents and workers, which rename themselves and ignore SIGTERM) by that session, ends them by PID
+recorded in ``raycg_local_cluster.json``, so ``stop_local_cluster`` finds every process of the cluster
+(head daemons, fake nodes, their agents and workers, which rename themselves and ignore SIGTERM) by that
+session, ends them by PID
 (SIGTERM, then SIGKILL after a grace period) and never touches its own ancestors or another Ray.
 Ray Client (``ray://``) is off: ``ray start --head`` always starts its server, bound to the
 machine's network address whatever ``--node-ip-address`` says (Ray swaps 127.0.0.1 for it), and

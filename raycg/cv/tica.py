@@ -294,7 +294,8 @@ class ReferenceTICA:
         elif path.suffix == ".json":
             path = path.with_suffix(".npz")
         if not path.is_file():
-            raise InputError(f"TICA file not found: {path}", hint="make one with 'raycg eval tica DATASET --out tica.npz'")
+            raise InputError(f"TICA file not found: {path}",
+                             hint="make one with 'raycg eval tica DATASET --out tica.npz'")
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: np.asarray(z[k]) for k in z.files}

@@ -106,8 +106,8 @@ def landscape_lines(summary: dict[str, Any]) -> list[str]:
                    + f" (Cα RMSD < {land.get('folded_rmsd_A', summary.get('rmsd_threshold_A'))} Å to native)"
                    + (f"; misfolded {100 * mis:.1f}%" if mis is not None else "")),
         ("transitions", f"{land.get('folding_transitions_per_trajectory', float('nan')):.3g} folding + unfolding per "
-                        f"trajectory (Cα RMSD hysteresis); {land.get('basin_transitions_per_trajectory', float('nan')):.3g} "
-                        "between TIC basin cores"),
+                        "trajectory (Cα RMSD hysteresis); "
+                        f"{land.get('basin_transitions_per_trajectory', float('nan')):.3g} between TIC basin cores"),
         ("slowest ITS", (f"{its[0]:.3g} ps" if its else "n/a") + f" at TICA lag {land.get('tica_lag_frames')} frames "
                         f"({land.get('tica_lag_ps', float('nan')):.3g} ps)"
                         + (f"; next {', '.join(f'{t:.3g}' for t in its[1:])} ps" if len(its) > 1 else "")),

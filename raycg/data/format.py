@@ -299,7 +299,8 @@ def read_meta(path: str | os.PathLike) -> DatasetMeta:
     path = Path(path)
     meta_file = path / "meta.json"
     if not path.is_dir():
-        raise DatasetError(f"dataset directory not found: {path}", hint="check the path or make one with 'raycg data import'/'raycg data synth'")
+        raise DatasetError(f"dataset directory not found: {path}",
+                           hint="check the path or make one with 'raycg data import'/'raycg data synth'")
     problem = not_regular_file(meta_file)
     if problem == "not found":
         raise DatasetError(f"{meta_file} is missing", hint="is this a raycg dataset directory?")

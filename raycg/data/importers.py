@@ -98,7 +98,8 @@ def _meta(name: str, n_frames: int, n_beads: int, temperature: float, dt_ps: flo
 def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], out: str | os.PathLike, *,
                       embeddings: str | None = None, sequence: str | None = None, topology: str | None = None,
                       traj_ids: str | None = None, frames_per_traj: int | None = None,
-                      weights: str | None = None, temperature: float = TORCHMD_CG_TEMPERATURE_K, dt_ps: float = TORCHMD_CG_DT_PS,
+                      weights: str | None = None, temperature: float = TORCHMD_CG_TEMPERATURE_K,
+                      dt_ps: float = TORCHMD_CG_DT_PS,
                       length_units: str = "angstrom", force_units: str = "kcal/mol/A", termini: bool = False,
                       bead_mass: Literal["residue", "ca"] = "residue", chunk_frames: int = 1 << 16,
                       overwrite: bool = False, validate: bool = True, progress: bool = True):
@@ -129,9 +130,9 @@ def import_torchmd_cg(coords: str | Sequence[str], forces: str | Sequence[str], 
     w = _frame_weights(weights, n_frames, sources)
     mapping = MappingInfo(kind="identity", force_aggregation="as-provided", source_layout="torchmd-cg")
     config = dict(coords=[str(c) for c in cfiles], forces=[str(f) for f in ffiles], embeddings=embeddings,
-                  sequence=sequence, topology=topology, traj_ids=traj_ids, frames_per_traj=frames_per_traj, weights=weights,
-                  temperature=temperature, dt_ps=dt_ps, length_units=length_units, force_units=force_units,
-                  termini=termini, bead_mass=bead_mass)
+                  sequence=sequence, topology=topology, traj_ids=traj_ids, frames_per_traj=frames_per_traj,
+                  weights=weights, temperature=temperature, dt_ps=dt_ps, length_units=length_units,
+                  force_units=force_units, termini=termini, bead_mass=bead_mass)
     meta = _meta(Path(out).name, n_frames, n_beads, temperature, dt_ps, beads, bonds, mapping, config, sources,
                  "torchmd-cg")
     chunks = _HashedChunks(readers, chunk_frames, lf, ff)
@@ -283,7 +284,8 @@ def import_mdtraj(trajectories: str | Sequence[str], forces: str | Sequence[str]
             with mdtraj.open(str(t)) as fh:
                 n_traj_frames.append(len(fh))
         except (TypeError, NotImplementedError, OSError, ValueError):  # formats without a cheap length
-            n_traj_frames.append(sum(c.n_frames for c in mdtraj.iterload(str(t), top=topology or top, chunk=chunk_frames)))
+            n_traj_frames.append(sum(c.n_frames for c in
+                                     mdtraj.iterload(str(t), top=topology or top, chunk=chunk_frames)))
     if len(ffiles) == len(tfiles):
         for t, fr, n in zip(tfiles, freaders, n_traj_frames):
             if len(fr) != n:
@@ -359,7 +361,8 @@ def _temp_group(dom: Any, temperature: float | None, path: Path) -> tuple[Any, f
 def import_mdcath(h5file: str | os.PathLike, out: str | os.PathLike, *, temperature: float | None = None,
                   replicas: Sequence[str | int] | None = None, domain: str | None = None,
                   dt_ps: float = MDCATH_DT_PS, length_units: str = "angstrom", force_units: str = "kcal/mol/A",
-                  map_file: str | None = None, termini: bool = False, constraints: ConstraintSpec | np.ndarray = "h-bonds",
+                  map_file: str | None = None, termini: bool = False,
+                  constraints: ConstraintSpec | np.ndarray = "h-bonds",
                   bead_mass: Literal["residue", "ca"] = "residue", chunk_frames: int = 1000,
                   overwrite: bool = False, validate: bool = True, progress: bool = True):
     """Import one domain at one temperature of an mdCATH HDF5 file (each replica = one trajectory)."""
@@ -394,7 +397,8 @@ def import_mdcath(h5file: str | os.PathLike, out: str | os.PathLike, *, temperat
         dsets = []
         for r in reps:
             if r not in tgroup:
-                raise InputError(f"no replica {r!r} at {temperature:g} K; have {sorted(tgroup.keys())}", where=str(path))
+                raise InputError(f"no replica {r!r} at {temperature:g} K; have {sorted(tgroup.keys())}",
+                                 where=str(path))
             g = tgroup[r]
             for name in ("coords", "forces"):
                 if name not in g:

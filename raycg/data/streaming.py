@@ -52,9 +52,10 @@ def write_dataset_streaming(out: str | os.PathLike, meta: DatasetMeta, traj_offs
     """Write a dataset from ``chunks`` of (coords Å, forces kcal/mol/Å or None), frames in order.
 
     ``meta`` must have n_frames/n_beads/has_forces set; it is completed in place (counts, hash) after
-    the last chunk, so a chunk generator may still fill in provenance (source hashes). The directory appears at ``out`` only after
-    every frame is written, the content hash computed and (with ``validate``) the dataset checked by
-    :func:`raycg.data.validate.validate_dataset`. Returns ``(path, ValidationReport | None)``.
+    the last chunk, so a chunk generator may still fill in provenance (source hashes). The directory
+    appears at ``out`` only after every frame is written, the content hash computed and (with
+    ``validate``) the dataset checked by :func:`raycg.data.validate.validate_dataset`. Returns
+    ``(path, ValidationReport | None)``.
     """
     out = Path(out)
     n, b = meta.n_frames, meta.n_beads

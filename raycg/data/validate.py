@@ -73,7 +73,8 @@ def traj_ids_to_offsets(ids: np.ndarray, *, where: str = "traj ids") -> np.ndarr
         raise DatasetError(
             f"trajectory ids not contiguous: trajectory {labels[k]!r} reappears at frame {int(starts[k])} "
             f"after other trajectories", where=where,
-            hint="store each trajectory's frames as one contiguous block (sort frames by trajectory, keeping time order)")
+            hint="store each trajectory's frames as one contiguous block "
+                 "(sort frames by trajectory, keeping time order)")
     return np.concatenate([starts, [ids.size]]).astype(np.int64)
 
 
@@ -83,8 +84,8 @@ def check_offsets(offsets: np.ndarray, n_frames: int, where: str) -> None:
     if not np.issubdtype(o.dtype, np.integer):
         raise _fail(where, f"trajectory offsets must be integers, got dtype {o.dtype}", "re-import the dataset")
     if o.ndim != 1 or o.size < 2:
-        raise _fail(where, f"trajectory offsets must be a 1-D array of length n_trajectories+1 ≥ 2, got shape {o.shape}",
-                    "re-import the dataset")
+        raise _fail(where, "trajectory offsets must be a 1-D array of length n_trajectories+1 ≥ 2, "
+                           f"got shape {o.shape}", "re-import the dataset")
     if int(o[0]) != 0:
         raise _fail(where, f"trajectory offsets must start at 0, got {int(o[0])}", "re-import the dataset")
     d = np.diff(o)
@@ -163,7 +164,8 @@ def _closest_slip(rho: float) -> str:
         d = abs(np.log(abs(rho) / abs(r))) if rho * r > 0 else np.inf
         if d < dist:
             best, dist = name, d
-    return f"looks like {best}" if dist < np.log(1.2) else "forces and coordinates are not consistent at this temperature"
+    return (f"looks like {best}" if dist < np.log(1.2)
+            else "forces and coordinates are not consistent at this temperature")
 
 
 def validate_dataset(path_or_ds: str | os.PathLike | CGDataset, *, check_hash: bool = True,
@@ -236,7 +238,8 @@ def _validate(ds: CGDataset, *, check_hash: bool, physics: bool, max_frames: int
         h = compute_content_hash(ds)
         if h != ds.meta.content_hash:
             raise _fail(root, f"content hash mismatch: meta.json says {ds.meta.content_hash[:19]}..., the arrays "
-                              f"give {h[:19]}... (arrays changed after writing)", "re-import the dataset from its sources")
+                              f"give {h[:19]}... (arrays changed after writing)",
+                        "re-import the dataset from its sources")
         rep.ok("hash", ds.meta.content_hash)
     if physics:
         _check_length_units(ds, root, rep, length_frames)
@@ -336,7 +339,8 @@ def _check_length_units(ds: CGDataset, root: Path, rep: ValidationReport, max_fr
         rep.stats["median_bond_A"] = med
         is_ca = all(n == "CA" for n in meta.beads.names)
         if is_ca and not (CA_BOND_A - 0.8 <= med <= CA_BOND_A + 0.8):
-            unit = " (coordinates look like nm: multiply by 10, or re-import with --length-units nm)" if 0.25 < med < 0.6 else ""
+            unit = (" (coordinates look like nm: multiply by 10, or re-import with --length-units nm)"
+                    if 0.25 < med < 0.6 else "")
             raise _fail(root / "coords.npy", f"median bonded Cα–Cα distance is {med:.3g} Å, far from 3.8 Å{unit}",
                         "store coordinates in Å")
         if med < 1.0:
@@ -353,7 +357,8 @@ def _check_force_units(ds: CGDataset, root: Path, rep: ValidationReport, max_fra
                                      max_frames=max_frames)
         rep.stats.update(virial_ratio=rho, virial_ratio_se=se, virial_frames=used)
         if not np.isfinite(rho) or se > 0.25 * max(1.0, abs(rho)):
-            rep.ok("force units", f"inconclusive (virial ratio {rho:.3g} ± {se:.2g} from {used} frames; need more frames)")
+            rep.ok("force units",
+                   f"inconclusive (virial ratio {rho:.3g} ± {se:.2g} from {used} frames; need more frames)")
         else:
             outside = rho < RHO_OK[0] or rho > RHO_OK[1]
             dist = max(RHO_OK[0] - rho, rho - RHO_OK[1], 0.0)
@@ -396,4 +401,5 @@ def _check_beads(ds: CGDataset, root: Path) -> None:
                 canonical_residue(r)
             except InputError:
                 raise _fail(where, f"unknown residue {r!r} in the mapping (beads.residue_names[{i}], bead {i})",
-                            "a Cα map needs standard amino acids; fix the residue name or import with a custom map") from None
+                            "a Cα map needs standard amino acids; "
+                            "fix the residue name or import with a custom map") from None

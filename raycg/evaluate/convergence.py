@@ -372,7 +372,8 @@ def assess_convergence(s: ReplicaSeries, config: EvalConfig) -> Convergence:
     d.update(halves_js=js, halves_js_null_median=js_null, halves_p=p)
     if not np.isfinite(p) or _min_p(2 ** (n_used - 1)) >= config.drift_alpha:
         notes.append(f"first/second-half agreement not assessable with {n_used} replicas (the permutation test "
-                     f"needs ≥ {2 + math.floor(math.log2(1 / config.drift_alpha))} to reach p < {config.drift_alpha:g})")
+                     f"needs ≥ {2 + math.floor(math.log2(1 / config.drift_alpha))} "
+                     f"to reach p < {config.drift_alpha:g})")
     else:
         tests["drift"] = PermutationCheck(
             p, config.drift_alpha, "the first and second halves of the runs differ beyond replica-to-replica noise",

@@ -59,7 +59,8 @@ class SamplingProtocol:
         if not (math.isfinite(self.frame_interval_ps) and self.frame_interval_ps > 0):
             raise InputError(f"sampling protocol frame_interval_ps must be > 0, got {self.frame_interval_ps}")
         if self.start_method not in START_METHODS:
-            raise InputError(f"unknown start method {self.start_method!r}", hint=f"use one of {', '.join(START_METHODS)}")
+            raise InputError(f"unknown start method {self.start_method!r}",
+                             hint=f"use one of {', '.join(START_METHODS)}")
         self.n_replicas, self.frames_per_replica = int(self.n_replicas), int(self.frames_per_replica)
         self.frame_interval_ps = float(self.frame_interval_ps)
 

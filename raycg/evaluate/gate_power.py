@@ -202,12 +202,14 @@ def gate_power(reference: CGDataset, tica: ReferenceTICA, config: EvalConfig | N
                 data_fail |= np.asarray(fails[c])
         rows.append(GatePowerRow(
             multiple=m, replica_time_ps=frames * protocol.frame_interval_ps, frames_per_replica=frames,
-            n_repeats=n_repeats, caught_fraction=float(any_fail.mean()), caught_by_data_fraction=float(data_fail.mean()),
+            n_repeats=n_repeats, caught_fraction=float(any_fail.mean()),
+            caught_by_data_fraction=float(data_fail.mean()),
             caught_by={c: float(np.mean(fails[c])) for c in CHECKS},
             assessable={t: float(np.mean(assessed[t])) for t in TESTS},
             time_over_timescale=diag["time_over_timescale"], crossings_per_replica=diag["crossings_per_replica"],
             drift_p=diag["halves_p"], start_basins_p=diag["start_gap_p"]))
-    return GatePower(protocol=protocol, slowest_timescale_ps=tau, min_time_over_timescale=config.min_time_over_timescale,
+    return GatePower(protocol=protocol, slowest_timescale_ps=tau,
+                     min_time_over_timescale=config.min_time_over_timescale,
                      rows=rows, n_repeats=n_repeats, seed=seed, method="held-out" if held_out else "in-sample",
                      split=split.to_dict() if split is not None else {}, notes=notes, dataset_hash=ref.dataset_hash,
                      tica_fingerprint=tica_fingerprint(tica), config=config.model_dump(mode="json"),

@@ -63,7 +63,8 @@ _TABLE: tuple[MetricSpec, ...] = (
        "Jensen–Shannon divergence of the 2-D TIC histograms (symmetric, bounded by ln 2)",
        can_be_primary=True, headline=True, has_floor=True),
     _m("w1", "W1 (TIC space)", "TIC units", "lower",
-       "Wasserstein-1 distance between model and reference samples in the 2-D TIC plane (exact optimal transport on a 24x24 grid)",
+       "Wasserstein-1 distance between model and reference samples in the 2-D TIC plane "
+       "(exact optimal transport on a 24x24 grid)",
        can_be_primary=True, headline=True, has_floor=True),
     _m("fes_mse_aligned", "FES MSE, aligned", "(kcal/mol)²", "lower",
        "mean squared FES difference over bins populated in both, after the optimal constant offset",

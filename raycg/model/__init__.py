@@ -14,5 +14,5 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
-__all__ = ["CGSchNet", "CGSchNetConfig", "EnergyModel", "FilterTable", "blocked_energy_and_forces", "forces_of", "load_model", "micro_batch_frames", "neighbour_pairs",
-           "read_model_meta", "save_model"]
+__all__ = ["CGSchNet", "CGSchNetConfig", "EnergyModel", "FilterTable", "blocked_energy_and_forces", "forces_of",
+           "load_model", "micro_batch_frames", "neighbour_pairs", "read_model_meta", "save_model"]

@@ -162,7 +162,8 @@ def _load_network(path: Path, meta: dict[str, Any]) -> CGSchNet:
         cfg = validate_config(CGSchNetConfig, meta.get("network_config"), source=str(path / "model.json"),
                               prefix="network_config")
     except ConfigError as exc:
-        raise InputError(str(exc), hint="the model was written by another raycg version or edited; re-save it") from None
+        raise InputError(str(exc),
+                         hint="the model was written by another raycg version or edited; re-save it") from None
     network = CGSchNet(cfg)
     wfile = path / "network.safetensors"
     problem = not_regular_file(wfile)

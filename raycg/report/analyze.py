@@ -3,9 +3,9 @@
 Reads ``STUDY/spec.yaml`` (``analysis:``: primary metric, secondary metrics, α, equivalence margin,
 target effect size; ``grid:``: arms, their baseline, order and multiplicity), ``trials/*/result.json``
 (``metrics``, ``convergence``) and ``prepared/noise_floor.json``. A study with ``grid.arms`` is
-grouped by arm (each arm vs the baseline arm, paired by seed), any other by energy weight. Writes (each atomically) ``results/figures/*.png``,
-``results/trials.parquet``, ``results/summary.csv`` (one row per metric × weight),
-``results/convergence.csv`` and, last, ``results/report.md``.
+grouped by arm (each arm vs the baseline arm, paired by seed), any other by energy weight. Writes
+(each atomically) ``results/figures/*.png``, ``results/trials.parquet``, ``results/summary.csv``
+(one row per metric × weight), ``results/convergence.csv`` and, last, ``results/report.md``.
 """
 
 from __future__ import annotations

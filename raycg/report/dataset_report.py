@@ -56,7 +56,8 @@ class DatasetReport:
             f"dataset        {self.dataset}  ({self.content_hash[:19]}…)",
             f"sampled        {self.total_time_ns:.4g} ns in {self.n_trajectories} trajectories "
             f"(longest {self.longest_trajectory_ns:.4g} ns), {self.n_frames} frames at {self.temperature_K:g} K",
-            f"folded         {100 * self.folded_fraction:.1f}% (Cα RMSD < {self.folded_rmsd_A} Å to {self.native_source})",
+            f"folded         {100 * self.folded_fraction:.1f}% "
+            f"(Cα RMSD < {self.folded_rmsd_A} Å to {self.native_source})",
             f"basins         {self.n_basins} in the TIC 1-2 FES (populations {pops}); lowest escape barrier {barrier}",
             f"transitions    {self.n_folding} folding, {self.n_unfolding} unfolding (RMSD hysteresis; "
             f"{(self.n_folding + self.n_unfolding) / n_t:.3g} per trajectory); {self.basin_transitions} between TIC "
@@ -64,7 +65,8 @@ class DatasetReport:
             f"TICA           lag {self.tica_lag_frames} frames ({_fmt_ps(self.tica_lag_frames * self.dt_frame_ps)}); "
             f"slowest implied timescales {ts}",
             f"convergence    FES halves differ by {self.fes_half_difference_kcal:.2f} kcal/mol (population-weighted "
-            f"mean |ΔF|); folded fraction halves {self.folded_fraction_halves[0]:.2f} / {self.folded_fraction_halves[1]:.2f}",
+            f"mean |ΔF|); folded fraction halves {self.folded_fraction_halves[0]:.2f} / "
+            f"{self.folded_fraction_halves[1]:.2f}",
             f"verdict        {'usable' if self.usable else 'NOT usable as it is'}",
         ]
         lines += [f"WARNING: {w}" for w in self.warnings]
@@ -143,7 +145,8 @@ def dataset_report(path: str | Path, *, native: str | None = None, out: str | Pa
         n_basins=int(len(ref.basin_min)), basin_populations=[float(p) for p in ref.basin_population],
         basin_escape_barriers_kT=[float(b) for b in barriers],
         lowest_barrier_kT=float(np.nanmin(barriers)) if np.isfinite(barriers).any() else None,
-        tica_lag_frames=int(tica.lag), implied_timescales_ns=[float(x) * 1e-3 for x in np.atleast_1d(tica.timescales_ps)],
+        tica_lag_frames=int(tica.lag),
+        implied_timescales_ns=[float(x) * 1e-3 for x in np.atleast_1d(tica.timescales_ps)],
         fes_half_difference_kcal=halves.difference, folded_fraction_halves=halves.folded, usable=False,
     )
     rep.warnings = _warnings(rep, fes_tolerance_kcal, min_transitions)

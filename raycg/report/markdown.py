@@ -128,8 +128,9 @@ def _paired(a: Analysis, ms: MetricStatistics) -> str:
     suffix, adj = _adj_label(a.statistics, ms)
     if f"signflip_{suffix}" not in ms.paired:   # the decision was a paired t: its column is the adjusted one
         suffix, adj = "p_holm", "Holm"
-    rows = [[format_group(r["group"]), f"{int(r['n_pairs'])}" + (f" ({int(r['n_dropped'])} dropped: seed {r['dropped']})"
-                                                                  if r["n_dropped"] else ""),
+    rows = [[format_group(r["group"]),
+             f"{int(r['n_pairs'])}" + (f" ({int(r['n_dropped'])} dropped: seed {r['dropped']})"
+                                       if r["n_dropped"] else ""),
              r["mean_diff"], _signflip_ci(r), _p_pair(r["signflip_p"], r[f"signflip_{suffix}"]),
              f"[{_cell(r['diff_ci_low'])}, {_cell(r['diff_ci_high'])}]", _p_pair(r["t_p"], r["t_p_holm"]),
              _p_pair(r["wilcoxon_p"], r["wilcoxon_p_holm"]), r["d_z"], r["g_z"], r["rank_biserial"],
@@ -217,7 +218,8 @@ def _verdict(a: Analysis) -> list[str]:
     base = (f"the baseline arm {st.label(st.baseline)}" if st.group == "arm" else
             f"the baseline {group_symbol(st.group)} = {format_group(st.baseline)}")
     if st.multiplicity == "fixed-sequence":
-        family = (f"as a fixed sequence in the pre-declared order {' → '.join(st.label(g) for g in ms.unpaired['group'])}"
+        family = ("as a fixed sequence in the pre-declared order "
+                  f"{' → '.join(st.label(g) for g in ms.unpaired['group'])}"
                   f" (each step at the full α = {st.alpha:g}, reached only when every earlier step was "
                   f"significant: family-wise α = {st.alpha:g})")
     else:
@@ -311,8 +313,8 @@ def _design(a: Analysis) -> list[str]:
         out.append("- **Unpaired**: no seed column, so weights are compared as independent samples (Welch).")
     out.append(f"- Primary metric: `{st.primary}`. Secondary: {', '.join(f'`{m}`' for m in st.secondary) or 'none'}. "
                f"Exploratory: {', '.join(f'`{m}`' for m in st.exploratory) or 'none'}.")
-    out.append(f"- α = {st.alpha:g}; equivalence margin: "
-               f"{_cell(st.equivalence_margin) + ' ' + st.metrics[st.primary].unit if st.equivalence_margin else 'none'}"
+    margin = _cell(st.equivalence_margin) + " " + st.metrics[st.primary].unit if st.equivalence_margin else "none"
+    out.append(f"- α = {st.alpha:g}; equivalence margin: {margin}"
                f"; target effect size d_z = {_cell(st.target_effect_size) or 'none'}. ({a.settings.source})")
     out += _multiplicity(a)
     g = a.grouping
@@ -428,9 +430,9 @@ def _training(a: Analysis) -> list[str]:
         return []
     out = ["## Training: trained models vs the priors alone", "",
            "Validation force loss (mean squared force error per component, (kcal/mol/Å)², on the trial's "
-           "validation trajectories, last epoch; the model kept is the best epoch's) of the trained model and of the prior-only model "
-           "(the same priors, no network) on the same frames. It includes the noise of the mapped forces, which "
-           "no model can remove.", ""]
+           "validation trajectories, last epoch; the model kept is the best epoch's) of the trained model and "
+           "of the prior-only model (the same priors, no network) on the same frames. It includes the noise of "
+           "the mapped forces, which no model can remove.", ""]
     rows = []
     order = a.statistics.groups if a.statistics is not None else sorted_groups(t[a.group].dropna().tolist())
     for g, d in sorted(t.groupby(a.group, sort=True), key=lambda gd: order.index(gd[0]) if gd[0] in order else 1e9):
@@ -439,7 +441,8 @@ def _training(a: Analysis) -> list[str]:
         ev = d["final_val_energy_loss"].to_numpy(float) if "final_val_energy_loss" in d else np.full(len(d), np.nan)
         ep = (f"{int(d['train_best_epoch'].min())}–{int(d['train_best_epoch'].max())} of "
               f"{int(d['train_epochs'].max())}") if {"train_best_epoch", "train_epochs"} <= set(d.columns) else ""
-        rows.append([format_group(g), len(d), _pm(float(np.mean(fl)), float(np.std(fl, ddof=1)) if len(d) > 1 else float("nan")),
+        rows.append([format_group(g), len(d),
+                     _pm(float(np.mean(fl)), float(np.std(fl, ddof=1)) if len(d) > 1 else float("nan")),
                      _cell(float(np.mean(po))), f"{_cell(float(np.mean(rel)), 2)}% [{_cell(float(rel.min()), 2)}, "
                      f"{_cell(float(rel.max()), 2)}]", int(np.sum(fl < po)), ep, _cell(float(np.mean(ev)))])
     return out + [_md_table([a.group, "n", "val force loss (mean ± SD)", "prior-only", "change vs prior-only "
@@ -660,7 +663,8 @@ def _methods(a: Analysis) -> list[str]:
         "## Methods", "",
         "- Unit of analysis: one trial (train + simulate + score) per (weight, seed). Failed trials are listed and "
         "counted as missing, never dropped silently; their partial metrics are not used.",
-        f"- Per weight: n, mean, SD (ddof 1) and a 95% **{T_INTERVAL} interval** of the mean (mean ± t₀.₉₇₅,ₙ₋₁·SD/√n). "
+        f"- Per weight: n, mean, SD (ddof 1) and a 95% **{T_INTERVAL} interval** of the mean "
+        "(mean ± t₀.₉₇₅,ₙ₋₁·SD/√n). "
         "It has its nominal coverage for normal data at any n (simulated: 95% at n = 3, 5, 10); the percentile "
         "bootstrap it replaces covers 73–91% at n = 3–10. For skewed metrics (lognormal, σ = 1) the t-interval "
         "also under-covers (about 82–84%): read group CIs of such metrics as approximate.",
@@ -700,9 +704,10 @@ def _methods(a: Analysis) -> list[str]:
         "(unpaired). Trend: Spearman ρ of metric vs weight (descriptive, uncorrected).",
         "- Equivalence: TOST — two one-sided sign-flip tests of H₀: mean difference ≤ −margin and ≥ +margin, p = "
         "the larger; equivalent when its Holm-corrected p ≤ α (Holm across weights), i.e. the "
-        f"(1 − 2α) = {100 * (1 - 2 * alpha):.0f}% sign-flip interval of the difference lies inside ±margin. The margin is the "
-        "spec's `analysis.equivalence_margin`, in units of the primary metric"
-        + (f" ({_cell(st.equivalence_margin)})." if st and st.equivalence_margin else " (not stated: no equivalence test)."),
+        f"(1 − 2α) = {100 * (1 - 2 * alpha):.0f}% sign-flip interval of the difference lies inside ±margin. "
+        "The margin is the spec's `analysis.equivalence_margin`, in units of the primary metric"
+        + (f" ({_cell(st.equivalence_margin)})." if st and st.equivalence_margin
+           else " (not stated: no equivalence test)."),
         "- Power: of the sign-flip test at the Bonferroni level α/m (m = weights compared; Holm's first step, so a "
         "safe bound for Holm), by seeded simulation of normal paired differences at the spec's "
         "`target_effect_size` (0 below the smallest n that can reach α/m), with the pairs needed for 80%, and the "
@@ -710,13 +715,15 @@ def _methods(a: Analysis) -> list[str]:
         "above 12 pairs, where the two agree). Never computed for the observed effect.",
         "- Convergence gate: each trial's convergence diagnostics (evaluate: simulated time vs the slower of the "
         "reference's and the model's own slowest implied timescale on the reference TICA, folding/unfolding "
-        "crossings per replica, first vs second half of the runs, replicas from different start basins). The study is converged only when every successful trial is converged; otherwise, "
+        "crossings per replica, first vs second half of the runs, replicas from different start basins). "
+        "The study is converged only when every successful trial is converged; otherwise, "
         "or when a trial has no diagnostics, every verdict line is \"inconclusive\" with the reasons and the largest "
         "run-length factor any trial needs.",
         "- Noise floor: `prepared/noise_floor.json` — a perfect model under the same protocol (reference segments of "
         "the trials' length, started like the trials, same frame counts, many repeats), drawn from reference "
         "trajectories held out of the scoring reference (split by trajectory; `prepared/reference_split.json`); "
-        "reported as floor mean ± SD and the excess (value − floor mean). Paired differences, and so every test, are the same on values and on excesses."
+        "reported as floor mean ± SD and the excess (value − floor mean). Paired differences, and so every test, "
+        "are the same on values and on excesses."
         + ("" if a.floor else " Not computed for this study."),
         "- KL direction: KL(ref‖model) = Σ p_ref ln(p_ref / p_model) punishes reference states the model misses; "
         "KL(model‖ref) punishes states the model visits but the reference does not.", "",

@@ -25,7 +25,8 @@ _FORMS = {
                      "reference marginal of s",
 }
 
-_ENTROPY = ("Caveat of the free-energy targets (`tica-marginal`, `tica-joint`): a free energy F(s) of collective variables already contains the "
+_ENTROPY = ("Caveat of the free-energy targets (`tica-marginal`, `tica-joint`): a free energy F(s) of collective "
+            "variables already contains the "
             "entropy of every coordinate orthogonal to s, so a model whose total energy equals F(s(x)) samples "
             "p(s)·Ω(s) (Ω = configurational volume at s), not p(s); in a two-state toy whose folded channel is 4× "
             "narrower, raycg's own sampler moves the folded fraction from 0.695 to 0.386 under that target and back "

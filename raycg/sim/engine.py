@@ -86,7 +86,8 @@ def _check_inputs(masses, start_positions, bonds, topology, dtype, device):
         bonds = [[b[0].index, b[1].index] for b in topology.bonds]
     bonds_np = np.zeros((0, 2), np.int64) if bonds is None else np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
     if bonds_np.size and (bonds_np.min() < 0 or bonds_np.max() >= b_):
-        raise InputError(f"bond indices must lie in [0, {b_}), got {bonds_np.min()}..{bonds_np.max()}", where="simulate")
+        raise InputError(f"bond indices must lie in [0, {b_}), got {bonds_np.min()}..{bonds_np.max()}",
+                         where="simulate")
     return x0, m, bonds_np, r_, b_
 
 
@@ -103,7 +104,8 @@ def _force_source(potential: Potential, cfg: SimulationConfig, use_compile: bool
     """
     if isinstance(potential, SimulationPotential):
         step = use_compile and scope == "step"
-        eaf = potential.simulation_forces(compile=use_compile and not step, table_spacing_A=cfg.filter_table_spacing_A, traceable=step)
+        eaf = potential.simulation_forces(compile=use_compile and not step, table_spacing_A=cfg.filter_table_spacing_A,
+                                          traceable=step)
         info = getattr(eaf, "info", None)
         info = {} if info is None else info     # the pass's own dict: it adds to it
         info["compiled"] = use_compile          # by the pass, or (step scope) by the stepper

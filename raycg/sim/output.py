@@ -194,7 +194,8 @@ class TrajectoryWriter:
         r_ = self.n_replicas
         if thermo.exists():
             with h5py.File(thermo, "r") as fh:
-                arrays = {name: fh[name][...] for name in ("potential_energy", "kinetic_temperature", "time_ps", "step")}
+                arrays = {name: fh[name][...]
+                          for name in ("potential_energy", "kinetic_temperature", "time_ps", "step")}
         else:
             arrays = {"potential_energy": np.zeros((r_, 0)), "kinetic_temperature": np.zeros((r_, 0)),
                       "time_ps": np.zeros(0), "step": np.zeros(0, np.int64)}

@@ -39,8 +39,8 @@ from raycg.stats.study import (
 from raycg.stats.summary import summarize
 
 __all__ = [
-    "DECISION_TESTS", "PAIRED_TESTS", "PRIMARY_TEST", "STATUSES", "TEST_NAMES", "T_INTERVAL", "UNPAIRED_TESTS", "GateOdds",
-    "MetricStatistics",
+    "DECISION_TESTS", "PAIRED_TESTS", "PRIMARY_TEST", "STATUSES", "TEST_NAMES", "T_INTERVAL", "UNPAIRED_TESTS",
+    "GateOdds", "MetricStatistics",
     "PowerStatement", "StudyStatistics", "VerdictLine", "analyze_study", "cliffs_delta", "detectable_effect",
     "effect_dz", "format_group", "friedman", "group_symbol", "hedges_correction", "hedges_g", "holm", "paired_t",
     "paired_tests", "pairwise_tests", "perfect_study_pass_probability", "power_t", "power_two_sample",

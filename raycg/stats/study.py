@@ -462,7 +462,8 @@ def _diff_text(st: StudyStatistics, r: pd.Series, unit: str) -> str:
     diff = f"Δ = {_fmt(float(r['mean_diff']))}{unit}"
     adj, suffix = _adjustment(st, r)
     if not st.pair_by:
-        return f"{diff}, Hedges' g = {_fmt(float(r['hedges_g']), 2)}, Welch t p ({adj}) {_fmt_p(float(r[f'welch_{suffix}']))}"
+        return (f"{diff}, Hedges' g = {_fmt(float(r['hedges_g']), 2)}, "
+                f"Welch t p ({adj}) {_fmt_p(float(r[f'welch_{suffix}']))}")
     n = int(r["n_pairs"])
     dz = f"d_z = {_fmt(float(r['d_z']), 2)}"
     if st.decision_test == "paired-t":

@@ -196,7 +196,8 @@ def _local_snapshot() -> ClusterSnapshot:
     res = {"CPU": cpus}
     if gpus:
         res["GPU"] = gpus
-    return ClusterSnapshot(nodes=[{"host": socket.gethostname(), "resources": res}], where="the local Ray (this machine)")
+    return ClusterSnapshot(nodes=[{"host": socket.gethostname(), "resources": res}],
+                           where="the local Ray (this machine)")
 
 
 #: seconds to wait for a TCP answer from ``--address`` before refusing it (RAYCG_CONNECT_TIMEOUT_S)

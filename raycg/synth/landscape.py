@@ -82,5 +82,6 @@ def landscape_summary(dataset, lag: int, *, config=None, tica=None) -> dict[str,
         "folding_transitions_per_trajectory": round(float(np.sum(ref.folding_transitions_per_trajectory)) / n_traj, 3),
         "folded_rmsd_A": float(config.folded_rmsd_A),
         "basin_definition": (f"find_basins on the {config.basin_bins}x{config.basin_bins} TIC 1-2 FES, merged below "
-                             f"{config.basin_merge_kT} kT; escape barrier = lowest saddle to a neighbour - own minimum"),
+                             f"{config.basin_merge_kT} kT; "
+                             "escape barrier = lowest saddle to a neighbour - own minimum"),
     }

@@ -2,9 +2,10 @@
 
 The generator rounds coordinates to a grid of ``COORD_RESOLUTION_A`` (finer than the 0.01 Å of a GROMACS
 xtc file) and forces to ``FORCE_RESOLUTION`` (their per-component spread is ~8 kcal/mol/Å, mostly noise),
-so the float32 arrays are exactly ``integer × resolution`` and pack losslessly: coordinates as per-trajectory frame-to-frame differences,
-forces as integers, both byte-shuffled (high bytes together) and LZMA-compressed in a zip that
-``numpy.load`` reads. The member ``meta.json`` holds the dataset's metadata, content hash included.
+so the float32 arrays are exactly ``integer × resolution`` and pack losslessly: coordinates as
+per-trajectory frame-to-frame differences, forces as integers, both byte-shuffled (high bytes
+together) and LZMA-compressed in a zip that ``numpy.load`` reads. The member ``meta.json`` holds the
+dataset's metadata, content hash included.
 
 :func:`unpack_resource` writes the dataset directory in about a second and checks that the content hash
 of what it wrote equals the recorded one; :func:`pack_resource` makes the resource from a dataset made
@@ -111,7 +112,8 @@ def resource_meta(path: str | os.PathLike | None = None) -> dict:
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{path}: unreadable embedded resource ({exc})", hint="reinstall raycg") from None
     if doc.get("layout") != LAYOUT:
-        raise DatasetError(f"{path}: resource layout {doc.get('layout')!r}, expected {LAYOUT!r}", hint="reinstall raycg")
+        raise DatasetError(f"{path}: resource layout {doc.get('layout')!r}, expected {LAYOUT!r}",
+                           hint="reinstall raycg")
     return doc["meta"]
 
 

@@ -31,7 +31,8 @@ def total_loss(lf: Tensor | None, le: Tensor | None, force_weight: float, energy
     return out
 
 
-def forces_and_energy(network: torch.nn.Module, pos: Tensor, types: Tensor, *, create_graph: bool) -> tuple[Tensor, Tensor]:
+def forces_and_energy(network: torch.nn.Module, pos: Tensor, types: Tensor, *,
+                      create_graph: bool) -> tuple[Tensor, Tensor]:
     """Network energy [R] and forces −∇E [R,B,3] (graph w.r.t. the weights kept if ``create_graph``).
 
     Uses the network's fused ``energy_and_forces`` when it has one (CGSchNet), else autograd.

@@ -230,8 +230,8 @@ def compute_energy_targets(dataset: Any, tica: Any, mode: str, *, n_components: 
     choice = choose_components(mode, n_components, np.asarray(tica.eigenvalues)[: int(tica.dim)])
     k = choice.k
     kbt = U.kbt(dataset.temperature)
-    settings = {"version": TARGETS_VERSION, "mode": mode, "k": k, "components": choice.rule, "density": density, "bins": bins,
-                "bandwidth": bandwidth, "kbt": round(kbt, 12), "dataset": dataset.content_hash,
+    settings = {"version": TARGETS_VERSION, "mode": mode, "k": k, "components": choice.rule, "density": density,
+                "bins": bins, "bandwidth": bandwidth, "kbt": round(kbt, 12), "dataset": dataset.content_hash,
                 "tica": _tica_digest(tica)}
     if mode == "fes-corrected":
         if correction is None or correction.base_energy is None:

@@ -624,8 +624,8 @@ class Trainer:
         net = self.net.to("cpu")
         model = EnergyModel(d.types_np, prior=d.prior_module, network=net)
         model_dir = save_model(out_dir / "model", model, priors=priors,
-                               extra={"best_epoch": st.best_epoch, "best_val_loss": st.best_val, "dtype": self.cfg.dtype,
-                                      "dataset_hash": dataset.content_hash})
+                               extra={"best_epoch": st.best_epoch, "best_val_loss": st.best_val,
+                                      "dtype": self.cfg.dtype, "dataset_hash": dataset.content_hash})
         result = TrainResult(
             out_dir=out_dir, model_dir=model_dir, history=st.history, best_epoch=st.best_epoch,
             best_val_loss=st.best_val, epochs_run=len(st.history), stopped_early=st.stopped,

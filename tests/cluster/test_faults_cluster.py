@@ -1,8 +1,9 @@
-"""The one-machine fake cluster loses its only GPU worker node mid-trial; ``down`` leaves nothing (issue 14).
+"""The one-machine fake cluster loses its only GPU worker node mid-trial; ``down`` leaves nothing.
 
 The cluster (head without CPUs, at most one fake GPU worker, none at the start) runs a toy study whose
-trials each need the GPU node: the autoscaler adds it (preflight says it relies on the autoscaler). Once a trial has checkpointed two epochs, the whole node is killed (``kill -9`` of its
-raylet, the raylet's agents and workers, and its log monitor), as when a machine dies. Ray's own
+trials each need the GPU node: the autoscaler adds it (preflight says it relies on the autoscaler).
+Once a trial has checkpointed two epochs, the whole node is killed (``kill -9`` of its raylet, the
+raylet's agents and workers, and its log monitor), as when a machine dies. Ray's own
 fake provider would keep counting the dead node and the study would wait forever; raycg's
 provider forgets it, the autoscaler starts a new node, and Tune continues the trial there from its
 last checkpoint. The idle worker is removed after the idle timeout, while the test polls the node list

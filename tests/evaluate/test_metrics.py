@@ -255,5 +255,6 @@ def test_kl_epsilon_variants_agree_under_full_coverage_and_order_under_missed_ma
     ref_full = SimpleNamespace(**ref.__dict__, fes2d=np.zeros((2, 2)), kT=0.6, folded_fraction=0.5,
                                folding_transitions_per_trajectory=np.zeros(1), folding_time_ns=1.0)
     m = distribution_metrics(ref_full, totals([[50, 30], [20, 0]]), cfg, 1.0, w1=False)
-    assert m["missed_reference_mass"] == 1.0 - m["coverage_weighted"] and m["missed_reference_mass"] == pytest.approx(0.1)
+    assert (m["missed_reference_mass"] == 1.0 - m["coverage_weighted"]
+            and m["missed_reference_mass"] == pytest.approx(0.1))
     assert distribution_metrics(ref_full, totals([[4, 3], [2, 1]]), cfg, 1.0, w1=False)["missed_reference_mass"] == 0.0

@@ -145,7 +145,8 @@ def test_neighbour_lists_exact_and_uncapped():
     spread = torch.rand(2, 150, 3, generator=g, dtype=torch.float64) * 30.0
     for pos, cutoff in ((blob, 5.0), (spread, 6.0)):
         want = _brute(pos, cutoff)
-        for fn in (lambda p, c: blocked_pairs(p, c), cell_pairs, lambda p, c: blocked_pairs(p, c, max_block_elements=7)):
+        for fn in (lambda p, c: blocked_pairs(p, c), cell_pairs,
+                   lambda p, c: blocked_pairs(p, c, max_block_elements=7)):
             i, j = fn(pos, cutoff)
             got = set(zip(i.tolist(), j.tolist(), strict=True))
             assert got == want

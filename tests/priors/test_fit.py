@@ -189,4 +189,5 @@ def test_repulsion_grouping(chain_dataset):
     assert fit.params["sigma"] == pytest.approx(np.percentile(d, 1.0), abs=tol)
     assert np.all(pooled.terms["repulsion"].params["sigma"] == fit.params["sigma"])
     sig = per.terms["repulsion"].params["sigma"]
-    np.testing.assert_allclose(sig, np.percentile(d, 1.0, axis=0), atol=max(f.range[1] / f.bins for f in per.fits["repulsion"]))
+    np.testing.assert_allclose(sig, np.percentile(d, 1.0, axis=0),
+                               atol=max(f.range[1] / f.bins for f in per.fits["repulsion"]))

@@ -38,7 +38,8 @@ def test_converged_reference_is_usable(converged, tmp_path):
     assert rep.n_basins == 2 and (rep.lowest_barrier_kT is None or rep.lowest_barrier_kT > 2.0)
     assert sum(rep.basin_populations) == pytest.approx(1.0, abs=0.02)
     text = rep.text()
-    assert "basins         2 in the TIC 1-2 FES" in text and "per trajectory" in text and "lowest escape barrier" in text
+    assert ("basins         2 in the TIC 1-2 FES" in text and "per trajectory" in text
+            and "lowest escape barrier" in text)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert saved["n_folding"] == rep.n_folding and saved["n_basins"] == 2
     import matplotlib.image as mpimg

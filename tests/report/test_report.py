@@ -90,20 +90,26 @@ def test_report_states_design_methods_floor_convergence_and_verdict(analysed):
     assert verdict == a.verdict_lines and len(verdict) == 2
     for phrase in (
             "Primary metric: **KL(ref‖model)**", "**Paired by seed**", "w_E=1: 7 (1 dropped: seed 3)",
-            "Seeds: 0, 1, 2, 3, 4, 5, 6, 7.", "What this verdict means, and what it does not", "Study converged: **yes**",
+            "Seeds: 0, 1, 2, 3, 4, 5, 6, 7.", "What this verdict means, and what it does not",
+            "Study converged: **yes**",
             "| w1_s0 | 1 | 0 | yes |", "noise floor (mean ± SD, 50 repeats)", "excess over floor",
             "frames_per_replica = 500", "50 repeats", "90% of the repeats pass",
-            "a study of 23 perfect-model trials would pass the all-trials gate with probability ≈ 0.9^23 = 0.09", "Paired by seed (each weight vs the baseline trial",
+            "a study of 23 perfect-model trials would pass the all-trials gate with probability ≈ 0.9^23 = 0.09",
+            "Paired by seed (each weight vs the baseline trial",
             "Unpaired (independent samples; sensitivity check", "Equivalence (sign-flip TOST at ±0.05 nats",
             "Secondary: Holm across 3 metrics × 2 weights", "Friedman across all weights",
-            "Minimal detectable effect (80% power, normal differences): |d_z|", "target effect d_z = 1", "Student t interval",
+            "Minimal detectable effect (80% power, normal differences): |d_z|", "target effect d_z = 1",
+            "Student t interval",
             "Primary test: exact sign-flip test", "Only these lines can say \"significant\"",
             "97.5% sign-flip CI", "Smallest number of pairs at which the exact sign-flip test",
-            "Measured error rates of this rule", "no line of theirs says \"significant\"", "Holm across (secondary metrics × weights)", "two one-sided sign-flip tests",
-            "by seeded simulation of normal paired differences", "Convergence gate", "Wilcoxon signed-rank", "rank-biserial", "Hedges' g",
+            "Measured error rates of this rule", "no line of theirs says \"significant\"",
+            "Holm across (secondary metrics × weights)", "two one-sided sign-flip tests",
+            "by seeded simulation of normal paired differences", "Convergence gate", "Wilcoxon signed-rank",
+            "rank-biserial", "Hedges' g",
             "Cliff's δ", "potential of mean force", "sha256:feedbeef", "abc1234",
             "Every weight's mean primary metric is above the noise floor's 97.5% point (0.06)",
-            "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "kl_ref_model 95% CI (within trial)", "| w10_s8 | 10 | 8 | running |"):
+            "| w1_s3 | 1 | 3 | failed | simulate: all 8 replicas blew up", "kl_ref_model 95% CI (within trial)",
+            "| w10_s8 | 10 | 8 | running |"):
         assert phrase in md, phrase
     assert "significant worsening" in verdict[1] and verdict[1].startswith("w_E=10 vs 0: KL(ref‖model)")
 

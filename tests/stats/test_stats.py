@@ -209,7 +209,8 @@ def test_paired_power_matches_simulation_at_the_corrected_level():
 
 def _study(effects: dict[float, float], n: int, seed: int = 0, sd: float = 1.0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    rows = [{"energy_weight": w, "seed": s, "kl_ref_model": mu + rng.normal(0, sd), "coverage": 0.9 + rng.normal(0, 0.01)}
+    rows = [{"energy_weight": w, "seed": s, "kl_ref_model": mu + rng.normal(0, sd),
+             "coverage": 0.9 + rng.normal(0, 0.01)}
             for w, mu in effects.items() for s in range(n)]
     return pd.DataFrame(rows)
 

@@ -86,8 +86,9 @@ def test_the_order_survives_a_json_round_trip_with_sorted_keys():
 
 def test_an_arms_energy_target_gets_the_reference_tica():
     spec = spec_from_any({"name": "a", "evaluation": {"tica_lag": 7}, "grid": {
-        "seeds": 1, "baseline": "fm", "arms": {"fm": {"energy_weight": 0},
-                                               "pub": {"energy_weight": 1, "training.loss.energy_target": "tica-joint"}}}})
+        "seeds": 1, "baseline": "fm",
+        "arms": {"fm": {"energy_weight": 0},
+                 "pub": {"energy_weight": 1, "training.loss.energy_target": "tica-joint"}}}})
     assert spec.training.loss.energy_target == "none" and spec.training.tica.lag == 7
     assert trial_config(spec, {"arm": "pub", "energy_weight": 1.0, "seed": 0}).training.loss.energy_target == \
         "tica-joint"

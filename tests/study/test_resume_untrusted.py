@@ -91,5 +91,6 @@ def test_resume_runs_no_pickle_of_the_folder(tmp_path):
     assert status_after.returncode == 0 and "trials: 2/2 done" in status_after.stdout, status_after.stdout
     assert analyzed.returncode == 0, analyzed.stderr[-3000:]
     assert not marker.exists()
-    assert (study / "trials" / "w0_s0" / "result.json").is_file() and (study / "trials" / "w1_s0" / "result.json").is_file()
+    assert ((study / "trials" / "w0_s0" / "result.json").is_file()
+            and (study / "trials" / "w1_s0" / "result.json").is_file())
     assert all(p.read_bytes() == pickle.dumps(Poison(marker)) for p in places if p.exists())

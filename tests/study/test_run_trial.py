@@ -60,7 +60,8 @@ def test_toy_trial_writes_its_files_and_reports(tmp_path, monkeypatch):
     assert res["config"] == {"energy_weight": 1.0, "seed": 1, "pipeline": "toy"}
     assert set(res["stage_times"]) == {"train", "simulate", "score"}
     assert res["convergence"] == {"converged": True, "reasons": [], "diagnostics": {}}
-    assert res["metrics"]["kl_ref_model_ci_low"] <= res["metrics"]["kl_ref_model"] <= res["metrics"]["kl_ref_model_ci_high"]
+    assert (res["metrics"]["kl_ref_model_ci_low"] <= res["metrics"]["kl_ref_model"]
+            <= res["metrics"]["kl_ref_model_ci_high"])
     assert final["status"] == "ok" and final["kl_ref_model"] == res["metrics"]["kl_ref_model"]
     cfg = read(tdir / "config.json")
     assert cfg["config"]["toy"]["seed"] == 1 and cfg["config"]["energy_weight"] == 1.0

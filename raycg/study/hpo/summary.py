@@ -237,7 +237,8 @@ def format_summary(s: dict[str, Any]) -> str:
     if s["best"]:
         b = s["best"]
         lines.append(f"best {s['objective']} = {b['value']:.5g} ({b['trial']}): "
-                     + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in b["params"].items()))
+                     + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                 for k, v in b["params"].items()))
     if s["importances"]:
         lines.append(f"importances ({s['importance_evaluator']}): "
                      + ", ".join(f"{k} {v:.2f}" for k, v in s["importances"].items()))

@@ -31,7 +31,8 @@ def local_copy(uri: str) -> str:
         return uri
     store = Store(uri)
     dest = node_cache_dir() / "studies" / hashlib.sha256(uri.encode()).hexdigest()[:16]
-    rels = [rel for rel in ("study.json", "spec.yaml", "sequential.json", "prepared/noise_floor.json") if store.exists(rel)]
+    rels = [rel for rel in ("study.json", "spec.yaml", "sequential.json", "prepared/noise_floor.json")
+            if store.exists(rel)]
     rels += [f"trials/{tid}/{f}" for tid in store.listdir("trials") for f in _COPIED
              if store.exists(f"trials/{tid}/{f}")]
     for rel in rels:

@@ -156,7 +156,8 @@ def format_driver(d: dict[str, Any], uri: str, *, unfinished: int) -> str:
     if d["alive"]:
         return f"driver: running ({where}, {beat})"
     if d.get("state") == "running":  # it never wrote its final state: killed, or its machine was lost
-        return f"driver: gone ({where} ended without stopping the study; {beat}); continue with `raycg study resume {uri}`"
+        return (f"driver: gone ({where} ended without stopping the study; {beat}); "
+                f"continue with `raycg study resume {uri}`")
     hint = f"; continue with `raycg study resume {uri}`" if unfinished else ""
     return f"driver: {d.get('state')} ({where}){hint}"
 

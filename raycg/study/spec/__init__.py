@@ -19,7 +19,8 @@ from raycg.utils.lazy import lazy_exports
 
 _LAZY = {
     "AnalysisSpec": ".analysis",
-    "ConcurrencySpec": ".execution", "GridSpec": ".execution", "ResourcesSpec": ".execution", "RetriesSpec": ".execution",
+    "ConcurrencySpec": ".execution", "GridSpec": ".execution", "ResourcesSpec": ".execution",
+    "RetriesSpec": ".execution",
     "SWEEPABLE_SECTIONS": ".fields", "get_field": ".fields", "set_field": ".fields",
     "EvaluationSection": ".sections", "SimulationSection": ".sections", "ToySection": ".sections",
     "StudySpec": ".study", "load_spec": ".study", "spec_from_any": ".study",
