@@ -13,7 +13,6 @@ that was running continues from its trials' checkpoints.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -75,27 +74,19 @@ def run_waves(spec: StudySpec, uri: str, wave: Wave, *, address: str | None, log
     Ray is started (or joined) once before the first wave and, when started here (or ``shutdown``),
     shut down after the last, with a reaper for a local Ray's leftovers (raycg.cluster.processes).
     """
-    from raycg.study.driver.tuner import ensure_ray, local_ray_stopped
+    from raycg.study.driver.tuner import start_ray, stop_ray
 
     store = Store(uri)
     plan = plan_study(spec, uri)
     _log_looks(plan, 0, log)
-    started, reaper = False, None
+    started, joined = False, False
     try:
         while not plan.finished:
             todo = wave_points(spec, plan, store)
             if not todo:  # the look's trials are final but the plan still waits: nothing Tune can do
                 raise RuntimeError(f"look {plan.look}: no trial to run but the look is incomplete")
-            if not started:
-                t0 = time.perf_counter()
-                own_ray = not (address or os.environ.get("RAY_ADDRESS"))
-                started = ensure_ray(address, log=log)
-                if started:
-                    log(f"ray: up in {time.perf_counter() - t0:.1f} s")
-                    if own_ray:
-                        from raycg.cluster.processes import Reaper
-
-                        reaper = Reaper.start()
+            if not joined:
+                started, joined = start_ray(address, log=log), True
             weights = ", ".join(f"{w:g}" for w in plan.seeds_to_run)
             log(f"study {spec.name}: look {plan.look} of {len(plan.design['looks'])} ({plan.seeds} seeds): "
                 f"{len(todo)} trial(s) of w_E {weights}")
@@ -109,12 +100,7 @@ def run_waves(spec: StudySpec, uri: str, wave: Wave, *, address: str | None, log
             _log_looks(plan, seen, log)
     finally:
         if shutdown or (shutdown is None and started):
-            import ray
-
-            ray.shutdown()
-            local_ray_stopped()
-        if reaper is not None:
-            reaper.close()
+            stop_ray()
     used, fixed = plan.trials_planned, plan.trials_fixed
     log(f"study {spec.name}: sequential design finished after look {plan.look}: {used} of {fixed} trials "
         f"({fixed - used} saved against the fixed design)")

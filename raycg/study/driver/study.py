@@ -233,16 +233,10 @@ def _tune_grid(spec: StudySpec, uri: str, todo: list[dict[str, Any]], status: di
                address: str | None, log: Log, shutdown: bool | None) -> tuple[bool, str | None]:
     """Run the ``todo`` grid points on Ray Tune; (interrupted by Ctrl-C, why it stopped early or None)."""
     from raycg.study.driver.progress import StudyProgress
-    from raycg.study.driver.tuner import ensure_ray, fold_errors, grid_tuner
+    from raycg.study.driver.tuner import fold_errors, grid_tuner, start_ray
     from raycg.study.driver.watch import watch
 
-    t0 = time.perf_counter()
-    own_ray = not (address or os.environ.get("RAY_ADDRESS"))
-    started = ensure_ray(address, log=log)
-    if started:
-        log(f"ray: up in {time.perf_counter() - t0:.1f} s")
-        if own_ray:
-            _start_reaper()
+    started = start_ray(address, log=log)
     store = Store(uri)
     heartbeat, guard = watch(store)
     progress = StudyProgress(status["n_trials"], spec.concurrency.max_concurrent_trials, log,
@@ -265,30 +259,7 @@ def _tune_grid(spec: StudySpec, uri: str, todo: list[dict[str, Any]], status: di
     if reason is None:
         fold_errors(store, results, log)
     if shutdown or (shutdown is None and started):
-        import ray
+        from raycg.study.driver.tuner import stop_ray
 
-        from raycg.study.driver.tuner import local_ray_stopped
-
-        ray.shutdown()
-        local_ray_stopped()
-        _close_reaper()
+        stop_ray()
     return interrupted, reason
-
-
-_REAPER = None  # the reaper of the Ray this process started (kept referenced: its pipe must stay open)
-
-
-def _start_reaper() -> None:
-    global _REAPER
-    from raycg.cluster.processes import Reaper
-
-    if _REAPER is None:
-        _REAPER = Reaper.start()
-
-
-def _close_reaper() -> None:
-    """After ``ray.shutdown()``: the reaper ends what Ray left (its agents) and exits."""
-    global _REAPER
-    if _REAPER is not None:
-        _REAPER.close()
-        _REAPER = None

@@ -58,6 +58,38 @@ def ensure_ray(address: str | None, *, log: Callable[[str], None]) -> bool:
     return True
 
 
+_REAPER = None  # the reaper of the Ray this process started (kept referenced: its pipe must stay open)
+
+
+def start_ray(address: str | None, *, log: Callable[[str], None]) -> bool:
+    """:func:`ensure_ray` with its start-up time logged; for a local Ray this process started, a reaper
+    (raycg.cluster.processes) that ends what Ray leaves once :func:`stop_ray` closes it. Returns
+    whether this call started Ray."""
+    global _REAPER
+    t0 = time.perf_counter()
+    own = not (address or os.environ.get("RAY_ADDRESS"))
+    started = ensure_ray(address, log=log)
+    if started:
+        log(f"ray: up in {time.perf_counter() - t0:.1f} s")
+        if own and _REAPER is None:
+            from raycg.cluster.processes import Reaper
+
+            _REAPER = Reaper.start()
+    return started
+
+
+def stop_ray() -> None:
+    """``ray.shutdown()``, the loopback switch undone, and the reaper (if any) closed."""
+    global _REAPER
+    import ray
+
+    ray.shutdown()
+    local_ray_stopped()
+    if _REAPER is not None:
+        _REAPER.close()
+        _REAPER = None
+
+
 def local_ray_stopped() -> None:
     """After ``ray.shutdown()`` of a Ray that :func:`ensure_ray` started: undo its loopback switch."""
     global _UNDO_LOOPBACK
